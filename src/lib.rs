@@ -1,0 +1,7 @@
+//! mpd-scrobbler: watches MPD and records what is played on Last.fm-style and
+//! ListenBrainz-compatible servers. The binary is a thin shell over this library.
+
+#![forbid(unsafe_code)]
+
+pub mod lastfm;
+pub mod scrobble;

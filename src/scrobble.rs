@@ -1,0 +1,40 @@
+//! What a play of a song is once it leaves MPD: the track's metadata and the
+//! listen that the queue stores and the targets deliver.
+
+use serde::{Deserialize, Serialize};
+
+/// The metadata of one song, as read from MPD's tags.
+///
+/// `artist` and `title` are never empty in a [`Listen`]; the tracker refuses
+/// songs without them before anything is queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Track {
+    /// Display artist (several ARTIST tags joined).
+    pub artist: String,
+    /// Title.
+    pub title: String,
+    /// Album, when tagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub album: Option<String>,
+    /// Album artist, when tagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub album_artist: Option<String>,
+    /// Track number on the release, when tagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_number: Option<u32>,
+    /// Length in whole seconds, when MPD knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+    /// MusicBrainz recording id (MPD's MUSICBRAINZ_TRACKID), when it is a valid UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_mbid: Option<String>,
+}
+
+/// A qualified play: what a target receives as one scrobble.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listen {
+    /// The song that was played.
+    pub track: Track,
+    /// UTC start of the play, in Unix seconds.
+    pub started_at: u64,
+}

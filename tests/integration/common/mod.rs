@@ -1,0 +1,7 @@
+//! Test harness: stand-in servers and process wrappers shared by the tests.
+
+#![allow(dead_code)]
+
+pub mod daemon;
+pub mod fake_lastfm;
+pub mod mpd;

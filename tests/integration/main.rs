@@ -1,0 +1,6 @@
+//! End-to-end tests: a real `mpd`, the stand-in servers in `common`, and the
+//! real `mpd-scrobbler` binary. One test binary, as ripgrep does.
+
+mod common;
+mod harness_lastfm;
+mod harness_mpd;
