@@ -3,5 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod lastfm;
 pub mod scrobble;
+pub mod tracker;

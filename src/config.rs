@@ -1,0 +1,647 @@
+//! Configuration: the TOML file, the environment (MPD_HOST, MPD_PORT, XDG
+//! paths), and their validation into a [`Config`] the rest of the program can
+//! trust. Every error names the file, the key and the problem.
+//!
+//! Loading takes the environment as a lookup function so tests need no
+//! process-wide `set_var`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::tracker::Rules;
+
+/// Default Last.fm API root.
+pub const LASTFM_URL: &str = "https://ws.audioscrobbler.com/2.0/";
+
+/// A secret string (password, API secret, session key) that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where MPD listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MpdAddress {
+    /// TCP host name or address, and port.
+    Tcp(String, u16),
+    /// Unix socket path.
+    Unix(PathBuf),
+    /// Linux abstract socket name (without the leading `@`).
+    Abstract(String),
+}
+
+impl fmt::Display for MpdAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MpdAddress::Tcp(host, port) if host.contains(':') => write!(f, "[{host}]:{port}"),
+            MpdAddress::Tcp(host, port) => write!(f, "{host}:{port}"),
+            MpdAddress::Unix(path) => write!(f, "{}", path.display()),
+            MpdAddress::Abstract(name) => write!(f, "@{name}"),
+        }
+    }
+}
+
+/// How to reach MPD.
+#[derive(Debug, Clone)]
+pub struct MpdConfig {
+    /// Address after MPD_HOST/MPD_PORT overrides.
+    pub address: MpdAddress,
+    /// Password, if any.
+    pub password: Option<Secret>,
+}
+
+/// Retry timing for deliveries.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// First retry delay after a transient failure.
+    pub retry_min: Duration,
+    /// Cap of the exponential backoff.
+    pub retry_max: Duration,
+    /// Deadline of each HTTP request.
+    pub request_timeout: Duration,
+}
+
+/// One Last.fm-style target (Last.fm, Libre.fm, another Audioscrobbler 2.0 server).
+#[derive(Debug, Clone)]
+pub struct LastFmTarget {
+    /// Name used in logs, commands, the queue tree and the session file.
+    pub name: String,
+    /// API root URL.
+    pub url: String,
+    /// API key.
+    pub api_key: String,
+    /// Shared secret for signatures.
+    pub api_secret: Secret,
+    /// Session key from the config file; normally it comes from `auth` instead.
+    pub session_key: Option<Secret>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// MPD connection.
+    pub mpd: MpdConfig,
+    /// Scrobble rules.
+    pub rules: Rules,
+    /// Retry timing.
+    pub delivery: Delivery,
+    /// Queue, session files, control socket.
+    pub state_dir: PathBuf,
+    /// Last.fm-style targets.
+    pub lastfm: Vec<LastFmTarget>,
+}
+
+/// A configuration problem, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// The TOML parser's message (it quotes the line and the key).
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: key `{key}`: {problem}")]
+    Invalid {
+        /// File, or the environment variable's name.
+        path: PathBuf,
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    mpd: RawMpd,
+    #[serde(default)]
+    scrobble: RawScrobble,
+    #[serde(default)]
+    delivery: RawDelivery,
+    lastfm: Option<OneOrMany<RawLastFm>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMpd {
+    host: Option<String>,
+    port: Option<u16>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScrobble {
+    min_track_secs: Option<u64>,
+    played_percent: Option<u8>,
+    max_required_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    retry_min: Option<String>,
+    retry_max: Option<String>,
+    request_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLastFm {
+    name: Option<String>,
+    url: Option<String>,
+    api_key: Option<String>,
+    api_secret: Option<String>,
+    api_secret_file: Option<PathBuf>,
+    session_key: Option<String>,
+}
+
+/// The config file used when `-c` is not given:
+/// `$XDG_CONFIG_HOME/mpd-scrobbler/config.toml`, else `~/.config/...`.
+pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    let base = non_empty(env("XDG_CONFIG_HOME"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home(env).join(".config"));
+    base.join("mpd-scrobbler").join("config.toml")
+}
+
+fn home(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    non_empty(env("HOME")).map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+impl Config {
+    /// Read and validate the file at `path`.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(path, &text, env)
+    }
+
+    /// Validate `text` as if read from `path`.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        };
+        let read_secret = |key: &str, file: &Path| -> Result<Secret, ConfigError> {
+            let file = base.join(file);
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| invalid(key, format!("cannot read {}: {e}", file.display())))?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(invalid(key, format!("{} is empty", file.display())));
+            }
+            Ok(Secret::new(text))
+        };
+
+        let mpd = {
+            let raw = raw.mpd;
+            let config_password = match (raw.password, raw.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "mpd.password_file",
+                        "give either mpd.password or mpd.password_file, not both".into(),
+                    ));
+                }
+                (Some(p), None) => Some(Secret::new(p)),
+                (None, Some(f)) => Some(read_secret("mpd.password_file", &f)?),
+                (None, None) => None,
+            };
+            let env_host = non_empty(env("MPD_HOST"));
+            let (host, env_password) = match &env_host {
+                Some(h) => split_mpd_host(h),
+                None => (raw.host.unwrap_or_else(|| "localhost".into()), None),
+            };
+            let port = match non_empty(env("MPD_PORT")) {
+                Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        path: "environment".into(),
+                        key: "MPD_PORT".into(),
+                        problem: format!("not a port number: {p:?}"),
+                    }
+                })?,
+                None => raw.port.unwrap_or(6600),
+            };
+            if host.is_empty() {
+                return Err(invalid("mpd.host", "must not be empty".into()));
+            }
+            MpdConfig {
+                address: parse_address(&host, port),
+                password: env_password.map(Secret::new).or(config_password),
+            }
+        };
+
+        let rules = {
+            let d = Rules::default();
+            let s = raw.scrobble;
+            let percent = s.played_percent.unwrap_or(d.played_percent);
+            if !(1..=100).contains(&percent) {
+                return Err(invalid(
+                    "scrobble.played_percent",
+                    format!("must be between 1 and 100 (got {percent})"),
+                ));
+            }
+            let max_required = s.max_required_secs.map_or(d.max_required, Duration::from_secs);
+            if max_required.is_zero() {
+                return Err(invalid(
+                    "scrobble.max_required_secs",
+                    "must be at least 1".into(),
+                ));
+            }
+            Rules {
+                min_track: s.min_track_secs.map_or(d.min_track, Duration::from_secs),
+                played_percent: percent,
+                max_required,
+            }
+        };
+
+        let duration = |key: &str, value: Option<String>, default: Duration| {
+            let Some(v) = value else { return Ok(default) };
+            match humantime::parse_duration(&v) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                Ok(_) => Err(invalid(key, "must be longer than zero".into())),
+                Err(e) => Err(invalid(
+                    key,
+                    format!("{e} in {v:?} (write for example \"30s\" or \"5m\")"),
+                )),
+            }
+        };
+        let delivery = Delivery {
+            retry_min: duration(
+                "delivery.retry_min",
+                raw.delivery.retry_min,
+                Duration::from_secs(30),
+            )?,
+            retry_max: duration(
+                "delivery.retry_max",
+                raw.delivery.retry_max,
+                Duration::from_secs(30 * 60),
+            )?,
+            request_timeout: duration(
+                "delivery.request_timeout",
+                raw.delivery.request_timeout,
+                Duration::from_secs(30),
+            )?,
+        };
+        if delivery.retry_max < delivery.retry_min {
+            return Err(invalid(
+                "delivery.retry_max",
+                "must not be shorter than delivery.retry_min".into(),
+            ));
+        }
+
+        let state_dir = match raw.state_dir {
+            Some(dir) => base.join(dir),
+            None => default_state_dir(env),
+        };
+
+        let mut lastfm = Vec::new();
+        let sections = raw.lastfm.map(OneOrMany::into_vec).unwrap_or_default();
+        let many = sections.len() > 1;
+        for (i, t) in sections.into_iter().enumerate() {
+            let prefix = if many {
+                format!("lastfm[{i}]")
+            } else {
+                "lastfm".to_owned()
+            };
+            let key = |k: &str| format!("{prefix}.{k}");
+            let name = t.name.unwrap_or_else(|| "lastfm".into());
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    &key("name"),
+                    format!("{name:?} must be letters, digits, '-' or '_'"),
+                ));
+            }
+            if lastfm.iter().any(|o: &LastFmTarget| o.name == name) {
+                return Err(invalid(
+                    &key("name"),
+                    format!("another target is already named {name:?}; give each a distinct name"),
+                ));
+            }
+            let url = t.url.unwrap_or_else(|| LASTFM_URL.into());
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid(
+                    &key("url"),
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            let api_key = t
+                .api_key
+                .filter(|k| !k.trim().is_empty())
+                .ok_or_else(|| invalid(&key("api_key"), "is required (get one at https://www.last.fm/api/account/create)".into()))?;
+            let api_secret = match (t.api_secret, t.api_secret_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &key("api_secret_file"),
+                        "give either api_secret or api_secret_file, not both".into(),
+                    ));
+                }
+                (Some(s), None) if !s.trim().is_empty() => Secret::new(s.trim()),
+                (None, Some(f)) => read_secret(&key("api_secret_file"), &f)?,
+                _ => return Err(invalid(&key("api_secret"), "is required".into())),
+            };
+            lastfm.push(LastFmTarget {
+                name,
+                url,
+                api_key: api_key.trim().to_owned(),
+                api_secret,
+                session_key: t.session_key.filter(|k| !k.is_empty()).map(Secret::new),
+            });
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            mpd,
+            rules,
+            delivery,
+            state_dir,
+            lastfm,
+        })
+    }
+
+    /// The Last.fm-style target with this name, or the only one when `name` is `None`.
+    pub fn lastfm_target(&self, name: Option<&str>) -> Result<&LastFmTarget, String> {
+        match name {
+            Some(n) => self.lastfm.iter().find(|t| t.name == n).ok_or_else(|| {
+                format!(
+                    "{}: no [lastfm] target named {n:?} (configured: {})",
+                    self.path.display(),
+                    self.lastfm
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
+            None => match self.lastfm.as_slice() {
+                [one] => Ok(one),
+                [] => Err(format!(
+                    "{}: no [lastfm] section: add one with api_key and api_secret",
+                    self.path.display()
+                )),
+                _ => Err("several [[lastfm]] targets are configured: choose one with --name".into()),
+            },
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` (set by systemd's StateDirectory=), else
+/// `$XDG_STATE_HOME/mpd-scrobbler`, else `~/.local/state/mpd-scrobbler`.
+fn default_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dirs) = non_empty(env("STATE_DIRECTORY")) {
+        // systemd joins several StateDirectory= entries with ':'.
+        return PathBuf::from(dirs.split(':').next().unwrap_or(&dirs));
+    }
+    non_empty(env("XDG_STATE_HOME"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home(env).join(".local").join("state"))
+        .join("mpd-scrobbler")
+}
+
+/// Split MPD_HOST the way mpc (libmpdclient) does: `password@host`, except
+/// that a leading `@` names an abstract socket rather than an empty password.
+fn split_mpd_host(value: &str) -> (String, Option<String>) {
+    if value.starts_with('@') {
+        return (value.to_owned(), None);
+    }
+    match value.split_once('@') {
+        Some((password, host)) => (host.to_owned(), Some(password.to_owned())),
+        None => (value.to_owned(), None),
+    }
+}
+
+fn parse_address(host: &str, port: u16) -> MpdAddress {
+    if let Some(name) = host.strip_prefix('@') {
+        MpdAddress::Abstract(name.to_owned())
+    } else if host.starts_with('/') || host.starts_with('~') {
+        MpdAddress::Unix(PathBuf::from(host))
+    } else {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        MpdAddress::Tcp(host.to_owned(), port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[lastfm]
+api_key = "k"
+api_secret = "s"
+"#;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn parse(text: &str, env: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let env: &'static [(&str, &str)] = Vec::leak(env.to_vec());
+        Config::parse(Path::new("/etc/x/config.toml"), text, &env_of(env))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(MINIMAL, &[("HOME", "/home/u")]).unwrap();
+        assert_eq!(c.mpd.address, MpdAddress::Tcp("localhost".into(), 6600));
+        assert!(c.mpd.password.is_none());
+        assert_eq!(c.rules, Rules::default());
+        assert_eq!(c.state_dir, PathBuf::from("/home/u/.local/state/mpd-scrobbler"));
+        assert_eq!(c.lastfm[0].url, LASTFM_URL);
+        assert_eq!(c.lastfm[0].name, "lastfm");
+        assert_eq!(c.delivery.retry_min, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn mpd_host_rules_follow_mpc() {
+        let cases: &[(&str, MpdAddress, Option<&str>)] = &[
+            ("pw@example.org", MpdAddress::Tcp("example.org".into(), 6600), Some("pw")),
+            ("/run/mpd/socket", MpdAddress::Unix("/run/mpd/socket".into()), None),
+            ("@mpd", MpdAddress::Abstract("mpd".into()), None),
+            ("pw@@mpd", MpdAddress::Abstract("mpd".into()), Some("pw")),
+            ("pw@/run/mpd/socket", MpdAddress::Unix("/run/mpd/socket".into()), Some("pw")),
+            ("::1", MpdAddress::Tcp("::1".into(), 6600), None),
+        ];
+        for (host, address, password) in cases {
+            let env: &'static [(&str, &str)] = Vec::leak(vec![("MPD_HOST", *host)]);
+            let c = Config::parse(Path::new("c.toml"), MINIMAL, &env_of(env)).unwrap();
+            assert_eq!(&c.mpd.address, address, "MPD_HOST={host}");
+            assert_eq!(c.mpd.password.as_ref().map(Secret::expose), *password);
+        }
+    }
+
+    #[test]
+    fn environment_overrides_config() {
+        let text = format!("[mpd]\nhost = \"music\"\nport = 7000\npassword = \"cfg\"\n{MINIMAL}");
+        let c = parse(&text, &[]).unwrap();
+        assert_eq!(c.mpd.address, MpdAddress::Tcp("music".into(), 7000));
+        assert_eq!(c.mpd.password.unwrap().expose(), "cfg");
+        let c = parse(&text, &[("MPD_PORT", "6601"), ("MPD_HOST", "x@other")]).unwrap();
+        assert_eq!(c.mpd.address, MpdAddress::Tcp("other".into(), 6601));
+        assert_eq!(c.mpd.password.unwrap().expose(), "x");
+        let err = parse(&text, &[("MPD_PORT", "http")]).unwrap_err().to_string();
+        assert!(err.contains("MPD_PORT") && err.contains("http"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let err = parse("[mpd]\nhots = \"x\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("/etc/x/config.toml"), "{err}");
+        assert!(err.contains("hots"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("[scrobble]\nplayed_percent = 0\n", "scrobble.played_percent"),
+            ("[scrobble]\nplayed_percent = 101\n", "scrobble.played_percent"),
+            ("[delivery]\nretry_min = \"soon\"\n", "delivery.retry_min"),
+            ("[delivery]\nretry_min = \"10m\"\nretry_max = \"1m\"\n", "delivery.retry_max"),
+            ("[lastfm]\napi_secret = \"s\"\n", "lastfm.api_key"),
+            ("[lastfm]\napi_key = \"k\"\n", "lastfm.api_secret"),
+            ("[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"ftp://x\"\n", "lastfm.url"),
+            ("[mpd]\npassword = \"a\"\npassword_file = \"b\"\n", "mpd.password_file"),
+        ];
+        for (text, key) in cases {
+            let err = parse(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{text:?} gave {err}");
+            assert!(err.starts_with("/etc/x/config.toml"), "{err}");
+        }
+        let err = parse("[scrobble]\nplayed_percent = \"half\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("played_percent"), "{err}");
+    }
+
+    #[test]
+    fn several_lastfm_targets_need_distinct_names() {
+        let two = r#"
+[[lastfm]]
+api_key = "k"
+api_secret = "s"
+[[lastfm]]
+name = "librefm"
+url = "https://libre.fm/2.0/"
+api_key = "k"
+api_secret = "s"
+"#;
+        let c = parse(two, &[]).unwrap();
+        assert_eq!(c.lastfm.len(), 2);
+        assert_eq!(c.lastfm[1].name, "librefm");
+        assert!(c.lastfm_target(None).is_err());
+        assert_eq!(c.lastfm_target(Some("librefm")).unwrap().url, "https://libre.fm/2.0/");
+        let err = parse(&two.replace("name = \"librefm\"\n", ""), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lastfm[1].name"), "{err}");
+    }
+
+    #[test]
+    fn state_dir_precedence() {
+        let c = parse(MINIMAL, &[("STATE_DIRECTORY", "/var/lib/mpd-scrobbler:/x"), ("XDG_STATE_HOME", "/s")]).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/mpd-scrobbler"));
+        let c = parse(MINIMAL, &[("XDG_STATE_HOME", "/s")]).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/s/mpd-scrobbler"));
+        let c = parse(&format!("state_dir = \"st\"\n{MINIMAL}"), &[("XDG_STATE_HOME", "/s")]).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/etc/x/st"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = parse(
+            "[lastfm]\napi_key = \"k\"\napi_secret = \"topsecret\"\nsession_key = \"sesskey\"\n",
+            &[("MPD_HOST", "mpdpass@h")],
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        for secret in ["topsecret", "sesskey", "mpdpass"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+    }
+
+    #[test]
+    fn default_config_path() {
+        let p = default_path(&env_of(&[("XDG_CONFIG_HOME", "/c"), ("HOME", "/h")]));
+        assert_eq!(p, PathBuf::from("/c/mpd-scrobbler/config.toml"));
+        let p = default_path(&env_of(&[("HOME", "/h")]));
+        assert_eq!(p, PathBuf::from("/h/.config/mpd-scrobbler/config.toml"));
+    }
+}
