@@ -485,7 +485,7 @@ fn split_mpd_host(value: &str) -> (String, Option<String>) {
 fn parse_address(host: &str, port: u16) -> MpdAddress {
     if let Some(name) = host.strip_prefix('@') {
         MpdAddress::Abstract(name.to_owned())
-    } else if host.starts_with('/') || host.starts_with('~') {
+    } else if host.starts_with('/') {
         MpdAddress::Unix(PathBuf::from(host))
     } else {
         let host = host.trim_start_matches('[').trim_end_matches(']');

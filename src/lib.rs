@@ -5,5 +5,7 @@
 
 pub mod config;
 pub mod lastfm;
+pub mod queue;
 pub mod scrobble;
 pub mod tracker;
+pub mod watcher;

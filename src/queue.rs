@@ -1,0 +1,328 @@
+//! The durable scrobble queue: one sled database in the state directory, one
+//! FIFO tree per target (`queue/<target>`) and one tree of items a server
+//! rejected for good (`rejected/<target>`).
+//!
+//! An enqueue writes the listen to every target's tree in one transaction and
+//! waits for the fsync before returning, so a play that qualified survives a
+//! crash. Items leave a queue only through [`TargetQueue::remove`] (the server
+//! took them) or [`TargetQueue::set_aside`] (the server refused them for good).
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+use crate::scrobble::Listen;
+
+/// Version of the stored item format, so a later release can read old queues.
+const FORMAT_VERSION: u32 = 1;
+
+/// A queue failure.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Another process holds the database (sled allows one).
+    #[error(
+        "another mpd-scrobbler is already running with the state directory {0} \
+         (stop it first, or give this one a different state_dir)"
+    )]
+    Locked(PathBuf),
+    /// sled failed.
+    #[error("queue database {path}: {source}")]
+    Db {
+        /// Database directory.
+        path: PathBuf,
+        /// Cause.
+        source: sled::Error,
+    },
+}
+
+/// A queued item's key: big-endian so sled's byte order is FIFO order.
+pub type Key = [u8; 8];
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    v: u32,
+    listen: Listen,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Rejected {
+    v: u32,
+    listen: Listen,
+    reason: String,
+    at: u64,
+}
+
+/// The queue database.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    db: sled::Db,
+    path: PathBuf,
+    trees: Vec<sled::Tree>,
+    names: Vec<String>,
+}
+
+/// One target's view of the queue.
+#[derive(Debug, Clone)]
+pub struct TargetQueue {
+    db: sled::Db,
+    path: PathBuf,
+    pending: sled::Tree,
+    rejected: sled::Tree,
+}
+
+impl Queue {
+    /// Open (or create) the queue under `state_dir`, with a tree per target.
+    pub fn open(state_dir: &Path, targets: &[&str]) -> Result<Queue, QueueError> {
+        let path = state_dir.join("queue");
+        let db = sled::Config::new()
+            .path(&path)
+            // sled's default cache budget is 1 GiB; the queue needs little.
+            .cache_capacity(1 << 20)
+            .mode(sled::Mode::LowSpace)
+            // Every enqueue is flushed explicitly; the background flusher would
+            // only add two wake-ups a second.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| match &source {
+                // sled reports the held fs2 lock only as text.
+                sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+                    QueueError::Locked(state_dir.to_owned())
+                }
+                _ => QueueError::Db {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        let err = |source| QueueError::Db {
+            path: path.clone(),
+            source,
+        };
+        let trees = targets
+            .iter()
+            .map(|t| db.open_tree(format!("queue/{t}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        Ok(Queue {
+            db,
+            path,
+            trees,
+            names: targets.iter().map(|t| t.to_string()).collect(),
+        })
+    }
+
+    /// Append `listen` to every target's queue atomically and wait until it is
+    /// on disk.
+    pub async fn enqueue(&self, listen: &Listen) -> Result<(), QueueError> {
+        let err = |source| QueueError::Db {
+            path: self.path.clone(),
+            source,
+        };
+        let value = serde_json::to_vec(&Stored {
+            v: FORMAT_VERSION,
+            listen: listen.clone(),
+        })
+        .expect("a listen always serialises");
+        let key = self.db.generate_id().map_err(err)?.to_be_bytes();
+        self.trees
+            .as_slice()
+            .transaction(|trees| {
+                for tree in trees {
+                    tree.insert(&key, value.as_slice())?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => err(e),
+                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+            })?;
+        self.db.flush_async().await.map_err(err)?;
+        Ok(())
+    }
+
+    /// The queue of one target.
+    ///
+    /// # Panics
+    /// If `name` was not among the targets given to [`Queue::open`].
+    pub fn target(&self, name: &str) -> TargetQueue {
+        let i = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .expect("queue opened with this target");
+        TargetQueue {
+            db: self.db.clone(),
+            path: self.path.clone(),
+            pending: self.trees[i].clone(),
+            rejected: self
+                .db
+                .open_tree(format!("rejected/{name}"))
+                .expect("sled can open a tree in an open database"),
+        }
+    }
+
+    /// Write everything to disk (used at shutdown).
+    pub fn flush(&self) -> Result<(), QueueError> {
+        self.db.flush().map(drop).map_err(|source| QueueError::Db {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl TargetQueue {
+    fn err(&self, source: sled::Error) -> QueueError {
+        QueueError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The oldest `n` items, oldest first, without removing them. An item that
+    /// cannot be decoded is set aside (with a log line) rather than blocking
+    /// the queue.
+    pub async fn peek(&self, n: usize) -> Result<Vec<(Key, Listen)>, QueueError> {
+        let mut out = Vec::with_capacity(n);
+        let mut unreadable = Vec::new();
+        for item in self.pending.iter() {
+            if out.len() == n {
+                break;
+            }
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let key: Key = k.as_ref().try_into().unwrap_or_default();
+            match serde_json::from_slice::<Stored>(&v) {
+                Ok(s) => out.push((key, s.listen)),
+                Err(e) => unreadable.push((k, v, e)),
+            }
+        }
+        for (k, v, e) in unreadable {
+            tracing::error!(
+                "queue item {} cannot be read ({e}); moved out of the way",
+                hex::encode(&k)
+            );
+            let mut kept = b"unreadable:".to_vec();
+            kept.extend_from_slice(&v);
+            (&self.pending, &self.rejected)
+                .transaction(|(p, r)| {
+                    p.remove(&k)?;
+                    r.insert(&k, kept.as_slice())?;
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    sled::transaction::TransactionError::Storage(e) => self.err(e),
+                    sled::transaction::TransactionError::Abort(()) => unreachable!(),
+                })?;
+        }
+        Ok(out)
+    }
+
+    /// Remove delivered items.
+    pub async fn remove(&self, keys: &[Key]) -> Result<(), QueueError> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k);
+        }
+        self.pending.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Move an item the server refused for good to the rejected list.
+    pub async fn set_aside(&self, key: Key, listen: &Listen, reason: &str) -> Result<(), QueueError> {
+        let value = serde_json::to_vec(&Rejected {
+            v: FORMAT_VERSION,
+            listen: listen.clone(),
+            reason: reason.to_owned(),
+            at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        })
+        .expect("a listen always serialises");
+        (&self.pending, &self.rejected)
+            .transaction(|(p, r)| {
+                p.remove(&key)?;
+                r.insert(&key, value.as_slice())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => self.err(e),
+                sled::transaction::TransactionError::Abort(()) => unreachable!(),
+            })?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Number of items waiting.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Number of items set aside.
+    pub fn rejected_len(&self) -> usize {
+        self.rejected.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scrobble::Track;
+
+    fn listen(i: u64) -> Listen {
+        Listen {
+            track: Track {
+                artist: "Sigur Rós".into(),
+                title: format!("日本語 {i} & = more"),
+                ..Track::default()
+            },
+            started_at: 1_700_000_000 + i,
+        }
+    }
+
+    #[tokio::test]
+    async fn fifo_per_target_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+            for i in 0..5 {
+                q.enqueue(&listen(i)).await.unwrap();
+            }
+            let a = q.target("a");
+            let first = a.peek(2).await.unwrap();
+            assert_eq!(first.iter().map(|(_, l)| l.started_at - 1_700_000_000).collect::<Vec<_>>(), [0, 1]);
+            a.remove(&[first[0].0, first[1].0]).await.unwrap();
+            assert_eq!(a.len(), 3);
+            assert_eq!(q.target("b").len(), 5, "targets are independent");
+        }
+        let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+        let rest = q.target("a").peek(50).await.unwrap();
+        assert_eq!(rest.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(), vec![listen(2), listen(3), listen(4)]);
+    }
+
+    #[tokio::test]
+    async fn set_aside_moves_to_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        q.enqueue(&listen(1)).await.unwrap();
+        let t = q.target("a");
+        let (k, l) = t.peek(1).await.unwrap().remove(0);
+        t.set_aside(k, &l, "error 6: Invalid parameters").await.unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.rejected_len(), 1);
+    }
+
+    #[tokio::test]
+    async fn second_open_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _q = Queue::open(dir.path(), &["a"]).unwrap();
+        let err = Queue::open(dir.path(), &["a"]).unwrap_err();
+        assert!(matches!(err, QueueError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("already running"));
+    }
+}

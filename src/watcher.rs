@@ -1,0 +1,289 @@
+//! The MPD edge: connecting over TCP, Unix or abstract sockets with an
+//! optional password, and reading `status` + `currentsong` into the
+//! tracker's [`Snapshot`].
+//!
+//! Responses are parsed from raw fields rather than mpd_client's typed
+//! `Status`, which rejects MPD 0.24's `consume: oneshot` (crates.md). Every
+//! idle wake-up is treated as "something changed" because mpd_client reports
+//! only the first subsystem of a wake-up.
+
+use std::time::Duration;
+
+use mpd_client::client::{ConnectWithPasswordError, ConnectionEvents};
+use mpd_client::protocol::{Command, CommandList};
+use mpd_client::{Client, client::CommandError};
+
+use crate::config::{MpdAddress, MpdConfig};
+use crate::scrobble::Track;
+use crate::tracker::{PlayState, Snapshot, Song};
+
+/// Deadline for connecting and for each command, so a half-dead link is
+/// noticed instead of hanging the watcher.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// MPD is not reachable (yet).
+    #[error("cannot connect to MPD at {address}: {source}")]
+    Io {
+        /// Where.
+        address: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// MPD answered but refused the password.
+    #[error("MPD at {0} rejected the password")]
+    BadPassword(String),
+    /// MPD did not greet properly or in time.
+    #[error("MPD at {address} did not answer properly: {message}")]
+    Protocol {
+        /// Where.
+        address: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Connect and authenticate.
+pub async fn connect(cfg: &MpdConfig) -> Result<(Client, ConnectionEvents), ConnectError> {
+    let address = cfg.address.to_string();
+    let io_err = |source| ConnectError::Io {
+        address: address.clone(),
+        source,
+    };
+    let password = cfg.password.as_ref().map(|p| p.expose());
+    let connected = tokio::time::timeout(COMMAND_TIMEOUT, async {
+        match &cfg.address {
+            MpdAddress::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(io_err)?;
+                // A dead remote MPD would otherwise go unnoticed until the next
+                // command; the kernel's keepalive costs the daemon no wake-ups.
+                let _ = socket2::SockRef::from(&stream).set_keepalive(true);
+                Ok(Client::connect_with_password_opt(stream, password).await)
+            }
+            MpdAddress::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(io_err)?;
+                Ok(Client::connect_with_password_opt(stream, password).await)
+            }
+            MpdAddress::Abstract(name) => {
+                let stream = connect_abstract(name).map_err(io_err)?;
+                Ok(Client::connect_with_password_opt(stream, password).await)
+            }
+        }
+    })
+    .await
+    .map_err(|_| ConnectError::Protocol {
+        address: address.clone(),
+        message: "timed out".into(),
+    })??;
+    connected.map_err(|e| match e {
+        ConnectWithPasswordError::IncorrectPassword => ConnectError::BadPassword(address),
+        ConnectWithPasswordError::ProtocolError(e) => ConnectError::Protocol {
+            address,
+            message: e.to_string(),
+        },
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn connect_abstract(name: &str) -> std::io::Result<tokio::net::UnixStream> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn connect_abstract(_name: &str) -> std::io::Result<tokio::net::UnixStream> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "abstract sockets exist only on Linux",
+    ))
+}
+
+/// Why reading the player state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The command failed or the connection closed.
+    #[error("MPD command failed: {0}")]
+    Command(#[from] CommandError),
+    /// MPD did not answer in time.
+    #[error("MPD did not answer within {} s", COMMAND_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// Read `status` and `currentsong` in one round trip.
+pub async fn snapshot(client: &Client) -> Result<Snapshot, ReadError> {
+    let list = CommandList::new(Command::new("status")).command(Command::new("currentsong"));
+    let frames = tokio::time::timeout(COMMAND_TIMEOUT, client.raw_command_list(list))
+        .await
+        .map_err(|_| ReadError::Timeout)??;
+    let fields = |i: usize| -> Vec<(&str, &str)> {
+        frames.get(i).map(|f| f.fields().collect()).unwrap_or_default()
+    };
+    Ok(parse_snapshot(&fields(0), &fields(1)))
+}
+
+/// Build a snapshot from the fields of `status` and `currentsong`.
+pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapshot {
+    fn get<'a>(fields: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+    }
+    let all = |key: &str| -> Vec<&str> {
+        song.iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let secs = |v: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+
+    let state = match get(status, "state") {
+        Some("play") => PlayState::Playing,
+        Some("pause") => PlayState::Paused,
+        _ => PlayState::Stopped,
+    };
+    let elapsed = get(status, "elapsed")
+        .and_then(secs)
+        .or_else(|| get(status, "time").and_then(|t| t.split(':').next()).and_then(secs))
+        .map_or(Duration::ZERO, Duration::from_secs_f64);
+    let id = get(status, "songid").and_then(|v| v.parse::<u64>().ok());
+    let uri = get(song, "file");
+
+    let song = match (id, uri) {
+        (Some(id), Some(uri)) => {
+            let duration = get(song, "duration")
+                .or_else(|| get(status, "duration"))
+                .and_then(secs)
+                .or_else(|| get(song, "Time").and_then(secs))
+                .filter(|d| *d > 0.0)
+                .map(Duration::from_secs_f64);
+            let first = |key: &str| all(key).first().map(|s| s.to_string());
+            let artist = all("Artist").join(", ");
+            let album_artist = first("AlbumArtist").filter(|a| *a != artist);
+            let track = Track {
+                artist,
+                title: all("Title").join(" / "),
+                album: first("Album"),
+                album_artist,
+                track_number: first("Track")
+                    .and_then(|t| t.split('/').next()?.trim().parse::<u32>().ok())
+                    .filter(|n| *n > 0),
+                duration_secs: duration.map(|d| d.as_secs_f64().round() as u64),
+                recording_mbid: first("MUSICBRAINZ_TRACKID").filter(|m| is_uuid(m)),
+            };
+            Some(Song {
+                id,
+                uri: uri.to_owned(),
+                track,
+                duration,
+            })
+        }
+        _ => None,
+    };
+    Snapshot {
+        state,
+        song,
+        elapsed,
+    }
+}
+
+/// Whether `s` is a canonical UUID (8-4-4-4-12 hex), as MusicBrainz ids are.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playing_song_with_all_tags() {
+        let status = [
+            ("volume", "100"),
+            ("consume", "oneshot"),
+            ("state", "play"),
+            ("song", "0"),
+            ("songid", "12"),
+            ("elapsed", "3.512"),
+            ("duration", "268.000"),
+        ];
+        let song = [
+            ("file", "sigur/hoppipolla.flac"),
+            ("Artist", "Sigur Rós"),
+            ("Title", "Hoppípolla"),
+            ("Album", "Takk..."),
+            ("AlbumArtist", "Sigur Rós"),
+            ("Track", "3/11"),
+            ("MUSICBRAINZ_TRACKID", "b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab"),
+            ("duration", "268.000"),
+        ];
+        let s = parse_snapshot(&status, &song);
+        assert_eq!(s.state, PlayState::Playing);
+        assert_eq!(s.elapsed, Duration::from_millis(3512));
+        let song = s.song.unwrap();
+        assert_eq!(song.id, 12);
+        assert_eq!(song.duration, Some(Duration::from_secs(268)));
+        assert_eq!(song.track.artist, "Sigur Rós");
+        assert_eq!(song.track.album_artist, None, "same as artist");
+        assert_eq!(song.track.track_number, Some(3));
+        assert_eq!(song.track.duration_secs, Some(268));
+        assert_eq!(
+            song.track.recording_mbid.as_deref(),
+            Some("b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab")
+        );
+    }
+
+    #[test]
+    fn several_artists_are_joined_and_bad_mbids_dropped() {
+        let status = [("state", "pause"), ("songid", "1"), ("elapsed", "1.0")];
+        let song = [
+            ("file", "x.flac"),
+            ("Artist", "Foo"),
+            ("Artist", "Bar"),
+            ("Title", "Rock & Roll = Life"),
+            ("MUSICBRAINZ_TRACKID", "not-a-uuid"),
+            ("Time", "200"),
+        ];
+        let s = parse_snapshot(&status, &song);
+        assert_eq!(s.state, PlayState::Paused);
+        let song = s.song.unwrap();
+        assert_eq!(song.track.artist, "Foo, Bar");
+        assert_eq!(song.track.title, "Rock & Roll = Life");
+        assert_eq!(song.track.recording_mbid, None);
+        assert_eq!(song.duration, Some(Duration::from_secs(200)));
+    }
+
+    #[test]
+    fn stopped_or_empty() {
+        let s = parse_snapshot(&[("state", "stop")], &[]);
+        assert_eq!(s.state, PlayState::Stopped);
+        assert!(s.song.is_none());
+        let s = parse_snapshot(&[("state", "play"), ("songid", "3")], &[("file", "http://radio/stream")]);
+        let song = s.song.unwrap();
+        assert_eq!(song.duration, None);
+        assert!(song.track.artist.is_empty());
+    }
+
+    #[test]
+    fn uuid_check() {
+        assert!(is_uuid("b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab"));
+        assert!(!is_uuid("b8f4c4b6-2c3f-4a9e-9a5e-0123456789a"));
+        assert!(!is_uuid("b8f4c4b6x2c3f-4a9e-9a5e-0123456789ab"));
+        assert!(!is_uuid(""));
+    }
+}
