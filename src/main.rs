@@ -1,1 +1,160 @@
-fn main(){}
+//! Command line: parse arguments, set up logging, load the config, and hand
+//! over to the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+use mpd_scrobbler::config::{self, Config};
+use mpd_scrobbler::{auth, daemon};
+
+/// Scrobble what MPD plays to Last.fm, Libre.fm and other Audioscrobbler 2.0 servers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file [default: $XDG_CONFIG_HOME/mpd-scrobbler/config.toml]
+    #[arg(short, long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Only warnings and errors
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (the default)
+    Run,
+    /// Connect an account and store its session key in the state directory
+    Auth {
+        #[command(subcommand)]
+        service: AuthService,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthService {
+    /// Last.fm, or the Audioscrobbler 2.0 server of a [lastfm] section's `url` (Libre.fm, ...)
+    Lastfm {
+        /// Which [[lastfm]] target, when several are configured
+        #[arg(long)]
+        name: Option<String>,
+        /// Log in with this username and a password (read from a prompt or stdin)
+        /// instead of approving access in a browser
+        #[arg(long, value_name = "NAME")]
+        username: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+
+    let env = |k: &str| std::env::var(k).ok();
+    let path = cli.config.clone().unwrap_or_else(|| config::default_path(&env));
+    let config = match Config::load(&path, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mpd-scrobbler: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mpd-scrobbler: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Run) {
+            Command::Run => {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(on_signal(shutdown.clone()));
+                daemon::run(config, shutdown).await
+            }
+            Command::Auth {
+                service: AuthService::Lastfm { name, username },
+            } => auth::lastfm(&config, auth::Options { name, username }).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mpd-scrobbler: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancel on SIGTERM or SIGINT.
+async fn on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shutdown.cancel();
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => LevelFilter::WARN,
+        (false, 0) => LevelFilter::INFO,
+        (false, 1) => LevelFilter::DEBUG,
+        (false, _) => LevelFilter::TRACE,
+    };
+    // Libraries are chatty at debug level; unless the user asks for their
+    // output by MPD_SCROBBLER_LOG, only their warnings show.
+    let directives = std::env::var("MPD_SCROBBLER_LOG").unwrap_or_else(|_| {
+        format!("{level},sled=warn,mpd_client=warn,hyper_util=warn,reqwest=warn")
+    });
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .parse_lossy(directives);
+    let journal = stderr_is_journal();
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!journal && std::io::stderr().is_terminal())
+        .with_target(false);
+    if journal {
+        fmt.without_time().init();
+    } else {
+        fmt.init();
+    }
+}
+
+/// Whether stderr is connected to the systemd journal, which adds its own
+/// timestamps (JOURNAL_STREAM holds "device:inode" of that stream).
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(expected) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return false;
+    };
+    expected.to_string_lossy() == format!("{}:{}", meta.dev(), meta.ino())
+}

@@ -268,6 +268,14 @@ impl Tracker {
         Some(resumed_at + required.saturating_sub(play.banked))
     }
 
+    /// MPD became unreachable: stop the clock until a snapshot says otherwise,
+    /// since whether it kept playing is unknown.
+    pub fn suspend(&mut self, now: Instant) {
+        if let Some(play) = &mut self.play {
+            play.pause(now);
+        }
+    }
+
     /// Play time so far and the play time needed, for the current play.
     pub fn progress(&self, now: Instant) -> Option<(Duration, Option<Duration>)> {
         let play = self.play.as_ref()?;

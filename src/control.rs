@@ -1,0 +1,83 @@
+//! The daemon's control socket (`control.sock` in the state directory): a
+//! line-based request/response channel through which commands reach the
+//! running daemon, since sled lets only the daemon open the queue.
+//!
+//! Requests: `reload` (re-read credentials; answers `ok`).
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// Where the socket lives.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("control.sock")
+}
+
+/// A request the daemon understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Re-read session keys and resume paused targets.
+    Reload,
+}
+
+impl Request {
+    fn parse(line: &str) -> Option<Request> {
+        match line.trim() {
+            "reload" => Some(Request::Reload),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Request::Reload => "reload",
+        }
+    }
+}
+
+/// Bind the socket. Only call this while holding the queue lock: a socket
+/// file left by a crashed daemon is then known to be stale.
+pub fn bind(state_dir: &Path) -> std::io::Result<UnixListener> {
+    let path = socket_path(state_dir);
+    let _ = std::fs::remove_file(&path);
+    UnixListener::bind(&path)
+}
+
+/// Serve one connection: read requests line by line, answer each with the
+/// handler's reply.
+pub async fn serve(stream: UnixStream, mut handler: impl FnMut(Request) -> String) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = match Request::parse(&line) {
+            Some(req) => handler(req),
+            None => format!("error unknown request {:?}", line.trim()),
+        };
+        if write.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Send a request to the running daemon. `Ok(None)` when no daemon listens.
+pub async fn request(state_dir: &Path, req: Request) -> std::io::Result<Option<String>> {
+    let mut stream = match UnixStream::connect(socket_path(state_dir)).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    stream
+        .write_all(format!("{}\n", req.as_str()).as_bytes())
+        .await?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).await?;
+    Ok(Some(reply.trim().to_owned()))
+}

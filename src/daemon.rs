@@ -1,0 +1,233 @@
+//! The daemon: wires MPD, the tracker, the queue, the flushers and the control
+//! socket together and runs until shutdown.
+//!
+//! The watch loop sleeps on exactly two things besides shutdown: MPD's idle
+//! events and the tracker's next deadline. Nothing polls.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use mpd_client::client::ConnectionEvent;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::control::{self, Request};
+use crate::delivery::{Flusher, TargetHandle, describe};
+use crate::queue::Queue;
+use crate::tracker::{Action, Tracker};
+use crate::{http, lastfm, session, watcher};
+
+/// Longest wait between attempts to reach MPD.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// Run the daemon until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.lastfm.is_empty() {
+        anyhow::bail!(
+            "{}: no scrobbling target is configured: add a [lastfm] section",
+            config.path.display()
+        );
+    }
+    session::ensure_state_dir(&config.state_dir).with_context(|| {
+        format!("cannot create the state directory {}", config.state_dir.display())
+    })?;
+    let names: Vec<&str> = config.lastfm.iter().map(|t| t.name.as_str()).collect();
+    let queue = Queue::open(&config.state_dir, &names)?;
+    let listener = control::bind(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create the control socket {}",
+            control::socket_path(&config.state_dir).display()
+        )
+    })?;
+
+    let http = http::client(config.delivery.request_timeout)
+        .context("cannot set up the HTTP client")?;
+    let mut targets = Vec::new();
+    let mut flushers = tokio::task::JoinSet::new();
+    for t in &config.lastfm {
+        let key = session::key_for(&config.state_dir, t)?;
+        let handle = Arc::new(TargetHandle {
+            name: t.name.clone(),
+            client: lastfm::Client::new(http.clone(), &t.url, &t.api_key, t.api_secret.expose()),
+            session: watch::Sender::new(key),
+            wake: Notify::new(),
+            paused: AtomicBool::new(false),
+        });
+        let tq = queue.target(&t.name);
+        tracing::info!("{}: {} scrobbles queued, sending to {}", t.name, tq.len(), t.url);
+        flushers.spawn(
+            Flusher::new(Arc::clone(&handle), tq, config.delivery, shutdown.clone()).run(),
+        );
+        targets.push(handle);
+    }
+
+    let reload = {
+        let config = config.clone();
+        let targets = targets.clone();
+        move || {
+            for (t, handle) in config.lastfm.iter().zip(&targets) {
+                match session::key_for(&config.state_dir, t) {
+                    Ok(key) => {
+                        handle.session.send_replace(key);
+                    }
+                    Err(e) => tracing::error!("{}: cannot read the session: {e}", t.name),
+                }
+            }
+            "ok".to_owned()
+        }
+    };
+    let control_task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let reload = reload.clone();
+                            tokio::spawn(control::serve(stream, move |req| match req {
+                                Request::Reload => reload(),
+                            }));
+                        }
+                        Err(e) => tracing::warn!("control socket: {e}"),
+                    },
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        }
+    });
+
+    watch_mpd(&config, &queue, &targets, &shutdown).await;
+
+    tracing::info!("shutting down");
+    while flushers.join_next().await.is_some() {}
+    control_task.abort();
+    let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
+    queue.flush()?;
+    Ok(())
+}
+
+/// Follow MPD until shutdown, reconnecting whenever it goes away.
+async fn watch_mpd(
+    config: &Config,
+    queue: &Queue,
+    targets: &[Arc<TargetHandle>],
+    shutdown: &CancellationToken,
+) {
+    let mut tracker = Tracker::new(config.rules);
+    let mut retry = Duration::from_millis(250);
+    let mut last_error = None;
+    loop {
+        let connected = tokio::select! {
+            c = watcher::connect(&config.mpd) => c,
+            () = shutdown.cancelled() => return,
+        };
+        let (client, mut events) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                let message = e.to_string();
+                if last_error.as_ref() != Some(&message) {
+                    tracing::warn!("{message}; retrying (up to every {} s)", RECONNECT_MAX.as_secs());
+                    last_error = Some(message);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(retry) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                retry = (retry * 2).min(RECONNECT_MAX);
+                continue;
+            }
+        };
+        tracing::info!("connected to MPD at {}", config.mpd.address);
+        retry = Duration::from_millis(250);
+        last_error = None;
+
+        let mut resync = true;
+        loop {
+            if resync {
+                resync = false;
+                match watcher::snapshot(&client).await {
+                    Ok(snap) => {
+                        let actions = tracker.observe(snap, Instant::now(), unix_now());
+                        perform(actions, queue, targets).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("lost MPD: {e}");
+                        break;
+                    }
+                }
+            }
+            let deadline = tracker.next_deadline();
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(ConnectionEvent::SubsystemChange(_)) => resync = true,
+                    Some(ConnectionEvent::ConnectionClosed(e)) => {
+                        tracing::warn!("MPD connection closed: {e}");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!("MPD closed the connection");
+                        break;
+                    }
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    let actions = tracker.tick(Instant::now());
+                    perform(actions, queue, targets).await;
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+        // Whether MPD kept playing while unreachable is unknown: stop the clock.
+        tracker.suspend(Instant::now());
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn perform(actions: impl IntoIterator<Item = Action>, queue: &Queue, targets: &[Arc<TargetHandle>]) {
+    for action in actions {
+        match action {
+            Action::NowPlaying(track) => {
+                tracing::info!("now playing {}", describe(&track));
+                for t in targets {
+                    t.now_playing(&track);
+                }
+            }
+            Action::Scrobble(listen) => {
+                // A failed write is retried rather than dropped: the play
+                // must not be lost because the disk hiccuped.
+                let mut wait = Duration::from_millis(100);
+                loop {
+                    match queue.enqueue(&listen).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::error!("cannot queue {}: {e}; retrying", describe(&listen.track));
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+                tracing::info!("queued {} (started at {})", describe(&listen.track), listen.started_at);
+                for t in targets {
+                    t.wake.notify_one();
+                }
+            }
+            Action::Skip { uri, reason } => {
+                tracing::info!("not scrobbling {uri}: {reason}");
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

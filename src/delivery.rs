@@ -1,0 +1,364 @@
+//! Delivery to one Last.fm-style target: the flusher task that drains the
+//! target's queue in batches, and the policy for each kind of failure.
+//!
+//! Transient failures back off exponentially with jitter; authentication and
+//! configuration failures pause the target (one log line saying what to run)
+//! until new credentials arrive; a batch the server refuses as a whole is
+//! split until the bad item is found and set aside, so it never blocks the
+//! rest. Items leave the queue only after a definite answer.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Delivery, Secret};
+use crate::lastfm::{self, ErrorKind, ItemOutcome};
+use crate::queue::{Key, QueueError, TargetQueue};
+use crate::scrobble::{Listen, Track};
+
+/// Last.fm drops scrobbles older than 14 days (protocols.md §1.8); sending
+/// them only earns an "ignored" answer.
+const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Minimum wait after a rate-limit answer (protocols.md §1.10, error 29).
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// What the rest of the daemon shares with a target's flusher.
+#[derive(Debug)]
+pub struct TargetHandle {
+    /// Target name.
+    pub name: String,
+    /// Client for now-playing calls.
+    pub client: lastfm::Client,
+    /// Current session key; a new value resumes a paused target.
+    pub session: watch::Sender<Option<Secret>>,
+    /// Signalled after each enqueue.
+    pub wake: Notify,
+    /// Set while the target waits for the user to fix credentials.
+    pub paused: AtomicBool,
+}
+
+impl TargetHandle {
+    /// Send "now playing" unless the target is paused or has no session.
+    /// Failures are only logged: a stale now-playing is worse than none.
+    pub fn now_playing(self: &Arc<Self>, track: &Track) {
+        if self.paused.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(sk) = self.session.borrow().clone() else {
+            return;
+        };
+        let this = Arc::clone(self);
+        let track = track.clone();
+        tokio::spawn(async move {
+            match this.client.now_playing(sk.expose(), &track).await {
+                Ok(()) => tracing::debug!(target: "delivery", "{}: now playing {}", this.name, describe(&track)),
+                Err(e) => tracing::info!("{}: now playing not sent: {e}", this.name),
+            }
+        });
+    }
+}
+
+/// How a delivery attempt ended, when it did not simply succeed.
+enum Stop {
+    Retry(ErrorKind, String),
+    Pause(String),
+    DailyLimit,
+    Queue(QueueError),
+}
+
+/// The flusher of one target.
+#[derive(Debug)]
+pub struct Flusher {
+    handle: Arc<TargetHandle>,
+    queue: TargetQueue,
+    timing: Delivery,
+    shutdown: CancellationToken,
+}
+
+impl Flusher {
+    /// A flusher for `handle`'s target over its queue.
+    pub fn new(
+        handle: Arc<TargetHandle>,
+        queue: TargetQueue,
+        timing: Delivery,
+        shutdown: CancellationToken,
+    ) -> Flusher {
+        Flusher {
+            handle,
+            queue,
+            timing,
+            shutdown,
+        }
+    }
+
+    /// Deliver until shutdown. Never returns early: every failure is
+    /// handled by waiting, backing off or pausing.
+    pub async fn run(self) {
+        let name = &self.handle.name;
+        let mut session = self.handle.session.subscribe();
+        let mut failures: u32 = 0;
+        let mut failing: Option<String> = None;
+        loop {
+            let Some(sk) = session.borrow_and_update().clone() else {
+                if !self.queue.is_empty() {
+                    tracing::warn!(
+                        "{name}: no session key; {} scrobbles wait in the queue. Run `mpd-scrobbler auth lastfm{}`",
+                        self.queue.len(),
+                        name_flag(name)
+                    );
+                }
+                if !self.wait_session(&mut session).await {
+                    return;
+                }
+                continue;
+            };
+            let batch = match self.queue.peek(lastfm::MAX_BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!("{name}: cannot read the queue: {e}");
+                    if !self.sleep(self.backoff(&mut failures)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = self.handle.wake.notified() => continue,
+                    changed = session.changed() => if changed.is_err() { return } else { continue },
+                    () = self.shutdown.cancelled() => return,
+                }
+            }
+            match self.deliver(&batch, &sk).await {
+                Ok(()) => {
+                    if let Some(why) = failing.take() {
+                        tracing::info!("{name}: delivering again (after: {why})");
+                    }
+                    failures = 0;
+                }
+                Err(Stop::Retry(kind, why)) => {
+                    let mut wait = self.backoff(&mut failures);
+                    if kind == ErrorKind::RateLimited {
+                        wait = wait.max(RATE_LIMIT_WAIT);
+                    }
+                    if failing.as_deref() != Some(why.as_str()) {
+                        tracing::warn!(
+                            "{name}: {why}; {} scrobbles stay queued, retrying in {} s",
+                            self.queue.len(),
+                            wait.as_secs_f32().ceil()
+                        );
+                        failing = Some(why);
+                    } else {
+                        tracing::debug!("{name}: still failing: {why}; retry in {wait:?}");
+                    }
+                    if !self.sleep(wait).await {
+                        return;
+                    }
+                }
+                Err(Stop::Pause(why)) => {
+                    self.handle.paused.store(true, Ordering::Relaxed);
+                    tracing::error!(
+                        "{name}: {why}. Delivery is paused and {} scrobbles stay queued; \
+                         run `mpd-scrobbler auth lastfm{}` (the daemon resumes by itself afterwards)",
+                        self.queue.len(),
+                        name_flag(name)
+                    );
+                    if !self.wait_session(&mut session).await {
+                        return;
+                    }
+                    self.handle.paused.store(false, Ordering::Relaxed);
+                    tracing::info!("{name}: new credentials, resuming delivery");
+                    failures = 0;
+                }
+                Err(Stop::DailyLimit) => {
+                    let wait = until_next_utc_day();
+                    tracing::warn!(
+                        "{name}: daily scrobble limit reached; {} scrobbles stay queued until {} h from now",
+                        self.queue.len(),
+                        wait.as_secs() / 3600
+                    );
+                    if !self.sleep(wait).await {
+                        return;
+                    }
+                }
+                Err(Stop::Queue(e)) => {
+                    tracing::error!("{name}: queue write failed: {e}");
+                    if !self.sleep(self.backoff(&mut failures)).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send `batch`, splitting it when the server refuses it as a whole so
+    /// that one bad item cannot hold back the others.
+    async fn deliver(&self, batch: &[(Key, Listen)], sk: &Secret) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        let now = unix_now();
+        let mut fresh = Vec::with_capacity(batch.len());
+        for (key, listen) in batch {
+            if now.saturating_sub(listen.started_at) > MAX_AGE.as_secs() {
+                tracing::warn!(
+                    "{name}: not sending {}: it is more than 14 days old and Last.fm would ignore it",
+                    describe(&listen.track)
+                );
+                self.queue
+                    .set_aside(*key, listen, "older than 14 days")
+                    .await
+                    .map_err(Stop::Queue)?;
+            } else {
+                fresh.push((*key, listen.clone()));
+            }
+        }
+        let mut pending: Vec<&[(Key, Listen)]> = vec![&fresh];
+        while let Some(chunk) = pending.pop() {
+            if chunk.is_empty() {
+                continue;
+            }
+            let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
+            match self.handle.client.scrobble(sk.expose(), &listens).await {
+                Ok(outcomes) => self.settle(chunk, outcomes).await?,
+                Err(e) => match e.kind() {
+                    ErrorKind::Rejected if chunk.len() > 1 => {
+                        tracing::debug!("{name}: batch of {} refused ({e}); splitting it", chunk.len());
+                        let (a, b) = chunk.split_at(chunk.len() / 2);
+                        pending.push(b);
+                        pending.push(a);
+                    }
+                    ErrorKind::Rejected => {
+                        let (key, listen) = &chunk[0];
+                        tracing::warn!(
+                            "{name}: the server refused {} ({e}); it is set aside",
+                            describe(&listen.track)
+                        );
+                        self.queue
+                            .set_aside(*key, listen, &e.to_string())
+                            .await
+                            .map_err(Stop::Queue)?;
+                    }
+                    ErrorKind::Auth => {
+                        return Err(Stop::Pause(format!("the server refused the session ({e})")));
+                    }
+                    ErrorKind::Config => {
+                        return Err(Stop::Pause(format!(
+                            "the server refused the API credentials ({e}); check api_key and api_secret in the config"
+                        )));
+                    }
+                    kind @ (ErrorKind::Transient | ErrorKind::RateLimited) => {
+                        return Err(Stop::Retry(kind, e.to_string()));
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Act on the per-item answers of one accepted request.
+    async fn settle(&self, chunk: &[(Key, Listen)], outcomes: Vec<ItemOutcome>) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        let mut done = Vec::with_capacity(chunk.len());
+        let mut limited = false;
+        for ((key, listen), outcome) in chunk.iter().zip(outcomes) {
+            match outcome {
+                ItemOutcome::Accepted => done.push(*key),
+                ItemOutcome::Ignored { code, message } => {
+                    tracing::warn!(
+                        "{name}: the server ignored {} (code {code}: {message}); dropped from the queue",
+                        describe(&listen.track)
+                    );
+                    self.queue
+                        .set_aside(*key, listen, &format!("ignored, code {code}: {message}"))
+                        .await
+                        .map_err(Stop::Queue)?;
+                }
+                ItemOutcome::DailyLimitExceeded => limited = true,
+            }
+        }
+        let accepted = done.len();
+        self.queue.remove(&done).await.map_err(Stop::Queue)?;
+        tracing::info!("{name}: delivered {accepted} scrobble(s), {} queued", self.queue.len());
+        if limited { Err(Stop::DailyLimit) } else { Ok(()) }
+    }
+
+    fn backoff(&self, failures: &mut u32) -> Duration {
+        let exp = self
+            .timing
+            .retry_min
+            .saturating_mul(1u32 << (*failures).min(16))
+            .min(self.timing.retry_max);
+        *failures = failures.saturating_add(1);
+        jitter(exp)
+    }
+
+    /// Sleep unless shutdown comes first; `false` means shut down.
+    async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => true,
+            () = self.shutdown.cancelled() => false,
+        }
+    }
+
+    /// Wait for a new session key; `false` means shut down.
+    async fn wait_session(&self, session: &mut watch::Receiver<Option<Secret>>) -> bool {
+        tokio::select! {
+            changed = session.changed() => changed.is_ok(),
+            () = self.shutdown.cancelled() => false,
+        }
+    }
+}
+
+/// Between 75% and 125% of `d`, so many daemons behind one outage do not
+/// retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let r = RandomState::new().hash_one(SystemTime::now()) % 1000;
+    d.mul_f64(0.75 + r as f64 / 2000.0)
+}
+
+fn until_next_utc_day() -> Duration {
+    let day = 24 * 3600;
+    Duration::from_secs(day - unix_now() % day + 60)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn name_flag(name: &str) -> String {
+    if name == "lastfm" {
+        String::new()
+    } else {
+        format!(" --name {name}")
+    }
+}
+
+/// "Artist – Title" for log lines.
+pub fn describe(t: &Track) -> String {
+    format!("\"{} – {}\"", t.artist, t.title)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_band() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(100));
+            assert!(d >= Duration::from_secs(75) && d <= Duration::from_secs(125), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn next_day_is_within_a_day() {
+        let d = until_next_utc_day();
+        assert!(d > Duration::from_secs(60) && d <= Duration::from_secs(24 * 3600 + 60));
+    }
+}
