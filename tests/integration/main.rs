@@ -4,3 +4,4 @@
 mod common;
 mod harness_lastfm;
 mod harness_mpd;
+mod scrobbling;

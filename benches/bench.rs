@@ -1,0 +1,275 @@
+//! Benchmark: `cargo bench` prints the figures the README quotes.
+//!
+//! - durable enqueue latency (p50, p99) of the sled queue;
+//! - a 10,000-scrobble backlog flushed by the real daemon to the stand-in
+//!   Last.fm server: wall time, request count, the daemon's peak RSS;
+//! - the daemon's CPU time and wake-ups (context switches summed over its
+//!   threads) over a window of playback and a window paused, against a real
+//!   mpd, and its peak RSS through that session.
+//!
+//! `BENCH_WINDOW=10 cargo bench` shortens the two measuring windows (default 60 s).
+
+#[path = "../tests/integration/common/fake_lastfm.rs"]
+#[allow(dead_code)]
+mod fake_lastfm;
+#[path = "../tests/integration/common/mpd.rs"]
+#[allow(dead_code)]
+mod mpd;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mpd_scrobbler::queue::Queue;
+use mpd_scrobbler::scrobble::{Listen, Track};
+
+const BACKLOG: usize = 10_000;
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs it too, so
+    // only do the slow part when asked to benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let window = std::env::var("BENCH_WINDOW")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs);
+    let binary = env!("CARGO_BIN_EXE_mpd-scrobbler");
+    println!("mpd-scrobbler benchmark ({binary})\n");
+    let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+    println!("binary size: {:.2} MiB", size as f64 / 1048576.0);
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state");
+    enqueue_latency(&state);
+    backlog_flush(binary, tmp.path(), &state);
+    idle_and_playback(binary, window);
+}
+
+fn listen(i: usize, now: u64) -> Listen {
+    Listen {
+        track: Track {
+            artist: format!("Benchmark Artist {}", i % 97),
+            title: format!("Benchmark Track {i}"),
+            album: Some("Benchmark Album".into()),
+            duration_secs: Some(200),
+            track_number: Some((i % 12) as u32 + 1),
+            ..Track::default()
+        },
+        started_at: now - (BACKLOG - i) as u64 * 30,
+    }
+}
+
+/// Fill the queue the daemon will flush next, timing each durable enqueue.
+fn enqueue_latency(state: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let now = unix_now();
+    let mut times = rt.block_on(async {
+        let queue = Queue::open(state, &["lastfm"]).expect("open queue");
+        let mut times = Vec::with_capacity(BACKLOG);
+        for i in 0..BACKLOG {
+            let l = listen(i, now);
+            let t = Instant::now();
+            queue.enqueue(&l).await.expect("enqueue");
+            times.push(t.elapsed());
+        }
+        times
+    });
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    println!(
+        "durable enqueue (insert + fsync), {BACKLOG} items: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*times.last().unwrap())
+    );
+}
+
+fn backlog_flush(binary: &str, dir: &Path, state: &Path) {
+    let server = fake_lastfm::FakeLastFm::start();
+    let sk = server.issue_session("alice");
+    // No mpd: delivery does not depend on it, and the daemon keeps trying
+    // to connect in the background as it would at boot.
+    let config = write_config(dir, "backlog", closed_port(), state, &server.url(), &sk);
+    let start = Instant::now();
+    let mut daemon = spawn(binary, &config, dir);
+    let got = server.wait_for_scrobbles(BACKLOG, Duration::from_secs(120));
+    let wall = start.elapsed();
+    let hwm = vm_hwm(daemon.id());
+    stop(&mut daemon);
+    let batches = server.scrobble_batches();
+    println!(
+        "backlog flush: {} of {BACKLOG} scrobbles delivered in {:.2} s (from daemon start), \
+         {} track.scrobble requests (largest batch {}), daemon peak RSS {:.1} MiB",
+        got.len(),
+        wall.as_secs_f64(),
+        server.request_count("track.scrobble"),
+        batches.iter().max().copied().unwrap_or(0),
+        hwm as f64 / 1024.0
+    );
+}
+
+fn idle_and_playback(binary: &str, window: Duration) {
+    let song_secs = (window.as_secs() * 3 + 30) as u32;
+    let mpd = mpd::MpdServer::start(&[mpd::SongSpec {
+        file: "long.flac",
+        secs: song_secs,
+        tags: vec![
+            ("ARTIST", "Benchmark Artist".to_string()),
+            ("TITLE", "Long Benchmark Track".to_string()),
+        ],
+    }]);
+    let server = fake_lastfm::FakeLastFm::start();
+    let sk = server.issue_session("alice");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let config = write_config(dir.path(), "play", mpd.port(), &state, &server.url(), &sk);
+    let mut daemon = spawn(binary, &config, dir.path());
+    let pid = daemon.id();
+    std::thread::sleep(Duration::from_secs(1));
+    mpd.play_file("long.flac");
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu, wakeups, by_thread) = measure(pid, window);
+    report("playing", window, cpu, wakeups, &by_thread);
+    mpd.pause();
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu, wakeups, by_thread) = measure(pid, window);
+    report("paused", window, cpu, wakeups, &by_thread);
+    println!(
+        "playback session: daemon peak RSS (VmHWM) {:.1} MiB",
+        vm_hwm(pid) as f64 / 1024.0
+    );
+    stop(&mut daemon);
+}
+
+fn report(what: &str, window: Duration, cpu: Duration, wakeups: u64, by_thread: &[(String, u64)]) {
+    let per_min = 60.0 / window.as_secs_f64();
+    let threads: Vec<String> = by_thread.iter().map(|(n, c)| format!("{n} {c}")).collect();
+    println!(
+        "{what} {} s: CPU {:.1} ms ({:.1} ms/min), wake-ups {wakeups} ({:.1}/s) [{}]",
+        window.as_secs(),
+        ms(cpu),
+        ms(cpu) * per_min,
+        wakeups as f64 / window.as_secs_f64(),
+        threads.join(", ")
+    );
+}
+
+/// CPU time and context switches of `pid` over `window`, with the switches
+/// per thread name.
+fn measure(pid: u32, window: Duration) -> (Duration, u64, Vec<(String, u64)>) {
+    let cpu0 = cpu_time(pid);
+    let sw0 = switches(pid);
+    std::thread::sleep(window);
+    let cpu1 = cpu_time(pid);
+    let sw1 = switches(pid);
+    let mut by_name: Vec<(String, u64)> = Vec::new();
+    for (tid, (name, n1)) in &sw1 {
+        let n0 = sw0.get(tid).map_or(0, |(_, n)| *n);
+        let name = if name.starts_with("sled-io") { "sled-io-*".to_string() } else { name.clone() };
+        match by_name.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += n1 - n0,
+            None => by_name.push((name, n1 - n0)),
+        }
+    }
+    by_name.sort();
+    let total = by_name.iter().map(|(_, c)| c).sum();
+    (cpu1.saturating_sub(cpu0), total, by_name)
+}
+
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // USER_HZ is 100 on every Linux architecture.
+    Duration::from_millis(ticks * 10)
+}
+
+fn switches(pid: u32) -> std::collections::HashMap<String, (String, u64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let n = field("voluntary_ctxt_switches:").parse::<u64>().unwrap_or(0)
+            + field("nonvoluntary_ctxt_switches:").parse::<u64>().unwrap_or(0);
+        out.insert(t.file_name().to_string_lossy().into_owned(), (field("Name:"), n));
+    }
+    out
+}
+
+/// Peak resident set size in KiB.
+fn vm_hwm(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_config(dir: &Path, name: &str, port: u16, state: &Path, url: &str, sk: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "state_dir = {state:?}\n\
+         [mpd]\nhost = \"127.0.0.1\"\nport = {port}\n\
+         [delivery]\nretry_min = \"200ms\"\nretry_max = \"2s\"\n\
+         [lastfm]\nurl = {url:?}\napi_key = {key:?}\napi_secret = {secret:?}\nsession_key = {sk:?}\n",
+        key = fake_lastfm::API_KEY,
+        secret = fake_lastfm::API_SECRET,
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn spawn(binary: &str, config: &Path, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join(format!(
+        "{}.log",
+        config.file_stem().unwrap().to_string_lossy()
+    )))
+    .expect("log file");
+    Command::new(binary)
+        .arg("-c")
+        .arg(config)
+        .arg("run")
+        .env_remove("MPD_HOST")
+        .env_remove("MPD_PORT")
+        .env("MPD_SCROBBLER_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn daemon")
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

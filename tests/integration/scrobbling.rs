@@ -1,0 +1,367 @@
+//! The daemon end to end: a real mpd playing a generated library, the real
+//! binary, and the stand-in Last.fm server.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::common::daemon::{Daemon, TestDir, config_toml, run_cli};
+use crate::common::fake_lastfm::FakeLastFm;
+use crate::common::mpd::{MpdServer, SongSpec, default_library};
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A running set-up: mpd, the stand-in Last.fm with user "alice", the daemon.
+struct Rig {
+    mpd: MpdServer,
+    lastfm: FakeLastFm,
+    dir: TestDir,
+    daemon: Daemon,
+}
+
+impl Rig {
+    fn start() -> Rig {
+        Rig::with_library(&default_library())
+    }
+
+    fn with_library(library: &[SongSpec]) -> Rig {
+        let mpd = MpdServer::start(library);
+        let lastfm = FakeLastFm::start();
+        lastfm.add_user("alice", "s3cret pässword");
+        let sk = lastfm.issue_session("alice");
+        let dir = TestDir::new();
+        dir.write_config(&config_toml(mpd.port(), &dir.state_dir(), &lastfm.url(), Some(&sk)));
+        let daemon = Daemon::spawn(&dir);
+        assert!(
+            daemon.wait_log("connected to MPD", Duration::from_secs(10)),
+            "daemon did not connect:\n{}",
+            daemon.log()
+        );
+        Rig {
+            mpd,
+            lastfm,
+            dir,
+            daemon,
+        }
+    }
+
+    fn wait_scrobbles(&self, n: usize, secs: u64) -> Vec<crate::common::fake_lastfm::Scrobbled> {
+        let got = self.lastfm.wait_for_scrobbles(n, Duration::from_secs(secs));
+        assert!(
+            got.len() >= n,
+            "expected {n} scrobbles, got {got:?}\n--- daemon log:\n{}",
+            self.daemon.log()
+        );
+        got
+    }
+}
+
+fn state(mpd: &MpdServer) -> String {
+    mpd.cmd("status")
+        .into_iter()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+/// Title of a song in the default library, by its file.
+fn title_of(file: &str) -> String {
+    default_library()
+        .into_iter()
+        .find(|s| s.file == file)
+        .and_then(|s| s.tags.into_iter().find(|(k, _)| *k == "TITLE").map(|(_, v)| v))
+        .expect("song in library")
+}
+
+fn short_songs(n: usize, secs: u32) -> Vec<SongSpec> {
+    (0..n)
+        .map(|i| SongSpec {
+            file: Box::leak(format!("short/{i}.flac").into_boxed_str()),
+            secs,
+            tags: vec![
+                ("ARTIST", format!("Artist {i}")),
+                ("TITLE", format!("Song {i}")),
+                ("ALBUM", "Shorts".to_string()),
+            ],
+        })
+        .collect()
+}
+
+#[test]
+fn played_track_arrives_once_with_its_start_time() {
+    let rig = Rig::start();
+    let file = default_library()[0].file;
+    let before = unix_now();
+    rig.mpd.play_file(file);
+    let after = unix_now();
+    let got = rig.wait_scrobbles(1, 15);
+    assert_eq!(got[0].track, title_of(file));
+    assert!(
+        got[0].timestamp >= before.saturating_sub(1) && got[0].timestamp <= after + 1,
+        "timestamp {} is not the start of the play ({before}..{after})",
+        got[0].timestamp
+    );
+    // It was sent when it qualified, before the song ended.
+    assert_eq!(state(&rig.mpd), "play");
+    assert!(!rig.lastfm.now_playing().is_empty(), "now playing was sent");
+    rig.mpd.wait_state("stop", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rig.lastfm.scrobbles().len(), 1, "exactly once");
+}
+
+#[test]
+fn non_ascii_and_special_characters_arrive_intact() {
+    let rig = Rig::with_library(&[
+        SongSpec {
+            file: "x/sigur.flac",
+            secs: 4,
+            tags: vec![
+                ("ARTIST", "Sigur Rós".into()),
+                ("TITLE", "Hoppípolla".into()),
+                ("ALBUM", "Takk...".into()),
+            ],
+        },
+        SongSpec {
+            file: "x/jp.flac",
+            secs: 4,
+            tags: vec![("ARTIST", "日本語のアーティスト".into()), ("TITLE", "日本語の曲".into())],
+        },
+        SongSpec {
+            file: "x/amp.flac",
+            secs: 4,
+            tags: vec![
+                ("ARTIST", "AC/DC".into()),
+                ("TITLE", "Rock & Roll = Life?".into()),
+                ("ALBUM", "x".repeat(300)),
+            ],
+        },
+    ]);
+    rig.mpd.cmd("clear");
+    rig.mpd.enqueue(&["x/sigur.flac", "x/jp.flac", "x/amp.flac"]);
+    rig.mpd.cmd("play");
+    let got = rig.wait_scrobbles(3, 20);
+    let pairs: Vec<(String, String)> = got.iter().map(|s| (s.artist.clone(), s.track.clone())).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("Sigur Rós".to_string(), "Hoppípolla".to_string()),
+            ("日本語のアーティスト".to_string(), "日本語の曲".to_string()),
+            ("AC/DC".to_string(), "Rock & Roll = Life?".to_string()),
+        ]
+    );
+    assert_eq!(got[2].album.as_deref().map(str::len), Some(300));
+}
+
+#[test]
+fn skipped_track_never_arrives() {
+    let rig = Rig::with_library(&short_songs(2, 8));
+    rig.mpd.cmd("clear");
+    rig.mpd.enqueue(&["short/0.flac", "short/1.flac"]);
+    rig.mpd.cmd("play");
+    std::thread::sleep(Duration::from_millis(1500));
+    rig.mpd.cmd("next");
+    let got = rig.wait_scrobbles(1, 15);
+    assert_eq!(got[0].track, "Song 1");
+    rig.mpd.wait_state("stop", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let titles: Vec<_> = rig.lastfm.scrobbles().into_iter().map(|s| s.track).collect();
+    assert_eq!(titles, ["Song 1"]);
+}
+
+#[test]
+fn pause_stops_the_clock_and_resume_keeps_the_start_time() {
+    let rig = Rig::with_library(&short_songs(1, 8));
+    let start = unix_now();
+    rig.mpd.play_file("short/0.flac");
+    std::thread::sleep(Duration::from_millis(2000));
+    rig.mpd.cmd("pause 1");
+    rig.mpd.wait_state("pause", Duration::from_secs(5));
+    // Paused longer than the threshold (4 s of play): nothing may arrive.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(rig.lastfm.scrobbles().is_empty(), "scrobbled while paused");
+    rig.mpd.cmd("pause 0");
+    let got = rig.wait_scrobbles(1, 10);
+    assert!(
+        got[0].timestamp.abs_diff(start) <= 1,
+        "timestamp {} should be the start of the play {start}",
+        got[0].timestamp
+    );
+    assert!(rig.lastfm.now_playing().len() >= 2, "resume sends now playing again");
+}
+
+#[test]
+fn repeat_single_scrobbles_each_play() {
+    let rig = Rig::with_library(&short_songs(1, 4));
+    rig.mpd.cmd("clear");
+    rig.mpd.enqueue(&["short/0.flac"]);
+    rig.mpd.cmd("repeat 1");
+    rig.mpd.cmd("single 1");
+    rig.mpd.cmd("play");
+    let got = rig.wait_scrobbles(2, 15);
+    rig.mpd.cmd("stop");
+    assert_eq!(got[0].track, "Song 0");
+    assert_eq!(got[1].track, "Song 0");
+    let gap = got[1].timestamp - got[0].timestamp;
+    assert!((3..=6).contains(&gap), "second play should start one song later, gap {gap}");
+}
+
+#[test]
+fn outage_backlog_arrives_once_in_batches() {
+    let mut rig = Rig::with_library(&short_songs(3, 3));
+    rig.lastfm.go_down();
+    rig.mpd.cmd("clear");
+    rig.mpd.enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
+    rig.mpd.cmd("play");
+    rig.mpd.wait_state("stop", Duration::from_secs(20));
+    assert!(
+        rig.daemon.wait_log("queued \"Artist 2", Duration::from_secs(5)),
+        "{}",
+        rig.daemon.log()
+    );
+    assert!(rig.lastfm.scrobbles().is_empty());
+    rig.lastfm.come_up();
+    let got = rig.wait_scrobbles(3, 15);
+    std::thread::sleep(Duration::from_secs(1));
+    let titles: Vec<_> = rig.lastfm.scrobbles().into_iter().map(|s| s.track).collect();
+    assert_eq!(titles, ["Song 0", "Song 1", "Song 2"], "all, in order, none twice");
+    assert_eq!(rig.lastfm.scrobble_batches(), [3], "one batch after the outage");
+    assert_eq!(got.len(), 3);
+    assert!(rig.daemon.is_running());
+}
+
+#[test]
+fn server_errors_are_retried_until_they_clear() {
+    let rig = Rig::with_library(&short_songs(1, 4));
+    rig.lastfm
+        .set_failure(Some(crate::common::fake_lastfm::Failure::Api(16)));
+    rig.mpd.play_file("short/0.flac");
+    assert!(
+        rig.daemon.wait_log("retrying in", Duration::from_secs(10)),
+        "{}",
+        rig.daemon.log()
+    );
+    rig.lastfm.set_failure(Some(crate::common::fake_lastfm::Failure::Http(503)));
+    std::thread::sleep(Duration::from_secs(1));
+    rig.lastfm.set_failure(None);
+    let got = rig.wait_scrobbles(1, 10);
+    assert_eq!(got[0].track, "Song 0");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rig.lastfm.scrobbles().len(), 1);
+}
+
+#[test]
+fn kill_9_after_qualifying_delivers_after_restart() {
+    let mut rig = Rig::with_library(&short_songs(1, 4));
+    rig.lastfm.go_down();
+    rig.mpd.play_file("short/0.flac");
+    assert!(
+        rig.daemon.wait_log("queued \"Artist 0", Duration::from_secs(10)),
+        "{}",
+        rig.daemon.log()
+    );
+    rig.daemon.kill9();
+    rig.lastfm.come_up();
+    rig.daemon = Daemon::spawn(&rig.dir);
+    let got = rig.wait_scrobbles(1, 10);
+    assert_eq!(got[0].track, "Song 0");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rig.lastfm.scrobbles().len(), 1, "none twice");
+}
+
+#[test]
+fn mpd_restart_is_survived_without_restarting_the_daemon() {
+    let mut rig = Rig::with_library(&short_songs(2, 4));
+    rig.mpd.play_file("short/0.flac");
+    rig.wait_scrobbles(1, 10);
+    rig.mpd.stop_server();
+    assert!(
+        rig.daemon.wait_log("MPD", Duration::from_secs(5)),
+        "{}",
+        rig.daemon.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    rig.mpd.start_server();
+    rig.mpd.play_file("short/1.flac");
+    let got = rig.wait_scrobbles(2, 40);
+    assert_eq!(got[1].track, "Song 1");
+    assert!(rig.daemon.is_running());
+}
+
+#[test]
+fn revoked_session_pauses_and_auth_resumes_without_restart() {
+    let rig = Rig::with_library(&short_songs(1, 4));
+    rig.lastfm.revoke_sessions("alice");
+    rig.mpd.play_file("short/0.flac");
+    assert!(
+        rig.daemon
+            .wait_log("mpd-scrobbler auth lastfm", Duration::from_secs(10)),
+        "no pause message:\n{}",
+        rig.daemon.log()
+    );
+    assert!(rig.lastfm.scrobbles().is_empty());
+    let out = run_cli(
+        &rig.dir,
+        &["auth", "lastfm", "--username", "alice"],
+        Some("s3cret pässword\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "auth failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("running daemon now uses it"), "{stdout}");
+    let session = rig.dir.state_dir().join("lastfm.session");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&session).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let got = rig.wait_scrobbles(1, 10);
+    assert_eq!(got[0].track, "Song 0");
+    let log = rig.daemon.log();
+    assert!(!log.contains("s3cret"), "password leaked into the log");
+    assert_eq!(
+        log.matches("mpd-scrobbler auth lastfm").count(),
+        1,
+        "one pause line, not one per retry:\n{log}"
+    );
+}
+
+#[test]
+fn second_daemon_on_the_same_state_refuses_and_sigterm_is_clean() {
+    let mut rig = Rig::with_library(&short_songs(1, 4));
+    let out = run_cli(&rig.dir, &["run"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already running"), "{stderr}");
+    let status = rig.daemon.sigterm();
+    assert!(status.success(), "exit after SIGTERM: {status:?}\n{}", rig.daemon.log());
+}
+
+#[test]
+fn songs_without_tags_are_skipped_with_a_log_line() {
+    let rig = Rig::with_library(&[SongSpec {
+        file: "untagged.flac",
+        secs: 4,
+        tags: vec![("TITLE", "Only a title".into())],
+    }]);
+    rig.mpd.play_file("untagged.flac");
+    assert!(
+        rig.daemon
+            .wait_log("not scrobbling untagged.flac", Duration::from_secs(5)),
+        "{}",
+        rig.daemon.log()
+    );
+    rig.mpd.wait_state("stop", Duration::from_secs(10));
+    assert!(rig.lastfm.scrobbles().is_empty());
+}
+
+#[test]
+fn bad_config_names_file_and_key_and_exits_2() {
+    let dir = TestDir::new();
+    dir.write_config("[scrobble]\nplayed_percnt = 50\n");
+    let out = run_cli(&dir, &["run"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&dir.config_path().display().to_string()), "{stderr}");
+    assert!(stderr.contains("played_percnt"), "{stderr}");
+}
