@@ -32,7 +32,12 @@ pub async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
         .lastfm_target(opts.name.as_deref())
         .map_err(anyhow::Error::msg)?;
     let http = http::client(config.delivery.request_timeout)?;
-    let client = lastfm::Client::new(http, &target.url, &target.api_key, target.api_secret.expose());
+    let client = lastfm::Client::new(
+        http,
+        &target.url,
+        &target.api_key,
+        target.api_secret.expose(),
+    );
 
     let session = match &opts.username {
         Some(user) => {
@@ -52,12 +57,19 @@ pub async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
 
     let path = session::store(&config.state_dir, &target.name, &session.name, &session.key)
         .with_context(|| format!("cannot store the session in {}", config.state_dir.display()))?;
-    println!("Authorised as {} for {}; session stored in {}", session.name, target.name, path.display());
+    println!(
+        "Authorised as {} for {}; session stored in {}",
+        session.name,
+        target.name,
+        path.display()
+    );
     match control::request(&config.state_dir, Request::Reload).await {
         Ok(Some(reply)) if reply == "ok" => println!("The running daemon now uses it."),
         Ok(Some(reply)) => println!("The running daemon answered: {reply}"),
         Ok(None) => {}
-        Err(e) => println!("Could not reach the running daemon ({e}); restart it to use the new session."),
+        Err(e) => {
+            println!("Could not reach the running daemon ({e}); restart it to use the new session.")
+        }
     }
     Ok(())
 }
@@ -67,7 +79,10 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
         .get_token()
         .await
         .with_context(|| format!("{url}: could not get an authorisation token"))?;
-    println!("Open this page, log in and allow access for mpd-scrobbler:\n\n  {}\n", client.auth_page_url(&token));
+    println!(
+        "Open this page, log in and allow access for mpd-scrobbler:\n\n  {}\n",
+        client.auth_page_url(&token)
+    );
     println!("Waiting for approval (Ctrl-C to give up)...");
     let _ = std::io::stdout().flush();
     let started = Instant::now();
@@ -75,7 +90,9 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
         tokio::time::sleep(POLL_EVERY).await;
         match client.get_session(&token).await {
             Ok(s) => return Ok(s),
-            Err(lastfm::Error::Api { code: 14, .. }) if started.elapsed() < TOKEN_LIFETIME => continue,
+            Err(lastfm::Error::Api { code: 14, .. }) if started.elapsed() < TOKEN_LIFETIME => {
+                continue;
+            }
             Err(lastfm::Error::Api { code: 14 | 15, .. }) => {
                 bail!("the token expired before access was allowed; run the command again")
             }
@@ -86,7 +103,9 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
                 tracing::debug!("polling for the session: {e}");
                 continue;
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("{url}: authorisation failed"))),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("{url}: authorisation failed")));
+            }
         }
     }
 }

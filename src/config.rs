@@ -309,7 +309,9 @@ impl Config {
                     format!("must be between 1 and 100 (got {percent})"),
                 ));
             }
-            let max_required = s.max_required_secs.map_or(d.max_required, Duration::from_secs);
+            let max_required = s
+                .max_required_secs
+                .map_or(d.max_required, Duration::from_secs);
             if max_required.is_zero() {
                 return Err(invalid(
                     "scrobble.max_required_secs",
@@ -397,10 +399,12 @@ impl Config {
                     format!("{url:?} is not an http:// or https:// URL"),
                 ));
             }
-            let api_key = t
-                .api_key
-                .filter(|k| !k.trim().is_empty())
-                .ok_or_else(|| invalid(&key("api_key"), "is required (get one at https://www.last.fm/api/account/create)".into()))?;
+            let api_key = t.api_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                invalid(
+                    &key("api_key"),
+                    "is required (get one at https://www.last.fm/api/account/create)".into(),
+                )
+            })?;
             let api_secret = match (t.api_secret, t.api_secret_file) {
                 (Some(_), Some(_)) => {
                     return Err(invalid(
@@ -451,7 +455,9 @@ impl Config {
                     "{}: no [lastfm] section: add one with api_key and api_secret",
                     self.path.display()
                 )),
-                _ => Err("several [[lastfm]] targets are configured: choose one with --name".into()),
+                _ => {
+                    Err("several [[lastfm]] targets are configured: choose one with --name".into())
+                }
             },
         }
     }
@@ -523,7 +529,10 @@ api_secret = "s"
         assert_eq!(c.mpd.address, MpdAddress::Tcp("localhost".into(), 6600));
         assert!(c.mpd.password.is_none());
         assert_eq!(c.rules, Rules::default());
-        assert_eq!(c.state_dir, PathBuf::from("/home/u/.local/state/mpd-scrobbler"));
+        assert_eq!(
+            c.state_dir,
+            PathBuf::from("/home/u/.local/state/mpd-scrobbler")
+        );
         assert_eq!(c.lastfm[0].url, LASTFM_URL);
         assert_eq!(c.lastfm[0].name, "lastfm");
         assert_eq!(c.delivery.retry_min, Duration::from_secs(30));
@@ -532,11 +541,23 @@ api_secret = "s"
     #[test]
     fn mpd_host_rules_follow_mpc() {
         let cases: &[(&str, MpdAddress, Option<&str>)] = &[
-            ("pw@example.org", MpdAddress::Tcp("example.org".into(), 6600), Some("pw")),
-            ("/run/mpd/socket", MpdAddress::Unix("/run/mpd/socket".into()), None),
+            (
+                "pw@example.org",
+                MpdAddress::Tcp("example.org".into(), 6600),
+                Some("pw"),
+            ),
+            (
+                "/run/mpd/socket",
+                MpdAddress::Unix("/run/mpd/socket".into()),
+                None,
+            ),
             ("@mpd", MpdAddress::Abstract("mpd".into()), None),
             ("pw@@mpd", MpdAddress::Abstract("mpd".into()), Some("pw")),
-            ("pw@/run/mpd/socket", MpdAddress::Unix("/run/mpd/socket".into()), Some("pw")),
+            (
+                "pw@/run/mpd/socket",
+                MpdAddress::Unix("/run/mpd/socket".into()),
+                Some("pw"),
+            ),
             ("::1", MpdAddress::Tcp("::1".into(), 6600), None),
         ];
         for (host, address, password) in cases {
@@ -556,7 +577,9 @@ api_secret = "s"
         let c = parse(&text, &[("MPD_PORT", "6601"), ("MPD_HOST", "x@other")]).unwrap();
         assert_eq!(c.mpd.address, MpdAddress::Tcp("other".into(), 6601));
         assert_eq!(c.mpd.password.unwrap().expose(), "x");
-        let err = parse(&text, &[("MPD_PORT", "http")]).unwrap_err().to_string();
+        let err = parse(&text, &[("MPD_PORT", "http")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("MPD_PORT") && err.contains("http"), "{err}");
     }
 
@@ -571,14 +594,29 @@ api_secret = "s"
     #[test]
     fn invalid_values_name_the_key() {
         let cases = [
-            ("[scrobble]\nplayed_percent = 0\n", "scrobble.played_percent"),
-            ("[scrobble]\nplayed_percent = 101\n", "scrobble.played_percent"),
+            (
+                "[scrobble]\nplayed_percent = 0\n",
+                "scrobble.played_percent",
+            ),
+            (
+                "[scrobble]\nplayed_percent = 101\n",
+                "scrobble.played_percent",
+            ),
             ("[delivery]\nretry_min = \"soon\"\n", "delivery.retry_min"),
-            ("[delivery]\nretry_min = \"10m\"\nretry_max = \"1m\"\n", "delivery.retry_max"),
+            (
+                "[delivery]\nretry_min = \"10m\"\nretry_max = \"1m\"\n",
+                "delivery.retry_max",
+            ),
             ("[lastfm]\napi_secret = \"s\"\n", "lastfm.api_key"),
             ("[lastfm]\napi_key = \"k\"\n", "lastfm.api_secret"),
-            ("[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"ftp://x\"\n", "lastfm.url"),
-            ("[mpd]\npassword = \"a\"\npassword_file = \"b\"\n", "mpd.password_file"),
+            (
+                "[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"ftp://x\"\n",
+                "lastfm.url",
+            ),
+            (
+                "[mpd]\npassword = \"a\"\npassword_file = \"b\"\n",
+                "mpd.password_file",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text, &[]).unwrap_err().to_string();
@@ -607,7 +645,10 @@ api_secret = "s"
         assert_eq!(c.lastfm.len(), 2);
         assert_eq!(c.lastfm[1].name, "librefm");
         assert!(c.lastfm_target(None).is_err());
-        assert_eq!(c.lastfm_target(Some("librefm")).unwrap().url, "https://libre.fm/2.0/");
+        assert_eq!(
+            c.lastfm_target(Some("librefm")).unwrap().url,
+            "https://libre.fm/2.0/"
+        );
         let err = parse(&two.replace("name = \"librefm\"\n", ""), &[])
             .unwrap_err()
             .to_string();
@@ -616,11 +657,22 @@ api_secret = "s"
 
     #[test]
     fn state_dir_precedence() {
-        let c = parse(MINIMAL, &[("STATE_DIRECTORY", "/var/lib/mpd-scrobbler:/x"), ("XDG_STATE_HOME", "/s")]).unwrap();
+        let c = parse(
+            MINIMAL,
+            &[
+                ("STATE_DIRECTORY", "/var/lib/mpd-scrobbler:/x"),
+                ("XDG_STATE_HOME", "/s"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/mpd-scrobbler"));
         let c = parse(MINIMAL, &[("XDG_STATE_HOME", "/s")]).unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/s/mpd-scrobbler"));
-        let c = parse(&format!("state_dir = \"st\"\n{MINIMAL}"), &[("XDG_STATE_HOME", "/s")]).unwrap();
+        let c = parse(
+            &format!("state_dir = \"st\"\n{MINIMAL}"),
+            &[("XDG_STATE_HOME", "/s")],
+        )
+        .unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/etc/x/st"));
     }
 

@@ -54,7 +54,11 @@ pub async fn serve(stream: UnixStream, mut handler: impl FnMut(Request) -> Strin
             Some(req) => handler(req),
             None => format!("error unknown request {:?}", line.trim()),
         };
-        if write.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+        if write
+            .write_all(format!("{reply}\n").as_bytes())
+            .await
+            .is_err()
+        {
             break;
         }
     }

@@ -32,7 +32,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         );
     }
     session::ensure_state_dir(&config.state_dir).with_context(|| {
-        format!("cannot create the state directory {}", config.state_dir.display())
+        format!(
+            "cannot create the state directory {}",
+            config.state_dir.display()
+        )
     })?;
     let names: Vec<&str> = config.lastfm.iter().map(|t| t.name.as_str()).collect();
     let queue = Queue::open(&config.state_dir, &names)?;
@@ -43,8 +46,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
     })?;
 
-    let http = http::client(config.delivery.request_timeout)
-        .context("cannot set up the HTTP client")?;
+    let http =
+        http::client(config.delivery.request_timeout).context("cannot set up the HTTP client")?;
     let mut targets = Vec::new();
     let mut flushers = tokio::task::JoinSet::new();
     for t in &config.lastfm {
@@ -57,10 +60,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             paused: AtomicBool::new(false),
         });
         let tq = queue.target(&t.name);
-        tracing::info!("{}: {} scrobbles queued, sending to {}", t.name, tq.len(), t.url);
-        flushers.spawn(
-            Flusher::new(Arc::clone(&handle), tq, config.delivery, shutdown.clone()).run(),
+        tracing::info!(
+            "{}: {} scrobbles queued, sending to {}",
+            t.name,
+            tq.len(),
+            t.url
         );
+        flushers
+            .spawn(Flusher::new(Arc::clone(&handle), tq, config.delivery, shutdown.clone()).run());
         targets.push(handle);
     }
 
@@ -129,7 +136,10 @@ async fn watch_mpd(
             Err(e) => {
                 let message = e.to_string();
                 if last_error.as_ref() != Some(&message) {
-                    tracing::warn!("{message}; retrying (up to every {} s)", RECONNECT_MAX.as_secs());
+                    tracing::warn!(
+                        "{message}; retrying (up to every {} s)",
+                        RECONNECT_MAX.as_secs()
+                    );
                     last_error = Some(message);
                 }
                 tokio::select! {
@@ -191,7 +201,11 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn perform(actions: impl IntoIterator<Item = Action>, queue: &Queue, targets: &[Arc<TargetHandle>]) {
+async fn perform(
+    actions: impl IntoIterator<Item = Action>,
+    queue: &Queue,
+    targets: &[Arc<TargetHandle>],
+) {
     for action in actions {
         match action {
             Action::NowPlaying(track) => {
@@ -208,13 +222,20 @@ async fn perform(actions: impl IntoIterator<Item = Action>, queue: &Queue, targe
                     match queue.enqueue(&listen).await {
                         Ok(()) => break,
                         Err(e) => {
-                            tracing::error!("cannot queue {}: {e}; retrying", describe(&listen.track));
+                            tracing::error!(
+                                "cannot queue {}: {e}; retrying",
+                                describe(&listen.track)
+                            );
                             tokio::time::sleep(wait).await;
                             wait = (wait * 2).min(Duration::from_secs(10));
                         }
                     }
                 }
-                tracing::info!("queued {} (started at {})", describe(&listen.track), listen.started_at);
+                tracing::info!(
+                    "queued {} (started at {})",
+                    describe(&listen.track),
+                    listen.started_at
+                );
                 for t in targets {
                     t.wake.notify_one();
                 }

@@ -56,7 +56,9 @@ impl TargetHandle {
         let track = track.clone();
         tokio::spawn(async move {
             match this.client.now_playing(sk.expose(), &track).await {
-                Ok(()) => tracing::debug!(target: "delivery", "{}: now playing {}", this.name, describe(&track)),
+                Ok(()) => {
+                    tracing::debug!(target: "delivery", "{}: now playing {}", this.name, describe(&track))
+                }
                 Err(e) => tracing::info!("{}: now playing not sent: {e}", this.name),
             }
         });
@@ -226,7 +228,10 @@ impl Flusher {
                 Ok(outcomes) => self.settle(chunk, outcomes).await?,
                 Err(e) => match e.kind() {
                     ErrorKind::Rejected if chunk.len() > 1 => {
-                        tracing::debug!("{name}: batch of {} refused ({e}); splitting it", chunk.len());
+                        tracing::debug!(
+                            "{name}: batch of {} refused ({e}); splitting it",
+                            chunk.len()
+                        );
                         let (a, b) = chunk.split_at(chunk.len() / 2);
                         pending.push(b);
                         pending.push(a);
@@ -260,7 +265,11 @@ impl Flusher {
     }
 
     /// Act on the per-item answers of one accepted request.
-    async fn settle(&self, chunk: &[(Key, Listen)], outcomes: Vec<ItemOutcome>) -> Result<(), Stop> {
+    async fn settle(
+        &self,
+        chunk: &[(Key, Listen)],
+        outcomes: Vec<ItemOutcome>,
+    ) -> Result<(), Stop> {
         let name = &self.handle.name;
         let mut done = Vec::with_capacity(chunk.len());
         let mut limited = false;
@@ -282,8 +291,15 @@ impl Flusher {
         }
         let accepted = done.len();
         self.queue.remove(&done).await.map_err(Stop::Queue)?;
-        tracing::info!("{name}: delivered {accepted} scrobble(s), {} queued", self.queue.len());
-        if limited { Err(Stop::DailyLimit) } else { Ok(()) }
+        tracing::info!(
+            "{name}: delivered {accepted} scrobble(s), {} queued",
+            self.queue.len()
+        );
+        if limited {
+            Err(Stop::DailyLimit)
+        } else {
+            Ok(())
+        }
     }
 
     fn backoff(&self, failures: &mut u32) -> Duration {
@@ -352,7 +368,10 @@ mod tests {
     fn jitter_stays_in_band() {
         for _ in 0..100 {
             let d = jitter(Duration::from_secs(100));
-            assert!(d >= Duration::from_secs(75) && d <= Duration::from_secs(125), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(75) && d <= Duration::from_secs(125),
+                "{d:?}"
+            );
         }
     }
 

@@ -63,7 +63,10 @@ fn main() -> ExitCode {
     init_logging(&cli);
 
     let env = |k: &str| std::env::var(k).ok();
-    let path = cli.config.clone().unwrap_or_else(|| config::default_path(&env));
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| config::default_path(&env));
     let config = match Config::load(&path, &env) {
         Ok(c) => c,
         Err(e) => {
@@ -72,7 +75,10 @@ fn main() -> ExitCode {
         }
     };
 
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mpd-scrobbler: cannot start the runtime: {e}");
@@ -103,7 +109,10 @@ fn main() -> ExitCode {
 /// Cancel on SIGTERM or SIGINT.
 async fn on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -124,7 +133,7 @@ fn init_logging(cli: &Cli) {
     // Libraries are chatty at debug level; unless the user asks for their
     // output by MPD_SCROBBLER_LOG, only their warnings show.
     let directives = std::env::var("MPD_SCROBBLER_LOG").unwrap_or_else(|_| {
-        format!("{level},sled=warn,mpd_client=warn,hyper_util=warn,reqwest=warn")
+        format!("{level},sled=warn,mpd_client=warn,mpd_protocol=warn,hyper_util=warn,reqwest=warn")
     });
     let filter = EnvFilter::builder()
         .with_default_directive(level.into())

@@ -229,7 +229,12 @@ impl TargetQueue {
     }
 
     /// Move an item the server refused for good to the rejected list.
-    pub async fn set_aside(&self, key: Key, listen: &Listen, reason: &str) -> Result<(), QueueError> {
+    pub async fn set_aside(
+        &self,
+        key: Key,
+        listen: &Listen,
+        reason: &str,
+    ) -> Result<(), QueueError> {
         let value = serde_json::to_vec(&Rejected {
             v: FORMAT_VERSION,
             listen: listen.clone(),
@@ -295,14 +300,23 @@ mod tests {
             }
             let a = q.target("a");
             let first = a.peek(2).await.unwrap();
-            assert_eq!(first.iter().map(|(_, l)| l.started_at - 1_700_000_000).collect::<Vec<_>>(), [0, 1]);
+            assert_eq!(
+                first
+                    .iter()
+                    .map(|(_, l)| l.started_at - 1_700_000_000)
+                    .collect::<Vec<_>>(),
+                [0, 1]
+            );
             a.remove(&[first[0].0, first[1].0]).await.unwrap();
             assert_eq!(a.len(), 3);
             assert_eq!(q.target("b").len(), 5, "targets are independent");
         }
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
         let rest = q.target("a").peek(50).await.unwrap();
-        assert_eq!(rest.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(), vec![listen(2), listen(3), listen(4)]);
+        assert_eq!(
+            rest.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
+            vec![listen(2), listen(3), listen(4)]
+        );
     }
 
     #[tokio::test]
@@ -312,7 +326,9 @@ mod tests {
         q.enqueue(&listen(1)).await.unwrap();
         let t = q.target("a");
         let (k, l) = t.peek(1).await.unwrap().remove(0);
-        t.set_aside(k, &l, "error 6: Invalid parameters").await.unwrap();
+        t.set_aside(k, &l, "error 6: Invalid parameters")
+            .await
+            .unwrap();
         assert!(t.is_empty());
         assert_eq!(t.rejected_len(), 1);
     }

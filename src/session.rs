@@ -49,7 +49,10 @@ pub fn load(state_dir: &Path, target: &str) -> std::io::Result<Option<Session>> 
     let stored: Stored = serde_json::from_str(&text).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{} is damaged ({e}); run `mpd-scrobbler auth` again", path.display()),
+            format!(
+                "{} is damaged ({e}); run `mpd-scrobbler auth` again",
+                path.display()
+            ),
         )
     })?;
     Ok(Some(Session {
@@ -98,12 +101,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let p = store(&state, "lastfm", "alice", "sk123").unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let s = load(&state, "lastfm").unwrap().unwrap();
         assert_eq!((s.user.as_str(), s.key.expose()), ("alice", "sk123"));
         store(&state, "lastfm", "alice", "sk456").unwrap();
-        assert_eq!(load(&state, "lastfm").unwrap().unwrap().key.expose(), "sk456");
+        assert_eq!(
+            load(&state, "lastfm").unwrap().unwrap().key.expose(),
+            "sk456"
+        );
         assert!(load(&state, "other").unwrap().is_none());
     }
 }

@@ -414,11 +414,14 @@ mod tests {
         assert_eq!(h.scrobbles[0].started_at, T0);
         assert_eq!(h.scrobbles[0].track.title, "Track 1");
         // The song ends and MPD stops: nothing more.
-        h.see(200, Snapshot {
-            state: PlayState::Stopped,
-            song: None,
-            elapsed: Duration::ZERO,
-        });
+        h.see(
+            200,
+            Snapshot {
+                state: PlayState::Stopped,
+                song: None,
+                elapsed: Duration::ZERO,
+            },
+        );
         h.run_until(1000);
         assert_eq!(h.scrobbles.len(), 1);
     }
@@ -613,8 +616,14 @@ mod tests {
     #[test]
     fn rules_thresholds() {
         let r = Rules::default();
-        assert_eq!(r.required(Some(secs(31))), Ok(Duration::from_millis(15_500)));
-        assert_eq!(r.required(Some(secs(30))), Err(Unscrobblable::TooShort(secs(30))));
+        assert_eq!(
+            r.required(Some(secs(31))),
+            Ok(Duration::from_millis(15_500))
+        );
+        assert_eq!(
+            r.required(Some(secs(30))),
+            Err(Unscrobblable::TooShort(secs(30)))
+        );
         assert_eq!(r.required(Some(secs(480))), Ok(secs(240)));
         assert_eq!(r.required(Some(secs(1000))), Ok(secs(240)));
     }

@@ -125,7 +125,10 @@ pub async fn snapshot(client: &Client) -> Result<Snapshot, ReadError> {
         .await
         .map_err(|_| ReadError::Timeout)??;
     let fields = |i: usize| -> Vec<(&str, &str)> {
-        frames.get(i).map(|f| f.fields().collect()).unwrap_or_default()
+        frames
+            .get(i)
+            .map(|f| f.fields().collect())
+            .unwrap_or_default()
     };
     Ok(parse_snapshot(&fields(0), &fields(1)))
 }
@@ -154,7 +157,11 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
     };
     let elapsed = get(status, "elapsed")
         .and_then(secs)
-        .or_else(|| get(status, "time").and_then(|t| t.split(':').next()).and_then(secs))
+        .or_else(|| {
+            get(status, "time")
+                .and_then(|t| t.split(':').next())
+                .and_then(secs)
+        })
         .map_or(Duration::ZERO, Duration::from_secs_f64);
     let id = get(status, "songid").and_then(|v| v.parse::<u64>().ok());
     let uri = get(song, "file");
@@ -229,7 +236,10 @@ mod tests {
             ("Album", "Takk..."),
             ("AlbumArtist", "Sigur Rós"),
             ("Track", "3/11"),
-            ("MUSICBRAINZ_TRACKID", "b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab"),
+            (
+                "MUSICBRAINZ_TRACKID",
+                "b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab",
+            ),
             ("duration", "268.000"),
         ];
         let s = parse_snapshot(&status, &song);
@@ -273,7 +283,10 @@ mod tests {
         let s = parse_snapshot(&[("state", "stop")], &[]);
         assert_eq!(s.state, PlayState::Stopped);
         assert!(s.song.is_none());
-        let s = parse_snapshot(&[("state", "play"), ("songid", "3")], &[("file", "http://radio/stream")]);
+        let s = parse_snapshot(
+            &[("state", "play"), ("songid", "3")],
+            &[("file", "http://radio/stream")],
+        );
         let song = s.song.unwrap();
         assert_eq!(song.duration, None);
         assert!(song.track.artist.is_empty());
