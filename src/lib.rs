@@ -3,9 +3,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod delivery;
+pub mod http;
 pub mod lastfm;
 pub mod queue;
 pub mod scrobble;
+pub mod session;
 pub mod tracker;
 pub mod watcher;

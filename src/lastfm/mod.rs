@@ -1,1 +1,827 @@
-//! Last.fm 2.0 (and Libre.fm / other Audioscrobbler 2.0 servers) client.
+//! Last.fm 2.0 client, also used for Libre.fm and other Audioscrobbler 2.0
+//! servers (selected by API URL): now playing, batch scrobbling, the desktop
+//! and mobile authentication flows, and the classification of failures into
+//! what a caller can act on. Protocol reference: protocols.md §1 and §2.
+//!
+//! The client is stateless: callers keep the session key and decide about
+//! retries from [`Error::kind`] and the per-listen [`ItemOutcome`]s.
+
+mod api;
+mod sign;
+
+use std::fmt;
+
+use serde_json::Value;
+
+pub use sign::api_sig;
+
+use crate::scrobble::{Listen, Track};
+use sign::Params;
+
+/// Last.fm's API root.
+pub const LASTFM_API_URL: &str = "https://ws.audioscrobbler.com/2.0/";
+
+/// Most listens one `track.scrobble` request may carry (indices 0 to 49).
+pub const MAX_BATCH: usize = 50;
+
+/// Where Last.fm users approve a desktop token. Other servers host the page
+/// themselves (see [`Client::auth_page_url`]).
+const LASTFM_AUTH_PAGE: &str = "https://www.last.fm/api/auth/";
+
+/// A client for one Audioscrobbler 2.0 server and API account.
+///
+/// Cheap to clone: the HTTP client inside is shared.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    api_url: String,
+    api_key: String,
+    api_secret: String,
+}
+
+/// An authenticated session. The key does not expire unless the user revokes
+/// the application, so it is stored (like a password) and reused.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The account name as the server spells it; empty where the server does
+    /// not say (Maloja).
+    pub name: String,
+    /// The session key (`sk`) that authorises write calls.
+    pub key: String,
+}
+
+/// What the server did with one listen of a `track.scrobble` batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Stored, or already stored before (Libre.fm's code 91, a duplicate).
+    Accepted,
+    /// Filtered out by the server (bad artist or title, timestamp out of
+    /// range, ...). Resending it will not help. The codes differ between
+    /// servers: Libre.fm swaps 3 and 4 relative to Last.fm.
+    Ignored {
+        /// The server's `ignoredMessage` code.
+        code: u32,
+        /// The server's explanation; may be empty.
+        message: String,
+    },
+    /// Last.fm's daily scrobble cap was reached (code 5): keep the listen and
+    /// resend it the next day.
+    DailyLimitExceeded,
+}
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an API error (`{"error": N, "message": ..}`),
+    /// whatever the HTTP status.
+    #[error("server error {code}: {message}")]
+    Api {
+        /// The API error code (protocols.md §1.10). In the auth flow, 14 means
+        /// the token is not approved yet and 15 that it expired.
+        code: u32,
+        /// The server's message; may be empty.
+        message: String,
+    },
+    /// A non-2xx reply without an API error in its body.
+    #[error("HTTP {status}: {body}")]
+    Http {
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the body, for the log.
+        body: String,
+    },
+    /// The request did not complete: connection refused, timeout, ...
+    #[error("request failed: {}", causes(.0))]
+    Transport(reqwest::Error),
+    /// A 2xx reply that is not in the expected shape.
+    #[error("unexpected reply: {0}")]
+    Malformed(String),
+}
+
+/// What a caller should do about an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Retry later with backoff: network failures, timeouts, HTTP 5xx, API
+    /// errors 8, 11, 16 and unknown codes, malformed replies.
+    Transient,
+    /// Too many requests (API error 29, or HTTP 429): wait at least 60 s.
+    RateLimited,
+    /// The session is invalid or revoked (4, 9): the user must run
+    /// `mpd-scrobbler auth lastfm` again.
+    Auth,
+    /// The configuration is wrong: invalid API key (10), bad signature, i.e.
+    /// a wrong secret (13), suspended key (26), or an unusable API URL (one
+    /// that cannot be parsed or answers with a redirect). The user must fix
+    /// `api_key`, `api_secret` or `url`.
+    Config,
+    /// The request itself was refused (2, 3, 5, 6, 7, 27, or a 4xx without
+    /// an API error): resending it unchanged will not help, so isolate the
+    /// bad item.
+    Rejected,
+}
+
+impl From<reqwest::Error> for Error {
+    fn from(e: reqwest::Error) -> Self {
+        Error::Transport(e)
+    }
+}
+
+/// reqwest's message with its causes ("connection refused" sits two levels
+/// down); the log line is useless without them.
+fn causes(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Error {
+    /// Classifies the error for retry decisions (protocols.md §1.10, §1.13).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Api { code, .. } => match code {
+                29 => ErrorKind::RateLimited,
+                4 | 9 => ErrorKind::Auth,
+                10 | 13 | 26 => ErrorKind::Config,
+                2 | 3 | 5 | 6 | 7 | 27 => ErrorKind::Rejected,
+                _ => ErrorKind::Transient,
+            },
+            Error::Http { status, .. } => match status {
+                429 => ErrorKind::RateLimited,
+                408 | 500.. => ErrorKind::Transient,
+                // Redirects are not followed (see `crate::http`): the API URL
+                // is outdated or points at an alias.
+                300..=399 => ErrorKind::Config,
+                _ => ErrorKind::Rejected,
+            },
+            // A request that cannot even be built (an invalid URL) fails the
+            // same way on every retry.
+            Error::Transport(e) if e.is_builder() => ErrorKind::Config,
+            Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
+        }
+    }
+}
+
+impl Client {
+    /// A client for the server at `api_url` (for example
+    /// [`LASTFM_API_URL`] or `https://libre.fm/2.0/`), using the API
+    /// account's key and shared secret.
+    ///
+    /// An unusable `api_url` surfaces on the first call, as an error of kind
+    /// [`ErrorKind::Config`].
+    pub fn new(http: reqwest::Client, api_url: &str, api_key: &str, api_secret: &str) -> Client {
+        Client {
+            http,
+            api_url: api_url.to_owned(),
+            api_key: api_key.to_owned(),
+            api_secret: api_secret.to_owned(),
+        }
+    }
+
+    /// Tells the server that `track` started playing (`track.updateNowPlaying`).
+    ///
+    /// Last.fm asks that a failed now-playing call is not retried; a
+    /// now-playing notice the server ignores is only logged at debug level.
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`].
+    pub async fn now_playing(&self, session_key: &str, track: &Track) -> Result<(), Error> {
+        let params = api::now_playing_params(track);
+        let reply = self
+            .call("track.updateNowPlaying", Some(session_key), params)
+            .await?;
+        if let Some((code, message)) = api::now_playing_ignored(&reply) {
+            tracing::debug!(code, message, "server ignored the now-playing notice");
+        }
+        Ok(())
+    }
+
+    /// Sends one `track.scrobble` request for up to [`MAX_BATCH`] listens and
+    /// returns one outcome per listen, in order. An empty slice sends nothing.
+    ///
+    /// A successful reply does not mean every listen was stored: check each
+    /// outcome.
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`]. On error, no outcome is
+    /// known for any listen.
+    ///
+    /// # Panics
+    ///
+    /// If `listens` holds more than [`MAX_BATCH`] listens.
+    pub async fn scrobble(
+        &self,
+        session_key: &str,
+        listens: &[Listen],
+    ) -> Result<Vec<ItemOutcome>, Error> {
+        assert!(
+            listens.len() <= MAX_BATCH,
+            "a track.scrobble batch holds at most {MAX_BATCH} listens, got {}",
+            listens.len()
+        );
+        if listens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = api::scrobble_params(listens);
+        let reply = self
+            .call("track.scrobble", Some(session_key), params)
+            .await?;
+        api::scrobble_outcomes(&reply, listens.len())
+    }
+
+    /// Starts the desktop flow: requests a token (`auth.getToken`) for the
+    /// user to approve at [`auth_page_url`](Self::auth_page_url). Tokens are
+    /// valid for 60 minutes and are used up by
+    /// [`get_session`](Self::get_session).
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`].
+    pub async fn get_token(&self) -> Result<String, Error> {
+        let reply = self.call("auth.getToken", None, Params::new()).await?;
+        api::token(&reply)
+    }
+
+    /// Finishes the desktop flow: exchanges an approved token for a session
+    /// (`auth.getSession`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with code 14 while the user has not approved the token
+    /// yet (poll again after a few seconds), 15 when it expired and 4 when it
+    /// is invalid (start over with [`get_token`](Self::get_token)); otherwise
+    /// any failure of the call.
+    pub async fn get_session(&self, token: &str) -> Result<Session, Error> {
+        let params = Params::from([("token".to_owned(), token.to_owned())]);
+        let reply = self.call("auth.getSession", None, params).await?;
+        api::session(&reply)
+    }
+
+    /// The mobile flow: gets a session from a user name and password
+    /// (`auth.getMobileSession`).
+    ///
+    /// Last.fm (API host `ws.audioscrobbler.com` or `*.last.fm`) receives the
+    /// password itself, as it documents. Every other server (Libre.fm,
+    /// Maloja) receives the legacy
+    /// `authToken = md5(lowercase(username) + md5_hex(password))` with the
+    /// lowercased user name instead, which is what GNU FM checks (§2).
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; wrong credentials give an [`Error::Api`]
+    /// (Last.fm and Maloja: code 4).
+    pub async fn get_mobile_session(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Session, Error> {
+        let params = self.mobile_session_params(username, password);
+        let reply = self.call("auth.getMobileSession", None, params).await?;
+        api::session(&reply)
+    }
+
+    /// The page where the user approves a desktop token:
+    /// `https://www.last.fm/api/auth/?api_key=..&token=..` for Last.fm, and
+    /// the API URL's scheme, host and port followed by
+    /// `/api/auth/?api_key=..&token=..` for any other server (Libre.fm's
+    /// rule).
+    pub fn auth_page_url(&self, token: &str) -> String {
+        let page = if self.is_lastfm() {
+            LASTFM_AUTH_PAGE.to_owned()
+        } else {
+            let (scheme, authority) = split_authority(&self.api_url);
+            format!("{scheme}://{authority}/api/auth/")
+        };
+        format!(
+            "{page}?api_key={}&token={}",
+            query_escape(&self.api_key),
+            query_escape(token)
+        )
+    }
+
+    fn mobile_session_params(&self, username: &str, password: &str) -> Params {
+        let credentials = if self.is_lastfm() {
+            [
+                ("username", username.to_owned()),
+                ("password", password.to_owned()),
+            ]
+        } else {
+            [
+                ("username", username.to_lowercase()),
+                ("authToken", sign::auth_token(username, password)),
+            ]
+        };
+        credentials
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect()
+    }
+
+    /// Whether the API URL points at Last.fm itself rather than another
+    /// server speaking its protocol.
+    fn is_lastfm(&self) -> bool {
+        let (_, authority) = split_authority(&self.api_url);
+        let host = match authority.strip_prefix('[') {
+            Some(ipv6) => ipv6.split(']').next(),
+            None => authority.split(':').next(),
+        }
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+        host == "ws.audioscrobbler.com" || host == "last.fm" || host.ends_with(".last.fm")
+    }
+
+    /// Signs and POSTs a call, and returns the JSON of a successful reply.
+    async fn call(
+        &self,
+        method: &str,
+        session_key: Option<&str>,
+        params: Params,
+    ) -> Result<Value, Error> {
+        // Only the method name: the body holds the session key or password.
+        tracing::debug!(method, "Audioscrobbler request");
+        let response = self.request(method, session_key, params).send().await?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await?;
+        api::read_reply(status, &body)
+    }
+
+    /// The signed form POST for a call. Every call is a POST: writes and
+    /// `auth.getMobileSession` must be, and the rest may be.
+    fn request(
+        &self,
+        method: &str,
+        session_key: Option<&str>,
+        mut params: Params,
+    ) -> reqwest::RequestBuilder {
+        sign::sign_request(
+            &mut params,
+            method,
+            &self.api_key,
+            session_key,
+            &self.api_secret,
+        );
+        self.http.post(&self.api_url).form(&params)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("api_url", &self.api_url)
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits `https://user@host:port/path?query` into `("https", "host:port")`.
+/// A URL without a scheme is taken as HTTPS.
+fn split_authority(url: &str) -> (&str, &str) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    (scheme, authority)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::http::test_server::serve_once;
+
+    const API_KEY: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "fedcba9876543210fedcba9876543210";
+    const SK: &str = "5f2b1c6d8e9a0b1c2d3e4f5a6b7c8d9e";
+
+    fn client(api_url: &str) -> Client {
+        let http = crate::http::client(Duration::from_secs(5)).unwrap();
+        Client::new(http, api_url, API_KEY, SECRET)
+    }
+
+    /// Decodes an `application/x-www-form-urlencoded` body.
+    fn decode_form(body: &str) -> BTreeMap<String, String> {
+        reqwest::Url::parse(&format!("http://x/?{body}"))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect()
+    }
+
+    fn body_of(request: reqwest::RequestBuilder) -> String {
+        let request = request.build().unwrap();
+        let bytes = request.body().unwrap().as_bytes().unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// The two listens of the worked example in protocols.md §1.4.
+    fn worked_example_listens() -> [Listen; 2] {
+        [
+            Listen {
+                track: Track {
+                    artist: "Sigur Rós".into(),
+                    title: "Hoppípolla".into(),
+                    album: Some("Takk...".into()),
+                    track_number: Some(3),
+                    duration_secs: Some(268),
+                    ..Track::default()
+                },
+                started_at: 1_700_000_000,
+            },
+            Listen {
+                track: Track {
+                    artist: "AC/DC".into(),
+                    title: "T.N.T.".into(),
+                    album_artist: Some("AC/DC".into()),
+                    ..Track::default()
+                },
+                started_at: 1_700_000_300,
+            },
+        ]
+    }
+
+    const WORKED_EXAMPLE_BODY: &str = "albumArtist%5B1%5D=AC%2FDC&album%5B0%5D=Takk...&api_key=0123456789abcdef0123456789abcdef&api_sig=2ce114d60038545e95cb52175894ba1a&artist%5B0%5D=Sigur+R%C3%B3s&artist%5B1%5D=AC%2FDC&duration%5B0%5D=268&format=json&method=track.scrobble&sk=5f2b1c6d8e9a0b1c2d3e4f5a6b7c8d9e&timestamp%5B0%5D=1700000000&timestamp%5B1%5D=1700000300&trackNumber%5B0%5D=3&track%5B0%5D=Hopp%C3%ADpolla&track%5B1%5D=T.N.T.";
+
+    #[test]
+    fn worked_example_batch_signature_and_body() {
+        let client = client(LASTFM_API_URL);
+        let mut expected = decode_form(WORKED_EXAMPLE_BODY);
+
+        // The example sends albumArtist[1] although it equals artist[1]; the
+        // builder leaves such an album artist out, as the API asks.
+        let mut params = api::scrobble_params(&worked_example_listens());
+        let album_artist = expected.remove("albumArtist[1]").unwrap();
+        let mut without_envelope = expected.clone();
+        for name in ["api_key", "api_sig", "format", "method", "sk"] {
+            without_envelope.remove(name);
+        }
+        assert_eq!(params, without_envelope);
+
+        params.insert("albumArtist[1]".into(), album_artist);
+        let body = body_of(client.request("track.scrobble", Some(SK), params));
+        assert_eq!(decode_form(&body), decode_form(WORKED_EXAMPLE_BODY));
+        assert_eq!(
+            decode_form(&body)["api_sig"],
+            "2ce114d60038545e95cb52175894ba1a"
+        );
+    }
+
+    #[test]
+    fn worked_example_as_actually_sent() {
+        let client = client(LASTFM_API_URL);
+        let params = api::scrobble_params(&worked_example_listens());
+        let sent = decode_form(&body_of(client.request("track.scrobble", Some(SK), params)));
+        assert!(!sent.contains_key("albumArtist[1]"));
+        // Computed independently with python3 hashlib from the §1.4 string
+        // without "albumArtist[1]AC/DC".
+        assert_eq!(sent["api_sig"], "dc9c35af243e3bbf802790f480b52d48");
+    }
+
+    #[test]
+    fn mobile_session_sends_password_to_lastfm_only() {
+        let lastfm = client(LASTFM_API_URL).mobile_session_params("Alice", "s3cret pässword");
+        assert_eq!(lastfm["username"], "Alice");
+        assert_eq!(lastfm["password"], "s3cret pässword");
+        assert!(!lastfm.contains_key("authToken"));
+
+        for url in [
+            "https://libre.fm/2.0/",
+            "https://maloja.example/apis/audioscrobbler/2.0/",
+        ] {
+            let other = client(url).mobile_session_params("Alice", "s3cret pässword");
+            assert_eq!(other["username"], "alice");
+            assert_eq!(other["authToken"], "ce8f8aeac66d2efad4835830bc1c0bd4");
+            assert!(!other.contains_key("password"), "{url}");
+        }
+    }
+
+    #[test]
+    fn lastfm_hosts_are_recognised() {
+        for url in [
+            LASTFM_API_URL,
+            "http://ws.audioscrobbler.com/2.0/",
+            "https://WS.AudioScrobbler.com:443/2.0/",
+            "https://api.last.fm/2.0/",
+        ] {
+            assert!(client(url).is_lastfm(), "{url}");
+        }
+        for url in [
+            "https://libre.fm/2.0/",
+            "https://notlast.fm/2.0/",
+            "http://127.0.0.1:8080/2.0/",
+            "http://[::1]:8080/2.0/",
+        ] {
+            assert!(!client(url).is_lastfm(), "{url}");
+        }
+    }
+
+    #[test]
+    fn auth_page_url_for_lastfm_librefm_and_loopback() {
+        assert_eq!(
+            client(LASTFM_API_URL).auth_page_url("abc123"),
+            format!("https://www.last.fm/api/auth/?api_key={API_KEY}&token=abc123")
+        );
+        assert_eq!(
+            client("https://libre.fm/2.0/").auth_page_url("abc123"),
+            format!("https://libre.fm/api/auth/?api_key={API_KEY}&token=abc123")
+        );
+        assert_eq!(
+            client("http://127.0.0.1:18080/2.0/").auth_page_url("abc123"),
+            format!("http://127.0.0.1:18080/api/auth/?api_key={API_KEY}&token=abc123")
+        );
+    }
+
+    #[test]
+    fn auth_page_url_escapes_its_values() {
+        assert_eq!(
+            client("https://user@gnufm.example:8443/2.0/").auth_page_url("a b&c"),
+            format!("https://gnufm.example:8443/api/auth/?api_key={API_KEY}&token=a%20b%26c")
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let client = Client::new(
+            reqwest::Client::new(),
+            LASTFM_API_URL,
+            API_KEY,
+            "s3cr3t-value",
+        );
+        let shown = format!("{client:?}");
+        assert!(
+            shown.contains(API_KEY) && !shown.contains("s3cr3t-value"),
+            "{shown}"
+        );
+
+        let session = Session {
+            name: "alice".into(),
+            key: "sk-value-9".into(),
+        };
+        let shown = format!("{session:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("sk-value-9"),
+            "{shown}"
+        );
+    }
+
+    fn api(code: u32) -> Error {
+        Error::Api {
+            code,
+            message: String::new(),
+        }
+    }
+
+    fn http(status: u16) -> Error {
+        Error::Http {
+            status,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn api_error_codes_are_classified() {
+        let cases = [
+            (2, ErrorKind::Rejected),
+            (3, ErrorKind::Rejected),
+            (4, ErrorKind::Auth),
+            (5, ErrorKind::Rejected),
+            (6, ErrorKind::Rejected),
+            (7, ErrorKind::Rejected),
+            (8, ErrorKind::Transient),
+            (9, ErrorKind::Auth),
+            (10, ErrorKind::Config),
+            (11, ErrorKind::Transient),
+            (13, ErrorKind::Config),
+            (16, ErrorKind::Transient),
+            (26, ErrorKind::Config),
+            (27, ErrorKind::Rejected),
+            (28, ErrorKind::Transient),
+            (29, ErrorKind::RateLimited),
+            (1234, ErrorKind::Transient),
+        ];
+        for (code, kind) in cases {
+            assert_eq!(api(code).kind(), kind, "code {code}");
+        }
+    }
+
+    #[test]
+    fn http_statuses_and_malformed_replies_are_classified() {
+        let cases = [
+            (301, ErrorKind::Config),
+            (303, ErrorKind::Config),
+            (308, ErrorKind::Config),
+            (400, ErrorKind::Rejected),
+            (403, ErrorKind::Rejected),
+            (404, ErrorKind::Rejected),
+            (408, ErrorKind::Transient),
+            (429, ErrorKind::RateLimited),
+            (500, ErrorKind::Transient),
+            (502, ErrorKind::Transient),
+            (503, ErrorKind::Transient),
+            (504, ErrorKind::Transient),
+        ];
+        for (status, kind) in cases {
+            assert_eq!(http(status).kind(), kind, "status {status}");
+        }
+        assert_eq!(Error::Malformed(String::new()).kind(), ErrorKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn invalid_api_url_is_a_config_error() {
+        let err = client("not a url").get_token().await.unwrap_err();
+        assert!(matches!(err, Error::Transport(_)), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_transient() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/2.0/", listener.local_addr().unwrap());
+        drop(listener);
+        let err = client(&url).get_token().await.unwrap_err();
+        assert!(matches!(err, Error::Transport(_)), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn scrobble_posts_a_signed_form_and_reads_outcomes() {
+        let reply = r##"{"scrobbles":{"scrobble":[
+            {"ignoredMessage":{"code":"0","#text":""}},
+            {"ignoredMessage":{"code":"3","#text":"Timestamp was too old"}}],
+            "@attr":{"accepted":1,"ignored":1}}}"##;
+        let (url, server) = serve_once(200, reply).await;
+        let outcomes = client(&url)
+            .scrobble(SK, &worked_example_listens())
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                ItemOutcome::Accepted,
+                ItemOutcome::Ignored {
+                    code: 3,
+                    message: "Timestamp was too old".into()
+                }
+            ]
+        );
+
+        let received = server.await.unwrap();
+        assert!(received.head.starts_with("POST /2.0/ HTTP/1.1\r\n"));
+        assert!(
+            received
+                .head
+                .to_ascii_lowercase()
+                .contains("content-type: application/x-www-form-urlencoded"),
+            "{}",
+            received.head
+        );
+        let form = decode_form(&received.body);
+        assert_eq!(form["method"], "track.scrobble");
+        assert_eq!(form["sk"], SK);
+        assert_eq!(form["format"], "json");
+        assert_eq!(form["api_sig"], "dc9c35af243e3bbf802790f480b52d48");
+    }
+
+    #[tokio::test]
+    async fn empty_batch_sends_nothing() {
+        // Nothing listens at this URL: a request would fail.
+        let outcomes = client("http://127.0.0.1:9/2.0/").scrobble(SK, &[]).await;
+        assert_eq!(outcomes.unwrap(), []);
+    }
+
+    #[tokio::test]
+    async fn now_playing_sends_unindexed_fields() {
+        let reply = r##"{"nowplaying":{"artist":{"corrected":"0","#text":"Cher"},
+            "ignoredMessage":{"code":"0","#text":""}}}"##;
+        let (url, server) = serve_once(200, reply).await;
+        let track = Track {
+            artist: "Cher".into(),
+            title: "Believe".into(),
+            duration_secs: Some(239),
+            ..Track::default()
+        };
+        client(&url).now_playing(SK, &track).await.unwrap();
+        let form = decode_form(&server.await.unwrap().body);
+        assert_eq!(form["method"], "track.updateNowPlaying");
+        assert_eq!(form["artist"], "Cher");
+        assert_eq!(form["track"], "Believe");
+        assert_eq!(form["duration"], "239");
+        let mut expected = form.clone();
+        expected.remove("api_sig");
+        expected.remove("format");
+        assert_eq!(form["api_sig"], api_sig(&expected, SECRET));
+    }
+
+    #[tokio::test]
+    async fn invalid_session_with_http_403_is_an_auth_error() {
+        let (url, _server) = serve_once(
+            403,
+            r#"{"error":9,"message":"Invalid session key - Please re-authenticate"}"#,
+        )
+        .await;
+        let err = client(&url)
+            .now_playing(SK, &Track::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Api { code: 9, .. }), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Auth);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_without_body_and_outage_page() {
+        let (url, _server) = serve_once(429, "").await;
+        let err = client(&url).get_token().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+
+        let (url, _server) = serve_once(503, "<html>Service Unavailable</html>").await;
+        let err = client(&url).get_token().await.unwrap_err();
+        assert!(
+            matches!(err, Error::Http { status: 503, ref body } if body.contains("Unavailable")),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn desktop_flow_token_pending_then_session() {
+        let (url, server) = serve_once(200, r#"{"token":"cafe0123"}"#).await;
+        assert_eq!(client(&url).get_token().await.unwrap(), "cafe0123");
+        let form = decode_form(&server.await.unwrap().body);
+        assert_eq!(form["method"], "auth.getToken");
+        assert_eq!(form["api_sig"], "122db8efff0100fb11599a7629ab9106");
+
+        let (url, _server) = serve_once(
+            200,
+            r#"{"error":14,"message":"This token has not been authorized"}"#,
+        )
+        .await;
+        let err = client(&url).get_session("cafe0123").await.unwrap_err();
+        assert!(matches!(err, Error::Api { code: 14, .. }), "{err:?}");
+
+        let (url, server) = serve_once(
+            200,
+            r#"{"session":{"name":"alice","key":"d580d57f32848f5dcf574d1ce18d78b2","subscriber":0}}"#,
+        )
+        .await;
+        let session = client(&url).get_session("cafe0123").await.unwrap();
+        assert_eq!(
+            session,
+            Session {
+                name: "alice".into(),
+                key: "d580d57f32848f5dcf574d1ce18d78b2".into()
+            }
+        );
+        let form = decode_form(&server.await.unwrap().body);
+        assert_eq!(form["method"], "auth.getSession");
+        assert_eq!(form["token"], "cafe0123");
+    }
+
+    #[tokio::test]
+    async fn mobile_session_against_another_server_sends_auth_token() {
+        let (url, server) = serve_once(
+            200,
+            r#"{"session":{"name":"alice","key":"k","subscriber":"0"}}"#,
+        )
+        .await;
+        let session = client(&url)
+            .get_mobile_session("Alice", "s3cret pässword")
+            .await
+            .unwrap();
+        assert_eq!(session.key, "k");
+        let form = decode_form(&server.await.unwrap().body);
+        assert_eq!(form["method"], "auth.getMobileSession");
+        assert_eq!(form["username"], "alice");
+        assert_eq!(form["authToken"], "ce8f8aeac66d2efad4835830bc1c0bd4");
+        assert!(!form.contains_key("password"));
+    }
+}
