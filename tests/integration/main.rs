@@ -5,3 +5,4 @@ mod common;
 mod harness_lastfm;
 mod harness_mpd;
 mod scrobbling;
+mod auth;

@@ -365,3 +365,31 @@ fn bad_config_names_file_and_key_and_exits_2() {
     assert!(stderr.contains(&dir.config_path().display().to_string()), "{stderr}");
     assert!(stderr.contains("played_percnt"), "{stderr}");
 }
+
+#[test]
+fn a_refused_item_is_set_aside_and_the_rest_delivered() {
+    let rig = Rig::with_library(&short_songs(3, 3));
+    rig.lastfm.go_down();
+    rig.lastfm.set_poison_artist(Some("Artist 1"));
+    rig.mpd.cmd("clear");
+    rig.mpd.enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
+    rig.mpd.cmd("play");
+    rig.mpd.wait_state("stop", Duration::from_secs(20));
+    assert!(
+        rig.daemon.wait_log("queued \"Artist 2", Duration::from_secs(5)),
+        "{}",
+        rig.daemon.log()
+    );
+    rig.lastfm.come_up();
+    let got = rig.wait_scrobbles(2, 15);
+    let titles: Vec<_> = got.into_iter().map(|s| s.track).collect();
+    assert_eq!(titles, ["Song 0", "Song 2"]);
+    assert!(
+        rig.daemon
+            .wait_log("refused \"Artist 1 – Song 1\"", Duration::from_secs(5)),
+        "{}",
+        rig.daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rig.lastfm.scrobbles().len(), 2);
+}

@@ -1,0 +1,676 @@
+//! A stand-in Last.fm 2.0 server on loopback that behaves like the real one
+//! where the daemon can tell: form-encoded POSTs for writes, the `api_sig`
+//! check (error 13), session keys (error 9 with HTTP 403), the 50-item batch
+//! limit and contiguous indices (error 6), per-item `ignoredMessage` codes,
+//! JSON replies in Last.fm's shape (a single scrobble comes back as a bare
+//! object), and the desktop and mobile auth flows. It fails on demand and can
+//! go down (connection refused) and come back on the same port.
+//!
+//! Self-contained (std, md-5, hex, serde_json) and running on its own
+//! threads, so sync tests, async tests and the benchmark can all use it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+
+pub const API_KEY: &str = "0123456789abcdef0123456789abcdef";
+pub const API_SECRET: &str = "fedcba9876543210fedcba9876543210";
+
+/// Last.fm refuses scrobbles older than 14 days (code 3) and, like GNU FM,
+/// more than 300 s in the future (code 4).
+const MAX_AGE: u64 = 14 * 24 * 3600;
+const MAX_AHEAD: u64 = 300;
+
+/// One accepted scrobble (or a now-playing notice, with timestamp 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scrobbled {
+    pub artist: String,
+    pub track: String,
+    pub album: Option<String>,
+    pub album_artist: Option<String>,
+    pub track_number: Option<String>,
+    pub duration: Option<String>,
+    pub mbid: Option<String>,
+    pub timestamp: u64,
+    pub user: String,
+}
+
+/// A failure to inflict on requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// This HTTP status with an HTML body, as a proxy in front of an outage.
+    Http(u16),
+    /// A JSON API error with the HTTP status Last.fm uses for it.
+    Api(u32),
+    /// Answer only after this long.
+    Hang(Duration),
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, String>,
+    sessions: HashMap<String, String>,
+    tokens: HashMap<String, Token>,
+    token_lifetime: Option<Duration>,
+    scrobbles: Vec<Scrobbled>,
+    now_playing: Vec<Scrobbled>,
+    batches: Vec<usize>,
+    requests: HashMap<String, usize>,
+    failure: Option<Failure>,
+    fail_next: Option<(usize, Failure)>,
+    poison: Option<String>,
+    counter: u64,
+}
+
+struct Token {
+    issued: Instant,
+    approved_by: Option<String>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    down: AtomicBool,
+    connections: Mutex<Vec<TcpStream>>,
+}
+
+/// The server. Dropping it stops it.
+pub struct FakeLastFm {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeLastFm {
+    /// Listen on 127.0.0.1 on a free port.
+    pub fn start() -> FakeLastFm {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake Last.fm");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                token_lifetime: Some(Duration::from_secs(3600)),
+                ..State::default()
+            }),
+            down: AtomicBool::new(false),
+            connections: Mutex::new(Vec::new()),
+        });
+        spawn_acceptor(listener, Arc::clone(&shared));
+        FakeLastFm { addr, shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/2.0/", self.addr)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap()
+    }
+
+    pub fn add_user(&self, name: &str, password: &str) {
+        self.state().users.insert(name.to_string(), password.to_string());
+    }
+
+    /// A new valid session key for `user`.
+    pub fn issue_session(&self, user: &str) -> String {
+        let mut st = self.state();
+        let key = new_key(&mut st, "session");
+        st.sessions.insert(key.clone(), user.to_string());
+        key
+    }
+
+    /// Invalidate every session of `user` (the user revoked the application).
+    pub fn revoke_sessions(&self, user: &str) {
+        self.state().sessions.retain(|_, u| u != user);
+    }
+
+    pub fn approve_token(&self, token: &str, user: &str) {
+        if let Some(t) = self.state().tokens.get_mut(token) {
+            t.approved_by = Some(user.to_string());
+        }
+    }
+
+    pub fn set_token_lifetime(&self, d: Duration) {
+        self.state().token_lifetime = Some(d);
+    }
+
+    pub fn pending_tokens(&self) -> Vec<String> {
+        self.state()
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.approved_by.is_none())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn scrobbles(&self) -> Vec<Scrobbled> {
+        self.state().scrobbles.clone()
+    }
+
+    pub fn now_playing(&self) -> Vec<Scrobbled> {
+        self.state().now_playing.clone()
+    }
+
+    /// Size of each accepted track.scrobble request.
+    pub fn scrobble_batches(&self) -> Vec<usize> {
+        self.state().batches.clone()
+    }
+
+    /// Requests received for `method`, failed ones included.
+    pub fn request_count(&self, method: &str) -> usize {
+        self.state().requests.get(method).copied().unwrap_or(0)
+    }
+
+    pub fn set_failure(&self, f: Option<Failure>) {
+        self.state().failure = f;
+    }
+
+    pub fn fail_next(&self, n: usize, f: Failure) {
+        self.state().fail_next = Some((n, f));
+    }
+
+    /// Refuse any track.scrobble batch containing this artist with error 6.
+    pub fn set_poison_artist(&self, artist: Option<&str>) {
+        self.state().poison = artist.map(str::to_string);
+    }
+
+    /// Stop listening and drop open connections: clients get "connection refused".
+    pub fn go_down(&self) {
+        if self.shared.down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Wake the acceptor so it drops the listening socket.
+        let _ = TcpStream::connect(self.addr);
+        for c in self.shared.connections.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        // Until the acceptor has closed the socket, connects still succeed.
+        let start = Instant::now();
+        while TcpStream::connect(self.addr).is_ok() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Listen again on the same port.
+    pub fn come_up(&self) {
+        if !self.shared.down.load(Ordering::SeqCst) {
+            return;
+        }
+        let start = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(l) => break l,
+                Err(e) if start.elapsed() > Duration::from_secs(5) => {
+                    panic!("cannot listen on {} again: {e}", self.addr)
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        self.shared.down.store(false, Ordering::SeqCst);
+        spawn_acceptor(listener, Arc::clone(&self.shared));
+    }
+
+    /// Wait until at least `n` scrobbles were accepted; returns what there is.
+    pub fn wait_for_scrobbles(&self, n: usize, timeout: Duration) -> Vec<Scrobbled> {
+        let start = Instant::now();
+        loop {
+            let got = self.scrobbles();
+            if got.len() >= n || start.elapsed() > timeout {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for FakeLastFm {
+    fn drop(&mut self) {
+        self.go_down();
+    }
+}
+
+fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if shared.down.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            if let Ok(c) = stream.try_clone() {
+                shared.connections.lock().unwrap().push(c);
+            }
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || serve_connection(stream, &shared));
+        }
+    });
+}
+
+struct Request {
+    method: String,
+    path: String,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut content_length = 0;
+    let mut content_type = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "content-length" => content_length = v.trim().parse().ok()?,
+                "content-type" => content_type = v.trim().to_string(),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; content_length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        content_type,
+        body,
+    })
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut writer = stream;
+    while let Some(req) = read_request(&mut reader) {
+        if shared.down.load(Ordering::SeqCst) {
+            return;
+        }
+        let (status, content_type, body) = handle(&req, shared);
+        let head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+            reason(status),
+            body.len()
+        );
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+type Reply = (u16, &'static str, String);
+
+fn api_error(code: u32, message: &str) -> Reply {
+    let status = match code {
+        11 | 16 => 503,
+        29 => 429,
+        4 | 9 | 10 | 13 | 26 => 403,
+        _ => 400,
+    };
+    (
+        status,
+        "application/json",
+        json!({"error": code, "message": message}).to_string(),
+    )
+}
+
+fn handle(req: &Request, shared: &Shared) -> Reply {
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    if path != "/2.0/" && path != "/2.0" {
+        return (404, "text/html", "<html>not found</html>".into());
+    }
+    let mut params = parse_form(query);
+    if req.method == "POST" {
+        if !req.content_type.starts_with("application/x-www-form-urlencoded") {
+            return api_error(5, "Invalid format - This service doesn't exist in that format");
+        }
+        let Ok(body) = std::str::from_utf8(&req.body) else {
+            return api_error(6, "Invalid parameters - body is not UTF-8");
+        };
+        params.extend(parse_form(body));
+    }
+    let method = params.get("method").cloned().unwrap_or_default();
+
+    let failure = {
+        let mut st = shared.state.lock().unwrap();
+        *st.requests.entry(method.clone()).or_default() += 1;
+        match st.fail_next.as_mut() {
+            Some((n, f)) if *n > 0 => {
+                *n -= 1;
+                Some(*f)
+            }
+            _ => st.failure,
+        }
+    };
+    match failure {
+        Some(Failure::Http(status)) => {
+            return (status, "text/html", format!("<html><body>{status}</body></html>"));
+        }
+        Some(Failure::Api(code)) => return api_error(code, "Failure requested by the test"),
+        Some(Failure::Hang(d)) => std::thread::sleep(d),
+        None => {}
+    }
+
+    let reply = dispatch(&req.method, &method, &params, shared);
+    if params.get("format").map(String::as_str) == Some("json") {
+        reply
+    } else {
+        // Without format=json Last.fm answers XML; the daemon must never rely on that.
+        let (status, _, body) = reply;
+        let ok = if status == 200 { "ok" } else { "failed" };
+        (status, "text/xml", format!("<lfm status=\"{ok}\"><!-- {body} --></lfm>"))
+    }
+}
+
+const WRITES: &[&str] = &[
+    "track.scrobble",
+    "track.updatenowplaying",
+    "track.love",
+    "track.unlove",
+    "auth.getmobilesession",
+];
+
+fn dispatch(http_method: &str, method: &str, p: &BTreeMap<String, String>, shared: &Shared) -> Reply {
+    let lower = method.to_ascii_lowercase();
+    let known = WRITES.contains(&lower.as_str())
+        || matches!(lower.as_str(), "auth.gettoken" | "auth.getsession");
+    if !known {
+        return api_error(3, "Invalid Method - No method with that name in this package");
+    }
+    if WRITES.contains(&lower.as_str()) && http_method != "POST" {
+        return api_error(3, "Invalid Method - write methods must be POSTed");
+    }
+    if p.get("api_key").map(String::as_str) != Some(API_KEY) {
+        return api_error(10, "Invalid API key - You must be granted a valid key by last.fm");
+    }
+    if p.get("api_sig") != Some(&signature(p)) {
+        return api_error(13, "Invalid method signature supplied");
+    }
+    let mut st = shared.state.lock().unwrap();
+    match lower.as_str() {
+        "auth.gettoken" => {
+            let token = new_key(&mut st, "token");
+            st.tokens.insert(
+                token.clone(),
+                Token {
+                    issued: Instant::now(),
+                    approved_by: None,
+                },
+            );
+            ok(json!({ "token": token }))
+        }
+        "auth.getsession" => {
+            let Some(token) = p.get("token") else {
+                return api_error(6, "Invalid parameters - token missing");
+            };
+            let lifetime = st.token_lifetime.unwrap_or(Duration::from_secs(3600));
+            let Some(t) = st.tokens.get(token) else {
+                return api_error(4, "Invalid authentication token supplied");
+            };
+            if t.issued.elapsed() > lifetime {
+                return api_error(15, "This token has expired");
+            }
+            let Some(user) = t.approved_by.clone() else {
+                return api_error(14, "This token has not been authorized");
+            };
+            st.tokens.remove(token);
+            session_reply(&mut st, &user)
+        }
+        "auth.getmobilesession" => {
+            let user = p.get("username").cloned().unwrap_or_default();
+            let Some((name, password)) = st
+                .users
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&user))
+                .map(|(n, pw)| (n.clone(), pw.clone()))
+            else {
+                return api_error(4, "Authentication Failed - You do not have permissions to access the service");
+            };
+            let good = match (p.get("password"), p.get("authToken")) {
+                (Some(pw), _) => *pw == password,
+                (None, Some(token)) => *token == auth_token(&name, &password),
+                (None, None) => return api_error(6, "Invalid parameters - password missing"),
+            };
+            if !good {
+                return api_error(4, "Authentication Failed - You do not have permissions to access the service");
+            }
+            session_reply(&mut st, &name)
+        }
+        _ => {
+            let Some(user) = p.get("sk").and_then(|sk| st.sessions.get(sk)).cloned() else {
+                return api_error(9, "Invalid session key - Please re-authenticate");
+            };
+            match lower.as_str() {
+                "track.scrobble" => scrobble(&mut st, p, &user),
+                "track.updatenowplaying" => now_playing(&mut st, p, &user),
+                _ => ok(json!({})),
+            }
+        }
+    }
+}
+
+fn ok(v: Value) -> Reply {
+    (200, "application/json", v.to_string())
+}
+
+fn session_reply(st: &mut State, user: &str) -> Reply {
+    let key = new_key(st, "session");
+    st.sessions.insert(key.clone(), user.to_string());
+    ok(json!({"session": {"name": user, "key": key, "subscriber": 0}}))
+}
+
+fn corrected(text: &str) -> Value {
+    json!({"corrected": "0", "#text": text})
+}
+
+fn item(p: &BTreeMap<String, String>, name: &str, suffix: &str) -> Option<String> {
+    p.get(&format!("{name}{suffix}")).cloned()
+}
+
+fn now_playing(st: &mut State, p: &BTreeMap<String, String>, user: &str) -> Reply {
+    let (Some(artist), Some(track)) = (item(p, "artist", ""), item(p, "track", "")) else {
+        return api_error(6, "Invalid parameters - artist and track are required");
+    };
+    let s = Scrobbled {
+        artist: artist.clone(),
+        track: track.clone(),
+        album: item(p, "album", ""),
+        album_artist: item(p, "albumArtist", ""),
+        track_number: item(p, "trackNumber", ""),
+        duration: item(p, "duration", ""),
+        mbid: item(p, "mbid", ""),
+        timestamp: 0,
+        user: user.to_string(),
+    };
+    let reply = json!({"nowplaying": {
+        "artist": corrected(&artist),
+        "track": corrected(&track),
+        "album": corrected(s.album.as_deref().unwrap_or("")),
+        "albumArtist": corrected(s.album_artist.as_deref().unwrap_or("")),
+        "ignoredMessage": {"code": "0", "#text": ""},
+    }});
+    st.now_playing.push(s);
+    ok(reply)
+}
+
+fn scrobble(st: &mut State, p: &BTreeMap<String, String>, user: &str) -> Reply {
+    // Items are `name[i]`, contiguous from 0; a lone item may omit the index.
+    let indexed = p.contains_key("artist[0]");
+    let mut items = Vec::new();
+    if indexed {
+        let max_index = p
+            .keys()
+            .filter_map(|k| k.split_once('[').and_then(|(_, r)| r.strip_suffix(']')))
+            .filter_map(|i| i.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        for i in 0..=max_index {
+            let suffix = format!("[{i}]");
+            let (Some(artist), Some(track), Some(ts)) = (
+                item(p, "artist", &suffix),
+                item(p, "track", &suffix),
+                item(p, "timestamp", &suffix),
+            ) else {
+                return api_error(6, "Invalid parameters - artist, track and timestamp are required for every item");
+            };
+            items.push((artist, track, ts, suffix));
+        }
+    } else {
+        let (Some(artist), Some(track), Some(ts)) =
+            (item(p, "artist", ""), item(p, "track", ""), item(p, "timestamp", ""))
+        else {
+            return api_error(6, "Invalid parameters - artist, track and timestamp are required");
+        };
+        items.push((artist, track, ts, String::new()));
+    }
+    if items.len() > 50 {
+        return api_error(6, "Invalid parameters - at most 50 scrobbles per request");
+    }
+    if let Some(poison) = &st.poison {
+        if items.iter().any(|(a, ..)| a == poison) {
+            return api_error(6, "Invalid parameters");
+        }
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let mut echoed = Vec::new();
+    let (mut accepted, mut ignored) = (0, 0);
+    for (artist, track, ts, suffix) in items {
+        let Ok(timestamp) = ts.parse::<u64>() else {
+            return api_error(6, "Invalid parameters - timestamp is not a number");
+        };
+        let (code, message) = if artist == "Unknown Artist" {
+            ("1", "Artist was ignored")
+        } else if timestamp + MAX_AGE < now {
+            ("3", "Timestamp was too old")
+        } else if timestamp > now + MAX_AHEAD {
+            ("4", "Timestamp was too new")
+        } else {
+            ("0", "")
+        };
+        let album = item(p, "album", &suffix);
+        let album_artist = item(p, "albumArtist", &suffix);
+        echoed.push(json!({
+            "artist": corrected(&artist),
+            "track": corrected(&track),
+            "album": album.as_deref().map_or(json!({"corrected": "0"}), corrected),
+            "albumArtist": corrected(album_artist.as_deref().unwrap_or("")),
+            "timestamp": ts,
+            "ignoredMessage": {"code": code, "#text": message},
+        }));
+        if code == "0" {
+            accepted += 1;
+            st.scrobbles.push(Scrobbled {
+                artist,
+                track,
+                album,
+                album_artist,
+                track_number: item(p, "trackNumber", &suffix),
+                duration: item(p, "duration", &suffix),
+                mbid: item(p, "mbid", &suffix),
+                timestamp,
+                user: user.to_string(),
+            });
+        } else {
+            ignored += 1;
+        }
+    }
+    st.batches.push(echoed.len());
+    let scrobble = if echoed.len() == 1 {
+        echoed.pop().unwrap()
+    } else {
+        Value::Array(echoed)
+    };
+    ok(json!({"scrobbles": {
+        "scrobble": scrobble,
+        "@attr": {"accepted": accepted, "ignored": ignored},
+    }}))
+}
+
+/// api_sig as Last.fm computes it (protocols.md §1.4), independently of the
+/// client's code.
+fn signature(p: &BTreeMap<String, String>) -> String {
+    let mut base = String::new();
+    for (k, v) in p {
+        if k != "format" && k != "callback" && k != "api_sig" {
+            base.push_str(k);
+            base.push_str(v);
+        }
+    }
+    base.push_str(API_SECRET);
+    md5_hex(&base)
+}
+
+fn auth_token(user: &str, password: &str) -> String {
+    md5_hex(&format!("{}{}", user.to_lowercase(), md5_hex(password)))
+}
+
+fn md5_hex(s: &str) -> String {
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+fn new_key(st: &mut State, kind: &str) -> String {
+    st.counter += 1;
+    md5_hex(&format!("{kind}{}{:?}", st.counter, SystemTime::now()))
+}
+
+/// Decode `application/x-www-form-urlencoded` (also used for query strings).
+fn parse_form(s: &str) -> BTreeMap<String, String> {
+    s.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
