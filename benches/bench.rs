@@ -136,12 +136,10 @@ fn idle_and_playback(binary: &str, window: Duration) {
     std::thread::sleep(Duration::from_secs(1));
     mpd.play_file("long.flac");
     std::thread::sleep(Duration::from_secs(2));
-    let (cpu, wakeups, by_thread) = measure(pid, window);
-    report("playing", window, cpu, wakeups, &by_thread);
+    report("playing", window, &measure(pid, window));
     mpd.pause();
     std::thread::sleep(Duration::from_secs(2));
-    let (cpu, wakeups, by_thread) = measure(pid, window);
-    report("paused", window, cpu, wakeups, &by_thread);
+    report("paused", window, &measure(pid, window));
     println!(
         "playback session: daemon peak RSS (VmHWM) {:.1} MiB, {} scrobble(s) delivered during it",
         vm_hwm(pid) as f64 / 1024.0,
@@ -150,55 +148,64 @@ fn idle_and_playback(binary: &str, window: Duration) {
     stop(&mut daemon);
 }
 
-fn report(what: &str, window: Duration, cpu: Duration, wakeups: u64, by_thread: &[(String, u64)]) {
+fn report(what: &str, window: Duration, groups: &[(String, Duration, u64)]) {
     let per_min = 60.0 / window.as_secs_f64();
-    let threads: Vec<String> = by_thread.iter().map(|(n, c)| format!("{n} {c}")).collect();
+    let cpu: Duration = groups.iter().map(|(_, c, _)| *c).sum();
+    let wakeups: u64 = groups.iter().map(|(_, _, w)| w).sum();
+    let detail: Vec<String> = groups
+        .iter()
+        .map(|(name, c, w)| format!("{name}: {:.2} ms/min, {w} wake-ups", ms(*c) * per_min))
+        .collect();
     println!(
         "{what} {} s: CPU {:.2} ms ({:.2} ms/min), wake-ups {wakeups} ({:.1}/s) [{}]",
         window.as_secs(),
         ms(cpu),
         ms(cpu) * per_min,
         wakeups as f64 / window.as_secs_f64(),
-        threads.join(", ")
+        detail.join("; ")
     );
 }
 
-/// CPU time and context switches of `pid` over `window`, with the switches
-/// per thread name.
-fn measure(pid: u32, window: Duration) -> (Duration, u64, Vec<(String, u64)>) {
-    let cpu0 = cpu_time(pid);
-    let sw0 = switches(pid);
+/// CPU time and context switches of `pid`'s threads over `window`, summed
+/// per thread name: the daemon's own thread, and sled's I/O pool whose
+/// once-a-second wake-ups are the floor (crates.md).
+fn measure(pid: u32, window: Duration) -> Vec<(String, Duration, u64)> {
+    let before = threads(pid);
     std::thread::sleep(window);
-    let cpu1 = cpu_time(pid);
-    let sw1 = switches(pid);
-    let mut by_name: Vec<(String, u64)> = Vec::new();
-    for (tid, (name, n1)) in &sw1 {
-        let n0 = sw0.get(tid).map_or(0, |(_, n)| *n);
-        let name = if name.starts_with("sled-io") { "sled-io-*".to_string() } else { name.clone() };
-        match by_name.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, c)) => *c += n1 - n0,
-            None => by_name.push((name, n1 - n0)),
+    let after = threads(pid);
+    let mut groups: Vec<(String, Duration, u64)> = Vec::new();
+    for (tid, t1) in &after {
+        let (cpu0, sw0) = before
+            .get(tid)
+            .map_or((0, 0), |t0| (t0.cpu_ns, t0.switches));
+        let name = if t1.name.starts_with("sled-io") {
+            "sled-io-*".to_string()
+        } else {
+            t1.name.clone()
+        };
+        let cpu = Duration::from_nanos(t1.cpu_ns - cpu0);
+        let sw = t1.switches - sw0;
+        match groups.iter_mut().find(|(n, ..)| *n == name) {
+            Some((_, c, w)) => {
+                *c += cpu;
+                *w += sw;
+            }
+            None => groups.push((name, cpu, sw)),
         }
     }
-    by_name.sort();
-    let total = by_name.iter().map(|(_, c)| c).sum();
-    (cpu1.saturating_sub(cpu0), total, by_name)
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups
 }
 
-/// CPU time of all threads, from the scheduler's nanosecond counters.
-fn cpu_time(pid: u32) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Duration::ZERO;
-    };
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(ns)
+struct ThreadStat {
+    name: String,
+    /// Time on CPU, from the scheduler's nanosecond counter.
+    cpu_ns: u64,
+    /// Voluntary and involuntary context switches: each is a wake-up.
+    switches: u64,
 }
 
-fn switches(pid: u32) -> std::collections::HashMap<String, (String, u64)> {
+fn threads(pid: u32) -> std::collections::HashMap<String, ThreadStat> {
     let mut out = std::collections::HashMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
@@ -212,9 +219,24 @@ fn switches(pid: u32) -> std::collections::HashMap<String, (String, u64)> {
                 .map(|v| v.trim().to_string())
                 .unwrap_or_default()
         };
-        let n = field("voluntary_ctxt_switches:").parse::<u64>().unwrap_or(0)
-            + field("nonvoluntary_ctxt_switches:").parse::<u64>().unwrap_or(0);
-        out.insert(t.file_name().to_string_lossy().into_owned(), (field("Name:"), n));
+        let switches = field("voluntary_ctxt_switches:")
+            .parse::<u64>()
+            .unwrap_or(0)
+            + field("nonvoluntary_ctxt_switches:")
+                .parse::<u64>()
+                .unwrap_or(0);
+        let cpu_ns = std::fs::read_to_string(t.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        out.insert(
+            t.file_name().to_string_lossy().into_owned(),
+            ThreadStat {
+                name: field("Name:"),
+                cpu_ns,
+                switches,
+            },
+        );
     }
     out
 }
@@ -229,7 +251,14 @@ fn vm_hwm(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn write_config(dir: &Path, name: &str, port: u16, state: &Path, url: &str, sk: &str) -> std::path::PathBuf {
+fn write_config(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    state: &Path,
+    url: &str,
+    sk: &str,
+) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "state_dir = {state:?}\n\
@@ -264,7 +293,10 @@ fn spawn(binary: &str, config: &Path, dir: &Path) -> Child {
 }
 
 fn stop(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
 }
 
@@ -275,7 +307,10 @@ fn closed_port() -> u16 {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::control::{self, Request};
-use crate::delivery::{Flusher, TargetHandle, describe};
+use crate::delivery::{Flusher, TargetHandle, describe, name_flag};
 use crate::queue::Queue;
 use crate::tracker::{Action, Tracker};
 use crate::{http, lastfm, session, watcher};
@@ -52,6 +52,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut flushers = tokio::task::JoinSet::new();
     for t in &config.lastfm {
         let key = session::key_for(&config.state_dir, t)?;
+        if key.is_none() {
+            tracing::warn!(
+                "{}: not authorised yet; scrobbles are queued until you run `mpd-scrobbler auth lastfm{}`",
+                t.name,
+                name_flag(&t.name)
+            );
+        }
         let handle = Arc::new(TargetHandle {
             name: t.name.clone(),
             client: lastfm::Client::new(http.clone(), &t.url, &t.api_key, t.api_secret.expose()),

@@ -347,7 +347,8 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn name_flag(name: &str) -> String {
+/// The `--name` argument that selects this target in `auth lastfm`, if needed.
+pub fn name_flag(name: &str) -> String {
     if name == "lastfm" {
         String::new()
     } else {

@@ -40,33 +40,66 @@ fn desktop_flow_waits_for_approval_and_stores_the_session() {
         if let Some(t) = lastfm.pending_tokens().into_iter().next() {
             break t;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no token requested");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no token requested"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     // Not approved yet: the command keeps polling (error 14) instead of failing.
     std::thread::sleep(Duration::from_millis(3500));
-    assert!(child.try_wait().unwrap().is_none(), "gave up before approval");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "gave up before approval"
+    );
     lastfm.approve_token(&token, "alice");
     let status = child.wait().unwrap();
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(status.success(), "{stdout}{stderr}");
-    let page = format!("/api/auth/?api_key={}&token={token}", crate::common::fake_lastfm::API_KEY);
-    assert!(stdout.contains(&page), "the approval page is printed: {stdout}");
+    let page = format!(
+        "/api/auth/?api_key={}&token={token}",
+        crate::common::fake_lastfm::API_KEY
+    );
+    assert!(
+        stdout.contains(&page),
+        "the approval page is printed: {stdout}"
+    );
     assert!(stdout.contains("Authorised as alice"), "{stdout}");
     let (session, mode) = stored_session(&dir);
     assert_eq!(mode, 0o600);
     assert!(session.contains("alice"));
-    let key = session.split('"').nth(7).expect("key in session file").to_owned();
-    assert!(!stdout.contains(&key) && !stderr.contains(&key), "session key printed");
+    let key = session
+        .split('"')
+        .nth(7)
+        .expect("key in session file")
+        .to_owned();
+    assert!(
+        !stdout.contains(&key) && !stderr.contains(&key),
+        "session key printed"
+    );
 }
 
 #[test]
 fn mobile_flow_reads_the_password_from_stdin() {
     let (lastfm, dir) = setup();
-    let out = run_cli(&dir, &["auth", "lastfm", "--username", "Alice"], Some("s3cret pässword\n"));
+    let out = run_cli(
+        &dir,
+        &["auth", "lastfm", "--username", "Alice"],
+        Some("s3cret pässword\n"),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -80,7 +113,11 @@ fn mobile_flow_reads_the_password_from_stdin() {
 #[test]
 fn wrong_password_is_a_clear_failure() {
     let (_lastfm, dir) = setup();
-    let out = run_cli(&dir, &["auth", "lastfm", "--username", "alice"], Some("wrong\n"));
+    let out = run_cli(
+        &dir,
+        &["auth", "lastfm", "--username", "alice"],
+        Some("wrong\n"),
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("alice"), "{stderr}");

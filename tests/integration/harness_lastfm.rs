@@ -44,11 +44,19 @@ fn checks_signature_session_and_batch_limit() {
 #[test]
 fn goes_down_and_comes_back_on_the_same_port() {
     let server = FakeLastFm::start();
-    let addr = server.url().trim_start_matches("http://").trim_end_matches("/2.0/").to_string();
+    let addr = server
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/2.0/")
+        .to_string();
     assert!(std::net::TcpStream::connect(&addr).is_ok());
     server.go_down();
     assert!(std::net::TcpStream::connect(&addr).is_err());
     server.come_up();
     assert!(std::net::TcpStream::connect(&addr).is_ok());
-    assert!(server.wait_for_scrobbles(1, Duration::from_millis(50)).is_empty());
+    assert!(
+        server
+            .wait_for_scrobbles(1, Duration::from_millis(50))
+            .is_empty()
+    );
 }

@@ -15,9 +15,15 @@ fn library_tags_play_pause_and_restart() {
         .map(|(_, v)| v.as_str())
         .collect();
     for expected in ["Sigur Rós", "日本語のアーティスト", "AC/DC", "Foo", "Bar"] {
-        assert!(artists.contains(&expected), "{expected} missing from {artists:?}");
+        assert!(
+            artists.contains(&expected),
+            "{expected} missing from {artists:?}"
+        );
     }
-    assert!(info.iter().any(|(k, v)| k == "Title" && v == "Rock & Roll = Life"));
+    assert!(
+        info.iter()
+            .any(|(k, v)| k == "Title" && v == "Rock & Roll = Life")
+    );
 
     mpd.play_file("misc/long.flac");
     mpd.wait_state("play", Duration::from_secs(5));
@@ -38,5 +44,9 @@ fn library_tags_play_pause_and_restart() {
         .into_iter()
         .find(|(k, _)| k == "songs")
         .map(|(_, v)| v);
-    assert_eq!(songs.as_deref(), Some("8"), "the database survives a restart");
+    assert_eq!(
+        songs.as_deref(),
+        Some("8"),
+        "the database survives a restart"
+    );
 }

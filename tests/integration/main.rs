@@ -1,8 +1,8 @@
 //! End-to-end tests: a real `mpd`, the stand-in servers in `common`, and the
 //! real `mpd-scrobbler` binary. One test binary, as ripgrep does.
 
+mod auth;
 mod common;
 mod harness_lastfm;
 mod harness_mpd;
 mod scrobbling;
-mod auth;

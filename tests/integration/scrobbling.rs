@@ -8,7 +8,10 @@ use crate::common::fake_lastfm::FakeLastFm;
 use crate::common::mpd::{MpdServer, SongSpec, default_library};
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A running set-up: mpd, the stand-in Last.fm with user "alice", the daemon.
@@ -30,7 +33,12 @@ impl Rig {
         lastfm.add_user("alice", "s3cret pässword");
         let sk = lastfm.issue_session("alice");
         let dir = TestDir::new();
-        dir.write_config(&config_toml(mpd.port(), &dir.state_dir(), &lastfm.url(), Some(&sk)));
+        dir.write_config(&config_toml(
+            mpd.port(),
+            &dir.state_dir(),
+            &lastfm.url(),
+            Some(&sk),
+        ));
         let daemon = Daemon::spawn(&dir);
         assert!(
             daemon.wait_log("connected to MPD", Duration::from_secs(10)),
@@ -69,7 +77,12 @@ fn title_of(file: &str) -> String {
     default_library()
         .into_iter()
         .find(|s| s.file == file)
-        .and_then(|s| s.tags.into_iter().find(|(k, _)| *k == "TITLE").map(|(_, v)| v))
+        .and_then(|s| {
+            s.tags
+                .into_iter()
+                .find(|(k, _)| *k == "TITLE")
+                .map(|(_, v)| v)
+        })
         .expect("song in library")
 }
 
@@ -124,7 +137,10 @@ fn non_ascii_and_special_characters_arrive_intact() {
         SongSpec {
             file: "x/jp.flac",
             secs: 4,
-            tags: vec![("ARTIST", "日本語のアーティスト".into()), ("TITLE", "日本語の曲".into())],
+            tags: vec![
+                ("ARTIST", "日本語のアーティスト".into()),
+                ("TITLE", "日本語の曲".into()),
+            ],
         },
         SongSpec {
             file: "x/amp.flac",
@@ -137,10 +153,14 @@ fn non_ascii_and_special_characters_arrive_intact() {
         },
     ]);
     rig.mpd.cmd("clear");
-    rig.mpd.enqueue(&["x/sigur.flac", "x/jp.flac", "x/amp.flac"]);
+    rig.mpd
+        .enqueue(&["x/sigur.flac", "x/jp.flac", "x/amp.flac"]);
     rig.mpd.cmd("play");
     let got = rig.wait_scrobbles(3, 20);
-    let pairs: Vec<(String, String)> = got.iter().map(|s| (s.artist.clone(), s.track.clone())).collect();
+    let pairs: Vec<(String, String)> = got
+        .iter()
+        .map(|s| (s.artist.clone(), s.track.clone()))
+        .collect();
     assert_eq!(
         pairs,
         [
@@ -164,7 +184,12 @@ fn skipped_track_never_arrives() {
     assert_eq!(got[0].track, "Song 1");
     rig.mpd.wait_state("stop", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
-    let titles: Vec<_> = rig.lastfm.scrobbles().into_iter().map(|s| s.track).collect();
+    let titles: Vec<_> = rig
+        .lastfm
+        .scrobbles()
+        .into_iter()
+        .map(|s| s.track)
+        .collect();
     assert_eq!(titles, ["Song 1"]);
 }
 
@@ -186,7 +211,10 @@ fn pause_stops_the_clock_and_resume_keeps_the_start_time() {
         "timestamp {} should be the start of the play {start}",
         got[0].timestamp
     );
-    assert!(rig.lastfm.now_playing().len() >= 2, "resume sends now playing again");
+    assert!(
+        rig.lastfm.now_playing().len() >= 2,
+        "resume sends now playing again"
+    );
 }
 
 #[test]
@@ -202,7 +230,10 @@ fn repeat_single_scrobbles_each_play() {
     assert_eq!(got[0].track, "Song 0");
     assert_eq!(got[1].track, "Song 0");
     let gap = got[1].timestamp - got[0].timestamp;
-    assert!((3..=6).contains(&gap), "second play should start one song later, gap {gap}");
+    assert!(
+        (3..=6).contains(&gap),
+        "second play should start one song later, gap {gap}"
+    );
 }
 
 #[test]
@@ -210,11 +241,13 @@ fn outage_backlog_arrives_once_in_batches() {
     let mut rig = Rig::with_library(&short_songs(3, 3));
     rig.lastfm.go_down();
     rig.mpd.cmd("clear");
-    rig.mpd.enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
+    rig.mpd
+        .enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
     rig.mpd.cmd("play");
     rig.mpd.wait_state("stop", Duration::from_secs(20));
     assert!(
-        rig.daemon.wait_log("queued \"Artist 2", Duration::from_secs(5)),
+        rig.daemon
+            .wait_log("queued \"Artist 2", Duration::from_secs(5)),
         "{}",
         rig.daemon.log()
     );
@@ -222,9 +255,22 @@ fn outage_backlog_arrives_once_in_batches() {
     rig.lastfm.come_up();
     let got = rig.wait_scrobbles(3, 15);
     std::thread::sleep(Duration::from_secs(1));
-    let titles: Vec<_> = rig.lastfm.scrobbles().into_iter().map(|s| s.track).collect();
-    assert_eq!(titles, ["Song 0", "Song 1", "Song 2"], "all, in order, none twice");
-    assert_eq!(rig.lastfm.scrobble_batches(), [3], "one batch after the outage");
+    let titles: Vec<_> = rig
+        .lastfm
+        .scrobbles()
+        .into_iter()
+        .map(|s| s.track)
+        .collect();
+    assert_eq!(
+        titles,
+        ["Song 0", "Song 1", "Song 2"],
+        "all, in order, none twice"
+    );
+    assert_eq!(
+        rig.lastfm.scrobble_batches(),
+        [3],
+        "one batch after the outage"
+    );
     assert_eq!(got.len(), 3);
     assert!(rig.daemon.is_running());
 }
@@ -240,7 +286,8 @@ fn server_errors_are_retried_until_they_clear() {
         "{}",
         rig.daemon.log()
     );
-    rig.lastfm.set_failure(Some(crate::common::fake_lastfm::Failure::Http(503)));
+    rig.lastfm
+        .set_failure(Some(crate::common::fake_lastfm::Failure::Http(503)));
     std::thread::sleep(Duration::from_secs(1));
     rig.lastfm.set_failure(None);
     let got = rig.wait_scrobbles(1, 10);
@@ -255,7 +302,8 @@ fn kill_9_after_qualifying_delivers_after_restart() {
     rig.lastfm.go_down();
     rig.mpd.play_file("short/0.flac");
     assert!(
-        rig.daemon.wait_log("queued \"Artist 0", Duration::from_secs(10)),
+        rig.daemon
+            .wait_log("queued \"Artist 0", Duration::from_secs(10)),
         "{}",
         rig.daemon.log()
     );
@@ -334,7 +382,11 @@ fn second_daemon_on_the_same_state_refuses_and_sigterm_is_clean() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already running"), "{stderr}");
     let status = rig.daemon.sigterm();
-    assert!(status.success(), "exit after SIGTERM: {status:?}\n{}", rig.daemon.log());
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status:?}\n{}",
+        rig.daemon.log()
+    );
 }
 
 #[test]
@@ -362,7 +414,10 @@ fn bad_config_names_file_and_key_and_exits_2() {
     let out = run_cli(&dir, &["run"], None);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&dir.config_path().display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&dir.config_path().display().to_string()),
+        "{stderr}"
+    );
     assert!(stderr.contains("played_percnt"), "{stderr}");
 }
 
@@ -372,11 +427,13 @@ fn a_refused_item_is_set_aside_and_the_rest_delivered() {
     rig.lastfm.go_down();
     rig.lastfm.set_poison_artist(Some("Artist 1"));
     rig.mpd.cmd("clear");
-    rig.mpd.enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
+    rig.mpd
+        .enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
     rig.mpd.cmd("play");
     rig.mpd.wait_state("stop", Duration::from_secs(20));
     assert!(
-        rig.daemon.wait_log("queued \"Artist 2", Duration::from_secs(5)),
+        rig.daemon
+            .wait_log("queued \"Artist 2", Duration::from_secs(5)),
         "{}",
         rig.daemon.log()
     );

@@ -35,7 +35,12 @@ impl TestDir {
 
 /// A config for the tests: thresholds low enough for seconds-long songs,
 /// retries fast enough for a test to wait on.
-pub fn config_toml(mpd_port: u16, state_dir: &Path, lastfm_url: &str, session_key: Option<&str>) -> String {
+pub fn config_toml(
+    mpd_port: u16,
+    state_dir: &Path,
+    lastfm_url: &str,
+    session_key: Option<&str>,
+) -> String {
     let mut s = format!(
         r#"state_dir = {state:?}
 [mpd]
@@ -73,7 +78,10 @@ fn command(dir: &TestDir) -> Command {
         .env("HOME", dir.path())
         .env("XDG_CONFIG_HOME", dir.path().join("xdg-config"))
         .env("XDG_STATE_HOME", dir.path().join("xdg-state"))
-        .env("MPD_SCROBBLER_LOG", "debug,mpd_client=info,mpd_protocol=info,sled=warn,hyper_util=info,reqwest=info");
+        .env(
+            "MPD_SCROBBLER_LOG",
+            "debug,mpd_client=info,mpd_protocol=info,sled=warn,hyper_util=info,reqwest=info",
+        );
     cmd
 }
 
@@ -176,7 +184,11 @@ pub fn run_cli(dir: &TestDir, args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write;
     let mut child = command(dir)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -111,7 +111,9 @@ impl FakeLastFm {
     }
 
     pub fn add_user(&self, name: &str, password: &str) {
-        self.state().users.insert(name.to_string(), password.to_string());
+        self.state()
+            .users
+            .insert(name.to_string(), password.to_string());
     }
 
     /// A new valid session key for `user`.
@@ -351,8 +353,14 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
     }
     let mut params = parse_form(query);
     if req.method == "POST" {
-        if !req.content_type.starts_with("application/x-www-form-urlencoded") {
-            return api_error(5, "Invalid format - This service doesn't exist in that format");
+        if !req
+            .content_type
+            .starts_with("application/x-www-form-urlencoded")
+        {
+            return api_error(
+                5,
+                "Invalid format - This service doesn't exist in that format",
+            );
         }
         let Ok(body) = std::str::from_utf8(&req.body) else {
             return api_error(6, "Invalid parameters - body is not UTF-8");
@@ -374,7 +382,11 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
     };
     match failure {
         Some(Failure::Http(status)) => {
-            return (status, "text/html", format!("<html><body>{status}</body></html>"));
+            return (
+                status,
+                "text/html",
+                format!("<html><body>{status}</body></html>"),
+            );
         }
         Some(Failure::Api(code)) => return api_error(code, "Failure requested by the test"),
         Some(Failure::Hang(d)) => std::thread::sleep(d),
@@ -388,7 +400,11 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
         // Without format=json Last.fm answers XML; the daemon must never rely on that.
         let (status, _, body) = reply;
         let ok = if status == 200 { "ok" } else { "failed" };
-        (status, "text/xml", format!("<lfm status=\"{ok}\"><!-- {body} --></lfm>"))
+        (
+            status,
+            "text/xml",
+            format!("<lfm status=\"{ok}\"><!-- {body} --></lfm>"),
+        )
     }
 }
 
@@ -400,18 +416,29 @@ const WRITES: &[&str] = &[
     "auth.getmobilesession",
 ];
 
-fn dispatch(http_method: &str, method: &str, p: &BTreeMap<String, String>, shared: &Shared) -> Reply {
+fn dispatch(
+    http_method: &str,
+    method: &str,
+    p: &BTreeMap<String, String>,
+    shared: &Shared,
+) -> Reply {
     let lower = method.to_ascii_lowercase();
     let known = WRITES.contains(&lower.as_str())
         || matches!(lower.as_str(), "auth.gettoken" | "auth.getsession");
     if !known {
-        return api_error(3, "Invalid Method - No method with that name in this package");
+        return api_error(
+            3,
+            "Invalid Method - No method with that name in this package",
+        );
     }
     if WRITES.contains(&lower.as_str()) && http_method != "POST" {
         return api_error(3, "Invalid Method - write methods must be POSTed");
     }
     if p.get("api_key").map(String::as_str) != Some(API_KEY) {
-        return api_error(10, "Invalid API key - You must be granted a valid key by last.fm");
+        return api_error(
+            10,
+            "Invalid API key - You must be granted a valid key by last.fm",
+        );
     }
     if p.get("api_sig") != Some(&signature(p)) {
         return api_error(13, "Invalid method signature supplied");
@@ -454,7 +481,10 @@ fn dispatch(http_method: &str, method: &str, p: &BTreeMap<String, String>, share
                 .find(|(n, _)| n.eq_ignore_ascii_case(&user))
                 .map(|(n, pw)| (n.clone(), pw.clone()))
             else {
-                return api_error(4, "Authentication Failed - You do not have permissions to access the service");
+                return api_error(
+                    4,
+                    "Authentication Failed - You do not have permissions to access the service",
+                );
             };
             let good = match (p.get("password"), p.get("authToken")) {
                 (Some(pw), _) => *pw == password,
@@ -462,7 +492,10 @@ fn dispatch(http_method: &str, method: &str, p: &BTreeMap<String, String>, share
                 (None, None) => return api_error(6, "Invalid parameters - password missing"),
             };
             if !good {
-                return api_error(4, "Authentication Failed - You do not have permissions to access the service");
+                return api_error(
+                    4,
+                    "Authentication Failed - You do not have permissions to access the service",
+                );
             }
             session_reply(&mut st, &name)
         }
@@ -541,15 +574,23 @@ fn scrobble(st: &mut State, p: &BTreeMap<String, String>, user: &str) -> Reply {
                 item(p, "track", &suffix),
                 item(p, "timestamp", &suffix),
             ) else {
-                return api_error(6, "Invalid parameters - artist, track and timestamp are required for every item");
+                return api_error(
+                    6,
+                    "Invalid parameters - artist, track and timestamp are required for every item",
+                );
             };
             items.push((artist, track, ts, suffix));
         }
     } else {
-        let (Some(artist), Some(track), Some(ts)) =
-            (item(p, "artist", ""), item(p, "track", ""), item(p, "timestamp", ""))
-        else {
-            return api_error(6, "Invalid parameters - artist, track and timestamp are required");
+        let (Some(artist), Some(track), Some(ts)) = (
+            item(p, "artist", ""),
+            item(p, "track", ""),
+            item(p, "timestamp", ""),
+        ) else {
+            return api_error(
+                6,
+                "Invalid parameters - artist, track and timestamp are required",
+            );
         };
         items.push((artist, track, ts, String::new()));
     }
@@ -561,7 +602,10 @@ fn scrobble(st: &mut State, p: &BTreeMap<String, String>, user: &str) -> Reply {
             return api_error(6, "Invalid parameters");
         }
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut echoed = Vec::new();
     let (mut accepted, mut ignored) = (0, 0);
     for (artist, track, ts, suffix) in items {

@@ -43,22 +43,42 @@ pub fn default_library() -> Vec<SongSpec> {
         song(
             "jp/song.flac",
             8,
-            &[("ARTIST", "日本語のアーティスト"), ("TITLE", "日本語の曲"), ("ALBUM", "アルバム")],
+            &[
+                ("ARTIST", "日本語のアーティスト"),
+                ("TITLE", "日本語の曲"),
+                ("ALBUM", "アルバム"),
+            ],
         ),
         song(
             "misc/rock.flac",
             8,
-            &[("ARTIST", "AC/DC"), ("TITLE", "Rock & Roll = Life"), ("ALBUM", "T.N.T.")],
+            &[
+                ("ARTIST", "AC/DC"),
+                ("TITLE", "Rock & Roll = Life"),
+                ("ALBUM", "T.N.T."),
+            ],
         ),
-        song("misc/plain.flac", 8, &[("ARTIST", "Plain Artist"), ("TITLE", "Plain Song")]),
-        song("misc/short.flac", 1, &[("ARTIST", "Short Artist"), ("TITLE", "Too Short")]),
+        song(
+            "misc/plain.flac",
+            8,
+            &[("ARTIST", "Plain Artist"), ("TITLE", "Plain Song")],
+        ),
+        song(
+            "misc/short.flac",
+            1,
+            &[("ARTIST", "Short Artist"), ("TITLE", "Too Short")],
+        ),
         song(
             "misc/duo.flac",
             8,
             &[("ARTIST", "Foo"), ("ARTIST", "Bar"), ("TITLE", "Together")],
         ),
         song("misc/untagged.flac", 8, &[("TITLE", "No Artist Here")]),
-        song("misc/long.flac", 20, &[("ARTIST", "Long Artist"), ("TITLE", "Long Song")]),
+        song(
+            "misc/long.flac",
+            20,
+            &[("ARTIST", "Long Artist"), ("TITLE", "Long Song")],
+        ),
     ]
 }
 
@@ -107,7 +127,9 @@ audio_output {{
         let start = Instant::now();
         loop {
             let updating = server.cmd("status").iter().any(|(k, _)| k == "updating_db");
-            let songs = server.value("stats", "songs").and_then(|s| s.parse::<usize>().ok());
+            let songs = server
+                .value("stats", "songs")
+                .and_then(|s| s.parse::<usize>().ok());
             if !updating && songs == Some(library.len()) {
                 break;
             }
