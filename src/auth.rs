@@ -1,6 +1,8 @@
-//! `mpd-scrobbler auth lastfm`: obtains a Last.fm (or Libre.fm, ...) session
-//! key by the desktop token flow or, with a username, the mobile flow, stores
-//! it in the state directory and tells a running daemon to pick it up.
+//! `mpd-scrobbler auth`: obtains credentials and stores them in the state
+//! directory, then tells a running daemon to pick them up. For Last.fm (or
+//! Libre.fm, ...) a session key by the desktop token flow or, with a
+//! username, the mobile flow; for ListenBrainz (or Maloja) a token the user
+//! pastes, checked with the server first.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 use crate::control::{self, Request};
-use crate::{http, lastfm, session};
+use crate::{http, lastfm, listenbrainz, session};
 
 /// How often the desktop flow asks whether the user has approved the token.
 const POLL_EVERY: Duration = Duration::from_secs(3);
@@ -41,7 +43,7 @@ pub async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
 
     let session = match &opts.username {
         Some(user) => {
-            let password = read_password(user)?;
+            let password = read_secret(&format!("Password for {user}"))?;
             client
                 .get_mobile_session(user, &password)
                 .await
@@ -55,21 +57,54 @@ pub async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
         None => desktop_flow(&client, &target.url).await?,
     };
 
-    let path = session::store(&config.state_dir, &target.name, &session.name, &session.key)
-        .with_context(|| format!("cannot store the session in {}", config.state_dir.display()))?;
+    store_and_notify(config, &target.name, &session.name, &session.key).await
+}
+
+/// `auth listenbrainz`: read a token, check it, store it.
+pub async fn listenbrainz(config: &Config, name: Option<&str>) -> anyhow::Result<()> {
+    let target = config
+        .listenbrainz_target(name)
+        .map_err(anyhow::Error::msg)?;
+    let http = http::client(config.delivery.request_timeout)?;
+    let client = listenbrainz::Client::new(http, &target.url, target.flavor);
+    let token =
+        read_secret("Token (from https://listenbrainz.org/settings/, or a Maloja API key)")?;
+    let user = client
+        .validate_token(token.trim())
+        .await
+        .with_context(|| format!("{}: cannot check the token", target.url))?
+        .ok_or_else(|| anyhow::anyhow!("{} does not accept this token", target.url))?;
+    store_and_notify(config, &target.name, &user, token.trim()).await
+}
+
+async fn store_and_notify(
+    config: &Config,
+    target: &str,
+    user: &str,
+    credential: &str,
+) -> anyhow::Result<()> {
+    let path = session::store(&config.state_dir, target, user, credential).with_context(|| {
+        format!(
+            "cannot store the credentials in {}",
+            config.state_dir.display()
+        )
+    })?;
+    let who = if user.is_empty() {
+        "(no user name given by the server)"
+    } else {
+        user
+    };
     println!(
-        "Authorised as {} for {}; session stored in {}",
-        session.name,
-        target.name,
+        "Authorised as {who} for {target}; stored in {}",
         path.display()
     );
     match control::request(&config.state_dir, Request::Reload).await {
         Ok(Some(reply)) if reply == "ok" => println!("The running daemon now uses it."),
         Ok(Some(reply)) => println!("The running daemon answered: {reply}"),
         Ok(None) => {}
-        Err(e) => {
-            println!("Could not reach the running daemon ({e}); restart it to use the new session.")
-        }
+        Err(e) => println!(
+            "Could not reach the running daemon ({e}); restart it to use the new credentials."
+        ),
     }
     Ok(())
 }
@@ -110,22 +145,22 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
     }
 }
 
-/// Read the password from the terminal without echo, or as one line of stdin
-/// when it is not a terminal. Never from argv: that would show in `ps`.
-fn read_password(user: &str) -> anyhow::Result<String> {
-    let password = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("Password for {user}: "))
-            .context("cannot read the password")?
+/// Read a password or token from the terminal without echo, or as one line
+/// of stdin when it is not a terminal. Never from argv: that would show in `ps`.
+fn read_secret(prompt: &str) -> anyhow::Result<String> {
+    let secret = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{prompt}: "))
+            .context("cannot read from the terminal")?
     } else {
         let mut line = String::new();
         std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .context("cannot read the password from stdin")?;
+            .context("cannot read stdin")?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
-    if password.is_empty() {
-        bail!("no password given (type it at the prompt or pipe it on stdin)");
+    if secret.is_empty() {
+        bail!("nothing given (type it at the prompt or pipe it on stdin)");
     }
-    Ok(password)
+    Ok(secret)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::listenbrainz::{self, Flavor};
 use crate::tracker::Rules;
 
 /// Default Last.fm API root.
@@ -110,6 +111,40 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Last.fm-style targets.
     pub lastfm: Vec<LastFmTarget>,
+    /// ListenBrainz-compatible targets.
+    pub listenbrainz: Vec<ListenBrainzTarget>,
+}
+
+/// One ListenBrainz-compatible target (ListenBrainz, Maloja, ...).
+#[derive(Debug, Clone)]
+pub struct ListenBrainzTarget {
+    /// Name used in logs, commands, the queue tree and the token file.
+    pub name: String,
+    /// API root (the part before `/1/`).
+    pub url: String,
+    /// Which server it is.
+    pub flavor: Flavor,
+    /// Token from the config; `auth listenbrainz` stores one in the state
+    /// directory instead, which wins.
+    pub token: Option<Secret>,
+}
+
+/// A target of either kind, for code that only needs its name.
+pub trait Named {
+    /// The target's name.
+    fn name(&self) -> &str;
+}
+
+impl Named for LastFmTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for ListenBrainzTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// A configuration problem, naming the file and the key.
@@ -154,6 +189,17 @@ struct RawConfig {
     #[serde(default)]
     delivery: RawDelivery,
     lastfm: Option<OneOrMany<RawLastFm>>,
+    listenbrainz: Option<OneOrMany<RawListenBrainz>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListenBrainz {
+    name: Option<String>,
+    url: Option<String>,
+    server: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,40 +411,53 @@ impl Config {
             None => default_state_dir(env),
         };
 
-        let mut lastfm = Vec::new();
-        let sections = raw.lastfm.map(OneOrMany::into_vec).unwrap_or_default();
-        let many = sections.len() > 1;
-        for (i, t) in sections.into_iter().enumerate() {
-            let prefix = if many {
-                format!("lastfm[{i}]")
-            } else {
-                "lastfm".to_owned()
-            };
-            let key = |k: &str| format!("{prefix}.{k}");
-            let name = t.name.unwrap_or_else(|| "lastfm".into());
+        let mut names: Vec<String> = Vec::new();
+        let mut check_name = |key: &str, name: String| -> Result<String, ConfigError> {
             if name.is_empty()
                 || !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 return Err(invalid(
-                    &key("name"),
+                    key,
                     format!("{name:?} must be letters, digits, '-' or '_'"),
                 ));
             }
-            if lastfm.iter().any(|o: &LastFmTarget| o.name == name) {
+            if names.contains(&name) {
                 return Err(invalid(
-                    &key("name"),
+                    key,
                     format!("another target is already named {name:?}; give each a distinct name"),
                 ));
             }
-            let url = t.url.unwrap_or_else(|| LASTFM_URL.into());
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(invalid(
-                    &key("url"),
+            names.push(name.clone());
+            Ok(name)
+        };
+        let check_url = |key: &str, url: String| -> Result<String, ConfigError> {
+            if url.starts_with("https://") || url.starts_with("http://") {
+                Ok(url)
+            } else {
+                Err(invalid(
+                    key,
                     format!("{url:?} is not an http:// or https:// URL"),
-                ));
+                ))
             }
+        };
+        let prefix = |section: &str, i: usize, n: usize| {
+            if n > 1 {
+                format!("{section}[{i}]")
+            } else {
+                section.to_owned()
+            }
+        };
+
+        let mut lastfm = Vec::new();
+        let sections = raw.lastfm.map(OneOrMany::into_vec).unwrap_or_default();
+        let n = sections.len();
+        for (i, t) in sections.into_iter().enumerate() {
+            let prefix = prefix("lastfm", i, n);
+            let key = |k: &str| format!("{prefix}.{k}");
+            let name = check_name(&key("name"), t.name.unwrap_or_else(|| "lastfm".into()))?;
+            let url = check_url(&key("url"), t.url.unwrap_or_else(|| LASTFM_URL.into()))?;
             let api_key = t.api_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
                 invalid(
                     &key("api_key"),
@@ -425,6 +484,56 @@ impl Config {
             });
         }
 
+        let mut listenbrainz = Vec::new();
+        let sections = raw
+            .listenbrainz
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default();
+        let n = sections.len();
+        for (i, t) in sections.into_iter().enumerate() {
+            let prefix = prefix("listenbrainz", i, n);
+            let key = |k: &str| format!("{prefix}.{k}");
+            let name = check_name(
+                &key("name"),
+                t.name.unwrap_or_else(|| "listenbrainz".into()),
+            )?;
+            let url = check_url(
+                &key("url"),
+                t.url.unwrap_or_else(|| listenbrainz::DEFAULT_URL.into()),
+            )?;
+            let flavor = match t.server.as_deref() {
+                Some("listenbrainz") => Flavor::ListenBrainz,
+                Some("maloja") => Flavor::Maloja,
+                Some(other) => {
+                    return Err(invalid(
+                        &key("server"),
+                        format!("{other:?} is not \"listenbrainz\" or \"maloja\""),
+                    ));
+                }
+                // Maloja serves the protocol under this path (protocols.md §4.1).
+                None if url.trim_end_matches('/').ends_with("/apis/listenbrainz") => Flavor::Maloja,
+                None => Flavor::ListenBrainz,
+            };
+            let token = match (t.token, t.token_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &key("token_file"),
+                        "give either token or token_file, not both".into(),
+                    ));
+                }
+                (Some(tok), None) if !tok.trim().is_empty() => Some(Secret::new(tok.trim())),
+                (Some(_), None) => return Err(invalid(&key("token"), "is empty".into())),
+                (None, Some(f)) => Some(read_secret(&key("token_file"), &f)?),
+                (None, None) => None,
+            };
+            listenbrainz.push(ListenBrainzTarget {
+                name,
+                url,
+                flavor,
+                token,
+            });
+        }
+
         Ok(Config {
             path: path.to_owned(),
             mpd,
@@ -432,34 +541,56 @@ impl Config {
             delivery,
             state_dir,
             lastfm,
+            listenbrainz,
         })
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.
     pub fn lastfm_target(&self, name: Option<&str>) -> Result<&LastFmTarget, String> {
-        match name {
-            Some(n) => self.lastfm.iter().find(|t| t.name == n).ok_or_else(|| {
-                format!(
-                    "{}: no [lastfm] target named {n:?} (configured: {})",
-                    self.path.display(),
-                    self.lastfm
-                        .iter()
-                        .map(|t| t.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }),
-            None => match self.lastfm.as_slice() {
-                [one] => Ok(one),
-                [] => Err(format!(
-                    "{}: no [lastfm] section: add one with api_key and api_secret",
-                    self.path.display()
-                )),
-                _ => {
-                    Err("several [[lastfm]] targets are configured: choose one with --name".into())
-                }
-            },
-        }
+        pick(&self.path, "lastfm", &self.lastfm, name)
+    }
+
+    /// The ListenBrainz-compatible target with this name, or the only one.
+    pub fn listenbrainz_target(&self, name: Option<&str>) -> Result<&ListenBrainzTarget, String> {
+        pick(&self.path, "listenbrainz", &self.listenbrainz, name)
+    }
+
+    /// Names of all targets, Last.fm-style first.
+    pub fn target_names(&self) -> Vec<&str> {
+        self.lastfm
+            .iter()
+            .map(|t| t.name())
+            .chain(self.listenbrainz.iter().map(|t| t.name()))
+            .collect()
+    }
+}
+
+fn pick<'a, T: Named>(
+    path: &Path,
+    section: &str,
+    targets: &'a [T],
+    name: Option<&str>,
+) -> Result<&'a T, String> {
+    match (name, targets) {
+        (Some(n), _) => targets.iter().find(|t| t.name() == n).ok_or_else(|| {
+            format!(
+                "{}: no [{section}] target named {n:?} (configured: {})",
+                path.display(),
+                targets
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+        (None, [one]) => Ok(one),
+        (None, []) => Err(format!(
+            "{}: there is no [{section}] section",
+            path.display()
+        )),
+        (None, _) => Err(format!(
+            "several [[{section}]] targets are configured: choose one with --name"
+        )),
     }
 }
 
@@ -653,6 +784,35 @@ api_secret = "s"
             .unwrap_err()
             .to_string();
         assert!(err.contains("lastfm[1].name"), "{err}");
+    }
+
+    #[test]
+    fn listenbrainz_targets() {
+        let c = parse("[listenbrainz]\ntoken = \"t\"\n", &[]).unwrap();
+        assert!(c.lastfm.is_empty());
+        assert_eq!(c.listenbrainz[0].url, listenbrainz::DEFAULT_URL);
+        assert_eq!(c.listenbrainz[0].flavor, Flavor::ListenBrainz);
+        assert_eq!(c.listenbrainz[0].token.as_ref().unwrap().expose(), "t");
+        let c = parse(
+            "[[listenbrainz]]\nname = \"maloja\"\nurl = \"https://m.example/apis/listenbrainz\"\n\
+             [[listenbrainz]]\n\
+             [lastfm]\napi_key = \"k\"\napi_secret = \"s\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.listenbrainz[0].flavor, Flavor::Maloja);
+        assert_eq!(c.target_names(), ["lastfm", "maloja", "listenbrainz"]);
+        let err = parse("[listenbrainz]\nserver = \"spotify\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`listenbrainz.server`"), "{err}");
+        let err = parse(
+            "[listenbrainz]\nname = \"lastfm\"\n[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("already named"), "{err}");
     }
 
     #[test]

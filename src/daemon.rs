@@ -13,21 +13,52 @@ use mpd_client::client::ConnectionEvent;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::control::{self, Request};
-use crate::delivery::{Flusher, TargetHandle, describe, name_flag};
+use crate::delivery::{Flusher, TargetHandle, describe};
 use crate::queue::Queue;
+use crate::target::Service;
 use crate::tracker::{Action, Tracker};
-use crate::{http, lastfm, session, watcher};
+use crate::{http, lastfm, listenbrainz, session, watcher};
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
+/// A configured target, reduced to what the daemon needs.
+struct Spec {
+    name: String,
+    url: String,
+    service: Service,
+    /// Credential written in the config file; a stored one wins.
+    from_config: Option<Secret>,
+}
+
+fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
+    let lastfm = config.lastfm.iter().map(|t| Spec {
+        name: t.name.clone(),
+        url: t.url.clone(),
+        service: Service::LastFm(lastfm::Client::new(
+            http.clone(),
+            &t.url,
+            &t.api_key,
+            t.api_secret.expose(),
+        )),
+        from_config: t.session_key.clone(),
+    });
+    let listenbrainz = config.listenbrainz.iter().map(|t| Spec {
+        name: t.name.clone(),
+        url: t.url.clone(),
+        service: Service::ListenBrainz(listenbrainz::Client::new(http.clone(), &t.url, t.flavor)),
+        from_config: t.token.clone(),
+    });
+    lastfm.chain(listenbrainz).collect()
+}
+
 /// Run the daemon until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if config.lastfm.is_empty() {
+    if config.target_names().is_empty() {
         anyhow::bail!(
-            "{}: no scrobbling target is configured: add a [lastfm] section",
+            "{}: no scrobbling target is configured: add a [lastfm] or [listenbrainz] section",
             config.path.display()
         );
     }
@@ -37,8 +68,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.state_dir.display()
         )
     })?;
-    let names: Vec<&str> = config.lastfm.iter().map(|t| t.name.as_str()).collect();
-    let queue = Queue::open(&config.state_dir, &names)?;
+    let queue = Queue::open(&config.state_dir, &config.target_names())?;
     let listener = control::bind(&config.state_dir).with_context(|| {
         format!(
             "cannot create the control socket {}",
@@ -48,30 +78,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let http =
         http::client(config.delivery.request_timeout).context("cannot set up the HTTP client")?;
+    let specs = specs(&config, &http);
     let mut targets = Vec::new();
     let mut flushers = tokio::task::JoinSet::new();
-    for t in &config.lastfm {
-        let key = session::key_for(&config.state_dir, t)?;
-        if key.is_none() {
-            tracing::warn!(
-                "{}: not authorised yet; scrobbles are queued until you run `mpd-scrobbler auth lastfm{}`",
-                t.name,
-                name_flag(&t.name)
-            );
-        }
+    for spec in &specs {
+        let credential =
+            session::credential(&config.state_dir, &spec.name, spec.from_config.as_ref())?;
         let handle = Arc::new(TargetHandle {
-            name: t.name.clone(),
-            client: lastfm::Client::new(http.clone(), &t.url, &t.api_key, t.api_secret.expose()),
-            session: watch::Sender::new(key),
+            name: spec.name.clone(),
+            service: spec.service.clone(),
+            session: watch::Sender::new(credential),
             wake: Notify::new(),
             paused: AtomicBool::new(false),
         });
-        let tq = queue.target(&t.name);
+        if handle.session.borrow().is_none() {
+            tracing::warn!(
+                "{}: not authorised yet; scrobbles are queued until you run `{}`",
+                spec.name,
+                handle.auth_hint()
+            );
+        }
+        let tq = queue.target(&spec.name);
         tracing::info!(
             "{}: {} scrobbles queued, sending to {}",
-            t.name,
+            spec.name,
             tq.len(),
-            t.url
+            spec.url
         );
         flushers
             .spawn(Flusher::new(Arc::clone(&handle), tq, config.delivery, shutdown.clone()).run());
@@ -79,15 +111,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
 
     let reload = {
-        let config = config.clone();
+        let state_dir = config.state_dir.clone();
         let targets = targets.clone();
+        let from_config: Vec<Option<Secret>> =
+            specs.iter().map(|s| s.from_config.clone()).collect();
         move || {
-            for (t, handle) in config.lastfm.iter().zip(&targets) {
-                match session::key_for(&config.state_dir, t) {
-                    Ok(key) => {
-                        handle.session.send_replace(key);
+            for (handle, from_config) in targets.iter().zip(&from_config) {
+                match session::credential(&state_dir, &handle.name, from_config.as_ref()) {
+                    Ok(credential) => {
+                        handle.session.send_replace(credential);
                     }
-                    Err(e) => tracing::error!("{}: cannot read the session: {e}", t.name),
+                    Err(e) => tracing::error!("{}: cannot read the credentials: {e}", handle.name),
                 }
             }
             "ok".to_owned()

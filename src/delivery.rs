@@ -16,15 +16,13 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Delivery, Secret};
-use crate::lastfm::{self, ErrorKind, ItemOutcome};
+use crate::lastfm::ItemOutcome;
 use crate::queue::{Key, QueueError, TargetQueue};
 use crate::scrobble::{Listen, Track};
+use crate::target::{ErrorKind, Service};
 
-/// Last.fm drops scrobbles older than 14 days (protocols.md §1.8); sending
-/// them only earns an "ignored" answer.
-const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
-
-/// Minimum wait after a rate-limit answer (protocols.md §1.10, error 29).
+/// Wait after a rate-limit answer that says nothing of how long to wait
+/// (Last.fm error 29: at least a minute, protocols.md §1.10).
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// What the rest of the daemon shares with a target's flusher.
@@ -32,9 +30,9 @@ const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 pub struct TargetHandle {
     /// Target name.
     pub name: String,
-    /// Client for now-playing calls.
-    pub client: lastfm::Client,
-    /// Current session key; a new value resumes a paused target.
+    /// The target's client.
+    pub service: Service,
+    /// Current session key or token; a new value resumes a paused target.
     pub session: watch::Sender<Option<Secret>>,
     /// Signalled after each enqueue.
     pub wake: Notify,
@@ -43,31 +41,44 @@ pub struct TargetHandle {
 }
 
 impl TargetHandle {
-    /// Send "now playing" unless the target is paused or has no session.
+    /// Send "now playing" unless the target is paused or has no credential.
     /// Failures are only logged: a stale now-playing is worse than none.
     pub fn now_playing(self: &Arc<Self>, track: &Track) {
         if self.paused.load(Ordering::Relaxed) {
             return;
         }
-        let Some(sk) = self.session.borrow().clone() else {
+        let Some(credential) = self.session.borrow().clone() else {
             return;
         };
         let this = Arc::clone(self);
         let track = track.clone();
         tokio::spawn(async move {
-            match this.client.now_playing(sk.expose(), &track).await {
-                Ok(()) => {
-                    tracing::debug!(target: "delivery", "{}: now playing {}", this.name, describe(&track))
-                }
-                Err(e) => tracing::info!("{}: now playing not sent: {e}", this.name),
+            match this.service.now_playing(credential.expose(), &track).await {
+                Ok(()) => tracing::debug!("{}: now playing {}", this.name, describe(&track)),
+                Err(e) => tracing::info!("{}: now playing not sent: {}", this.name, e.message),
             }
         });
+    }
+
+    /// The command that renews this target's credentials.
+    pub fn auth_hint(&self) -> String {
+        let service = self.service.auth_command();
+        if self.name == service {
+            format!("mpd-scrobbler auth {service}")
+        } else {
+            format!("mpd-scrobbler auth {service} --name {}", self.name)
+        }
     }
 }
 
 /// How a delivery attempt ended, when it did not simply succeed.
 enum Stop {
-    Retry(ErrorKind, String),
+    /// Try again later; the server may have said when.
+    Retry {
+        rate_limited: bool,
+        after: Option<Duration>,
+        why: String,
+    },
     Pause(String),
     DailyLimit,
     Queue(QueueError),
@@ -106,12 +117,12 @@ impl Flusher {
         let mut failures: u32 = 0;
         let mut failing: Option<String> = None;
         loop {
-            let Some(sk) = session.borrow_and_update().clone() else {
+            let Some(credential) = session.borrow_and_update().clone() else {
                 if !self.queue.is_empty() {
                     tracing::warn!(
-                        "{name}: no session key; {} scrobbles wait in the queue. Run `mpd-scrobbler auth lastfm{}`",
+                        "{name}: no credentials; {} scrobbles wait in the queue. Run `{}`",
                         self.queue.len(),
-                        name_flag(name)
+                        self.handle.auth_hint()
                     );
                 }
                 if !self.wait_session(&mut session).await {
@@ -119,7 +130,7 @@ impl Flusher {
                 }
                 continue;
             };
-            let batch = match self.queue.peek(lastfm::MAX_BATCH).await {
+            let batch = match self.queue.peek(self.handle.service.max_batch()).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!("{name}: cannot read the queue: {e}");
@@ -136,18 +147,26 @@ impl Flusher {
                     () = self.shutdown.cancelled() => return,
                 }
             }
-            match self.deliver(&batch, &sk).await {
+            match self.deliver(&batch, &credential).await {
                 Ok(()) => {
                     if let Some(why) = failing.take() {
                         tracing::info!("{name}: delivering again (after: {why})");
                     }
                     failures = 0;
                 }
-                Err(Stop::Retry(kind, why)) => {
-                    let mut wait = self.backoff(&mut failures);
-                    if kind == ErrorKind::RateLimited {
-                        wait = wait.max(RATE_LIMIT_WAIT);
-                    }
+                Err(Stop::Retry {
+                    rate_limited,
+                    after,
+                    why,
+                }) => {
+                    let backoff = self.backoff(&mut failures);
+                    let wait = match after {
+                        // The server said when; a second more avoids landing
+                        // exactly on the window's edge.
+                        Some(after) => after + Duration::from_secs(1),
+                        None if rate_limited => backoff.max(RATE_LIMIT_WAIT),
+                        None => backoff,
+                    };
                     if failing.as_deref() != Some(why.as_str()) {
                         tracing::warn!(
                             "{name}: {why}; {} scrobbles stay queued, retrying in {} s",
@@ -166,9 +185,9 @@ impl Flusher {
                     self.handle.paused.store(true, Ordering::Relaxed);
                     tracing::error!(
                         "{name}: {why}. Delivery is paused and {} scrobbles stay queued; \
-                         run `mpd-scrobbler auth lastfm{}` (the daemon resumes by itself afterwards)",
+                         run `{}` (the daemon resumes by itself afterwards)",
                         self.queue.len(),
-                        name_flag(name)
+                        self.handle.auth_hint()
                     );
                     if !self.wait_session(&mut session).await {
                         return;
@@ -200,37 +219,48 @@ impl Flusher {
 
     /// Send `batch`, splitting it when the server refuses it as a whole so
     /// that one bad item cannot hold back the others.
-    async fn deliver(&self, batch: &[(Key, Listen)], sk: &Secret) -> Result<(), Stop> {
+    async fn deliver(&self, batch: &[(Key, Listen)], credential: &Secret) -> Result<(), Stop> {
         let name = &self.handle.name;
+        let service = &self.handle.service;
         let now = unix_now();
         let mut fresh = Vec::with_capacity(batch.len());
         for (key, listen) in batch {
-            if now.saturating_sub(listen.started_at) > MAX_AGE.as_secs() {
-                tracing::warn!(
-                    "{name}: not sending {}: it is more than 14 days old and Last.fm would ignore it",
-                    describe(&listen.track)
-                );
-                self.queue
-                    .set_aside(*key, listen, "older than 14 days")
-                    .await
-                    .map_err(Stop::Queue)?;
-            } else {
-                fresh.push((*key, listen.clone()));
+            match service.max_age() {
+                Some(max) if now.saturating_sub(listen.started_at) > max.as_secs() => {
+                    tracing::warn!(
+                        "{name}: not sending {}: it is more than {} days old and the service would ignore it",
+                        describe(&listen.track),
+                        max.as_secs() / 86400
+                    );
+                    self.queue
+                        .set_aside(*key, listen, "too old for this service")
+                        .await
+                        .map_err(Stop::Queue)?;
+                }
+                _ => fresh.push((*key, listen.clone())),
             }
         }
-        let mut pending: Vec<&[(Key, Listen)]> = vec![&fresh];
+        let listens: Vec<Listen> = fresh.iter().map(|(_, l)| l.clone()).collect();
+        // Requests go out in queue order: the stack holds them last first.
+        let mut pending: Vec<&[(Key, Listen)]> = service
+            .requests(&listens)
+            .into_iter()
+            .rev()
+            .map(|r| &fresh[r])
+            .collect();
         while let Some(chunk) = pending.pop() {
             if chunk.is_empty() {
                 continue;
             }
             let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
-            match self.handle.client.scrobble(sk.expose(), &listens).await {
+            match service.submit(credential.expose(), &listens).await {
                 Ok(outcomes) => self.settle(chunk, outcomes).await?,
-                Err(e) => match e.kind() {
+                Err(e) => match e.kind {
                     ErrorKind::Rejected if chunk.len() > 1 => {
                         tracing::debug!(
-                            "{name}: batch of {} refused ({e}); splitting it",
-                            chunk.len()
+                            "{name}: batch of {} refused ({}); splitting it",
+                            chunk.len(),
+                            e.message
                         );
                         let (a, b) = chunk.split_at(chunk.len() / 2);
                         pending.push(b);
@@ -239,24 +269,33 @@ impl Flusher {
                     ErrorKind::Rejected => {
                         let (key, listen) = &chunk[0];
                         tracing::warn!(
-                            "{name}: the server refused {} ({e}); it is set aside",
-                            describe(&listen.track)
+                            "{name}: the server refused {} ({}); it is set aside",
+                            describe(&listen.track),
+                            e.message
                         );
                         self.queue
-                            .set_aside(*key, listen, &e.to_string())
+                            .set_aside(*key, listen, &e.message)
                             .await
                             .map_err(Stop::Queue)?;
                     }
                     ErrorKind::Auth => {
-                        return Err(Stop::Pause(format!("the server refused the session ({e})")));
+                        return Err(Stop::Pause(format!(
+                            "the server refused the credentials ({})",
+                            e.message
+                        )));
                     }
                     ErrorKind::Config => {
                         return Err(Stop::Pause(format!(
-                            "the server refused the API credentials ({e}); check api_key and api_secret in the config"
+                            "the server refused the configuration ({}); check the target's url and keys in the config",
+                            e.message
                         )));
                     }
                     kind @ (ErrorKind::Transient | ErrorKind::RateLimited) => {
-                        return Err(Stop::Retry(kind, e.to_string()));
+                        return Err(Stop::Retry {
+                            rate_limited: kind == ErrorKind::RateLimited,
+                            after: e.retry_after,
+                            why: e.message,
+                        });
                     }
                 },
             }
@@ -320,7 +359,7 @@ impl Flusher {
         }
     }
 
-    /// Wait for a new session key; `false` means shut down.
+    /// Wait for new credentials; `false` means shut down.
     async fn wait_session(&self, session: &mut watch::Receiver<Option<Secret>>) -> bool {
         tokio::select! {
             changed = session.changed() => changed.is_ok(),
@@ -345,15 +384,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The `--name` argument that selects this target in `auth lastfm`, if needed.
-pub fn name_flag(name: &str) -> String {
-    if name == "lastfm" {
-        String::new()
-    } else {
-        format!(" --name {name}")
-    }
 }
 
 /// "Artist – Title" for log lines.

@@ -13,7 +13,7 @@ use tracing_subscriber::filter::LevelFilter;
 use mpd_scrobbler::config::{self, Config};
 use mpd_scrobbler::{auth, daemon};
 
-/// Scrobble what MPD plays to Last.fm, Libre.fm and other Audioscrobbler 2.0 servers.
+/// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -56,6 +56,13 @@ enum AuthService {
         #[arg(long, value_name = "NAME")]
         username: Option<String>,
     },
+    /// ListenBrainz, or the compatible server of a [listenbrainz] section's `url` (Maloja, ...):
+    /// reads a token from a prompt or stdin and checks it
+    Listenbrainz {
+        /// Which [[listenbrainz]] target, when several are configured
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +102,9 @@ fn main() -> ExitCode {
             Command::Auth {
                 service: AuthService::Lastfm { name, username },
             } => auth::lastfm(&config, auth::Options { name, username }).await,
+            Command::Auth {
+                service: AuthService::Listenbrainz { name },
+            } => auth::listenbrainz(&config, name.as_deref()).await,
         }
     });
     match result {

@@ -28,6 +28,18 @@ pub struct Track {
     /// MusicBrainz recording id (MPD's MUSICBRAINZ_TRACKID), when it is a valid UUID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_mbid: Option<String>,
+    /// MusicBrainz release id (MUSICBRAINZ_ALBUMID), when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_mbid: Option<String>,
+    /// MusicBrainz release group id (MUSICBRAINZ_RELEASEGROUPID), when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_group_mbid: Option<String>,
+    /// MusicBrainz release track id (MUSICBRAINZ_RELEASETRACKID), when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_mbid: Option<String>,
+    /// MusicBrainz artist ids (MUSICBRAINZ_ARTISTID, may repeat); only valid ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artist_mbids: Vec<String>,
 }
 
 /// A qualified play: what a target receives as one scrobble.

@@ -1,6 +1,6 @@
-//! Session keys stored in the state directory by `mpd-scrobbler auth`, one
-//! mode-0600 file per target (`<target>.session`), and the state directory
-//! itself (mode 0700).
+//! Credentials (Last.fm session keys, ListenBrainz tokens) stored in the
+//! state directory by `mpd-scrobbler auth`, one mode-0600 file per target
+//! (`<target>.session`), and the state directory itself (mode 0700).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LastFmTarget, Secret};
+use crate::config::Secret;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -61,11 +61,15 @@ pub fn load(state_dir: &Path, target: &str) -> std::io::Result<Option<Session>> 
     }))
 }
 
-/// The session key to use for a target: the stored one, else the config's.
-pub fn key_for(state_dir: &Path, target: &LastFmTarget) -> std::io::Result<Option<Secret>> {
-    Ok(load(state_dir, &target.name)?
+/// The credential to use for a target: the stored one, else the config's.
+pub fn credential(
+    state_dir: &Path,
+    target: &str,
+    from_config: Option<&Secret>,
+) -> std::io::Result<Option<Secret>> {
+    Ok(load(state_dir, target)?
         .map(|s| s.key)
-        .or_else(|| target.session_key.clone()))
+        .or_else(|| from_config.cloned()))
 }
 
 /// Store a session for `target`, atomically and readable only by the user.

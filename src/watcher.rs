@@ -175,6 +175,7 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
                 .filter(|d| *d > 0.0)
                 .map(Duration::from_secs_f64);
             let first = |key: &str| all(key).first().map(|s| s.to_string());
+            let mbid = |key: &str| first(key).filter(|m| is_uuid(m));
             let artist = all("Artist").join(", ");
             let album_artist = first("AlbumArtist").filter(|a| *a != artist);
             let track = Track {
@@ -186,7 +187,17 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
                     .and_then(|t| t.split('/').next()?.trim().parse::<u32>().ok())
                     .filter(|n| *n > 0),
                 duration_secs: duration.map(|d| d.as_secs_f64().round() as u64),
-                recording_mbid: first("MUSICBRAINZ_TRACKID").filter(|m| is_uuid(m)),
+                recording_mbid: mbid("MUSICBRAINZ_TRACKID"),
+                release_mbid: mbid("MUSICBRAINZ_ALBUMID"),
+                release_group_mbid: mbid("MUSICBRAINZ_RELEASEGROUPID"),
+                track_mbid: mbid("MUSICBRAINZ_RELEASETRACKID"),
+                artist_mbids: all("MUSICBRAINZ_ARTISTID")
+                    .into_iter()
+                    // Picard may write several ids into one tag, separated by "; " or "/".
+                    .flat_map(|v| v.split([';', '/']).map(str::trim))
+                    .filter(|m| is_uuid(m))
+                    .map(str::to_owned)
+                    .collect(),
             };
             Some(Song {
                 id,
@@ -267,12 +278,36 @@ mod tests {
             ("Artist", "Bar"),
             ("Title", "Rock & Roll = Life"),
             ("MUSICBRAINZ_TRACKID", "not-a-uuid"),
+            (
+                "MUSICBRAINZ_ARTISTID",
+                "11111111-2222-3333-4444-555555555555",
+            ),
+            ("MUSICBRAINZ_ARTISTID", "bogus"),
+            (
+                "MUSICBRAINZ_ARTISTID",
+                "66666666-7777-8888-9999-000000000000",
+            ),
+            (
+                "MUSICBRAINZ_ALBUMID",
+                "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            ),
             ("Time", "200"),
         ];
         let s = parse_snapshot(&status, &song);
         assert_eq!(s.state, PlayState::Paused);
         let song = s.song.unwrap();
         assert_eq!(song.track.artist, "Foo, Bar");
+        assert_eq!(
+            song.track.artist_mbids,
+            [
+                "11111111-2222-3333-4444-555555555555",
+                "66666666-7777-8888-9999-000000000000"
+            ]
+        );
+        assert_eq!(
+            song.track.release_mbid.as_deref(),
+            Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+        );
         assert_eq!(song.track.title, "Rock & Roll = Life");
         assert_eq!(song.track.recording_mbid, None);
         assert_eq!(song.duration, Some(Duration::from_secs(200)));

@@ -98,27 +98,7 @@ pub enum Error {
     Malformed(String),
 }
 
-/// What a caller should do about an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Retry later with backoff: network failures, timeouts, HTTP 5xx, API
-    /// errors 8, 11, 16 and unknown codes, malformed replies.
-    Transient,
-    /// Too many requests (API error 29, or HTTP 429): wait at least 60 s.
-    RateLimited,
-    /// The session is invalid or revoked (4, 9): the user must run
-    /// `mpd-scrobbler auth lastfm` again.
-    Auth,
-    /// The configuration is wrong: invalid API key (10), bad signature, i.e.
-    /// a wrong secret (13), suspended key (26), or an unusable API URL (one
-    /// that cannot be parsed or answers with a redirect). The user must fix
-    /// `api_key`, `api_secret` or `url`.
-    Config,
-    /// The request itself was refused (2, 3, 5, 6, 7, 27, or a 4xx without
-    /// an API error): resending it unchanged will not help, so isolate the
-    /// bad item.
-    Rejected,
-}
+pub use crate::target::ErrorKind;
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {

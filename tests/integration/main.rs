@@ -4,5 +4,6 @@
 mod auth;
 mod common;
 mod harness_lastfm;
+mod harness_listenbrainz;
 mod harness_mpd;
 mod scrobbling;

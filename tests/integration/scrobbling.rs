@@ -179,9 +179,13 @@ fn skipped_track_never_arrives() {
     rig.mpd.enqueue(&["short/0.flac", "short/1.flac"]);
     rig.mpd.cmd("play");
     std::thread::sleep(Duration::from_millis(1500));
-    rig.mpd.cmd("next");
+    // Not `next`: mpd 0.23 sometimes holds a `next` until the current song
+    // has played out when the following song is already decoded, which
+    // would make song 0 a legitimate full play.
+    rig.mpd.cmd("stop");
+    rig.mpd.cmd("play 1");
     let got = rig.wait_scrobbles(1, 15);
-    assert_eq!(got[0].track, "Song 1");
+    assert_eq!(got[0].track, "Song 1", "{}", rig.daemon.log());
     rig.mpd.wait_state("stop", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
     let titles: Vec<_> = rig

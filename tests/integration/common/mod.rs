@@ -4,4 +4,5 @@
 
 pub mod daemon;
 pub mod fake_lastfm;
+pub mod fake_listenbrainz;
 pub mod mpd;

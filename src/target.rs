@@ -1,0 +1,132 @@
+//! A scrobbling target as delivery sees it: one interface over the
+//! Last.fm-style and ListenBrainz-compatible clients, and the shared
+//! vocabulary for what to do when a delivery fails.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::lastfm::{self, ItemOutcome};
+use crate::listenbrainz;
+use crate::scrobble::{Listen, Track};
+
+/// What a caller should do about a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Retry later with backoff: network failures, timeouts, HTTP 5xx,
+    /// Last.fm errors 8, 11, 16 and unknown codes, malformed replies.
+    Transient,
+    /// Too many requests (Last.fm 29, HTTP 429): wait as the server asks,
+    /// and at least a minute for Last.fm.
+    RateLimited,
+    /// The credentials were refused (Last.fm 4, 9; ListenBrainz 401): the
+    /// user must run `mpd-scrobbler auth ...` again.
+    Auth,
+    /// The configuration is wrong: Last.fm's invalid API key (10), bad
+    /// signature, i.e. a wrong secret (13), suspended key (26), or an unusable
+    /// API URL (one that cannot be parsed, or answers with a redirect or 403).
+    Config,
+    /// The request itself was refused (Last.fm 2, 3, 5, 6, 7, 27; HTTP 400
+    /// and other 4xx): resending it unchanged will not help, so isolate the
+    /// bad item.
+    Rejected,
+}
+
+/// A failed delivery, reduced to what the flusher acts on.
+#[derive(Debug)]
+pub struct Failure {
+    /// What to do.
+    pub kind: ErrorKind,
+    /// For the log.
+    pub message: String,
+    /// How long the server asked us to wait, if it said.
+    pub retry_after: Option<Duration>,
+}
+
+impl From<lastfm::Error> for Failure {
+    fn from(e: lastfm::Error) -> Self {
+        Failure {
+            kind: e.kind(),
+            message: e.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<listenbrainz::Error> for Failure {
+    fn from(e: listenbrainz::Error) -> Self {
+        Failure {
+            kind: e.kind(),
+            message: e.to_string(),
+            retry_after: e.retry_after(),
+        }
+    }
+}
+
+/// The client of one target.
+#[derive(Debug, Clone)]
+pub enum Service {
+    /// Last.fm, Libre.fm or another Audioscrobbler 2.0 server.
+    LastFm(lastfm::Client),
+    /// ListenBrainz or a compatible server.
+    ListenBrainz(listenbrainz::Client),
+}
+
+/// Last.fm ignores scrobbles older than 14 days (protocols.md §1.8).
+const LASTFM_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+
+impl Service {
+    /// The `auth` subcommand that renews this target's credentials.
+    pub fn auth_command(&self) -> &'static str {
+        match self {
+            Service::LastFm(_) => "lastfm",
+            Service::ListenBrainz(_) => "listenbrainz",
+        }
+    }
+
+    /// Most listens in one request.
+    pub fn max_batch(&self) -> usize {
+        match self {
+            Service::LastFm(_) => lastfm::MAX_BATCH,
+            Service::ListenBrainz(c) => c.max_batch(),
+        }
+    }
+
+    /// Listens older than this are refused by the service anyway.
+    pub fn max_age(&self) -> Option<Duration> {
+        match self {
+            Service::LastFm(_) => Some(LASTFM_MAX_AGE),
+            Service::ListenBrainz(_) => None,
+        }
+    }
+
+    /// Split a batch into requests the server accepts by size.
+    pub fn requests(&self, listens: &[Listen]) -> Vec<Range<usize>> {
+        match self {
+            Service::LastFm(_) => std::iter::once(0..listens.len()).collect(),
+            Service::ListenBrainz(c) => listenbrainz::split_by_size(listens, c.flavor()),
+        }
+    }
+
+    /// Announce what is playing.
+    pub async fn now_playing(&self, credential: &str, track: &Track) -> Result<(), Failure> {
+        match self {
+            Service::LastFm(c) => Ok(c.now_playing(credential, track).await?),
+            Service::ListenBrainz(c) => Ok(c.now_playing(credential, track).await?),
+        }
+    }
+
+    /// Submit one request's worth of listens; one outcome per listen.
+    pub async fn submit(
+        &self,
+        credential: &str,
+        listens: &[Listen],
+    ) -> Result<Vec<ItemOutcome>, Failure> {
+        match self {
+            Service::LastFm(c) => Ok(c.scrobble(credential, listens).await?),
+            Service::ListenBrainz(c) => {
+                c.submit(credential, listens).await?;
+                Ok(vec![ItemOutcome::Accepted; listens.len()])
+            }
+        }
+    }
+}
