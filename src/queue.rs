@@ -203,16 +203,7 @@ impl TargetQueue {
             );
             let mut kept = b"unreadable:".to_vec();
             kept.extend_from_slice(&v);
-            (&self.pending, &self.rejected)
-                .transaction(|(p, r)| {
-                    p.remove(&k)?;
-                    r.insert(&k, kept.as_slice())?;
-                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-                })
-                .map_err(|e| match e {
-                    sled::transaction::TransactionError::Storage(e) => self.err(e),
-                    sled::transaction::TransactionError::Abort(()) => unreachable!(),
-                })?;
+            self.move_to_rejected(&k, &kept)?;
         }
         Ok(out)
     }
@@ -244,18 +235,24 @@ impl TargetQueue {
                 .map_or(0, |d| d.as_secs()),
         })
         .expect("a listen always serialises");
+        self.move_to_rejected(&key, &value)?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Atomically take `key` out of the pending queue and keep `value` for
+    /// it in the rejected list.
+    fn move_to_rejected(&self, key: &[u8], value: &[u8]) -> Result<(), QueueError> {
         (&self.pending, &self.rejected)
             .transaction(|(p, r)| {
-                p.remove(&key)?;
-                r.insert(&key, value.as_slice())?;
+                p.remove(key)?;
+                r.insert(key, value)?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!(),
-            })?;
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
+                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+            })
     }
 
     /// Number of items waiting.
