@@ -83,6 +83,9 @@ pub struct Client {
     http: reqwest::Client,
     root: String,
     flavor: Flavor,
+    /// Set when the server said the rate-limit window is used up
+    /// (X-RateLimit-Remaining: 0): no request goes out before then.
+    quiet_until: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -101,6 +104,7 @@ impl Client {
             http,
             root: url.trim_end_matches('/').to_owned(),
             flavor,
+            quiet_until: Default::default(),
         }
     }
 
@@ -181,6 +185,10 @@ impl Client {
     }
 
     async fn submit_raw(&self, token: &str, body: String) -> Result<(), Error> {
+        let quiet_until = *self.quiet_until.lock().expect("not poisoned");
+        if let Some(t) = quiet_until {
+            tokio::time::sleep_until(t).await;
+        }
         tracing::debug!(bytes = body.len(), "ListenBrainz submit-listens");
         let resp = self
             .http
@@ -192,12 +200,18 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let reset_in = resp
-            .headers()
-            .get("X-RateLimit-Reset-In")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let reset_in = header("X-RateLimit-Reset-In").map(Duration::from_secs);
+        *self.quiet_until.lock().expect("not poisoned") =
+            match (header("X-RateLimit-Remaining"), reset_in) {
+                (Some(0), Some(wait)) => Some(tokio::time::Instant::now() + wait),
+                _ => None,
+            };
         let body = resp.bytes().await.map_err(transport)?;
         if (200..300).contains(&status) {
             return Ok(());
