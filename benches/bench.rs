@@ -12,11 +12,17 @@
 #[path = "../tests/integration/common/fake_lastfm.rs"]
 #[allow(dead_code)]
 mod fake_lastfm;
+#[path = "../tests/integration/common/fake_listenbrainz.rs"]
+#[allow(dead_code)]
+mod fake_listenbrainz;
+#[path = "../tests/integration/common/http_server.rs"]
+#[allow(dead_code)]
+mod http_server;
 #[path = "../tests/integration/common/mpd.rs"]
 #[allow(dead_code)]
 mod mpd;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,9 +47,18 @@ fn main() {
     println!("binary size: {:.2} MiB", size as f64 / 1048576.0);
 
     let tmp = tempfile::tempdir().expect("temp dir");
-    let state = tmp.path().join("state");
-    enqueue_latency(&state);
-    backlog_flush(binary, tmp.path(), &state);
+    for (n, targets) in [
+        &["lastfm"][..],
+        &["listenbrainz"][..],
+        &["lastfm", "listenbrainz"][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let state = tmp.path().join(format!("state{n}"));
+        fill_queue(&state, targets, n == 0);
+        backlog_flush(binary, tmp.path(), &state, targets);
+    }
     idle_and_playback(binary, window);
 }
 
@@ -62,14 +77,14 @@ fn listen(i: usize, now: u64) -> Listen {
 }
 
 /// Fill the queue the daemon will flush next, timing each durable enqueue.
-fn enqueue_latency(state: &Path) {
+fn fill_queue(state: &Path, targets: &[&str], report: bool) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let now = unix_now();
     let mut times = rt.block_on(async {
-        let queue = Queue::open(state, &["lastfm"]).expect("open queue");
+        let queue = Queue::open(state, targets).expect("open queue");
         let mut times = Vec::with_capacity(BACKLOG);
         for i in 0..BACKLOG {
             let l = listen(i, now);
@@ -79,6 +94,9 @@ fn enqueue_latency(state: &Path) {
         }
         times
     });
+    if !report {
+        return;
+    }
     times.sort();
     let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     println!(
@@ -89,26 +107,57 @@ fn enqueue_latency(state: &Path) {
     );
 }
 
-fn backlog_flush(binary: &str, dir: &Path, state: &Path) {
-    let server = fake_lastfm::FakeLastFm::start();
-    let sk = server.issue_session("alice");
+fn backlog_flush(binary: &str, dir: &Path, state: &Path, targets: &[&str]) {
+    let lastfm = fake_lastfm::FakeLastFm::start();
+    let lb = fake_listenbrainz::FakeListenBrainz::start();
+    let mut sections = String::new();
+    if targets.contains(&"lastfm") {
+        sections += &format!(
+            "[lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\nsession_key = {:?}\n",
+            lastfm.url(),
+            fake_lastfm::API_KEY,
+            fake_lastfm::API_SECRET,
+            lastfm.issue_session("alice")
+        );
+    }
+    if targets.contains(&"listenbrainz") {
+        sections += &format!(
+            "[listenbrainz]\nurl = {:?}\ntoken = {:?}\n",
+            lb.url(),
+            fake_listenbrainz::TOKEN
+        );
+    }
     // No mpd: delivery does not depend on it, and the daemon keeps trying
     // to connect in the background as it would at boot.
-    let config = write_config(dir, "backlog", closed_port(), state, &server.url(), &sk);
+    let config = write_config(dir, &targets.join("+"), closed_port(), state, &sections);
     let start = Instant::now();
     let mut daemon = spawn(binary, &config, dir);
-    let got = server.wait_for_scrobbles(BACKLOG, Duration::from_secs(120));
-    let wall = start.elapsed();
+    let deadline = Duration::from_secs(120);
+    let mut lines = Vec::new();
+    if targets.contains(&"lastfm") {
+        let got = lastfm.wait_for_scrobbles(BACKLOG, deadline);
+        lines.push(format!(
+            "Last.fm {} of {BACKLOG} in {:.2} s, {} requests",
+            got.len(),
+            start.elapsed().as_secs_f64(),
+            lastfm.request_count("track.scrobble"),
+        ));
+    }
+    if targets.contains(&"listenbrainz") {
+        let got = lb.wait_for_listens(BACKLOG, deadline);
+        lines.push(format!(
+            "ListenBrainz {} of {BACKLOG} in {:.2} s, {} requests",
+            got.len(),
+            start.elapsed().as_secs_f64(),
+            lb.submissions().len(),
+        ));
+    }
     let hwm = vm_hwm(daemon.id());
     stop(&mut daemon);
-    let batches = server.scrobble_batches();
     println!(
-        "backlog flush: {} of {BACKLOG} scrobbles delivered in {:.2} s (from daemon start), \
-         {} track.scrobble requests (largest batch {}), daemon peak RSS {:.1} MiB",
-        got.len(),
-        wall.as_secs_f64(),
-        server.request_count("track.scrobble"),
-        batches.iter().max().copied().unwrap_or(0),
+        "backlog flush ({}): {} (times from daemon start); daemon peak RSS {:.1} MiB",
+        targets.join(" + "),
+        lines.join("; "),
         hwm as f64 / 1024.0
     );
 }
@@ -130,7 +179,13 @@ fn idle_and_playback(binary: &str, window: Duration) {
     let sk = server.issue_session("alice");
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");
-    let config = write_config(dir.path(), "play", mpd.port(), &state, &server.url(), &sk);
+    let sections = format!(
+        "[lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\nsession_key = {sk:?}\n",
+        server.url(),
+        fake_lastfm::API_KEY,
+        fake_lastfm::API_SECRET,
+    );
+    let config = write_config(dir.path(), "play", mpd.port(), &state, &sections);
     let mut daemon = spawn(binary, &config, dir.path());
     let pid = daemon.id();
     std::thread::sleep(Duration::from_secs(1));
@@ -251,22 +306,12 @@ fn vm_hwm(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn write_config(
-    dir: &Path,
-    name: &str,
-    port: u16,
-    state: &Path,
-    url: &str,
-    sk: &str,
-) -> std::path::PathBuf {
+fn write_config(dir: &Path, name: &str, port: u16, state: &Path, targets: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "state_dir = {state:?}\n\
          [mpd]\nhost = \"127.0.0.1\"\nport = {port}\n\
-         [delivery]\nretry_min = \"200ms\"\nretry_max = \"2s\"\n\
-         [lastfm]\nurl = {url:?}\napi_key = {key:?}\napi_secret = {secret:?}\nsession_key = {sk:?}\n",
-        key = fake_lastfm::API_KEY,
-        secret = fake_lastfm::API_SECRET,
+         [delivery]\nretry_min = \"200ms\"\nretry_max = \"2s\"\n{targets}"
     );
     std::fs::write(&path, text).expect("write config");
     path

@@ -6,4 +6,5 @@ mod common;
 mod harness_lastfm;
 mod harness_listenbrainz;
 mod harness_mpd;
+mod listenbrainz;
 mod scrobbling;

@@ -6,18 +6,17 @@
 //! object), and the desktop and mobile auth flows. It fails on demand and can
 //! go down (connection refused) and come back on the same port.
 //!
-//! Self-contained (std, md-5, hex, serde_json) and running on its own
-//! threads, so sync tests, async tests and the benchmark can all use it.
+//! Runs on its own threads (see `http_server`), so sync tests, async tests
+//! and the benchmark can all use it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
+
+use super::http_server::{Request, Response, Server};
 
 pub const API_KEY: &str = "0123456789abcdef0123456789abcdef";
 pub const API_SECRET: &str = "fedcba9876543210fedcba9876543210";
@@ -75,35 +74,38 @@ struct Token {
 
 struct Shared {
     state: Mutex<State>,
-    down: AtomicBool,
-    connections: Mutex<Vec<TcpStream>>,
 }
 
 /// The server. Dropping it stops it.
 pub struct FakeLastFm {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
 }
 
 impl FakeLastFm {
     /// Listen on 127.0.0.1 on a free port.
     pub fn start() -> FakeLastFm {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake Last.fm");
-        let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 token_lifetime: Some(Duration::from_secs(3600)),
                 ..State::default()
             }),
-            down: AtomicBool::new(false),
-            connections: Mutex::new(Vec::new()),
         });
-        spawn_acceptor(listener, Arc::clone(&shared));
-        FakeLastFm { addr, shared }
+        let handler_state = Arc::clone(&shared);
+        let server = Server::start(move |req| {
+            let (status, content_type, body) = handle(req, &handler_state);
+            Response {
+                status,
+                content_type,
+                headers: Vec::new(),
+                body,
+            }
+        });
+        FakeLastFm { server, shared }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/2.0/", self.addr)
+        format!("http://{}/2.0/", self.server.addr())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -179,40 +181,14 @@ impl FakeLastFm {
         self.state().poison = artist.map(str::to_string);
     }
 
-    /// Stop listening and drop open connections: clients get "connection refused".
+    /// Stop listening: clients get "connection refused".
     pub fn go_down(&self) {
-        if self.shared.down.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        // Wake the acceptor so it drops the listening socket.
-        let _ = TcpStream::connect(self.addr);
-        for c in self.shared.connections.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-        // Until the acceptor has closed the socket, connects still succeed.
-        let start = Instant::now();
-        while TcpStream::connect(self.addr).is_ok() && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.server.go_down();
     }
 
     /// Listen again on the same port.
     pub fn come_up(&self) {
-        if !self.shared.down.load(Ordering::SeqCst) {
-            return;
-        }
-        let start = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(self.addr) {
-                Ok(l) => break l,
-                Err(e) if start.elapsed() > Duration::from_secs(5) => {
-                    panic!("cannot listen on {} again: {e}", self.addr)
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
-        self.shared.down.store(false, Ordering::SeqCst);
-        spawn_acceptor(listener, Arc::clone(&self.shared));
+        self.server.come_up();
     }
 
     /// Wait until at least `n` scrobbles were accepted; returns what there is.
@@ -225,108 +201,6 @@ impl FakeLastFm {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for FakeLastFm {
-    fn drop(&mut self) {
-        self.go_down();
-    }
-}
-
-fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) {
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            if shared.down.load(Ordering::SeqCst) {
-                break;
-            }
-            let Ok(stream) = stream else { continue };
-            if let Ok(c) = stream.try_clone() {
-                shared.connections.lock().unwrap().push(c);
-            }
-            let shared = Arc::clone(&shared);
-            std::thread::spawn(move || serve_connection(stream, &shared));
-        }
-    });
-}
-
-struct Request {
-    method: String,
-    path: String,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut content_length = 0;
-    let mut content_type = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            match k.trim().to_ascii_lowercase().as_str() {
-                "content-length" => content_length = v.trim().parse().ok()?,
-                "content-type" => content_type = v.trim().to_string(),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; content_length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        path,
-        content_type,
-        body,
-    })
-}
-
-fn serve_connection(stream: TcpStream, shared: &Shared) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-    let _ = stream.set_nodelay(true);
-    let mut writer = stream;
-    while let Some(req) = read_request(&mut reader) {
-        if shared.down.load(Ordering::SeqCst) {
-            return;
-        }
-        let (status, content_type, body) = handle(&req, shared);
-        let head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
-            reason(status),
-            body.len()
-        );
-        // One write: a separate small body write would wait on the client's
-        // delayed ACK (Nagle), 40 ms a request.
-        if writer.write_all((head + &body).as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Status",
     }
 }
 
@@ -353,10 +227,8 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
     }
     let mut params = parse_form(query);
     if req.method == "POST" {
-        if !req
-            .content_type
-            .starts_with("application/x-www-form-urlencoded")
-        {
+        let content_type = req.header("content-type").unwrap_or_default();
+        if !content_type.starts_with("application/x-www-form-urlencoded") {
             return api_error(
                 5,
                 "Invalid format - This service doesn't exist in that format",

@@ -1,1 +1,506 @@
+//! A stand-in ListenBrainz server on loopback that validates requests like
+//! listenbrainz-server (protocols.md §3): the `Authorization: Token` header
+//! (401), the document schema and listen types, the per-request count and
+//! size limits, timestamps, MBIDs and durations (400), rate-limit headers on
+//! every answer and 429 on demand. The Maloja flavour reproduces Maloja's
+//! endpoint instead (§4.2): no limits, playing_now discarded, listens keyed by
+//! timestamp, and an import that stops at the first duplicate or conflict.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::http_server::{Request, Response, Server};
+
+pub const TOKEN: &str = "01234567-89ab-cdef-0123-456789abcdef";
+
+const MAX_LISTENS_PER_REQUEST: usize = 1000;
+const MAX_LISTEN_SIZE: usize = 10_240;
+const MAX_PAYLOAD_SIZE: usize = 10_240_000;
+const LISTEN_MINIMUM_TS: u64 = 1_033_430_400;
+const ALLOWED_SKEW: u64 = 3600;
+const MAX_DURATION_SECS: u64 = 24 * 24 * 3600;
+
+/// Which server to imitate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    ListenBrainz,
+    Maloja,
+}
+
+/// One listen the server stored (or a playing_now it saw).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub listen_type: String,
+    pub listened_at: Option<u64>,
+    pub artist_name: String,
+    pub track_name: String,
+    pub release_name: Option<String>,
+    pub additional_info: Value,
+    pub user: String,
+}
+
+/// A failure to inflict on requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// This status with a JSON error body.
+    Status(u16),
+    /// 429 with X-RateLimit-Reset-In.
+    RateLimited { reset_in: u64 },
+    /// Answer only after this long.
+    Hang(Duration),
+}
+
+#[derive(Default)]
+struct State {
+    tokens: HashMap<String, String>,
+    listens: Vec<Received>,
+    playing_now: Vec<Received>,
+    submissions: Vec<(String, usize)>,
+    requests: usize,
+    failure: Option<Failure>,
+    fail_next: Option<(usize, Failure)>,
+    poison: Option<String>,
+}
+
+pub struct FakeListenBrainz {
+    server: Server,
+    flavor: Flavor,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeListenBrainz {
+    pub fn start() -> FakeListenBrainz {
+        FakeListenBrainz::start_flavor(Flavor::ListenBrainz)
+    }
+
+    pub fn start_flavor(flavor: Flavor) -> FakeListenBrainz {
+        let state = Arc::new(Mutex::new(State::default()));
+        state
+            .lock()
+            .unwrap()
+            .tokens
+            .insert(TOKEN.to_string(), "alice".to_string());
+        let handler_state = Arc::clone(&state);
+        let server = Server::start(move |req| handle(req, flavor, &handler_state));
+        FakeListenBrainz {
+            server,
+            flavor,
+            state,
+        }
+    }
+
+    /// The API root: the part before `/1/`.
+    pub fn url(&self) -> String {
+        match self.flavor {
+            Flavor::ListenBrainz => format!("http://{}", self.server.addr()),
+            Flavor::Maloja => format!("http://{}/apis/listenbrainz", self.server.addr()),
+        }
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn add_token(&self, token: &str, user: &str) {
+        self.st().tokens.insert(token.to_string(), user.to_string());
+    }
+
+    pub fn revoke_token(&self, token: &str) {
+        self.st().tokens.remove(token);
+    }
+
+    /// Stored listens (single and import), in arrival order.
+    pub fn listens(&self) -> Vec<Received> {
+        self.st().listens.clone()
+    }
+
+    pub fn playing_now(&self) -> Vec<Received> {
+        self.st().playing_now.clone()
+    }
+
+    /// (listen_type, number of listens) of each accepted submission.
+    pub fn submissions(&self) -> Vec<(String, usize)> {
+        self.st().submissions.clone()
+    }
+
+    /// All requests, failed ones included.
+    pub fn request_count(&self) -> usize {
+        self.st().requests
+    }
+
+    pub fn set_failure(&self, f: Option<Failure>) {
+        self.st().failure = f;
+    }
+
+    pub fn fail_next(&self, n: usize, f: Failure) {
+        self.st().fail_next = Some((n, f));
+    }
+
+    /// Refuse any submission containing this artist with a 400.
+    pub fn set_poison_artist(&self, artist: Option<&str>) {
+        self.st().poison = artist.map(str::to_string);
+    }
+
+    pub fn go_down(&self) {
+        self.server.go_down();
+    }
+
+    pub fn come_up(&self) {
+        self.server.come_up();
+    }
+
+    pub fn wait_for_listens(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let start = Instant::now();
+        loop {
+            let got = self.listens();
+            if got.len() >= n || start.elapsed() > timeout {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn reply(flavor: Flavor, status: u16, body: Value) -> Response {
+    // Maloja sends no rate-limit headers; ListenBrainz sends them on every answer.
+    let headers = match flavor {
+        Flavor::ListenBrainz => vec![
+            ("X-RateLimit-Limit".to_string(), "1000".to_string()),
+            ("X-RateLimit-Remaining".to_string(), "999".to_string()),
+            ("X-RateLimit-Reset-In".to_string(), "10".to_string()),
+            ("X-RateLimit-Reset".to_string(), (now() + 10).to_string()),
+        ],
+        Flavor::Maloja => Vec::new(),
+    };
+    Response {
+        status,
+        content_type: "application/json",
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn error(flavor: Flavor, status: u16, message: &str) -> Response {
+    reply(flavor, status, json!({"code": status, "error": message}))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
+    let prefix = match flavor {
+        Flavor::ListenBrainz => "/1/",
+        Flavor::Maloja => "/apis/listenbrainz/1/",
+    };
+    let path = req.path.split('?').next().unwrap_or_default();
+    let Some(endpoint) = path.strip_prefix(prefix) else {
+        return error(flavor, 404, "Not found");
+    };
+    let failure = {
+        let mut st = state.lock().unwrap();
+        st.requests += 1;
+        match st.fail_next.as_mut() {
+            Some((n, f)) if *n > 0 => {
+                *n -= 1;
+                Some(*f)
+            }
+            _ => st.failure,
+        }
+    };
+    match failure {
+        Some(Failure::Status(status)) => {
+            return error(flavor, status, "Failure requested by the test");
+        }
+        Some(Failure::RateLimited { reset_in }) => {
+            let mut r = error(flavor, 429, "Too many requests. Please wait and try again.");
+            r.headers = vec![
+                ("X-RateLimit-Limit".to_string(), "30".to_string()),
+                ("X-RateLimit-Remaining".to_string(), "0".to_string()),
+                ("X-RateLimit-Reset-In".to_string(), reset_in.to_string()),
+            ];
+            return r;
+        }
+        Some(Failure::Hang(d)) => std::thread::sleep(d),
+        None => {}
+    }
+    // The server takes the second word of the header, whatever the first.
+    let token = req
+        .header("authorization")
+        .and_then(|h| h.split_whitespace().nth(1))
+        .map(str::to_string);
+    let user = token
+        .as_ref()
+        .and_then(|t| state.lock().unwrap().tokens.get(t).cloned());
+    match (req.method.as_str(), endpoint) {
+        ("GET", "validate-token") => match (token, user, flavor) {
+            (None, _, _) => error(flavor, 400, "You need to provide an Authorization token."),
+            (Some(_), Some(user), _) => reply(
+                flavor,
+                200,
+                json!({"code": 200, "message": "Token valid.", "valid": true, "user_name": user}),
+            ),
+            (Some(_), None, Flavor::Maloja) => error(flavor, 401, "Incorrect Authorization"),
+            (Some(_), None, Flavor::ListenBrainz) => reply(
+                flavor,
+                200,
+                json!({"code": 200, "message": "Token invalid.", "valid": false}),
+            ),
+        },
+        ("POST", "submit-listens") => {
+            let Some(user) = user else {
+                return match token {
+                    None => error(flavor, 401, "You need to provide an Authorization header."),
+                    Some(_) => error(flavor, 401, "Invalid authorization token."),
+                };
+            };
+            submit(req, flavor, &user, state)
+        }
+        _ => error(flavor, 404, "Not found"),
+    }
+}
+
+fn submit(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>) -> Response {
+    let Ok(doc) = serde_json::from_slice::<Value>(&req.body) else {
+        return error(flavor, 400, "Cannot parse JSON document");
+    };
+    let listen_type = doc["listen_type"].as_str().unwrap_or_default().to_string();
+    let Some(payload) = doc["payload"].as_array().filter(|p| !p.is_empty()) else {
+        return error(flavor, 400, "JSON document does not contain any listens");
+    };
+    if flavor == Flavor::Maloja {
+        return maloja_submit(flavor, &listen_type, payload, user, state);
+    }
+    if !matches!(listen_type.as_str(), "single" | "playing_now" | "import") {
+        return error(
+            flavor,
+            400,
+            "JSON document requires a valid listen_type key.",
+        );
+    }
+    if listen_type != "import" && payload.len() != 1 {
+        return error(
+            flavor,
+            400,
+            "JSON document contains more than listen for a single/playing_now.",
+        );
+    }
+    if payload.len() > MAX_LISTENS_PER_REQUEST {
+        return error(
+            flavor,
+            400,
+            "Too many listens. You may not submit more than 1000.",
+        );
+    }
+    if req.body.len() > MAX_PAYLOAD_SIZE {
+        return error(flavor, 400, "Payload too large.");
+    }
+    if req.body.len() > payload.len() * MAX_LISTEN_SIZE {
+        return error(flavor, 400, "JSON document is too large.");
+    }
+    let mut received = Vec::new();
+    for listen in payload {
+        match validate(listen, &listen_type, user) {
+            Ok(r) => received.push(r),
+            Err(message) => return error(flavor, 400, &message),
+        }
+    }
+    let mut st = state.lock().unwrap();
+    if let Some(poison) = &st.poison {
+        if received.iter().any(|r| &r.artist_name == poison) {
+            return error(flavor, 400, "Listen rejected by the test");
+        }
+    }
+    st.submissions.push((listen_type.clone(), received.len()));
+    if listen_type == "playing_now" {
+        st.playing_now.extend(received);
+    } else {
+        st.listens.extend(received);
+    }
+    reply(flavor, 200, json!({"status": "ok"}))
+}
+
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// listenbrainz-server's checks of one listen (api_tools.py).
+fn validate(listen: &Value, listen_type: &str, user: &str) -> Result<Received, String> {
+    let Some(obj) = listen.as_object() else {
+        return Err("Listen must be a JSON object.".into());
+    };
+    let allowed: &[&str] = if listen_type == "playing_now" {
+        &["track_metadata"]
+    } else {
+        &["listened_at", "track_metadata"]
+    };
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!("Unexpected key {k} in listen."));
+    }
+    if has_nul(listen) {
+        return Err("String contains a unicode null.".into());
+    }
+    let listened_at = match (listen_type, obj.get("listened_at")) {
+        ("playing_now", _) => None,
+        (_, None) => return Err("JSON document must contain the key listened_at.".into()),
+        (_, Some(ts)) => {
+            let ts = ts
+                .as_u64()
+                .ok_or("Value for key listened_at must be an integer.")?;
+            if ts < LISTEN_MINIMUM_TS {
+                return Err("Value for key listened_at is too low.".into());
+            }
+            if ts >= now() + ALLOWED_SKEW {
+                return Err("Value for key listened_at is too high.".into());
+            }
+            Some(ts)
+        }
+    };
+    let meta = obj
+        .get("track_metadata")
+        .and_then(Value::as_object)
+        .ok_or("JSON document must contain the key track_metadata.")?;
+    let text = |key: &str| -> Result<String, String> {
+        match meta.get(key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            Some(Value::String(_)) => Err(format!("field track_metadata.{key} is empty.")),
+            _ => Err(format!("{key} must be a string.")),
+        }
+    };
+    let artist_name = text("artist_name")?;
+    let track_name = text("track_name")?;
+    let release_name = match meta.get("release_name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(_) => return Err("release_name must be a string.".into()),
+    };
+    let info = meta.get("additional_info").cloned().unwrap_or(Value::Null);
+    if let Some(info) = info.as_object() {
+        for key in [
+            "recording_mbid",
+            "release_mbid",
+            "release_group_mbid",
+            "track_mbid",
+        ] {
+            if let Some(v) = info.get(key).and_then(Value::as_str) {
+                if !v.is_empty() && !is_uuid(v) {
+                    return Err(format!("{key} MBID format invalid."));
+                }
+            }
+        }
+        for key in ["artist_mbids", "work_mbids"] {
+            if let Some(list) = info.get(key) {
+                let ok = list
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|m| m.as_str().is_some_and(is_uuid)));
+                if !ok {
+                    return Err(format!("{key} MBID format invalid."));
+                }
+            }
+        }
+        if info.contains_key("duration") && info.contains_key("duration_ms") {
+            return Err("JSON document should not contain both duration and duration_ms.".into());
+        }
+        for (key, max) in [
+            ("duration", MAX_DURATION_SECS),
+            ("duration_ms", MAX_DURATION_SECS * 1000),
+        ] {
+            if let Some(v) = info.get(key) {
+                let n = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
+                if !n.is_some_and(|n| n > 0 && n <= max) {
+                    return Err(format!("Value for {key} is invalid."));
+                }
+            }
+        }
+        if let Some(tags) = info.get("tags").and_then(Value::as_array) {
+            if tags.len() > 50
+                || tags
+                    .iter()
+                    .any(|t| t.as_str().is_none_or(|t| t.chars().count() > 64))
+            {
+                return Err("Too many tags, or a tag too long.".into());
+            }
+        }
+    }
+    Ok(Received {
+        listen_type: listen_type.to_string(),
+        listened_at,
+        artist_name,
+        track_name,
+        release_name,
+        additional_info: info,
+        user: user.to_string(),
+    })
+}
+
+/// Maloja's ListenBrainz endpoint (§4.2): playing_now discarded; listens
+/// keyed by timestamp; the first duplicate or conflict ends an import.
+fn maloja_submit(
+    flavor: Flavor,
+    listen_type: &str,
+    payload: &[Value],
+    user: &str,
+    state: &Mutex<State>,
+) -> Response {
+    if listen_type == "playing_now" {
+        return reply(flavor, 200, json!({"status": "ok"}));
+    }
+    if !matches!(listen_type, "single" | "import") {
+        return error(flavor, 400, "Invalid JSON document submitted.");
+    }
+    let mut st = state.lock().unwrap();
+    for listen in payload {
+        let meta = &listen["track_metadata"];
+        let (Some(artist), Some(track)) =
+            (meta["artist_name"].as_str(), meta["track_name"].as_str())
+        else {
+            return error(flavor, 400, "Invalid JSON document submitted.");
+        };
+        let at = listen["listened_at"].as_u64().unwrap_or_else(now);
+        if let Some(existing) = st.listens.iter().find(|l| l.listened_at == Some(at)) {
+            if existing.artist_name == artist && existing.track_name == track {
+                break;
+            }
+            return reply(
+                flavor,
+                409,
+                json!({"error": "Scrobble with the same timestamp already exists."}),
+            );
+        }
+        st.listens.push(Received {
+            listen_type: listen_type.to_string(),
+            listened_at: Some(at),
+            artist_name: artist.to_string(),
+            track_name: track.to_string(),
+            release_name: meta["release_name"].as_str().map(str::to_string),
+            additional_info: meta.get("additional_info").cloned().unwrap_or(Value::Null),
+            user: user.to_string(),
+        });
+    }
+    st.submissions
+        .push((listen_type.to_string(), payload.len()));
+    reply(flavor, 200, json!({"status": "ok"}))
+}

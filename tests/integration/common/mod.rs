@@ -5,4 +5,5 @@
 pub mod daemon;
 pub mod fake_lastfm;
 pub mod fake_listenbrainz;
+pub mod http_server;
 pub mod mpd;
