@@ -113,6 +113,17 @@ pub struct Config {
     pub lastfm: Vec<LastFmTarget>,
     /// ListenBrainz-compatible targets.
     pub listenbrainz: Vec<ListenBrainzTarget>,
+    /// The metadata cache.
+    pub cache: CacheConfig,
+}
+
+/// The metadata cache's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    /// How long a reply is used without asking Last.fm again.
+    pub ttl: Duration,
+    /// Most replies kept; the oldest go first.
+    pub max_entries: usize,
 }
 
 /// One ListenBrainz-compatible target (ListenBrainz, Maloja, ...).
@@ -190,6 +201,15 @@ struct RawConfig {
     delivery: RawDelivery,
     lastfm: Option<OneOrMany<RawLastFm>>,
     listenbrainz: Option<OneOrMany<RawListenBrainz>>,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    ttl: Option<String>,
+    max_entries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,6 +426,15 @@ impl Config {
             ));
         }
 
+        let cache = CacheConfig {
+            ttl: duration("cache.ttl", raw.cache.ttl, Duration::from_secs(24 * 3600))?,
+            max_entries: match raw.cache.max_entries {
+                Some(0) => return Err(invalid("cache.max_entries", "must be at least 1".into())),
+                Some(n) => n,
+                None => 5000,
+            },
+        };
+
         let state_dir = match raw.state_dir {
             Some(dir) => base.join(dir),
             None => default_state_dir(env),
@@ -542,6 +571,7 @@ impl Config {
             state_dir,
             lastfm,
             listenbrainz,
+            cache,
         })
     }
 

@@ -4,13 +4,16 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod delivery;
 pub mod http;
+pub mod info;
 pub mod lastfm;
 pub mod listenbrainz;
+pub mod query;
 pub mod queue;
 pub mod scrobble;
 pub mod session;

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 use mpd_scrobbler::config::{self, Config};
+use mpd_scrobbler::query::{self, Query, QueryError};
 use mpd_scrobbler::{auth, daemon};
 
 /// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
@@ -33,7 +34,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Command {
     /// Run the daemon (the default)
     Run,
@@ -42,9 +43,93 @@ enum Command {
         #[command(subcommand)]
         service: AuthService,
     },
+    /// An artist's biography, tags, similar artists and counts (default: the one playing)
+    Artist {
+        /// Artist name
+        name: Option<String>,
+        /// The whole biography instead of the summary
+        #[arg(long)]
+        full: bool,
+        /// Language of the biography (ISO 639-1, e.g. "de")
+        #[arg(long)]
+        lang: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// An album's tags, tracks and counts (default: the one playing)
+    Album {
+        /// Artist, then album (both or neither)
+        #[arg(num_args = 2, value_names = ["ARTIST", "ALBUM"])]
+        which: Option<Vec<String>>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Search artists
+    Search {
+        /// What to look for
+        query: String,
+        /// How many results
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// A user's top artists or tracks
+    Top {
+        /// What to rank
+        #[arg(value_enum)]
+        kind: TopKind,
+        /// Time span
+        #[arg(long, default_value = "overall", value_parser = ["overall", "7day", "1month", "3month", "6month", "12month"])]
+        period: String,
+        /// How many
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Whose (default: the user of the stored Last.fm session)
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// A user's recent tracks, in local time
+    Recent {
+        /// How many
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+        /// Whose (default: the user of the stored Last.fm session)
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct OutputArgs {
+    /// Print JSON for scripts
+    #[arg(long)]
+    json: bool,
+    /// Ask Last.fm even if the cache has an answer
+    #[arg(long)]
+    refresh: bool,
+}
+
+impl From<OutputArgs> for query::Options {
+    fn from(o: OutputArgs) -> Self {
+        query::Options {
+            json: o.json,
+            refresh: o.refresh,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TopKind {
+    Artists,
+    Tracks,
+}
+
+#[derive(Debug, Clone, Subcommand)]
 enum AuthService {
     /// Last.fm, or the Audioscrobbler 2.0 server of a [lastfm] section's `url` (Libre.fm, ...)
     Lastfm {
@@ -92,8 +177,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Some((q, opts)) = as_query(&command) {
+        return match runtime.block_on(query::run(&config, q, opts)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ QueryError::Usage(_)) => {
+                eprintln!("mpd-scrobbler: {e}");
+                ExitCode::from(2)
+            }
+            Err(e @ QueryError::Failed(_)) => {
+                eprintln!("mpd-scrobbler: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Run) {
+        match command {
             Command::Run => {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(on_signal(shutdown.clone()));
@@ -105,6 +204,7 @@ fn main() -> ExitCode {
             Command::Auth {
                 service: AuthService::Listenbrainz { name },
             } => auth::listenbrainz(&config, name.as_deref()).await,
+            _ => unreachable!("queries are handled above"),
         }
     });
     match result {
@@ -114,6 +214,46 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The metadata and stats commands, as a query.
+fn as_query(command: &Command) -> Option<(Query, query::Options)> {
+    let q = match command.clone() {
+        Command::Artist {
+            name,
+            full,
+            lang,
+            out,
+        } => (Query::Artist { name, full, lang }, out),
+        Command::Album { which, out } => (
+            Query::Album {
+                which: which.map(|w| (w[0].clone(), w[1].clone())),
+            },
+            out,
+        ),
+        Command::Search { query, limit, out } => (Query::Search { query, limit }, out),
+        Command::Top {
+            kind,
+            period,
+            limit,
+            user,
+            out,
+        } => (
+            Query::Top {
+                kind: match kind {
+                    TopKind::Artists => "artist",
+                    TopKind::Tracks => "track",
+                },
+                period,
+                limit,
+                user,
+            },
+            out,
+        ),
+        Command::Recent { limit, user, out } => (Query::Recent { limit, user }, out),
+        Command::Run | Command::Auth { .. } => return None,
+    };
+    Some((q.0, q.1.into()))
 }
 
 /// Cancel on SIGTERM or SIGINT.

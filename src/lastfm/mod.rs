@@ -243,6 +243,35 @@ impl Client {
         api::session(&reply)
     }
 
+    /// An unsigned read call (`artist.getInfo`, `user.getTopArtists`, ...)
+    /// by GET, returning the reply's JSON (protocols.md §1.11).
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; "not found" is [`Error::Api`] code 6.
+    pub async fn read(&self, method: &str, params: &[(&str, String)]) -> Result<Value, Error> {
+        tracing::debug!(method, "Audioscrobbler read");
+        let mut query: Vec<(&str, &str)> = vec![
+            ("method", method),
+            ("api_key", &self.api_key),
+            ("format", "json"),
+        ];
+        query.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+        let url = format!(
+            "{}?{}",
+            self.api_url,
+            query
+                .iter()
+                .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        let response = self.http.get(url).send().await?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await?;
+        api::read_reply(status, &body)
+    }
+
     /// The mobile flow: gets a session from a user name and password
     /// (`auth.getMobileSession`).
     ///
