@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::lastfm::{self, ErrorKind};
+use crate::tracker::PlayState;
 use crate::{http, info, session, watcher};
 
 /// A command.
@@ -279,8 +280,10 @@ async fn current(config: &Config) -> Result<(String, Option<String>), QueryError
     let snap = watcher::snapshot(&client)
         .await
         .map_err(|e| QueryError::Failed(e.to_string()))?;
+    // Like `mpc current`: a stopped player has no current song to speak of.
     let song = snap
         .song
+        .filter(|_| snap.state != PlayState::Stopped)
         .ok_or_else(|| QueryError::Failed("MPD is not playing anything; name one".into()))?;
     if song.track.artist.is_empty() {
         return Err(QueryError::Failed(format!(

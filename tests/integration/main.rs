@@ -6,5 +6,6 @@ mod common;
 mod harness_lastfm;
 mod harness_listenbrainz;
 mod harness_mpd;
+mod info;
 mod listenbrainz;
 mod scrobbling;

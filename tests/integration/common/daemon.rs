@@ -181,9 +181,20 @@ impl Drop for Daemon {
 /// Run a one-shot command (`auth ...`, `run` for a second daemon) with the
 /// test's config and environment.
 pub fn run_cli(dir: &TestDir, args: &[&str], stdin: Option<&str>) -> Output {
+    run_cli_env(dir, args, stdin, &[])
+}
+
+/// `run_cli` with extra environment variables.
+pub fn run_cli_env(
+    dir: &TestDir,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     use std::io::Write;
     let mut child = command(dir)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -65,6 +65,8 @@ struct State {
     fail_next: Option<(usize, Failure)>,
     poison: Option<String>,
     counter: u64,
+    /// Replies of read methods, by (lower-case method, lower-case subject).
+    reads: HashMap<(String, String), Value>,
 }
 
 struct Token {
@@ -174,6 +176,13 @@ impl FakeLastFm {
 
     pub fn fail_next(&self, n: usize, f: Failure) {
         self.state().fail_next = Some((n, f));
+    }
+
+    /// Serve `reply` for a read `method` about `subject` (artist, "artist/album" or user).
+    pub fn set_read(&self, method: &str, subject: &str, reply: Value) {
+        self.state()
+            .reads
+            .insert((method.to_lowercase(), subject.to_lowercase()), reply);
     }
 
     /// Refuse any track.scrobble batch containing this artist with error 6.
@@ -295,6 +304,9 @@ fn dispatch(
     shared: &Shared,
 ) -> Reply {
     let lower = method.to_ascii_lowercase();
+    if READS.contains(&lower.as_str()) {
+        return read(&lower, p, shared);
+    }
     let known = WRITES.contains(&lower.as_str())
         || matches!(lower.as_str(), "auth.gettoken" | "auth.getsession");
     if !known {
@@ -380,6 +392,49 @@ fn dispatch(
                 "track.updatenowplaying" => now_playing(&mut st, p, &user),
                 _ => ok(json!({})),
             }
+        }
+    }
+}
+
+const READS: &[&str] = &[
+    "artist.getinfo",
+    "album.getinfo",
+    "artist.search",
+    "user.gettopartists",
+    "user.gettoptracks",
+    "user.getrecenttracks",
+];
+
+/// The parameter a read method is about; Last.fm matches names without
+/// regard to case.
+fn subject(method: &str, p: &BTreeMap<String, String>) -> String {
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    match method {
+        "album.getinfo" => format!("{}/{}", get("artist"), get("album")),
+        m if m.starts_with("user.") => get("user"),
+        _ => get("artist"),
+    }
+    .to_lowercase()
+}
+
+/// Unsigned reads: the API key must be valid; the reply is the stored one,
+/// or error 6 "not found" with HTTP 404 like Last.fm.
+fn read(method: &str, p: &BTreeMap<String, String>, shared: &Shared) -> Reply {
+    if p.get("api_key").map(String::as_str) != Some(API_KEY) {
+        return api_error(
+            10,
+            "Invalid API key - You must be granted a valid key by last.fm",
+        );
+    }
+    let st = shared.state.lock().unwrap();
+    match st.reads.get(&(method.to_string(), subject(method, p))) {
+        Some(reply) => ok(reply.clone()),
+        None if method == "artist.search" => ok(json!({"results": {
+            "opensearch:totalResults": "0", "artistmatches": {"artist": []},
+            "@attr": {"for": p.get("artist").cloned().unwrap_or_default()}}})),
+        None => {
+            let (_, ct, body) = api_error(6, "The artist you supplied could not be found");
+            (404, ct, body)
         }
     }
 }
