@@ -89,6 +89,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             service: spec.service.clone(),
             session: watch::Sender::new(credential),
             wake: Notify::new(),
+            flush_now: Notify::new(),
             paused: AtomicBool::new(false),
         });
         if handle.session.borrow().is_none() {
@@ -127,6 +128,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             "ok".to_owned()
         }
     };
+    let reload_control = reload.clone();
     let control_task = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -134,7 +136,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            let reload = reload.clone();
+                            let reload = reload_control.clone();
                             tokio::spawn(control::serve(stream, move |req| match req {
                                 Request::Reload => reload(),
                             }));
@@ -147,14 +149,47 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     });
 
+    let signal_task = tokio::spawn({
+        let targets = targets.clone();
+        async move { on_signals(reload, &targets).await }
+    });
+
     watch_mpd(&config, &queue, &targets, &shutdown).await;
 
     tracing::info!("shutting down");
     while flushers.join_next().await.is_some() {}
     control_task.abort();
+    signal_task.abort();
     let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
     queue.flush()?;
     Ok(())
+}
+
+/// SIGHUP re-reads credentials; SIGUSR1 delivers now, skipping any backoff
+/// (as mpdscribble does).
+async fn on_signals(reload: impl Fn() -> String, targets: &[Arc<TargetHandle>]) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut usr1)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+    ) else {
+        tracing::warn!("cannot install SIGHUP/SIGUSR1 handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: re-reading credentials");
+                reload();
+            }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: delivering now");
+                for t in targets {
+                    t.flush_now.notify_one();
+                }
+            }
+        }
+    }
 }
 
 /// Follow MPD until shutdown, reconnecting whenever it goes away.

@@ -36,6 +36,8 @@ pub struct TargetHandle {
     pub session: watch::Sender<Option<Secret>>,
     /// Signalled after each enqueue.
     pub wake: Notify,
+    /// Signalled to deliver now, cutting any backoff short (SIGUSR1).
+    pub flush_now: Notify,
     /// Set while the target waits for the user to fix credentials.
     pub paused: AtomicBool,
 }
@@ -351,10 +353,12 @@ impl Flusher {
         jitter(exp)
     }
 
-    /// Sleep unless shutdown comes first; `false` means shut down.
+    /// Sleep unless a flush request or shutdown comes first; `false` means
+    /// shut down.
     async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
             () = tokio::time::sleep(d) => true,
+            () = self.handle.flush_now.notified() => true,
             () = self.shutdown.cancelled() => false,
         }
     }

@@ -454,3 +454,52 @@ fn a_refused_item_is_set_aside_and_the_rest_delivered() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(rig.lastfm.scrobbles().len(), 2);
 }
+
+#[test]
+fn sigusr1_delivers_now_and_sighup_rereads_credentials() {
+    let mpd = MpdServer::start(&short_songs(1, 3));
+    let lastfm = FakeLastFm::start();
+    lastfm.add_user("alice", "pw");
+    let dir = TestDir::new();
+    // A long backoff, so only SIGUSR1 can explain a prompt delivery.
+    let config = config_toml(mpd.port(), &dir.state_dir(), &lastfm.url(), None)
+        .replace("retry_min = \"200ms\"", "retry_min = \"10m\"")
+        .replace("retry_max = \"2s\"", "retry_max = \"1h\"");
+    dir.write_config(&config);
+    std::fs::create_dir_all(dir.state_dir()).unwrap();
+    let session = dir.state_dir().join("lastfm.session");
+    let store = |key: &str| {
+        std::fs::write(
+            &session,
+            format!("{{\"user\":\"alice\",\"key\":\"{key}\"}}"),
+        )
+        .unwrap();
+    };
+    store(&lastfm.issue_session("alice"));
+    let daemon = Daemon::spawn(&dir);
+    assert!(daemon.wait_log("connected to MPD", Duration::from_secs(10)));
+    lastfm.go_down();
+    mpd.play_file("short/0.flac");
+    assert!(
+        daemon.wait_log("retrying in", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    lastfm.come_up();
+    lastfm.revoke_sessions("alice");
+    daemon.signal("USR1");
+    assert!(
+        daemon.wait_log("mpd-scrobbler auth lastfm", Duration::from_secs(5)),
+        "SIGUSR1 cut the 10-minute backoff short:\n{}",
+        daemon.log()
+    );
+    store(&lastfm.issue_session("alice"));
+    daemon.signal("HUP");
+    let got = lastfm.wait_for_scrobbles(1, Duration::from_secs(5));
+    assert_eq!(
+        got.len(),
+        1,
+        "SIGHUP picked up the new session:\n{}",
+        daemon.log()
+    );
+}

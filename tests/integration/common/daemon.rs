@@ -140,7 +140,7 @@ impl Daemon {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
