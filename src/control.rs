@@ -2,12 +2,15 @@
 //! line-based request/response channel through which commands reach the
 //! running daemon, since sled lets only the daemon open the queue.
 //!
-//! Requests: `reload` (re-read credentials; answers `ok`).
+//! Requests: `reload` (re-read credentials; answers `ok`) and `queue ...`
+//! (see [`QueueCmd`]; answers one line of JSON).
 
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+
+use crate::admin::QueueCmd;
 
 /// Where the socket lives.
 pub fn socket_path(state_dir: &Path) -> PathBuf {
@@ -15,23 +18,28 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 }
 
 /// A request the daemon understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// Re-read session keys and resume paused targets.
     Reload,
+    /// A queue operation.
+    Queue(QueueCmd),
 }
 
 impl Request {
     fn parse(line: &str) -> Option<Request> {
-        match line.trim() {
-            "reload" => Some(Request::Reload),
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["reload"] => Some(Request::Reload),
+            ["queue", rest @ ..] => QueueCmd::parse(rest).map(Request::Queue),
             _ => None,
         }
     }
 
-    fn as_str(self) -> &'static str {
+    fn to_line(&self) -> String {
         match self {
-            Request::Reload => "reload",
+            Request::Reload => "reload".into(),
+            Request::Queue(cmd) => cmd.to_line(),
         }
     }
 }
@@ -79,7 +87,7 @@ pub async fn request(state_dir: &Path, req: Request) -> std::io::Result<Option<S
         Err(e) => return Err(e),
     };
     stream
-        .write_all(format!("{}\n", req.as_str()).as_bytes())
+        .write_all(format!("{}\n", req.to_line()).as_bytes())
         .await?;
     let mut reply = String::new();
     BufReader::new(stream).read_line(&mut reply).await?;

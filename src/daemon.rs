@@ -13,13 +13,14 @@ use mpd_client::client::ConnectionEvent;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, TargetHandle, describe};
 use crate::queue::Queue;
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
-use crate::{http, lastfm, listenbrainz, session, watcher};
+use crate::{admin, http, lastfm, listenbrainz, session, watcher};
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -131,14 +132,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let reload_control = reload.clone();
     let control_task = tokio::spawn({
         let shutdown = shutdown.clone();
+        let queue = queue.clone();
+        let targets = targets.clone();
         async move {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
                             let reload = reload_control.clone();
+                            let queue = queue.clone();
+                            let targets = targets.clone();
                             tokio::spawn(control::serve(stream, move |req| match req {
                                 Request::Reload => reload(),
+                                Request::Queue(QueueCmd::Flush) => {
+                                    for t in &targets {
+                                        t.flush_now.notify_one();
+                                        t.wake.notify_one();
+                                    }
+                                    serde_json::json!({"flushed": targets.len()}).to_string()
+                                }
+                                Request::Queue(cmd) => admin::execute(&queue, &cmd).to_string(),
                             }));
                         }
                         Err(e) => tracing::warn!("control socket: {e}"),

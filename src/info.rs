@@ -271,6 +271,16 @@ pub fn wrap(text: &str, width: usize) -> String {
     out
 }
 
+/// A Unix time as local date and time, for display.
+pub fn local_time(unix: u64) -> String {
+    let Ok(ts) = jiff::Timestamp::from_second(unix as i64) else {
+        return unix.to_string();
+    };
+    ts.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
 /// Thousands separators for counts.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();

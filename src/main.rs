@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
+use mpd_scrobbler::admin::{self, QueueCmd};
 use mpd_scrobbler::config::{self, Config};
 use mpd_scrobbler::query::{self, Query, QueryError};
 use mpd_scrobbler::{auth, daemon};
@@ -42,6 +43,14 @@ enum Command {
     Auth {
         #[command(subcommand)]
         service: AuthService,
+    },
+    /// Show or fix the scrobble queue (works whether or not the daemon runs)
+    Queue {
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+        /// Print JSON for scripts
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// An artist's biography, tags, similar artists and counts (default: the one playing)
     Artist {
@@ -102,6 +111,28 @@ enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum QueueAction {
+    /// List queued items per target (the default)
+    List {
+        /// The items servers refused for good instead
+        #[arg(long)]
+        rejected: bool,
+    },
+    /// Deliver now, skipping any backoff (needs the running daemon)
+    Flush,
+    /// Drop one queued item for good
+    Drop {
+        /// Its id, as `queue list` shows it
+        id: u64,
+        /// Only from this target
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Put the rejected items back in the queue
+    Retry,
 }
 
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -178,6 +209,24 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Queue { action, json } = &command {
+        let cmd = match action
+            .clone()
+            .unwrap_or(QueueAction::List { rejected: false })
+        {
+            QueueAction::List { rejected } => QueueCmd::List { rejected },
+            QueueAction::Flush => QueueCmd::Flush,
+            QueueAction::Drop { id, name } => QueueCmd::Drop { id, target: name },
+            QueueAction::Retry => QueueCmd::Retry,
+        };
+        return match runtime.block_on(admin::command(&config, cmd, *json)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mpd-scrobbler: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some((q, opts)) = as_query(&command) {
         return match runtime.block_on(query::run(&config, q, opts)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -251,7 +300,7 @@ fn as_query(command: &Command) -> Option<(Query, query::Options)> {
             out,
         ),
         Command::Recent { limit, user, out } => (Query::Recent { limit, user }, out),
-        Command::Run | Command::Auth { .. } => return None,
+        Command::Run | Command::Auth { .. } | Command::Queue { .. } => return None,
     };
     Some((q.0, q.1.into()))
 }

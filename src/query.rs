@@ -183,7 +183,9 @@ pub async fn run(config: &Config, query: Query, opts: Options) -> Result<(), Que
             let params = [("user", who.clone()), ("limit", limit.to_string())];
             let reply = fetch(&client, &cache, "user.getRecentTracks", &params, opts, &who).await?;
             let tracks = info::recent(&reply);
-            render(opts, &tracks, || info::render_recent(&tracks, local_time))
+            render(opts, &tracks, || {
+                info::render_recent(&tracks, info::local_time)
+            })
         }
     };
     print!("{out}");
@@ -299,13 +301,4 @@ fn terminal_width() -> usize {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(80)
-}
-
-fn local_time(unix: u64) -> String {
-    let Ok(ts) = jiff::Timestamp::from_second(unix as i64) else {
-        return unix.to_string();
-    };
-    ts.to_zoned(jiff::tz::TimeZone::system())
-        .strftime("%Y-%m-%d %H:%M")
-        .to_string()
 }

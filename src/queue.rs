@@ -54,6 +54,18 @@ struct Rejected {
     at: u64,
 }
 
+/// A queued or rejected item, for `queue list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Item {
+    /// Its id in the queue (FIFO order).
+    pub id: u64,
+    /// The listen.
+    pub listen: Listen,
+    /// Why the server refused it, for rejected items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// The queue database.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -162,6 +174,11 @@ impl Queue {
         }
     }
 
+    /// The target names the queue was opened with.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Write everything to disk (used at shutdown).
     pub fn flush(&self) -> Result<(), QueueError> {
         self.db.flush().map(drop).map_err(|source| QueueError::Db {
@@ -255,6 +272,84 @@ impl TargetQueue {
             })
     }
 
+    /// Every waiting item, oldest first (unreadable ones are skipped).
+    pub fn list(&self) -> Result<Vec<Item>, QueueError> {
+        let mut out = Vec::new();
+        for item in self.pending.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if let (Ok(key), Ok(s)) = (
+                <Key>::try_from(k.as_ref()),
+                serde_json::from_slice::<Stored>(&v),
+            ) {
+                out.push(Item {
+                    id: u64::from_be_bytes(key),
+                    listen: s.listen,
+                    reason: None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every item set aside, with the reason.
+    pub fn list_rejected(&self) -> Result<Vec<Item>, QueueError> {
+        let mut out = Vec::new();
+        for item in self.rejected.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if let (Ok(key), Ok(r)) = (
+                <Key>::try_from(k.as_ref()),
+                serde_json::from_slice::<Rejected>(&v),
+            ) {
+                out.push(Item {
+                    id: u64::from_be_bytes(key),
+                    listen: r.listen,
+                    reason: Some(r.reason),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drop one waiting item for good; `false` when there is no such item.
+    pub fn drop_item(&self, id: u64) -> Result<bool, QueueError> {
+        let found = self
+            .pending
+            .remove(id.to_be_bytes())
+            .map_err(|e| self.err(e))?
+            .is_some();
+        self.db.flush().map_err(|e| self.err(e))?;
+        Ok(found)
+    }
+
+    /// Put every rejected item back in the queue, in its old place.
+    pub fn retry_rejected(&self) -> Result<usize, QueueError> {
+        let mut moved = 0;
+        for item in self.rejected.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let Ok(r) = serde_json::from_slice::<Rejected>(&v) else {
+                continue;
+            };
+            let value = serde_json::to_vec(&Stored {
+                v: FORMAT_VERSION,
+                listen: r.listen,
+            })
+            .expect("a listen always serialises");
+            (&self.pending, &self.rejected)
+                .transaction(|(p, rj)| {
+                    rj.remove(&k)?;
+                    p.insert(&k, value.as_slice())?;
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    sled::transaction::TransactionError::Storage(e) => self.err(e),
+                    sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+                })?;
+            moved += 1;
+        }
+        self.db.flush().map_err(|e| self.err(e))?;
+        Ok(moved)
+    }
+
     /// Number of items waiting.
     pub fn len(&self) -> usize {
         self.pending.len()
@@ -328,6 +423,31 @@ mod tests {
             .unwrap();
         assert!(t.is_empty());
         assert_eq!(t.rejected_len(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_drop_and_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        for i in 0..3 {
+            q.enqueue(&listen(i)).await.unwrap();
+        }
+        let t = q.target("a");
+        let items = t.list().unwrap();
+        assert_eq!(items.len(), 3);
+        assert!(items[0].id < items[1].id && items[1].id < items[2].id);
+        assert!(t.drop_item(items[1].id).unwrap());
+        assert!(!t.drop_item(items[1].id).unwrap());
+        let (k, l) = t.peek(1).await.unwrap().remove(0);
+        t.set_aside(k, &l, "error 6").await.unwrap();
+        let rejected = t.list_rejected().unwrap();
+        assert_eq!(rejected[0].reason.as_deref(), Some("error 6"));
+        assert_eq!(t.retry_rejected().unwrap(), 1);
+        assert_eq!(
+            t.list().unwrap().iter().map(|i| i.id).collect::<Vec<_>>(),
+            [items[0].id, items[2].id]
+        );
+        assert_eq!(t.rejected_len(), 0);
     }
 
     #[tokio::test]

@@ -8,4 +8,5 @@ mod harness_listenbrainz;
 mod harness_mpd;
 mod info;
 mod listenbrainz;
+mod queue;
 mod scrobbling;

@@ -1,0 +1,196 @@
+//! `mpd-scrobbler queue`: listing, dropping and retrying queued items. The
+//! same operations run inside the daemon (reached through the control
+//! socket, since sled lets only one process open the queue) and directly on
+//! the database when no daemon runs.
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::control::{self, Request};
+use crate::info::local_time;
+use crate::queue::{Item, Queue};
+
+/// A queue operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueCmd {
+    /// List waiting (or rejected) items per target.
+    List {
+        /// The rejected list instead.
+        rejected: bool,
+    },
+    /// Deliver now, skipping any backoff (needs the daemon).
+    Flush,
+    /// Drop one waiting item, from one target or from every target holding it.
+    Drop {
+        /// Item id, as `list` shows it.
+        id: u64,
+        /// Only this target.
+        target: Option<String>,
+    },
+    /// Put every rejected item back in its queue.
+    Retry,
+}
+
+impl QueueCmd {
+    /// The control-socket line for this operation.
+    pub fn to_line(&self) -> String {
+        match self {
+            QueueCmd::List { rejected: false } => "queue list".into(),
+            QueueCmd::List { rejected: true } => "queue list rejected".into(),
+            QueueCmd::Flush => "queue flush".into(),
+            QueueCmd::Drop { id, target: None } => format!("queue drop {id}"),
+            QueueCmd::Drop {
+                id,
+                target: Some(t),
+            } => format!("queue drop {id} {t}"),
+            QueueCmd::Retry => "queue retry".into(),
+        }
+    }
+
+    /// Parse a control-socket line (without the leading `queue`).
+    pub fn parse(words: &[&str]) -> Option<QueueCmd> {
+        match words {
+            ["list"] => Some(QueueCmd::List { rejected: false }),
+            ["list", "rejected"] => Some(QueueCmd::List { rejected: true }),
+            ["flush"] => Some(QueueCmd::Flush),
+            ["retry"] => Some(QueueCmd::Retry),
+            ["drop", id] => Some(QueueCmd::Drop {
+                id: id.parse().ok()?,
+                target: None,
+            }),
+            ["drop", id, t] => Some(QueueCmd::Drop {
+                id: id.parse().ok()?,
+                target: Some((*t).to_owned()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Run a list, drop or retry on `queue`; the answer is JSON
+/// (`{"error": ..}` on failure). Flush needs the daemon and is answered there.
+pub fn execute(queue: &Queue, cmd: &QueueCmd) -> Value {
+    let names: Vec<String> = queue.names().to_vec();
+    let result = (|| -> Result<Value, String> {
+        match cmd {
+            QueueCmd::List { rejected } => {
+                let mut targets = serde_json::Map::new();
+                for name in &names {
+                    let t = queue.target(name);
+                    let items = if *rejected {
+                        t.list_rejected()
+                    } else {
+                        t.list()
+                    }
+                    .map_err(|e| e.to_string())?;
+                    targets.insert(name.clone(), json!(items));
+                }
+                Ok(json!({ "targets": targets }))
+            }
+            QueueCmd::Drop { id, target } => {
+                if let Some(t) = target.as_ref().filter(|t| !names.contains(t)) {
+                    return Err(format!(
+                        "no target named {t:?} (configured: {})",
+                        names.join(", ")
+                    ));
+                }
+                let mut dropped = Vec::new();
+                for name in names
+                    .iter()
+                    .filter(|n| target.as_ref().is_none_or(|t| t == *n))
+                {
+                    if queue
+                        .target(name)
+                        .drop_item(*id)
+                        .map_err(|e| e.to_string())?
+                    {
+                        dropped.push(name.clone());
+                    }
+                }
+                if dropped.is_empty() {
+                    return Err(format!("no queued item {id}"));
+                }
+                Ok(json!({ "dropped": dropped }))
+            }
+            QueueCmd::Retry => {
+                let mut moved = serde_json::Map::new();
+                for name in &names {
+                    let n = queue
+                        .target(name)
+                        .retry_rejected()
+                        .map_err(|e| e.to_string())?;
+                    moved.insert(name.clone(), json!(n));
+                }
+                Ok(json!({ "retried": moved }))
+            }
+            QueueCmd::Flush => Err("flushing needs the running daemon".into()),
+        }
+    })();
+    result.unwrap_or_else(|e| json!({ "error": e }))
+}
+
+/// Run `cmd` for the command line: through the daemon when it runs, on the
+/// database otherwise; print the answer as text or JSON.
+pub async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
+    let answer = match control::request(&config.state_dir, Request::Queue(cmd.clone())).await {
+        Ok(Some(line)) => serde_json::from_str::<Value>(&line)
+            .map_err(|e| format!("the daemon answered something unreadable ({e})"))?,
+        Ok(None) if cmd == QueueCmd::Flush => {
+            return Err("no daemon is running; queued scrobbles go out when it starts".into());
+        }
+        Ok(None) => {
+            let queue = Queue::open(&config.state_dir, &config.target_names())
+                .map_err(|e| e.to_string())?;
+            execute(&queue, &cmd)
+        }
+        Err(e) => return Err(format!("cannot reach the daemon: {e}")),
+    };
+    if let Some(e) = answer.get("error").and_then(Value::as_str) {
+        return Err(e.to_owned());
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&answer).expect("JSON"));
+    } else {
+        print!("{}", render(&cmd, &answer));
+    }
+    Ok(())
+}
+
+fn render(cmd: &QueueCmd, answer: &Value) -> String {
+    let mut out = String::new();
+    match cmd {
+        QueueCmd::List { rejected } => {
+            let what = if *rejected { "rejected" } else { "queued" };
+            for (name, items) in answer["targets"].as_object().into_iter().flatten() {
+                let items: Vec<Item> = serde_json::from_value(items.clone()).unwrap_or_default();
+                out.push_str(&format!("{name}: {} {what}\n", items.len()));
+                for i in items {
+                    let reason = i.reason.map(|r| format!("  ({r})")).unwrap_or_default();
+                    out.push_str(&format!(
+                        "  {:>20}  {}  {} – {}{reason}\n",
+                        i.id,
+                        local_time(i.listen.started_at),
+                        i.listen.track.artist,
+                        i.listen.track.title
+                    ));
+                }
+            }
+        }
+        QueueCmd::Flush => out.push_str("The daemon is delivering now.\n"),
+        QueueCmd::Drop { id, .. } => {
+            let from: Vec<&str> = answer["dropped"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            out.push_str(&format!("Dropped {id} from {}.\n", from.join(", ")));
+        }
+        QueueCmd::Retry => {
+            for (name, n) in answer["retried"].as_object().into_iter().flatten() {
+                out.push_str(&format!("{name}: {n} put back in the queue\n"));
+            }
+        }
+    }
+    out
+}
