@@ -3,12 +3,16 @@
 //! socket, since sled lets only one process open the queue) and directly on
 //! the database when no daemon runs.
 
+use std::path::Path;
+
 use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::control::{self, Request};
 use crate::info::local_time;
+use crate::journal;
 use crate::queue::{Item, Queue};
+use crate::scrobble::Listen;
 
 /// A queue operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +131,46 @@ pub fn execute(queue: &Queue, cmd: &QueueCmd) -> Value {
         }
     })();
     result.unwrap_or_else(|e| json!({ "error": e }))
+}
+
+/// Add journal listens to every queue; the answer is JSON.
+pub fn import(queue: &Queue, listens: &[Listen]) -> Value {
+    match queue.import(listens) {
+        Ok((added, skipped)) => json!({ "added": added, "skipped": skipped }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// `import mpdscribble JOURNAL`: read the journal, report malformed records
+/// by line, and queue the rest through the daemon or directly.
+pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (listens, malformed) = journal::parse(&text);
+    for m in &malformed {
+        eprintln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
+    }
+    let answer = match control::request(&config.state_dir, Request::Import(listens.clone())).await {
+        Ok(Some(line)) => serde_json::from_str::<Value>(&line)
+            .map_err(|e| format!("the daemon answered something unreadable ({e})"))?,
+        Ok(None) => {
+            let queue = Queue::open(&config.state_dir, &config.target_names())
+                .map_err(|e| e.to_string())?;
+            import(&queue, &listens)
+        }
+        Err(e) => return Err(format!("cannot reach the daemon: {e}")),
+    };
+    if let Some(e) = answer.get("error").and_then(Value::as_str) {
+        return Err(e.to_owned());
+    }
+    println!(
+        "Imported {} scrobbles from {} ({} already queued, {} malformed records skipped).",
+        answer["added"],
+        path.display(),
+        answer["skipped"],
+        malformed.len()
+    );
+    Ok(())
 }
 
 /// Run `cmd` for the command line: through the daemon when it runs, on the

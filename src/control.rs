@@ -3,7 +3,8 @@
 //! running daemon, since sled lets only the daemon open the queue.
 //!
 //! Requests: `reload` (re-read credentials; answers `ok`) and `queue ...`
-//! (see [`QueueCmd`]; answers one line of JSON).
+//! (see [`QueueCmd`]) and `import <JSON listens>`, each answered with one
+//! line of JSON.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::admin::QueueCmd;
+use crate::scrobble::Listen;
 
 /// Where the socket lives.
 pub fn socket_path(state_dir: &Path) -> PathBuf {
@@ -24,6 +26,8 @@ pub enum Request {
     Reload,
     /// A queue operation.
     Queue(QueueCmd),
+    /// Add listens from an mpdscribble journal to every queue.
+    Import(Vec<Listen>),
 }
 
 impl Request {
@@ -32,6 +36,10 @@ impl Request {
         match words.as_slice() {
             ["reload"] => Some(Request::Reload),
             ["queue", rest @ ..] => QueueCmd::parse(rest).map(Request::Queue),
+            ["import", ..] => {
+                let json = line.trim_start().strip_prefix("import")?;
+                serde_json::from_str(json).ok().map(Request::Import)
+            }
             _ => None,
         }
     }
@@ -40,6 +48,9 @@ impl Request {
         match self {
             Request::Reload => "reload".into(),
             Request::Queue(cmd) => cmd.to_line(),
+            Request::Import(listens) => {
+                format!("import {}", serde_json::to_string(listens).expect("JSON"))
+            }
         }
     }
 }

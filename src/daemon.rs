@@ -152,6 +152,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                                     serde_json::json!({"flushed": targets.len()}).to_string()
                                 }
                                 Request::Queue(cmd) => admin::execute(&queue, &cmd).to_string(),
+                                Request::Import(listens) => {
+                                    let answer = admin::import(&queue, &listens);
+                                    for t in &targets {
+                                        t.wake.notify_one();
+                                    }
+                                    answer.to_string()
+                                }
                             }));
                         }
                         Err(e) => tracing::warn!("control socket: {e}"),

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod http;
 pub mod info;
+pub mod journal;
 pub mod lastfm;
 pub mod listenbrainz;
 pub mod query;

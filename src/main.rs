@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         service: AuthService,
     },
+    /// Queue the unsent scrobbles of another scrobbler
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Show or fix the scrobble queue (works whether or not the daemon runs)
     Queue {
         #[command(subcommand)]
@@ -110,6 +115,15 @@ enum Command {
         user: Option<String>,
         #[command(flatten)]
         out: OutputArgs,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum ImportFrom {
+    /// mpdscribble's journal (for example ~/.cache/mpdscribble/mpdscribble.journal)
+    Mpdscribble {
+        /// The journal file
+        journal: PathBuf,
     },
 }
 
@@ -209,6 +223,18 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Import {
+        from: ImportFrom::Mpdscribble { journal },
+    } = &command
+    {
+        return match runtime.block_on(admin::import_journal(&config, journal)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mpd-scrobbler: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Queue { action, json } = &command {
         let cmd = match action
             .clone()
@@ -300,7 +326,9 @@ fn as_query(command: &Command) -> Option<(Query, query::Options)> {
             out,
         ),
         Command::Recent { limit, user, out } => (Query::Recent { limit, user }, out),
-        Command::Run | Command::Auth { .. } | Command::Queue { .. } => return None,
+        Command::Run | Command::Auth { .. } | Command::Queue { .. } | Command::Import { .. } => {
+            return None;
+        }
     };
     Some((q.0, q.1.into()))
 }

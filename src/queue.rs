@@ -174,6 +174,51 @@ impl Queue {
         }
     }
 
+    /// Add listens from elsewhere (an mpdscribble journal) to every target's
+    /// queue, leaving out any already queued there with the same artist,
+    /// title and start time. Returns how many were added and skipped.
+    pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
+        let err = |source| QueueError::Db {
+            path: self.path.clone(),
+            source,
+        };
+        let same = |a: &Listen, b: &Listen| {
+            a.started_at == b.started_at
+                && a.track.artist == b.track.artist
+                && a.track.title == b.track.title
+        };
+        let mut queued: Vec<Vec<Listen>> = Vec::new();
+        for tree in &self.trees {
+            let mut v = Vec::new();
+            for item in tree.iter() {
+                let (_, value) = item.map_err(err)?;
+                if let Ok(s) = serde_json::from_slice::<Stored>(&value) {
+                    v.push(s.listen);
+                }
+            }
+            queued.push(v);
+        }
+        let (mut added, mut skipped) = (0, 0);
+        for listen in listens {
+            let value = serde_json::to_vec(&Stored {
+                v: FORMAT_VERSION,
+                listen: listen.clone(),
+            })
+            .expect("a listen always serialises");
+            let key = self.db.generate_id().map_err(err)?.to_be_bytes();
+            let mut any = false;
+            for (tree, have) in self.trees.iter().zip(&queued) {
+                if !have.iter().any(|q| same(q, listen)) {
+                    tree.insert(key, value.as_slice()).map_err(err)?;
+                    any = true;
+                }
+            }
+            if any { added += 1 } else { skipped += 1 }
+        }
+        self.db.flush().map_err(err)?;
+        Ok((added, skipped))
+    }
+
     /// The target names the queue was opened with.
     pub fn names(&self) -> &[String] {
         &self.names

@@ -6,6 +6,7 @@ mod common;
 mod harness_lastfm;
 mod harness_listenbrainz;
 mod harness_mpd;
+mod import;
 mod info;
 mod listenbrainz;
 mod queue;

@@ -1,0 +1,186 @@
+//! Reading mpdscribble's journal (its `key = value` record format, see
+//! mpdscribble's src/Journal.cxx): `a` artist (starts a record), `t` title,
+//! `b` album, `n` track number, `m` MusicBrainz id, `i` start time, `l`
+//! length in seconds, `o` source, `r` love. Blank lines and `#` comments are
+//! ignored, as mpdscribble does.
+
+use crate::scrobble::{Listen, Track};
+use crate::watcher::is_uuid;
+
+/// A record that could not be read, by the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// 1-based line of the record's `a =` line.
+    pub line: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+#[derive(Default)]
+struct Record {
+    line: usize,
+    artist: String,
+    title: String,
+    album: String,
+    number: String,
+    mbid: String,
+    time: String,
+    length: String,
+}
+
+impl Record {
+    fn finish(self) -> Result<Listen, Malformed> {
+        let bad = |problem: String| Malformed {
+            line: self.line,
+            problem,
+        };
+        if self.title.is_empty() {
+            return Err(bad("no title (t)".into()));
+        }
+        if self.time.is_empty() {
+            return Err(bad("no time (i)".into()));
+        }
+        let started_at = parse_time(&self.time)
+            .ok_or_else(|| bad(format!("unreadable time {:?}", self.time)))?;
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        Ok(Listen {
+            track: Track {
+                artist: self.artist.clone(),
+                title: self.title.clone(),
+                album: non_empty(&self.album),
+                track_number: self
+                    .number
+                    .split('/')
+                    .next()
+                    .and_then(|n| n.trim().parse().ok())
+                    .filter(|n| *n > 0),
+                duration_secs: self.length.parse().ok().filter(|l| *l > 0),
+                recording_mbid: non_empty(&self.mbid).filter(|m| is_uuid(m)),
+                ..Track::default()
+            },
+            started_at,
+        })
+    }
+}
+
+/// mpdscribble wrote Unix seconds in recent versions and an ISO 8601 UTC
+/// time ("2008-07-14T18:53:11", with or without "Z") in older ones.
+fn parse_time(s: &str) -> Option<u64> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    let s = s.trim_end_matches('Z').replace(' ', "T");
+    let dt: jiff::civil::DateTime = s.parse().ok()?;
+    let ts = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    u64::try_from(ts.as_second()).ok()
+}
+
+/// Read a journal: the listens it holds, and the records that are malformed.
+pub fn parse(text: &str) -> (Vec<Listen>, Vec<Malformed>) {
+    let mut listens = Vec::new();
+    let mut malformed = Vec::new();
+    let mut current: Option<Record> = None;
+    let mut finish = |r: Option<Record>, listens: &mut Vec<Listen>| {
+        if let Some(r) = r {
+            match r.finish() {
+                Ok(l) => listens.push(l),
+                Err(m) => malformed.push(m),
+            }
+        }
+    };
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim().to_owned());
+        if key == "a" {
+            finish(current.take(), &mut listens);
+            current = Some(Record {
+                line: i + 1,
+                artist: value,
+                ..Record::default()
+            });
+            continue;
+        }
+        let Some(r) = current.as_mut() else { continue };
+        match key {
+            "t" => r.title = value,
+            "b" => r.album = value,
+            "n" => r.number = value,
+            "m" => r.mbid = value,
+            "i" => r.time = value,
+            "l" => r.length = value,
+            _ => {}
+        }
+    }
+    finish(current.take(), &mut listens);
+    (listens, malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_records_old_and_new_times_and_reports_bad_ones() {
+        let text = "\
+# written by mpdscribble
+a = Sigur Rós
+t = Hoppípolla
+b = Takk...
+n = 3/11
+m = b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab
+i = 1700000000
+l = 268
+o = P
+
+a = AC/DC
+t = T.N.T.
+i = 2008-07-14T18:53:11
+l = 214
+o = P
+
+a = Broken
+i = yesterday
+l = 100
+o = P
+
+a = No Title
+i = 1700000300
+o = P
+";
+        let (listens, bad) = parse(text);
+        assert_eq!(listens.len(), 2);
+        assert_eq!(listens[0].track.title, "Hoppípolla");
+        assert_eq!(listens[0].track.track_number, Some(3));
+        assert_eq!(listens[0].track.duration_secs, Some(268));
+        assert!(listens[0].track.recording_mbid.is_some());
+        assert_eq!(listens[0].started_at, 1_700_000_000);
+        assert_eq!(listens[1].started_at, 1_216_061_591);
+        assert_eq!(
+            bad,
+            [
+                Malformed {
+                    line: 17,
+                    problem: "no title (t)".into()
+                },
+                Malformed {
+                    line: 22,
+                    problem: "no title (t)".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_time_is_reported() {
+        let (listens, bad) = parse("a = X\nt = Y\ni = yesterday\n");
+        assert!(listens.is_empty());
+        assert_eq!(bad[0].line, 1);
+        assert!(bad[0].problem.contains("yesterday"));
+    }
+}
