@@ -238,3 +238,104 @@ fn render(cmd: &QueueCmd, answer: &Value) -> String {
     }
     out
 }
+
+/// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not
+/// running (then the result is an error, for scripts).
+pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
+    match control::request(&config.state_dir, Request::Status).await {
+        Ok(Some(line)) => {
+            let v: Value = serde_json::from_str(&line)
+                .map_err(|e| format!("the daemon answered something unreadable ({e})"))?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+            } else {
+                print!("{}", render_status(&v));
+            }
+            Ok(())
+        }
+        Ok(None) => {
+            let queue = Queue::open(&config.state_dir, &config.target_names())
+                .map_err(|e| e.to_string())?;
+            let mut text = String::from("The daemon is not running.\n");
+            for name in queue.names() {
+                let t = queue.target(name);
+                text.push_str(&format!(
+                    "{name}: {} queued, {} rejected\n",
+                    t.len(),
+                    t.rejected_len()
+                ));
+            }
+            Err(text.trim_end().to_owned())
+        }
+        Err(e) => Err(format!("cannot reach the daemon: {e}")),
+    }
+}
+
+fn clock(secs: u64) -> String {
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86400),
+    }
+}
+
+fn render_status(v: &Value) -> String {
+    let mut out = String::new();
+    let mpd = &v["mpd"];
+    let address = mpd["address"].as_str().unwrap_or_default();
+    if mpd["connected"].as_bool() == Some(true) {
+        out.push_str(&format!("MPD: connected to {address}\n"));
+    } else {
+        out.push_str(&format!("MPD: not connected ({address}); retrying\n"));
+    }
+    let p = &v["playing"];
+    if p.is_object() {
+        let played = p["played_secs"].as_u64().unwrap_or(0);
+        let progress = match (p["qualified"].as_bool(), p["needed_secs"].as_u64()) {
+            (Some(true), _) => "scrobbled".to_owned(),
+            (_, Some(needed)) => format!("played {} of {} needed", clock(played), clock(needed)),
+            (_, None) => "will not be scrobbled".to_owned(),
+        };
+        out.push_str(&format!(
+            "Current: {} – {}, {progress}\n",
+            p["artist"].as_str().unwrap_or_default(),
+            p["title"].as_str().unwrap_or_default()
+        ));
+    } else {
+        out.push_str("Current: nothing playing\n");
+    }
+    for t in v["targets"].as_array().into_iter().flatten() {
+        let state = match t["state"].as_str().unwrap_or_default() {
+            "retrying" => format!(
+                "retrying at {} ({})",
+                local_time(t["retry_at"].as_u64().unwrap_or(0)),
+                t["why"].as_str().unwrap_or_default()
+            ),
+            "paused" => format!(
+                "paused: {}; fix: {}",
+                t["why"].as_str().unwrap_or_default(),
+                t["fix"].as_str().unwrap_or_default()
+            ),
+            other => other.to_owned(),
+        };
+        let oldest = t["oldest_secs"]
+            .as_u64()
+            .map(|s| format!(", oldest {} old", ago(s)))
+            .unwrap_or_default();
+        let last = t["last_success"]
+            .as_u64()
+            .map(local_time)
+            .unwrap_or_else(|| "never".into());
+        out.push_str(&format!(
+            "{}: {state}; {} queued{oldest}; last delivery {last}\n",
+            t["name"].as_str().unwrap_or_default(),
+            t["queued"]
+        ));
+    }
+    out
+}

@@ -28,6 +28,8 @@ pub enum Request {
     Queue(QueueCmd),
     /// Add listens from an mpdscribble journal to every queue.
     Import(Vec<Listen>),
+    /// The daemon's state, as JSON.
+    Status,
 }
 
 impl Request {
@@ -35,6 +37,7 @@ impl Request {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["reload"] => Some(Request::Reload),
+            ["status"] => Some(Request::Status),
             ["queue", rest @ ..] => QueueCmd::parse(rest).map(Request::Queue),
             ["import", ..] => {
                 let json = line.trim_start().strip_prefix("import")?;
@@ -47,6 +50,7 @@ impl Request {
     fn to_line(&self) -> String {
         match self {
             Request::Reload => "reload".into(),
+            Request::Status => "status".into(),
             Request::Queue(cmd) => cmd.to_line(),
             Request::Import(listens) => {
                 format!("import {}", serde_json::to_string(listens).expect("JSON"))

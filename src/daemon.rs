@@ -5,7 +5,7 @@
 //! events and the tracker's next deadline. Nothing polls.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
-use crate::delivery::{Flusher, TargetHandle, describe};
+use crate::delivery::{Flusher, Health, TargetHandle, describe};
 use crate::queue::Queue;
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
@@ -92,6 +92,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             wake: Notify::new(),
             flush_now: Notify::new(),
             paused: AtomicBool::new(false),
+            health: std::sync::Mutex::new(Health {
+                state: "ok",
+                ..Health::default()
+            }),
         });
         if handle.session.borrow().is_none() {
             tracing::warn!(
@@ -129,11 +133,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             "ok".to_owned()
         }
     };
+    let player = Arc::new(Player {
+        tracker: std::sync::Mutex::new(Tracker::new(config.rules)),
+        connected: AtomicBool::new(false),
+    });
     let reload_control = reload.clone();
     let control_task = tokio::spawn({
         let shutdown = shutdown.clone();
         let queue = queue.clone();
         let targets = targets.clone();
+        let player = Arc::clone(&player);
+        let address = config.mpd.address.to_string();
         async move {
             loop {
                 tokio::select! {
@@ -142,8 +152,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                             let reload = reload_control.clone();
                             let queue = queue.clone();
                             let targets = targets.clone();
+                            let player = Arc::clone(&player);
+                            let address = address.clone();
                             tokio::spawn(control::serve(stream, move |req| match req {
                                 Request::Reload => reload(),
+                                Request::Status => status(&address, &player, &queue, &targets).to_string(),
                                 Request::Queue(QueueCmd::Flush) => {
                                     for t in &targets {
                                         t.flush_now.notify_one();
@@ -174,7 +187,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         async move { on_signals(reload, &targets).await }
     });
 
-    watch_mpd(&config, &queue, &targets, &shutdown).await;
+    watch_mpd(&config, &player, &queue, &targets, &shutdown).await;
 
     tracing::info!("shutting down");
     while flushers.join_next().await.is_some() {}
@@ -183,6 +196,60 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
     queue.flush()?;
     Ok(())
+}
+
+/// What the watch loop shares with `status`.
+struct Player {
+    /// Locked only for a synchronous step, never across an await.
+    tracker: std::sync::Mutex<Tracker>,
+    connected: AtomicBool,
+}
+
+impl Player {
+    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.tracker.lock().expect("not poisoned")
+    }
+}
+
+/// The answer to `status`.
+fn status(
+    address: &str,
+    player: &Player,
+    queue: &Queue,
+    targets: &[Arc<TargetHandle>],
+) -> serde_json::Value {
+    let now = unix_now();
+    let playing = {
+        let tracker = player.tracker();
+        tracker.current().map(|(track, qualified)| {
+            let (played, needed) = tracker.progress(Instant::now()).unwrap_or_default();
+            serde_json::json!({
+                "artist": track.artist,
+                "title": track.title,
+                "played_secs": played.as_secs(),
+                "needed_secs": needed.map(|n| n.as_secs()),
+                "qualified": qualified,
+            })
+        })
+    };
+    let targets: Vec<serde_json::Value> = targets
+        .iter()
+        .map(|t| {
+            let q = queue.target(&t.name);
+            let mut v = serde_json::to_value(&*t.health.lock().expect("not poisoned"))
+                .expect("serialisable");
+            v["name"] = t.name.clone().into();
+            v["queued"] = q.len().into();
+            v["rejected"] = q.rejected_len().into();
+            v["oldest_secs"] = q.oldest().map(|o| now.saturating_sub(o)).into();
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "mpd": {"address": address, "connected": player.connected.load(Ordering::Relaxed)},
+        "playing": playing,
+        "targets": targets,
+    })
 }
 
 /// SIGHUP re-reads credentials; SIGUSR1 delivers now, skipping any backoff
@@ -215,11 +282,11 @@ async fn on_signals(reload: impl Fn() -> String, targets: &[Arc<TargetHandle>]) 
 /// Follow MPD until shutdown, reconnecting whenever it goes away.
 async fn watch_mpd(
     config: &Config,
+    player: &Player,
     queue: &Queue,
     targets: &[Arc<TargetHandle>],
     shutdown: &CancellationToken,
 ) {
-    let mut tracker = Tracker::new(config.rules);
     let mut retry = Duration::from_millis(250);
     let mut last_error = None;
     loop {
@@ -247,6 +314,7 @@ async fn watch_mpd(
             }
         };
         tracing::info!("connected to MPD at {}", config.mpd.address);
+        player.connected.store(true, Ordering::Relaxed);
         retry = Duration::from_millis(250);
         last_error = None;
 
@@ -256,7 +324,7 @@ async fn watch_mpd(
                 resync = false;
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
-                        let actions = tracker.observe(snap, Instant::now(), unix_now());
+                        let actions = player.tracker().observe(snap, Instant::now(), unix_now());
                         perform(actions, queue, targets).await;
                     }
                     Err(e) => {
@@ -265,7 +333,7 @@ async fn watch_mpd(
                     }
                 }
             }
-            let deadline = tracker.next_deadline();
+            let deadline = player.tracker().next_deadline();
             tokio::select! {
                 event = events.next() => match event {
                     Some(ConnectionEvent::SubsystemChange(_)) => resync = true,
@@ -279,14 +347,15 @@ async fn watch_mpd(
                     }
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
-                    let actions = tracker.tick(Instant::now());
+                    let actions = player.tracker().tick(Instant::now());
                     perform(actions, queue, targets).await;
                 }
                 () = shutdown.cancelled() => return,
             }
         }
         // Whether MPD kept playing while unreachable is unknown: stop the clock.
-        tracker.suspend(Instant::now());
+        player.tracker().suspend(Instant::now());
+        player.connected.store(false, Ordering::Relaxed);
     }
 }
 

@@ -40,9 +40,43 @@ pub struct TargetHandle {
     pub flush_now: Notify,
     /// Set while the target waits for the user to fix credentials.
     pub paused: AtomicBool,
+    /// What `status` reports.
+    pub health: std::sync::Mutex<Health>,
+}
+
+/// A target's delivery state, for `mpd-scrobbler status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Health {
+    /// "ok", "retrying" or "paused".
+    pub state: &'static str,
+    /// Why it is not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// When the next attempt is due (Unix seconds), while retrying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<u64>,
+    /// The command that fixes a pause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Time of the last successful delivery (Unix seconds).
+    pub last_success: Option<u64>,
 }
 
 impl TargetHandle {
+    fn set_health(
+        &self,
+        state: &'static str,
+        why: Option<String>,
+        retry_at: Option<u64>,
+        fix: bool,
+    ) {
+        let mut h = self.health.lock().expect("not poisoned");
+        h.state = state;
+        h.why = why;
+        h.retry_at = retry_at;
+        h.fix = fix.then(|| self.auth_hint());
+    }
+
     /// Send "now playing" unless the target is paused or has no credential.
     /// Failures are only logged: a stale now-playing is worse than none.
     pub fn now_playing(self: &Arc<Self>, track: &Track) {
@@ -120,6 +154,8 @@ impl Flusher {
         let mut failing: Option<String> = None;
         loop {
             let Some(credential) = session.borrow_and_update().clone() else {
+                self.handle
+                    .set_health("paused", Some("no credentials".into()), None, true);
                 if !self.queue.is_empty() {
                     tracing::warn!(
                         "{name}: no credentials; {} scrobbles wait in the queue. Run `{}`",
@@ -151,6 +187,12 @@ impl Flusher {
             }
             match self.deliver(&batch, &credential).await {
                 Ok(()) => {
+                    self.handle.set_health("ok", None, None, false);
+                    self.handle
+                        .health
+                        .lock()
+                        .expect("not poisoned")
+                        .last_success = Some(unix_now());
                     if let Some(why) = failing.take() {
                         tracing::info!("{name}: delivering again (after: {why})");
                     }
@@ -169,6 +211,12 @@ impl Flusher {
                         None if rate_limited => backoff.max(RATE_LIMIT_WAIT),
                         None => backoff,
                     };
+                    self.handle.set_health(
+                        "retrying",
+                        Some(why.clone()),
+                        Some(unix_now() + wait.as_secs()),
+                        false,
+                    );
                     if failing.as_deref() != Some(why.as_str()) {
                         tracing::warn!(
                             "{name}: {why}; {} scrobbles stay queued, retrying in {} s",
@@ -185,6 +233,8 @@ impl Flusher {
                 }
                 Err(Stop::Pause(why)) => {
                     self.handle.paused.store(true, Ordering::Relaxed);
+                    self.handle
+                        .set_health("paused", Some(why.clone()), None, true);
                     tracing::error!(
                         "{name}: {why}. Delivery is paused and {} scrobbles stay queued; \
                          run `{}` (the daemon resumes by itself afterwards)",
@@ -200,6 +250,12 @@ impl Flusher {
                 }
                 Err(Stop::DailyLimit) => {
                     let wait = until_next_utc_day();
+                    self.handle.set_health(
+                        "retrying",
+                        Some("daily scrobble limit reached".into()),
+                        Some(unix_now() + wait.as_secs()),
+                        false,
+                    );
                     tracing::warn!(
                         "{name}: daily scrobble limit reached; {} scrobbles stay queued until {} h from now",
                         self.queue.len(),

@@ -44,6 +44,12 @@ enum Command {
         #[command(subcommand)]
         service: AuthService,
     },
+    /// What the daemon is doing: MPD, the current play's progress, each target's queue and state
+    Status {
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
     /// Queue the unsent scrobbles of another scrobbler
     Import {
         #[command(subcommand)]
@@ -223,6 +229,15 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Status { json } = &command {
+        return match runtime.block_on(admin::status(&config, *json)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mpd-scrobbler: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Import {
         from: ImportFrom::Mpdscribble { journal },
     } = &command
@@ -326,7 +341,11 @@ fn as_query(command: &Command) -> Option<(Query, query::Options)> {
             out,
         ),
         Command::Recent { limit, user, out } => (Query::Recent { limit, user }, out),
-        Command::Run | Command::Auth { .. } | Command::Queue { .. } | Command::Import { .. } => {
+        Command::Run
+        | Command::Auth { .. }
+        | Command::Queue { .. }
+        | Command::Import { .. }
+        | Command::Status { .. } => {
             return None;
         }
     };

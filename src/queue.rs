@@ -317,6 +317,14 @@ impl TargetQueue {
             })
     }
 
+    /// Start time of the oldest waiting item.
+    pub fn oldest(&self) -> Option<u64> {
+        let (_, v) = self.pending.first().ok()??;
+        serde_json::from_slice::<Stored>(&v)
+            .ok()
+            .map(|s| s.listen.started_at)
+    }
+
     /// Every waiting item, oldest first (unreadable ones are skipped).
     pub fn list(&self) -> Result<Vec<Item>, QueueError> {
         let mut out = Vec::new();

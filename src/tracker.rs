@@ -276,6 +276,11 @@ impl Tracker {
         }
     }
 
+    /// The song of the current play, and whether that play has qualified.
+    pub fn current(&self) -> Option<(&Track, bool)> {
+        self.play.as_ref().map(|p| (&p.song.track, p.qualified))
+    }
+
     /// Play time so far and the play time needed, for the current play.
     pub fn progress(&self, now: Instant) -> Option<(Duration, Option<Duration>)> {
         let play = self.play.as_ref()?;

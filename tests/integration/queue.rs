@@ -137,3 +137,60 @@ fn rejected_items_are_listed_and_retried() {
     let got = lastfm.wait_for_scrobbles(2, Duration::from_secs(5));
     assert_eq!(got.len(), 2, "{}", daemon.log());
 }
+
+#[test]
+fn status_shows_progress_and_each_target_state() {
+    let mpd = MpdServer::start(&[SongSpec {
+        file: "long.flac",
+        secs: 20,
+        tags: vec![
+            ("ARTIST", "Long Artist".into()),
+            ("TITLE", "Long Song".into()),
+        ],
+    }]);
+    let lastfm = FakeLastFm::start();
+    let dir = TestDir::new();
+    let sk = lastfm.issue_session("alice");
+    dir.write_config(&config_toml(
+        mpd.port(),
+        &dir.state_dir(),
+        &lastfm.url(),
+        Some(&sk),
+    ));
+    let out = run_cli(&dir, &["status"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
+
+    let daemon = Daemon::spawn(&dir);
+    assert!(daemon.wait_log("connected to MPD", Duration::from_secs(10)));
+    mpd.play_file("long.flac");
+    std::thread::sleep(Duration::from_millis(2500));
+    let text = stdout(&dir, &["status"]);
+    assert!(text.contains("MPD: connected to 127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("Current: Long Artist – Long Song, played 0:0")
+            && text.contains(" of 0:10 needed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lastfm: ok; 0 queued; last delivery never"),
+        "{text}"
+    );
+
+    lastfm.go_down();
+    assert!(
+        daemon.wait_log("retrying in", Duration::from_secs(15)),
+        "{}",
+        daemon.log()
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dir, &["status", "--json"])).unwrap();
+    let t = &json["targets"][0];
+    assert_eq!(t["state"], "retrying", "{json}");
+    assert_eq!(t["queued"], 1);
+    assert!(
+        t["why"].as_str().unwrap().contains("request failed"),
+        "{json}"
+    );
+    assert_eq!(json["playing"]["qualified"], true);
+}
