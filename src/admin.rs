@@ -339,3 +339,24 @@ fn render_status(v: &Value) -> String {
     }
     out
 }
+
+/// `mpd-scrobbler love|unlove`: the running daemon knows what is playing and
+/// queues it durably for every target.
+pub async fn love(config: &Config, love: bool) -> Result<(), String> {
+    let verb = if love { "love" } else { "unlove" };
+    let line = control::request(&config.state_dir, Request::Love(love))
+        .await
+        .map_err(|e| format!("cannot reach the daemon: {e}"))?
+        .ok_or_else(|| format!("the daemon is not running; start it to {verb} what MPD plays"))?;
+    let v: Value = serde_json::from_str(&line)
+        .map_err(|e| format!("the daemon answered something unreadable ({e})"))?;
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        return Err(e.to_owned());
+    }
+    println!(
+        "Queued {verb} of {} – {}.",
+        v["artist"].as_str().unwrap_or_default(),
+        v["title"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}

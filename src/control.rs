@@ -30,6 +30,8 @@ pub enum Request {
     Import(Vec<Listen>),
     /// The daemon's state, as JSON.
     Status,
+    /// Love (`true`) or unlove the playing track.
+    Love(bool),
 }
 
 impl Request {
@@ -38,6 +40,8 @@ impl Request {
         match words.as_slice() {
             ["reload"] => Some(Request::Reload),
             ["status"] => Some(Request::Status),
+            ["love"] => Some(Request::Love(true)),
+            ["unlove"] => Some(Request::Love(false)),
             ["queue", rest @ ..] => QueueCmd::parse(rest).map(Request::Queue),
             ["import", ..] => {
                 let json = line.trim_start().strip_prefix("import")?;
@@ -51,6 +55,8 @@ impl Request {
         match self {
             Request::Reload => "reload".into(),
             Request::Status => "status".into(),
+            Request::Love(true) => "love".into(),
+            Request::Love(false) => "unlove".into(),
             Request::Queue(cmd) => cmd.to_line(),
             Request::Import(listens) => {
                 format!("import {}", serde_json::to_string(listens).expect("JSON"))

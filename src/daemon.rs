@@ -157,6 +157,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                             tokio::spawn(control::serve(stream, move |req| match req {
                                 Request::Reload => reload(),
                                 Request::Status => status(&address, &player, &queue, &targets).to_string(),
+                                Request::Love(l) => love(&player, &queue, &targets, l).to_string(),
                                 Request::Queue(QueueCmd::Flush) => {
                                     for t in &targets {
                                         t.flush_now.notify_one();
@@ -208,6 +209,40 @@ struct Player {
 impl Player {
     fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
         self.tracker.lock().expect("not poisoned")
+    }
+}
+
+/// Love or unlove the current play's track on every target, durably.
+/// Returns the answer for the control socket.
+fn love(
+    player: &Player,
+    queue: &Queue,
+    targets: &[Arc<TargetHandle>],
+    love: bool,
+) -> serde_json::Value {
+    let verb = if love { "love" } else { "unlove" };
+    let Some(track) = player.tracker().current().map(|(t, _)| t.clone()) else {
+        tracing::info!("nothing is playing; {verb} ignored");
+        return serde_json::json!({"error": format!("nothing is playing to {verb}")});
+    };
+    if track.artist.is_empty() || track.title.is_empty() {
+        return serde_json::json!({"error": "the current song has no artist or title tag"});
+    }
+    match queue.enqueue_love(&crate::queue::Love {
+        track: track.clone(),
+        love,
+    }) {
+        Ok(()) => {
+            tracing::info!("queued {verb} of {}", describe(&track));
+            for t in targets {
+                t.wake.notify_one();
+            }
+            serde_json::json!({"queued": verb, "artist": track.artist, "title": track.title})
+        }
+        Err(e) => {
+            tracing::error!("cannot queue {verb} of {}: {e}", describe(&track));
+            serde_json::json!({"error": e.to_string()})
+        }
     }
 }
 
@@ -315,6 +350,9 @@ async fn watch_mpd(
         };
         tracing::info!("connected to MPD at {}", config.mpd.address);
         player.connected.store(true, Ordering::Relaxed);
+        if let Err(e) = watcher::subscribe(&client).await {
+            tracing::warn!("cannot subscribe to MPD channels, love messages will not work: {e}");
+        }
         retry = Duration::from_millis(250);
         last_error = None;
 
@@ -326,6 +364,29 @@ async fn watch_mpd(
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
                         perform(actions, queue, targets).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("lost MPD: {e}");
+                        break;
+                    }
+                }
+                // Every wake-up, not only "message" ones: mpd_client reports
+                // only the first subsystem of a wake-up.
+                match watcher::messages(&client).await {
+                    Ok(messages) => {
+                        for (channel, message) in messages {
+                            match (channel.as_str(), message.trim()) {
+                                ("mpdscribble" | "mpd-scrobbler", "love") => {
+                                    love(player, queue, targets, true);
+                                }
+                                ("mpd-scrobbler", "unlove") => {
+                                    love(player, queue, targets, false);
+                                }
+                                _ => tracing::info!(
+                                    "ignoring message {message:?} on channel {channel:?}"
+                                ),
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!("lost MPD: {e}");

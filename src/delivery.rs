@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Delivery, Secret};
 use crate::lastfm::ItemOutcome;
-use crate::queue::{Key, QueueError, TargetQueue};
+use crate::queue::{Key, Love, QueueError, TargetQueue};
 use crate::scrobble::{Listen, Track};
-use crate::target::{ErrorKind, Service};
+use crate::target::{ErrorKind, Failure, Service};
 
 /// Wait after a rate-limit answer that says nothing of how long to wait
 /// (Last.fm error 29: at least a minute, protocols.md §1.10).
@@ -120,6 +120,28 @@ enum Stop {
     Queue(QueueError),
 }
 
+impl From<Failure> for Stop {
+    /// The failures that stop delivery for a while; callers handle
+    /// [`ErrorKind::Rejected`] themselves, item by item.
+    fn from(e: Failure) -> Stop {
+        match e.kind {
+            ErrorKind::Auth => Stop::Pause(format!(
+                "the server refused the credentials ({})",
+                e.message
+            )),
+            ErrorKind::Config => Stop::Pause(format!(
+                "the server refused the configuration ({}); check the target's url and keys in the config",
+                e.message
+            )),
+            kind => Stop::Retry {
+                rate_limited: kind == ErrorKind::RateLimited,
+                after: e.retry_after,
+                why: e.message,
+            },
+        }
+    }
+}
+
 /// The flusher of one target.
 #[derive(Debug)]
 pub struct Flusher {
@@ -168,24 +190,31 @@ impl Flusher {
                 }
                 continue;
             };
-            let batch = match self.queue.peek(self.handle.service.max_batch()).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!("{name}: cannot read the queue: {e}");
-                    if !self.sleep(self.backoff(&mut failures)).await {
-                        return;
+            let result = match self.queue.peek_love() {
+                Ok(Some((key, love))) => self.deliver_love(key, &love, &credential).await,
+                Ok(None) => {
+                    let batch = match self.queue.peek(self.handle.service.max_batch()).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!("{name}: cannot read the queue: {e}");
+                            if !self.sleep(self.backoff(&mut failures)).await {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    if batch.is_empty() {
+                        tokio::select! {
+                            () = self.handle.wake.notified() => continue,
+                            changed = session.changed() => if changed.is_err() { return } else { continue },
+                            () = self.shutdown.cancelled() => return,
+                        }
                     }
-                    continue;
+                    self.deliver(&batch, &credential).await
                 }
+                Err(e) => Err(Stop::Queue(e)),
             };
-            if batch.is_empty() {
-                tokio::select! {
-                    () = self.handle.wake.notified() => continue,
-                    changed = session.changed() => if changed.is_err() { return } else { continue },
-                    () = self.shutdown.cancelled() => return,
-                }
-            }
-            match self.deliver(&batch, &credential).await {
+            match result {
                 Ok(()) => {
                     self.handle.set_health("ok", None, None, false);
                     self.handle
@@ -275,6 +304,24 @@ impl Flusher {
         }
     }
 
+    /// Send one queued love or unlove; refused ones are dropped with a log line.
+    async fn deliver_love(&self, key: Key, love: &Love, credential: &Secret) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        let verb = if love.love { "love" } else { "unlove" };
+        match self.handle.service.love(credential.expose(), love).await {
+            Ok(()) => tracing::info!("{name}: {verb}d {}", describe(&love.track)),
+            Err(e) => match e.kind {
+                ErrorKind::Rejected => tracing::warn!(
+                    "{name}: cannot {verb} {}: {}; dropped",
+                    describe(&love.track),
+                    e.message
+                ),
+                _ => return Err(Stop::from(e)),
+            },
+        }
+        self.queue.remove_love(key).await.map_err(Stop::Queue)
+    }
+
     /// Send `batch`, splitting it when the server refuses it as a whole so
     /// that one bad item cannot hold back the others.
     async fn deliver(&self, batch: &[(Key, Listen)], credential: &Secret) -> Result<(), Stop> {
@@ -336,25 +383,7 @@ impl Flusher {
                             .await
                             .map_err(Stop::Queue)?;
                     }
-                    ErrorKind::Auth => {
-                        return Err(Stop::Pause(format!(
-                            "the server refused the credentials ({})",
-                            e.message
-                        )));
-                    }
-                    ErrorKind::Config => {
-                        return Err(Stop::Pause(format!(
-                            "the server refused the configuration ({}); check the target's url and keys in the config",
-                            e.message
-                        )));
-                    }
-                    kind @ (ErrorKind::Transient | ErrorKind::RateLimited) => {
-                        return Err(Stop::Retry {
-                            rate_limited: kind == ErrorKind::RateLimited,
-                            after: e.retry_after,
-                            why: e.message,
-                        });
-                    }
+                    _ => return Err(Stop::from(e)),
                 },
             }
         }

@@ -150,6 +150,30 @@ impl Client {
         self.submit_raw(token, body).await
     }
 
+    /// Recording feedback: score 1 loves, 0 clears (`/1/feedback/recording-feedback`).
+    pub async fn feedback(
+        &self,
+        token: &str,
+        recording_mbid: &str,
+        score: i8,
+    ) -> Result<(), Error> {
+        let resp = self
+            .http
+            .post(format!("{}/1/feedback/recording-feedback", self.root))
+            .header("Authorization", format!("Token {token}"))
+            .json(&json!({"recording_mbid": recording_mbid, "score": score}))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(transport)?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(http_error(status, &body, None))
+        }
+    }
+
     /// Check a token; `Ok(Some(user))` when valid, `Ok(None)` when not.
     pub async fn validate_token(&self, token: &str) -> Result<Option<String>, Error> {
         let resp = self

@@ -44,6 +44,10 @@ enum Command {
         #[command(subcommand)]
         service: AuthService,
     },
+    /// Love the playing track on every target (Last.fm track.love, ListenBrainz feedback)
+    Love,
+    /// Unlove the playing track on every target
+    Unlove,
     /// What the daemon is doing: MPD, the current play's progress, each target's queue and state
     Status {
         /// Print JSON for scripts
@@ -229,6 +233,16 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Love | Command::Unlove = &command {
+        let love = matches!(command, Command::Love);
+        return match runtime.block_on(admin::love(&config, love)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mpd-scrobbler: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Status { json } = &command {
         return match runtime.block_on(admin::status(&config, *json)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -345,7 +359,9 @@ fn as_query(command: &Command) -> Option<(Query, query::Options)> {
         | Command::Auth { .. }
         | Command::Queue { .. }
         | Command::Import { .. }
-        | Command::Status { .. } => {
+        | Command::Status { .. }
+        | Command::Love
+        | Command::Unlove => {
             return None;
         }
     };

@@ -54,6 +54,16 @@ struct Rejected {
     at: u64,
 }
 
+/// A love or unlove of a track, queued like a scrobble so that one made
+/// while a target is unreachable still arrives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Love {
+    /// The track.
+    pub track: crate::scrobble::Track,
+    /// `true` to love, `false` to unlove.
+    pub love: bool,
+}
+
 /// A queued or rejected item, for `queue list`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Item {
@@ -82,6 +92,7 @@ pub struct TargetQueue {
     path: PathBuf,
     pending: sled::Tree,
     rejected: sled::Tree,
+    loves: sled::Tree,
 }
 
 impl Queue {
@@ -171,6 +182,10 @@ impl Queue {
                 .db
                 .open_tree(format!("rejected/{name}"))
                 .expect("sled can open a tree in an open database"),
+            loves: self
+                .db
+                .open_tree(format!("loves/{name}"))
+                .expect("sled can open a tree in an open database"),
         }
     }
 
@@ -217,6 +232,37 @@ impl Queue {
         }
         self.db.flush().map_err(err)?;
         Ok((added, skipped))
+    }
+
+    /// Queue a love for every target in one transaction, on disk before
+    /// this returns.
+    pub fn enqueue_love(&self, love: &Love) -> Result<(), QueueError> {
+        let err = |source| QueueError::Db {
+            path: self.path.clone(),
+            source,
+        };
+        let trees: Vec<sled::Tree> = self
+            .names
+            .iter()
+            .map(|t| self.db.open_tree(format!("loves/{t}")))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let value = serde_json::to_vec(love).expect("a love always serialises");
+        let key = self.db.generate_id().map_err(err)?.to_be_bytes();
+        trees
+            .as_slice()
+            .transaction(|trees| {
+                for tree in trees {
+                    tree.insert(&key, value.as_slice())?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => err(e),
+                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+            })?;
+        self.db.flush().map_err(err)?;
+        Ok(())
     }
 
     /// The target names the queue was opened with.
@@ -315,6 +361,29 @@ impl TargetQueue {
                 sled::transaction::TransactionError::Storage(e) => self.err(e),
                 sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
             })
+    }
+
+    /// The oldest queued love, if any.
+    pub fn peek_love(&self) -> Result<Option<(Key, Love)>, QueueError> {
+        let Some((k, v)) = self.loves.first().map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let key: Key = k.as_ref().try_into().unwrap_or_default();
+        match serde_json::from_slice(&v) {
+            Ok(love) => Ok(Some((key, love))),
+            Err(e) => {
+                tracing::error!("a queued love cannot be read ({e}); dropped");
+                self.loves.remove(k).map_err(|e| self.err(e))?;
+                self.peek_love()
+            }
+        }
+    }
+
+    /// Remove a love once delivered or refused for good.
+    pub async fn remove_love(&self, key: Key) -> Result<(), QueueError> {
+        self.loves.remove(key).map_err(|e| self.err(e))?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Start time of the oldest waiting item.

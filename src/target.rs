@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::lastfm::{self, ItemOutcome};
 use crate::listenbrainz;
+use crate::queue::Love;
 use crate::scrobble::{Listen, Track};
 
 /// What a caller should do about a failed call.
@@ -112,6 +113,26 @@ impl Service {
         match self {
             Service::LastFm(c) => Ok(c.now_playing(credential, track).await?),
             Service::ListenBrainz(c) => Ok(c.now_playing(credential, track).await?),
+        }
+    }
+
+    /// Love or unlove a track. ListenBrainz needs the recording's MBID; a
+    /// track without one is refused here, for good.
+    pub async fn love(&self, credential: &str, love: &Love) -> Result<(), Failure> {
+        match self {
+            Service::LastFm(c) => Ok(c.love(credential, &love.track, love.love).await?),
+            Service::ListenBrainz(c) => {
+                let Some(mbid) = &love.track.recording_mbid else {
+                    return Err(Failure {
+                        kind: ErrorKind::Rejected,
+                        message: "ListenBrainz feedback needs the recording's MusicBrainz id, \
+                                  and the file has no MUSICBRAINZ_TRACKID tag"
+                            .into(),
+                        retry_after: None,
+                    });
+                };
+                Ok(c.feedback(credential, mbid, i8::from(love.love)).await?)
+            }
         }
     }
 

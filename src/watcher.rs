@@ -133,6 +133,50 @@ pub async fn snapshot(client: &Client) -> Result<Snapshot, ReadError> {
     Ok(parse_snapshot(&fields(0), &fields(1)))
 }
 
+/// Channels whose messages the daemon acts on: mpdscribble's (so existing
+/// key bindings keep working) and its own.
+pub const CHANNELS: [&str; 2] = ["mpdscribble", "mpd-scrobbler"];
+
+/// Subscribe to [`CHANNELS`].
+pub async fn subscribe(client: &Client) -> Result<(), ReadError> {
+    for channel in CHANNELS {
+        let cmd = Command::new("subscribe").argument(channel);
+        match tokio::time::timeout(COMMAND_TIMEOUT, client.raw_command(cmd)).await {
+            Ok(Ok(_)) => {}
+            // Already subscribed (code 56) is fine: a channel per connection.
+            Ok(Err(CommandError::ErrorResponse { error, .. })) if error.code == 56 => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(ReadError::Timeout),
+        }
+    }
+    Ok(())
+}
+
+/// Messages sent to the subscribed channels since the last call, as
+/// (channel, message).
+pub async fn messages(client: &Client) -> Result<Vec<(String, String)>, ReadError> {
+    let frame = tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        client.raw_command(Command::new("readmessages")),
+    )
+    .await
+    .map_err(|_| ReadError::Timeout)??;
+    let mut out = Vec::new();
+    let mut channel = None;
+    for (k, v) in frame.fields() {
+        match k {
+            "channel" => channel = Some(v.to_owned()),
+            "message" => {
+                if let Some(c) = &channel {
+                    out.push((c.clone(), v.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Build a snapshot from the fields of `status` and `currentsong`.
 pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapshot {
     fn get<'a>(fields: &[(&str, &'a str)], key: &str) -> Option<&'a str> {

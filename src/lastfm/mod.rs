@@ -243,6 +243,20 @@ impl Client {
         api::session(&reply)
     }
 
+    /// Love or unlove a track (`track.love` / `track.unlove`).
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`].
+    pub async fn love(&self, session_key: &str, track: &Track, love: bool) -> Result<(), Error> {
+        let method = if love { "track.love" } else { "track.unlove" };
+        let params = Params::from([
+            ("artist".to_owned(), track.artist.clone()),
+            ("track".to_owned(), track.title.clone()),
+        ]);
+        self.call(method, Some(session_key), params).await.map(drop)
+    }
+
     /// An unsigned read call (`artist.getInfo`, `user.getTopArtists`, ...)
     /// by GET, returning the reply's JSON (protocols.md §1.11).
     ///

@@ -76,6 +76,13 @@ fn validates_like_listenbrainz() {
             json!({"listen_type": "import", "payload": [listen(AT, "a"), listen(AT + 1, "b")]}),
             200,
         ),
+        // null and "" entries in artist_mbids are dropped, not refused.
+        (
+            json!({"listen_type": "single", "payload": [{"listened_at": AT, "track_metadata":
+            {"artist_name": "a", "track_name": "b", "additional_info":
+            {"artist_mbids": [null, "", "66c662b6-6e2f-4930-8610-912e24c63ed1"]}}}]}),
+            200,
+        ),
     ];
     for (body, expected) in cases {
         assert_eq!(post(&lb, TOKEN, &body).0, expected, "{body}");
@@ -89,7 +96,7 @@ fn validates_like_listenbrainz() {
     assert!(std::net::TcpStream::connect(&addr).is_err());
     lb.come_up();
     assert_eq!(post(&lb, TOKEN, &ok).0, 200);
-    assert_eq!(lb.wait_for_listens(4, Duration::from_secs(1)).len(), 4);
+    assert_eq!(lb.wait_for_listens(5, Duration::from_secs(1)).len(), 5);
 }
 
 #[test]
@@ -112,4 +119,65 @@ fn maloja_duplicates_and_conflicts() {
     assert_eq!(post(&m, TOKEN, &import).0, 200);
     let titles: Vec<_> = m.listens().into_iter().map(|l| l.track_name).collect();
     assert_eq!(titles, ["a", "c"]);
+}
+
+/// A GET or POST with an optional `Authorization` header: (status, JSON body).
+fn call(url: String, auth: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = match body {
+            Some(b) => client.post(url).json(b),
+            None => client.get(url),
+        };
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    })
+}
+
+#[test]
+fn auth_and_validate_token() {
+    let lb = FakeListenBrainz::start();
+    let validate = |s: &FakeListenBrainz, auth: Option<&str>| {
+        call(format!("{}/1/validate-token", s.url()), auth, None)
+    };
+    let good = format!("Token {TOKEN}");
+    let (status, body) = validate(&lb, Some(&good));
+    assert_eq!((status, &body["user_name"]), (200, &json!("alice")));
+    // ListenBrainz answers an unknown token with 200 and valid:false, no token with 400.
+    let (status, body) = validate(&lb, Some("Token nope"));
+    assert_eq!((status, &body["valid"]), (200, &json!(false)));
+    assert_eq!(validate(&lb, None).0, 400);
+    // The scheme word is not checked, only the token.
+    let (status, _) = validate(&lb, Some(&format!("Bearer {TOKEN}")));
+    assert_eq!(status, 200);
+
+    let submit = format!("{}/1/submit-listens", lb.url());
+    let ok = json!({"listen_type": "single", "payload": [listen(AT, "T.N.T.")]});
+    let (status, body) = call(submit.clone(), None, Some(&ok));
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"],
+        "You need to provide an Authorization header."
+    );
+    lb.add_token("bob-token", "bob");
+    assert_eq!(
+        call(submit.clone(), Some("Token bob-token"), Some(&ok)).0,
+        200
+    );
+    assert_eq!(lb.listens()[0].user, "bob");
+    lb.revoke_token(TOKEN);
+    assert_eq!(call(submit, Some(&good), Some(&ok)).0, 401);
+
+    // Maloja refuses an unknown key on validate-token too.
+    let m = FakeListenBrainz::start_flavor(Flavor::Maloja);
+    assert_eq!(validate(&m, Some("Token nope")).0, 401);
+    assert_eq!(validate(&m, Some(&good)).0, 200);
 }

@@ -9,5 +9,6 @@ mod harness_mpd;
 mod import;
 mod info;
 mod listenbrainz;
+mod love;
 mod queue;
 mod scrobbling;

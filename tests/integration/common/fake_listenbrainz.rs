@@ -63,6 +63,7 @@ struct State {
     failure: Option<Failure>,
     fail_next: Option<(usize, Failure)>,
     poison: Option<String>,
+    feedback: Vec<(String, i64)>,
 }
 
 pub struct FakeListenBrainz {
@@ -124,6 +125,11 @@ impl FakeListenBrainz {
     /// (listen_type, number of listens) of each accepted submission.
     pub fn submissions(&self) -> Vec<(String, usize)> {
         self.st().submissions.clone()
+    }
+
+    /// Recording feedback received: (recording MBID, score).
+    pub fn feedback(&self) -> Vec<(String, i64)> {
+        self.st().feedback.clone()
     }
 
     /// All requests, failed ones included.
@@ -253,11 +259,33 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
                 json!({"code": 200, "message": "Token invalid.", "valid": false}),
             ),
         },
+        ("POST", "feedback/recording-feedback") => {
+            if user.is_none() {
+                return error(flavor, 401, "Invalid authorization token.");
+            }
+            let Ok(doc) = serde_json::from_slice::<Value>(&req.body) else {
+                return error(flavor, 400, "Cannot parse JSON document");
+            };
+            let mbid = doc["recording_mbid"].as_str().unwrap_or_default();
+            let score = doc["score"].as_i64();
+            if !is_uuid(mbid) || !matches!(score, Some(-1..=1)) {
+                return error(flavor, 400, "Invalid recording_mbid or score");
+            }
+            state
+                .lock()
+                .unwrap()
+                .feedback
+                .push((mbid.to_string(), score.unwrap_or(0)));
+            reply(flavor, 200, json!({"status": "ok"}))
+        }
         ("POST", "submit-listens") => {
             let Some(user) = user else {
-                return match token {
-                    None => error(flavor, 401, "You need to provide an Authorization header."),
-                    Some(_) => error(flavor, 401, "Invalid authorization token."),
+                return match (token, flavor) {
+                    (None, _) => error(flavor, 401, "You need to provide an Authorization header."),
+                    (Some(_), Flavor::Maloja) => error(flavor, 401, "Incorrect Authorization"),
+                    (Some(_), Flavor::ListenBrainz) => {
+                        error(flavor, 401, "Invalid authorization token.")
+                    }
                 };
             };
             submit(req, flavor, &user, state)
@@ -267,6 +295,10 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
 }
 
 fn submit(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>) -> Response {
+    let content_type = req.header("content-type").unwrap_or_default();
+    if flavor == Flavor::ListenBrainz && !content_type.starts_with("application/json") {
+        return error(flavor, 400, "Content-Type must be application/json.");
+    }
     let Ok(doc) = serde_json::from_slice::<Value>(&req.body) else {
         return error(flavor, 400, "Cannot parse JSON document");
     };
@@ -410,10 +442,13 @@ fn validate(listen: &Value, listen_type: &str, user: &str) -> Result<Received, S
             }
         }
         for key in ["artist_mbids", "work_mbids"] {
-            if let Some(list) = info.get(key) {
-                let ok = list
-                    .as_array()
-                    .is_some_and(|a| a.iter().all(|m| m.as_str().is_some_and(is_uuid)));
+            if let Some(list) = info.get(key).filter(|v| !v.is_null()) {
+                // The server drops null and "" entries before checking the rest.
+                let ok = list.as_array().is_some_and(|a| {
+                    a.iter().all(|m| {
+                        m.is_null() || m.as_str().is_some_and(|m| m.is_empty() || is_uuid(m))
+                    })
+                });
                 if !ok {
                     return Err(format!("{key} MBID format invalid."));
                 }
@@ -472,6 +507,14 @@ fn maloja_submit(
         return error(flavor, 400, "Invalid JSON document submitted.");
     }
     let mut st = state.lock().unwrap();
+    if let Some(poison) = &st.poison {
+        if payload
+            .iter()
+            .any(|l| l["track_metadata"]["artist_name"].as_str() == Some(poison))
+        {
+            return error(flavor, 400, "Listen rejected by the test");
+        }
+    }
     for listen in payload {
         let meta = &listen["track_metadata"];
         let (Some(artist), Some(track)) =
