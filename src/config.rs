@@ -817,6 +817,20 @@ api_secret = "s"
     }
 
     #[test]
+    fn the_example_config_is_valid_and_documents_every_section() {
+        let text = include_str!("../config.toml.example");
+        let c = parse(text, &[("HOME", "/home/u")]).unwrap();
+        assert_eq!(c.rules, Rules::default());
+        assert_eq!(c.delivery.retry_max, Duration::from_secs(1800));
+        assert_eq!(c.cache.ttl, Duration::from_secs(86400));
+        // The commented-out [listenbrainz] section parses too once enabled.
+        let lb = text
+            .replace("# [listenbrainz]", "[listenbrainz]")
+            .replace("# token = \"...\"", "token = \"t\"");
+        assert_eq!(parse(&lb, &[]).unwrap().listenbrainz.len(), 1);
+    }
+
+    #[test]
     fn listenbrainz_targets() {
         let c = parse("[listenbrainz]\ntoken = \"t\"\n", &[]).unwrap();
         assert!(c.lastfm.is_empty());
