@@ -76,6 +76,21 @@ pub struct Item {
     pub reason: Option<String>,
 }
 
+/// Insert `value` under `key` in every tree, atomically.
+fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled::Error> {
+    trees
+        .transaction(|trees| {
+            for tree in trees {
+                tree.insert(key, value)?;
+            }
+            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(e) => e,
+            sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+        })
+}
+
 /// The queue database.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -148,18 +163,7 @@ impl Queue {
         })
         .expect("a listen always serialises");
         let key = self.db.generate_id().map_err(err)?.to_be_bytes();
-        self.trees
-            .as_slice()
-            .transaction(|trees| {
-                for tree in trees {
-                    tree.insert(&key, value.as_slice())?;
-                }
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })?;
+        insert_all(&self.trees, &key, &value).map_err(err)?;
         self.db.flush_async().await.map_err(err)?;
         Ok(())
     }
@@ -249,18 +253,7 @@ impl Queue {
             .map_err(err)?;
         let value = serde_json::to_vec(love).expect("a love always serialises");
         let key = self.db.generate_id().map_err(err)?.to_be_bytes();
-        trees
-            .as_slice()
-            .transaction(|trees| {
-                for tree in trees {
-                    tree.insert(&key, value.as_slice())?;
-                }
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })?;
+        insert_all(&trees, &key, &value).map_err(err)?;
         self.db.flush().map_err(err)?;
         Ok(())
     }
