@@ -111,10 +111,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             tq.len(),
             spec.url
         );
-        flushers
-            .spawn(Flusher::new(Arc::clone(&handle), tq, config.delivery, shutdown.clone()).run());
-        targets.push(handle);
+        targets.push((handle, tq));
     }
+    let targets: Vec<Arc<TargetHandle>> = targets
+        .into_iter()
+        .map(|(handle, tq)| {
+            let on_delivery: Arc<dyn Fn() + Send + Sync> = {
+                let queue = queue.clone();
+                Arc::new(move || notify_status_names(&queue))
+            };
+            flushers.spawn(
+                Flusher::new(Arc::clone(&handle), tq, config.delivery, shutdown.clone())
+                    .on_delivery(on_delivery)
+                    .run(),
+            );
+            handle
+        })
+        .collect();
 
     let reload = {
         let state_dir = config.state_dir.clone();
@@ -191,12 +204,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     watch_mpd(&config, &player, &queue, &targets, &shutdown).await;
 
     tracing::info!("shutting down");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     while flushers.join_next().await.is_some() {}
     control_task.abort();
     signal_task.abort();
     let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
     queue.flush()?;
     Ok(())
+}
+
+/// Tell systemd (Type=notify) that start-up is done; only the first call
+/// sends anything.
+fn notify_ready() {
+    static SENT: std::sync::Once = std::sync::Once::new();
+    SENT.call_once(|| {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    });
+}
+
+/// Show the queue depth per target in `systemctl status`.
+fn notify_status_names(queue: &Queue) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let text: Vec<String> = queue
+        .names()
+        .iter()
+        .map(|name| format!("{name}: {} queued", queue.target(name).len()))
+        .collect();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&text.join(", "))]);
 }
 
 /// What the watch loop shares with `status`.
@@ -332,6 +368,9 @@ async fn watch_mpd(
         let (client, mut events) = match connected {
             Ok(c) => c,
             Err(e) => {
+                // Up and retrying is ready enough: waiting for MPD here would
+                // make systemd time the start out and restart us in a loop.
+                notify_ready();
                 let message = e.to_string();
                 if last_error.as_ref() != Some(&message) {
                     tracing::warn!(
@@ -364,6 +403,7 @@ async fn watch_mpd(
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
                         perform(actions, queue, targets).await;
+                        notify_ready();
                     }
                     Err(e) => {
                         tracing::warn!("lost MPD: {e}");
@@ -457,6 +497,7 @@ async fn perform(
                         }
                     }
                 }
+                notify_status_names(queue);
                 tracing::info!(
                     "queued {} (started at {})",
                     describe(&listen.track),

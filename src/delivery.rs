@@ -143,12 +143,20 @@ impl From<Failure> for Stop {
 }
 
 /// The flusher of one target.
-#[derive(Debug)]
 pub struct Flusher {
     handle: Arc<TargetHandle>,
     queue: TargetQueue,
     timing: Delivery,
     shutdown: CancellationToken,
+    on_delivery: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Flusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flusher")
+            .field("target", &self.handle.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Flusher {
@@ -164,7 +172,14 @@ impl Flusher {
             queue,
             timing,
             shutdown,
+            on_delivery: None,
         }
+    }
+
+    /// Call `f` after every delivery (the daemon reports queue depths to systemd).
+    pub fn on_delivery(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Flusher {
+        self.on_delivery = Some(f);
+        self
     }
 
     /// Deliver until shutdown. Never returns early: every failure is
@@ -417,6 +432,9 @@ impl Flusher {
         }
         let accepted = done.len();
         self.queue.remove(&done).await.map_err(Stop::Queue)?;
+        if let Some(f) = &self.on_delivery {
+            f();
+        }
         tracing::info!(
             "{name}: delivered {accepted} scrobble(s), {} queued",
             self.queue.len()

@@ -12,3 +12,4 @@ mod listenbrainz;
 mod love;
 mod queue;
 mod scrobbling;
+mod systemd;

@@ -1,10 +1,22 @@
 //! Runs the real `mpd-scrobbler` binary in an isolated temporary directory.
+//!
+//! The environment is scrubbed of everything the binary (or reqwest) would
+//! read from the developer's or CI's session, and `HOME`/`XDG_*` point inside
+//! the test's directory, so nothing outside it is read or written.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A temporary directory holding `config.toml`, `state/` and the daemon log.
+/// How long a one-shot `run_cli` command may take before the test fails.
+const CLI_LIMIT: Duration = Duration::from_secs(60);
+/// How long the daemon may take to exit after SIGTERM.
+const SIGTERM_LIMIT: Duration = Duration::from_secs(10);
+/// How often the wait loops poll.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A temporary directory holding `config.toml`, `state/` and the daemon logs.
 pub struct TestDir {
     dir: tempfile::TempDir,
 }
@@ -20,6 +32,7 @@ impl TestDir {
         self.dir.path()
     }
 
+    /// Not created here: creating it is the daemon's job.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
@@ -42,7 +55,7 @@ pub fn config_toml(
     session_key: Option<&str>,
 ) -> String {
     let mut s = format!(
-        r#"state_dir = {state:?}
+        r#"state_dir = {state}
 [mpd]
 host = "127.0.0.1"
 port = {mpd_port}
@@ -55,29 +68,72 @@ retry_min = "200ms"
 retry_max = "2s"
 request_timeout = "5s"
 [lastfm]
-url = {lastfm_url:?}
+url = {url}
 api_key = "0123456789abcdef0123456789abcdef"
 api_secret = "fedcba9876543210fedcba9876543210"
 "#,
-        state = state_dir.display().to_string(),
+        state = toml_str(&state_dir.display().to_string()),
+        url = toml_str(lastfm_url),
     );
     if let Some(sk) = session_key {
-        s.push_str(&format!("session_key = {sk:?}\n"));
+        s.push_str(&format!("session_key = {}\n", toml_str(sk)));
     }
     s
 }
 
+/// A TOML basic string. (Rust's `{:?}` is close but writes `\u{..}`,
+/// which TOML rejects.)
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The binary with `-c <config>` and the test's environment.
 fn command(dir: &TestDir) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler"));
-    cmd.arg("-c")
-        .arg(dir.config_path())
-        .env_remove("MPD_HOST")
-        .env_remove("MPD_PORT")
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("JOURNAL_STREAM")
-        .env("HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("xdg-config"))
-        .env("XDG_STATE_HOME", dir.path().join("xdg-state"))
+    cmd.arg("-c").arg(dir.config_path());
+    for var in [
+        // Read by the binary: they would override the config's [mpd] and
+        // state_dir, change the log format or the width of tables.
+        "MPD_HOST",
+        "MPD_PORT",
+        "STATE_DIRECTORY",
+        "JOURNAL_STREAM",
+        "COLUMNS",
+        // Read by reqwest: the stand-in servers are on 127.0.0.1.
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        // systemd's, for a CI runner that is itself a service.
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        "NOTIFY_SOCKET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let home = dir.path();
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .env("XDG_STATE_HOME", home.join("xdg-state"))
+        .env("XDG_DATA_HOME", home.join("xdg-data"))
+        .env("XDG_CACHE_HOME", home.join("xdg-cache"))
+        .env("XDG_RUNTIME_DIR", home.join("xdg-runtime"))
         .env(
             "MPD_SCROBBLER_LOG",
             "debug,mpd_client=info,mpd_protocol=info,sled=warn,hyper_util=info,reqwest=info",
@@ -92,20 +148,26 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Start `mpd-scrobbler -c <config> run`.
+    /// Start `mpd-scrobbler -c <config> run`, stdout and stderr into
+    /// `daemon-<n>.log` in the test directory.
     pub fn spawn(dir: &TestDir) -> Daemon {
-        // Every run appends to its own numbered log so a restart keeps the history.
-        let mut n = 0;
-        let log_path = loop {
-            let p = dir.path().join(format!("daemon-{n}.log"));
-            if !p.exists() {
-                break p;
-            }
-            n += 1;
-        };
-        let log = std::fs::File::create(&log_path).expect("log file");
+        Daemon::spawn_env(dir, &[])
+    }
+
+    /// `spawn` with extra environment variables (NOTIFY_SOCKET, say).
+    pub fn spawn_env(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
+        // Each run gets its own numbered log, so a restarted daemon's log
+        // starts empty (wait_log sees only the new run) and the old one stays.
+        let (log, log_path) = (0..)
+            .find_map(|n| {
+                let p = dir.path().join(format!("daemon-{n}.log"));
+                let f = std::fs::File::create_new(&p).ok()?;
+                Some((f, p))
+            })
+            .expect("log file");
         let child = command(dir)
             .arg("run")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
@@ -118,11 +180,16 @@ impl Daemon {
         self.child.id()
     }
 
+    /// What this run wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Wait until the log contains `needle`.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Wait until the log contains `needle`; false after `timeout`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         let start = Instant::now();
         loop {
@@ -132,7 +199,7 @@ impl Daemon {
             if start.elapsed() > timeout {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(POLL);
         }
     }
 
@@ -140,17 +207,23 @@ impl Daemon {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
+    /// Send a signal by name (`"USR1"`, `"HUP"`, ...). The pid cannot have
+    /// been reused: it stays ours until we reap the child.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -{sig} failed");
+        assert!(status.success(), "kill -{sig} {} failed", self.pid());
     }
 
-    /// SIGTERM and wait for the exit (at most 10 s).
+    /// SIGTERM and wait for the exit (at most 10 s, then panic). A daemon
+    /// that has already exited just gives its status.
     pub fn sigterm(&mut self) -> ExitStatus {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            return status;
+        }
         self.signal("TERM");
         let start = Instant::now();
         loop {
@@ -158,14 +231,15 @@ impl Daemon {
                 return status;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "daemon did not exit within 10 s of SIGTERM:\n{}",
+                start.elapsed() < SIGTERM_LIMIT,
+                "daemon did not exit within {SIGTERM_LIMIT:?} of SIGTERM:\n{}",
                 self.log()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(POLL);
         }
     }
 
+    /// SIGKILL and reap; nothing happens if it has already exited.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -175,11 +249,23 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+        // Shown with the failing test's output.
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- daemon {} ({}) at failure, last lines:\n{}",
+                self.pid(),
+                self.log_path.display(),
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            );
+        }
     }
 }
 
-/// Run a one-shot command (`auth ...`, `run` for a second daemon) with the
-/// test's config and environment.
+/// Run a one-shot command (`auth ...`, `queue list`, `run` for a second
+/// daemon) with the test's config and environment; `stdin` is closed after
+/// writing it, or null when `None`. Fails the test after 60 s.
 pub fn run_cli(dir: &TestDir, args: &[&str], stdin: Option<&str>) -> Output {
     run_cli_env(dir, args, stdin, &[])
 }
@@ -204,13 +290,44 @@ pub fn run_cli_env(
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mpd-scrobbler");
+    // Read both pipes while writing stdin and waiting, so that neither side
+    // blocks on a full pipe.
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
+        let mut pipe = child.stdin.take().expect("stdin");
+        // The command may exit without reading it all (a refused config).
+        let _ = pipe.write_all(input.as_bytes());
+        // Dropping `pipe` closes it: the command sees end of input.
     }
-    child.wait_with_output().expect("wait")
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > CLI_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "mpd-scrobbler {args:?} still running after {CLI_LIMIT:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+                String::from_utf8_lossy(&stdout.join().unwrap_or_default()),
+                String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+            );
+        }
+        std::thread::sleep(POLL);
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Read a pipe to its end on a thread.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
 }
