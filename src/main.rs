@@ -44,6 +44,13 @@ enum Command {
         #[command(subcommand)]
         service: AuthService,
     },
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Manpage,
     /// Love the playing track on every target (Last.fm track.love, ListenBrainz feedback)
     Love,
     /// Unlove the playing track on every target
@@ -209,6 +216,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
 
+    // Generated from the command-line definition; they need no config.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "mpd-scrobbler", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Manpage) => {
+            use clap::CommandFactory;
+            let page = clap_mangen::Man::new(Cli::command());
+            return match page.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mpd-scrobbler: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+
     let env = |k: &str| std::env::var(k).ok();
     let path = cli
         .config
@@ -361,7 +390,9 @@ fn as_query(command: &Command) -> Option<(Query, query::Options)> {
         | Command::Import { .. }
         | Command::Status { .. }
         | Command::Love
-        | Command::Unlove => {
+        | Command::Unlove
+        | Command::Completions { .. }
+        | Command::Manpage => {
             return None;
         }
     };

@@ -123,3 +123,28 @@ fn wrong_password_is_a_clear_failure() {
     assert!(stderr.contains("alice"), "{stderr}");
     assert!(!dir.state_dir().join("lastfm.session").exists());
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_command_line_definition() {
+    // No config at all: these must work before anything is set up.
+    let dir = TestDir::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run_cli(&dir, &["completions", shell], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for sub in ["queue", "listenbrainz", "recent"] {
+            assert!(text.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let out = run_cli(&dir, &["manpage"], None);
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        page.contains(".TH mpd-scrobbler 1") && page.contains("status"),
+        "{page}"
+    );
+}
