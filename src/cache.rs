@@ -6,10 +6,12 @@
 //! same moment waits briefly for it and otherwise goes on without a cache.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::scrobble::unix_now;
 
 /// How long a second command waits for the cache held by another.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
@@ -79,7 +81,7 @@ impl Cache {
     pub fn get(&self, key: &str) -> Option<Hit> {
         let raw = self.db.as_ref()?.get(key).ok()??;
         let entry: Entry = serde_json::from_slice(&raw).ok()?;
-        let age = Duration::from_secs(now().saturating_sub(entry.at));
+        let age = Duration::from_secs(unix_now().saturating_sub(entry.at));
         Some(Hit {
             body: entry.body,
             age,
@@ -91,7 +93,7 @@ impl Cache {
     pub fn put(&self, key: &str, body: &Value) {
         let Some(db) = &self.db else { return };
         let entry = serde_json::to_vec(&Entry {
-            at: now(),
+            at: unix_now(),
             body: body.clone(),
         })
         .expect("JSON values serialise");
@@ -134,12 +136,6 @@ pub fn key(method: &str, params: &[(&str, String)]) -> String {
         .collect();
     parts.sort();
     format!("{}?{}", method.to_lowercase(), parts.join("&"))
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

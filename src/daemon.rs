@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mpd_client::client::ConnectionEvent;
@@ -18,6 +18,7 @@ use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
 use crate::queue::Queue;
+use crate::scrobble::unix_now;
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
 use crate::{admin, http, lastfm, listenbrainz, session, watcher};
@@ -512,10 +513,4 @@ async fn perform(
             }
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

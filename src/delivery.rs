@@ -10,7 +10,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Delivery, Secret};
 use crate::lastfm::ItemOutcome;
 use crate::queue::{Key, Love, QueueError, TargetQueue};
-use crate::scrobble::{Listen, Track};
+use crate::scrobble::{Listen, Track, unix_now};
 use crate::target::{ErrorKind, Failure, Service};
 
 /// Wait after a rate-limit answer that says nothing of how long to wait
@@ -485,12 +485,6 @@ fn jitter(d: Duration) -> Duration {
 fn until_next_utc_day() -> Duration {
     let day = 24 * 3600;
     Duration::from_secs(day - unix_now() % day + 60)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// "Artist – Title" for log lines.

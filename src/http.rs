@@ -182,3 +182,16 @@ mod tests {
         assert!(err.is_timeout(), "{err:?}");
     }
 }
+
+/// reqwest's message with its causes ("connection refused" sits two levels
+/// down); a log line is useless without them.
+pub fn describe_error(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

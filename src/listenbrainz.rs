@@ -245,14 +245,7 @@ impl Client {
 }
 
 fn transport(e: reqwest::Error) -> Error {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    Error::Transport(text)
+    Error::Transport(crate::http::describe_error(&e))
 }
 
 fn http_error(status: u16, body: &[u8], reset_in: Option<Duration>) -> Error {

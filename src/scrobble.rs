@@ -50,3 +50,10 @@ pub struct Listen {
     /// UTC start of the play, in Unix seconds.
     pub started_at: u64,
 }
+
+/// The wall clock in Unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -91,7 +91,7 @@ pub enum Error {
         body: String,
     },
     /// The request did not complete: connection refused, timeout, ...
-    #[error("request failed: {}", causes(.0))]
+    #[error("request failed: {}", crate::http::describe_error(.0))]
     Transport(reqwest::Error),
     /// A 2xx reply that is not in the expected shape.
     #[error("unexpected reply: {0}")]
@@ -104,19 +104,6 @@ impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
         Error::Transport(e)
     }
-}
-
-/// reqwest's message with its causes ("connection refused" sits two levels
-/// down); the log line is useless without them.
-fn causes(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 impl Error {
