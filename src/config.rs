@@ -92,7 +92,8 @@ pub struct LastFmTarget {
     pub api_key: String,
     /// Shared secret for signatures.
     pub api_secret: Secret,
-    /// Session key from the config file; normally it comes from `auth` instead.
+    /// Session key from the config file or the systemd credential
+    /// `<name>.session_key`; one stored by `auth` in the state directory wins.
     pub session_key: Option<Secret>,
 }
 
@@ -135,8 +136,8 @@ pub struct ListenBrainzTarget {
     pub url: String,
     /// Which server it is.
     pub flavor: Flavor,
-    /// Token from the config; `auth listenbrainz` stores one in the state
-    /// directory instead, which wins.
+    /// Token from the config or the systemd credential `<name>.token`;
+    /// `auth listenbrainz` stores one in the state directory instead, which wins.
     pub token: Option<Secret>,
 }
 
@@ -328,6 +329,40 @@ impl Config {
             Ok(Secret::new(text))
         };
 
+        // systemd credentials (LoadCredential=, LoadCredentialEncrypted=):
+        // one file per secret, named after the key it stands for, so an
+        // encrypted secret never has to sit in the config or the state dir.
+        let credentials = non_empty(env("CREDENTIALS_DIRECTORY")).map(PathBuf::from);
+        let credential = |key: &str, name: &str| -> Result<Option<Secret>, ConfigError> {
+            let Some(dir) = &credentials else {
+                return Ok(None);
+            };
+            let file = dir.join(name);
+            match std::fs::read_to_string(&file) {
+                Ok(text) if text.trim().is_empty() => Err(invalid(
+                    key,
+                    format!("the systemd credential {} is empty", file.display()),
+                )),
+                Ok(text) => Ok(Some(Secret::new(text.trim()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(invalid(
+                    key,
+                    format!("cannot read the systemd credential {}: {e}", file.display()),
+                )),
+            }
+        };
+        // A secret given both ways is a mistake: say which two to choose from.
+        let either = |key: &str, name: &str, from_config: Option<Secret>| match (
+            from_config,
+            credential(key, name)?,
+        ) {
+            (Some(_), Some(_)) => Err(invalid(
+                key,
+                format!("is also given as the systemd credential {name:?}; keep only one of them"),
+            )),
+            (a, b) => Ok(a.or(b)),
+        };
+
         let mpd = {
             let raw = raw.mpd;
             let config_password = match (raw.password, raw.password_file) {
@@ -341,6 +376,7 @@ impl Config {
                 (None, Some(f)) => Some(read_secret("mpd.password_file", &f)?),
                 (None, None) => None,
             };
+            let config_password = either("mpd.password", "mpd.password", config_password)?;
             let env_host = non_empty(env("MPD_HOST"));
             let (host, env_password) = match &env_host {
                 Some(h) => split_mpd_host(h),
@@ -500,16 +536,31 @@ impl Config {
                         "give either api_secret or api_secret_file, not both".into(),
                     ));
                 }
-                (Some(s), None) if !s.trim().is_empty() => Secret::new(s.trim()),
-                (None, Some(f)) => read_secret(&key("api_secret_file"), &f)?,
-                _ => return Err(invalid(&key("api_secret"), "is required".into())),
+                (Some(s), None) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
+                (Some(_), None) => return Err(invalid(&key("api_secret"), "is empty".into())),
+                (None, Some(f)) => Some(read_secret(&key("api_secret_file"), &f)?),
+                (None, None) => None,
             };
+            let api_secret = either(&key("api_secret"), &format!("{name}.api_secret"), api_secret)?
+                .ok_or_else(|| {
+                    invalid(
+                        &key("api_secret"),
+                        format!(
+                            "is required (or api_secret_file, or the systemd credential \"{name}.api_secret\")"
+                        ),
+                    )
+                })?;
+            let session_key = either(
+                &key("session_key"),
+                &format!("{name}.session_key"),
+                t.session_key.filter(|k| !k.is_empty()).map(Secret::new),
+            )?;
             lastfm.push(LastFmTarget {
                 name,
                 url,
                 api_key: api_key.trim().to_owned(),
                 api_secret,
-                session_key: t.session_key.filter(|k| !k.is_empty()).map(Secret::new),
+                session_key,
             });
         }
 
@@ -555,6 +606,7 @@ impl Config {
                 (None, Some(f)) => Some(read_secret(&key("token_file"), &f)?),
                 (None, None) => None,
             };
+            let token = either(&key("token"), &format!("{name}.token"), token)?;
             listenbrainz.push(ListenBrainzTarget {
                 name,
                 url,
@@ -878,6 +930,67 @@ api_secret = "s"
         )
         .unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/etc/x/st"));
+    }
+
+    #[test]
+    fn systemd_credentials_stand_in_for_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds: &'static str = String::leak(dir.path().display().to_string());
+        for (name, value) in [
+            ("mpd.password", "mpdpw\n"),
+            ("lastfm.api_secret", "cred-secret\n"),
+            ("lastfm.session_key", "cred-sk"),
+            ("lb.token", " cred-token \n"),
+        ] {
+            std::fs::write(dir.path().join(name), value).unwrap();
+        }
+        let text = "[lastfm]\napi_key = \"k\"\n[listenbrainz]\nname = \"lb\"\n";
+        let c = parse(text, &[("CREDENTIALS_DIRECTORY", creds)]).unwrap();
+        assert_eq!(c.mpd.password.unwrap().expose(), "mpdpw");
+        assert_eq!(c.lastfm[0].api_secret.expose(), "cred-secret");
+        assert_eq!(
+            c.lastfm[0].session_key.as_ref().unwrap().expose(),
+            "cred-sk"
+        );
+        assert_eq!(
+            c.listenbrainz[0].token.as_ref().unwrap().expose(),
+            "cred-token"
+        );
+
+        // MPD_HOST's password still wins, as it does over the config file.
+        let c = parse(
+            text,
+            &[("CREDENTIALS_DIRECTORY", creds), ("MPD_HOST", "envpw@h")],
+        )
+        .unwrap();
+        assert_eq!(c.mpd.password.unwrap().expose(), "envpw");
+
+        // The same secret in the config too is ambiguous.
+        let both = "[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\n";
+        let e = parse(both, &[("CREDENTIALS_DIRECTORY", creds)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lastfm.api_secret") && e.contains("\"lastfm.api_secret\""),
+            "{e}"
+        );
+
+        std::fs::write(dir.path().join("lastfm.api_secret"), "\n").unwrap();
+        let e = parse(text, &[("CREDENTIALS_DIRECTORY", creds)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lastfm.api_secret") && e.contains("is empty"),
+            "{e}"
+        );
+
+        // Without the directory the secret is simply missing, and the error
+        // names the ways to give it.
+        let e = parse(text, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("lastfm.api_secret") && e.contains("systemd credential"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -440,7 +440,7 @@ async fn watch_mpd(
                 event = events.next() => match event {
                     Some(ConnectionEvent::SubsystemChange(_)) => resync = true,
                     Some(ConnectionEvent::ConnectionClosed(e)) => {
-                        tracing::warn!("MPD connection closed: {e}");
+                        tracing::warn!("MPD connection closed: {}", watcher::describe_closed(&e));
                         break;
                     }
                     None => {

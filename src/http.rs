@@ -34,6 +34,9 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Fails if the TLS backend cannot be initialised.
 pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    // reqwest uses the process-wide provider; installing it again is a no-op
+    // that reports the one already there.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)

@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use mpd_scrobbler::admin::{self, QueueCmd};
 use mpd_scrobbler::config::{self, Config};
@@ -44,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         service: AuthService,
     },
+    /// Check the config, MPD, the state directory and each target's credentials
+    /// without changing anything; exit 0 only when all pass
+    Check,
     /// Print a shell completion script (bash, zsh, fish, ...)
     Completions {
         /// The shell
@@ -243,7 +250,11 @@ fn main() -> ExitCode {
         .config
         .clone()
         .unwrap_or_else(|| config::default_path(&env));
-    let config = match Config::load(&path, &env) {
+    let loaded = Config::load(&path, &env);
+    if let Some(Command::Check) = &cli.command {
+        return check(loaded, &path);
+    }
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mpd-scrobbler: {e}");
@@ -349,6 +360,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// `check`: one verdict per item on stdout; exit 0 when none failed, 1 when
+/// one did, 2 when the config itself does not load.
+fn check(loaded: Result<Config, config::ConfigError>, path: &std::path::Path) -> ExitCode {
+    use mpd_scrobbler::check::{self, Level, Verdict};
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            print!("{}", check::render(&[Verdict::bad_config(&e, path)]));
+            return ExitCode::from(2);
+        }
+    };
+    let verdicts = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(check::run(&config)),
+        Err(e) => {
+            eprintln!("mpd-scrobbler: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", check::render(&verdicts));
+    if verdicts.iter().any(|v| v.level == Level::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// The metadata and stats commands, as a query.
 fn as_query(command: &Command) -> Option<(Query, query::Options)> {
     let q = match command.clone() {
@@ -391,6 +431,7 @@ fn as_query(command: &Command) -> Option<(Query, query::Options)> {
         | Command::Status { .. }
         | Command::Love
         | Command::Unlove
+        | Command::Check
         | Command::Completions { .. }
         | Command::Manpage => {
             return None;
@@ -432,15 +473,60 @@ fn init_logging(cli: &Cli) {
         .with_default_directive(level.into())
         .parse_lossy(directives);
     let journal = stderr_is_journal();
-    let fmt = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(!journal && std::io::stderr().is_terminal())
-        .with_target(false);
+        .with_writer(std::io::stderr);
     if journal {
-        fmt.without_time().init();
+        // journald adds its own timestamps and reads the priority from the
+        // `<N>` prefix (SyslogLevelPrefix=, on by default).
+        builder.with_ansi(false).event_format(JournalFormat).init();
     } else {
-        fmt.init();
+        builder
+            .with_ansi(use_colour(std::io::stderr().is_terminal(), &|k| {
+                std::env::var_os(k)
+            }))
+            .with_target(false)
+            .init();
+    }
+}
+
+/// Colours on a terminal, unless NO_COLOR is set (no-color.org); always
+/// with CLICOLOR_FORCE set to something other than "0".
+fn use_colour(terminal: bool, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    if set("NO_COLOR") {
+        false
+    } else if env("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        true
+    } else {
+        terminal
+    }
+}
+
+/// One line per event for the journal: `<priority>message fields`, with
+/// no timestamp and no colour.
+struct JournalFormat;
+
+impl<S, N> FormatEvent<S, N> for JournalFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            Level::DEBUG | Level::TRACE => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 
@@ -459,4 +545,29 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     expected.to_string_lossy() == format!("{}:{}", meta.dev(), meta.ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+    use std::ffi::OsString;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+    }
+
+    #[test]
+    fn colour_follows_the_terminal_no_color_and_clicolor_force() {
+        assert!(use_colour(true, &env(&[])));
+        assert!(!use_colour(false, &env(&[])));
+        assert!(!use_colour(true, &env(&[("NO_COLOR", "1")])));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(use_colour(true, &env(&[("NO_COLOR", "")])));
+        assert!(use_colour(false, &env(&[("CLICOLOR_FORCE", "1")])));
+        assert!(!use_colour(false, &env(&[("CLICOLOR_FORCE", "0")])));
+        assert!(!use_colour(
+            true,
+            &env(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])
+        ));
+    }
 }

@@ -3,7 +3,7 @@
 //! (`<target>.session`), and the state directory itself (mode 0700).
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,13 @@ pub fn store(state_dir: &Path, target: &str, user: &str, key: &str) -> std::io::
         .open(&tmp)?;
     // The umask cannot widen 0600, but an existing ACL default could; be explicit.
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    // `sudo mpd-scrobbler auth` into a service's state directory: the file
+    // must belong to the service's user, who owns the directory, or the
+    // daemon could not read it.
+    let dir = std::fs::metadata(state_dir)?;
+    if rustix::process::geteuid().is_root() && dir.uid() != 0 {
+        std::os::unix::fs::fchown(&file, Some(dir.uid()), Some(dir.gid()))?;
+    }
     let body = serde_json::to_string(&Stored {
         user: user.to_owned(),
         key: key.to_owned(),
@@ -121,5 +128,21 @@ mod tests {
             "sk456"
         );
         assert!(load(&state, "other").unwrap().is_none());
+    }
+
+    #[test]
+    fn root_stores_for_the_owner_of_the_state_dir() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: only root can store a file for another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_state_dir(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        let p = store(&state, "lastfm", "alice", "sk").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
 }

@@ -107,6 +107,18 @@ fn connect_abstract(_name: &str) -> std::io::Result<tokio::net::UnixStream> {
     ))
 }
 
+/// What a closed connection means for the user. mpd_client closes the
+/// connection when MPD answers `idle` with an error, which in practice is
+/// MPD refusing a client without the "read" permission.
+pub fn describe_closed(e: &mpd_client::client::ConnectionError) -> String {
+    match e {
+        mpd_client::client::ConnectionError::InvalidResponse => {
+            "MPD refused to report changes (idle): the password is missing or lacks the \"read\" permission".into()
+        }
+        mpd_client::client::ConnectionError::Protocol(e) => format!("protocol error: {e}"),
+    }
+}
+
 /// Why reading the player state failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

@@ -230,6 +230,28 @@ impl Client {
         api::session(&reply)
     }
 
+    /// Checks a session without changing anything: a signed `user.getInfo`
+    /// without a `user` parameter, which the server answers for the
+    /// session's own account. Returns that account's name.
+    ///
+    /// A wrong key (10), a secret that does not match it (13) and a revoked
+    /// session (9) fail exactly as a scrobble would.
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`].
+    pub async fn session_user(&self, session_key: &str) -> Result<String, Error> {
+        let reply = self
+            .call("user.getInfo", Some(session_key), Params::new())
+            .await?;
+        reply
+            .get("user")
+            .and_then(|u| u.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Malformed("no user name in the user.getInfo reply".into()))
+    }
+
     /// Love or unlove a track (`track.love` / `track.unlove`).
     ///
     /// # Errors

@@ -14,7 +14,8 @@ fn post(server: &FakeLastFm, body: &str) -> (u16, serde_json::Value) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let resp = reqwest::Client::new()
+        let resp = mpd_scrobbler::http::client(std::time::Duration::from_secs(10))
+            .unwrap()
             .post(server.url())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body.to_string())

@@ -12,7 +12,8 @@ fn post(server: &FakeListenBrainz, token: &str, body: &Value) -> (u16, Option<St
         .build()
         .unwrap();
     rt.block_on(async {
-        let resp = reqwest::Client::new()
+        let resp = mpd_scrobbler::http::client(std::time::Duration::from_secs(10))
+            .unwrap()
             .post(format!("{}/1/submit-listens", server.url()))
             .header("Authorization", format!("Token {token}"))
             .json(body)
@@ -128,7 +129,7 @@ fn call(url: String, auth: Option<&str>, body: Option<&Value>) -> (u16, Value) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = mpd_scrobbler::http::client(std::time::Duration::from_secs(10)).unwrap();
         let mut req = match body {
             Some(b) => client.post(url).json(b),
             None => client.get(url),

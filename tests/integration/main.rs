@@ -2,6 +2,7 @@
 //! real `mpd-scrobbler` binary. One test binary, as ripgrep does.
 
 mod auth;
+mod check;
 mod common;
 mod harness_lastfm;
 mod harness_listenbrainz;

@@ -67,3 +67,75 @@ fn notify_ready_after_the_first_mpd_sync_and_stopping_on_sigterm() {
     assert_eq!(&buf[..n], b"STOPPING=1\n");
     assert!(daemon.sigterm().success());
 }
+
+/// Whether a log line holds an RFC 3339 timestamp, as the default format
+/// writes it ("2026-11-25T09:17:30.837653Z"), coloured or not.
+fn has_timestamp(line: &str) -> bool {
+    line.as_bytes().windows(16).any(|w| {
+        let digits = |r: std::ops::Range<usize>| w[r].iter().all(u8::is_ascii_digit);
+        digits(0..4)
+            && w[4] == b'-'
+            && digits(5..7)
+            && w[7] == b'-'
+            && digits(8..10)
+            && w[10] == b'T'
+            && digits(11..13)
+            && w[13] == b':'
+            && digits(14..16)
+    })
+}
+
+#[test]
+fn journal_logs_carry_priorities_and_no_timestamps_or_colours() {
+    let mpd = MpdServer::start(&[]);
+    let lastfm = FakeLastFm::start();
+    let dir = TestDir::new();
+    // No session: the daemon warns that the target is not authorised.
+    dir.write_config(&config_toml(
+        mpd.port(),
+        &dir.state_dir(),
+        &lastfm.url(),
+        None,
+    ));
+    // Colours forced, so that only the journal detection can turn them off.
+    let force = [("CLICOLOR_FORCE", "1")];
+
+    let mut plain = Daemon::spawn_env(&dir, &force);
+    assert!(
+        plain.wait_log("connected to MPD", Duration::from_secs(10)),
+        "{}",
+        plain.log()
+    );
+    assert!(plain.sigterm().success());
+    let log = plain.log();
+    assert!(log.contains("\x1b["), "colours were forced: {log}");
+    assert!(log.lines().any(has_timestamp), "{log}");
+
+    let mut journal = Daemon::spawn_journal(&dir, &force);
+    assert!(
+        journal.wait_log("connected to MPD", Duration::from_secs(10)),
+        "{}",
+        journal.log()
+    );
+    assert!(journal.sigterm().success());
+    let log = journal.log();
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in the journal: {log:?}"
+    );
+    for line in log.lines() {
+        assert!(!has_timestamp(line), "{line:?}");
+        let priority = line.strip_prefix('<').and_then(|l| l.split_once('>'));
+        assert!(
+            matches!(priority, Some(("3" | "4" | "6" | "7", _))),
+            "no priority prefix: {line:?}"
+        );
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<4>") && l.contains("not authorised yet")),
+        "{log}"
+    );
+    assert!(log.lines().any(|l| l.starts_with("<6>")), "{log}");
+    assert!(log.lines().any(|l| l.starts_with("<7>")), "{log}");
+}

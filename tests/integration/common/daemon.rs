@@ -100,7 +100,12 @@ pub fn toml_str(s: &str) -> String {
 
 /// The binary with `-c <config>` and the test's environment.
 fn command(dir: &TestDir) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler"));
+    with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir)
+}
+
+/// `cmd` (the binary, or a wrapper running it) given `-c <config>` and the
+/// test's environment.
+fn with_test_env(mut cmd: Command, dir: &TestDir) -> Command {
     cmd.arg("-c").arg(dir.config_path());
     for var in [
         // Read by the binary: they would override the config's [mpd] and
@@ -108,7 +113,10 @@ fn command(dir: &TestDir) -> Command {
         "MPD_HOST",
         "MPD_PORT",
         "STATE_DIRECTORY",
+        "CREDENTIALS_DIRECTORY",
         "JOURNAL_STREAM",
+        "NO_COLOR",
+        "CLICOLOR_FORCE",
         "COLUMNS",
         // Read by reqwest: the stand-in servers are on 127.0.0.1.
         "HTTP_PROXY",
@@ -156,6 +164,17 @@ impl Daemon {
 
     /// `spawn` with extra environment variables (NOTIFY_SOCKET, say).
     pub fn spawn_env(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_with(dir, env, false)
+    }
+
+    /// `spawn_env` with the log file posing as the journal: JOURNAL_STREAM
+    /// names its device and inode, as systemd does for a service's stderr.
+    pub fn spawn_journal(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_with(dir, env, true)
+    }
+
+    fn spawn_with(dir: &TestDir, env: &[(&str, &str)], journal: bool) -> Daemon {
+        use std::os::unix::fs::MetadataExt;
         // Each run gets its own numbered log, so a restarted daemon's log
         // starts empty (wait_log sees only the new run) and the old one stays.
         let (log, log_path) = (0..)
@@ -165,7 +184,12 @@ impl Daemon {
                 Some((f, p))
             })
             .expect("log file");
-        let child = command(dir)
+        let mut cmd = command(dir);
+        if journal {
+            let meta = log.metadata().expect("log metadata");
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        let child = cmd
             .arg("run")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -277,10 +301,36 @@ pub fn run_cli_env(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Output {
+    let mut cmd = command(dir);
+    cmd.envs(env.iter().copied());
+    run_to_end(cmd, args, stdin)
+}
+
+/// `run_cli` as the unprivileged user `uid` (through `setpriv`, so the test
+/// must run as root), with a copy of the binary that user may execute. The
+/// test directory is opened to others for it; its contents keep their modes.
+pub fn run_cli_as(dir: &TestDir, uid: u32, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), open.clone()).expect("open the test dir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let copy = bin.join("mpd-scrobbler");
+    std::fs::copy(env!("CARGO_BIN_EXE_mpd-scrobbler"), &copy).expect("copy the binary");
+    std::fs::set_permissions(&copy, open).expect("chmod the binary");
+    let mut setpriv = Command::new("setpriv");
+    setpriv
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg(copy);
+    run_to_end(with_test_env(setpriv, dir), args, None)
+}
+
+fn run_to_end(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write;
-    let mut child = command(dir)
+    let mut child = cmd
         .args(args)
-        .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -117,11 +117,22 @@ pub struct MpdServer {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// When set, clients without it may do nothing (`default_permissions ""`).
+    password: Option<String>,
 }
 
 impl MpdServer {
     /// Generate the library, start mpd and wait until its database holds every song.
     pub fn start(library: &[SongSpec]) -> MpdServer {
+        MpdServer::start_with(library, None)
+    }
+
+    /// `start`, with mpd requiring `password` for everything.
+    pub fn start_with_password(library: &[SongSpec], password: &str) -> MpdServer {
+        MpdServer::start_with(library, Some(password))
+    }
+
+    fn start_with(library: &[SongSpec], password: Option<&str>) -> MpdServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let music = dir.path().join("music");
         std::fs::create_dir_all(&music).expect("music dir");
@@ -135,6 +146,7 @@ impl MpdServer {
             dir,
             port: 0,
             child: None,
+            password: password.map(str::to_owned),
         };
         let mut attempts = 0;
         loop {
@@ -222,6 +234,14 @@ impl MpdServer {
         let mut line = String::new();
         reader.read_line(&mut line).expect("greeting");
         assert!(line.starts_with("OK MPD "), "bad greeting {line:?}");
+        if let Some(password) = &self.password {
+            (&stream)
+                .write_all(format!("password {}\n", quote(password)).as_bytes())
+                .expect("send password");
+            line.clear();
+            reader.read_line(&mut line).expect("password reply");
+            assert_eq!(line, "OK\n", "mpd refused the test's own password");
+        }
         (&stream)
             .write_all(format!("{command}\n").as_bytes())
             .expect("send");
@@ -473,6 +493,13 @@ audio_output {{
             pid = q("mpd.pid"),
             port = self.port,
         );
+        let conf = match &self.password {
+            Some(pw) => format!(
+                "{conf}password {}\ndefault_permissions \"\"\n",
+                quote(&format!("{pw}@read,add,control,admin"))
+            ),
+            None => conf,
+        };
         std::fs::write(d.join("mpd.conf"), conf).expect("write mpd.conf");
     }
 
