@@ -7,6 +7,9 @@
 //!   threads) over a window of playback and a window paused, against a real
 //!   mpd, and its peak RSS through that session.
 //!
+//! - the time from start to READY=1 (sd_notify) with mpd up;
+//! - the binary's size.
+//!
 //! `BENCH_WINDOW=10 cargo bench` shortens the two measuring windows (default 60 s).
 
 #[path = "../tests/integration/common/fake_lastfm.rs"]
@@ -59,7 +62,70 @@ fn main() {
         fill_queue(&state, targets, n == 0);
         backlog_flush(binary, tmp.path(), &state, targets);
     }
+    startup_to_ready(binary, 20);
     idle_and_playback(binary, window);
+}
+
+/// Time from spawning the daemon to its READY=1 on NOTIFY_SOCKET, with mpd
+/// up: the first start (creating the state directory) and `runs` restarts
+/// on the same state.
+fn startup_to_ready(binary: &str, runs: usize) {
+    use std::os::unix::net::UnixDatagram;
+    let mpd = mpd::MpdServer::start(&[]);
+    let server = fake_lastfm::FakeLastFm::start();
+    let sk = server.issue_session("alice");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let sections = format!(
+        "[lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\nsession_key = {sk:?}\n",
+        server.url(),
+        fake_lastfm::API_KEY,
+        fake_lastfm::API_SECRET,
+    );
+    let config = write_config(dir.path(), "ready", mpd.port(), &state, &sections);
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut times = Vec::with_capacity(runs + 1);
+    for _ in 0..=runs {
+        let start = Instant::now();
+        let mut child = Command::new(binary)
+            .arg("-c")
+            .arg(&config)
+            .arg("run")
+            .env_remove("MPD_HOST")
+            .env_remove("MPD_PORT")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("MPD_SCROBBLER_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn daemon");
+        let mut buf = [0u8; 256];
+        loop {
+            let n = socket.recv(&mut buf).expect("READY within 10 s");
+            if buf[..n].starts_with(b"READY=1") {
+                break;
+            }
+        }
+        times.push(start.elapsed());
+        stop(&mut child);
+        // STOPPING=1 of this run must not be read as the next run's message.
+        socket.set_nonblocking(true).expect("nonblocking");
+        while socket.recv(&mut buf).is_ok() {}
+        socket.set_nonblocking(false).expect("blocking");
+    }
+    let first = times.remove(0);
+    times.sort();
+    println!(
+        "startup to READY (mpd up): first start {:.1} ms; {runs} restarts p50 {:.1} ms, max {:.1} ms",
+        ms(first),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1]),
+    );
 }
 
 fn listen(i: usize, now: u64) -> Listen {

@@ -139,3 +139,50 @@ fn journal_logs_carry_priorities_and_no_timestamps_or_colours() {
     assert!(log.lines().any(|l| l.starts_with("<6>")), "{log}");
     assert!(log.lines().any(|l| l.starts_with("<7>")), "{log}");
 }
+
+#[test]
+fn started_before_mpd_and_the_network_it_is_ready_and_catches_up() {
+    let mut mpd = MpdServer::start(&[crate::common::mpd::SongSpec::new(
+        "a.flac",
+        3,
+        &[("ARTIST", "Early Artist"), ("TITLE", "Early Song")],
+    )]);
+    mpd.stop_server();
+    let lastfm = FakeLastFm::start();
+    let sk = lastfm.issue_session("alice");
+    lastfm.go_down();
+    let dir = TestDir::new();
+    dir.write_config(&config_toml(
+        mpd.port(),
+        &dir.state_dir(),
+        &lastfm.url(),
+        Some(&sk),
+    ));
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut daemon = Daemon::spawn_env(&dir, &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
+    // Ready although nothing it needs is up: no start timeout, no crash loop.
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("a notification");
+    assert_eq!(&buf[..n], b"READY=1\n", "{}", daemon.log());
+    assert!(daemon.wait_log("retrying", Duration::from_secs(5)), "{}", daemon.log());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(daemon.is_running(), "{}", daemon.log());
+
+    mpd.start_server();
+    assert!(
+        daemon.wait_log("connected to MPD", Duration::from_secs(40)),
+        "{}",
+        daemon.log()
+    );
+    mpd.play_file("a.flac");
+    mpd.wait_state("stop", Duration::from_secs(15));
+    lastfm.come_up();
+    let got = lastfm.wait_for_scrobbles(1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1, "{}", daemon.log());
+    assert_eq!(got[0].track, "Early Song");
+    assert!(daemon.sigterm().success());
+}
