@@ -76,12 +76,7 @@ fn startup_to_ready(binary: &str, runs: usize) {
     let sk = server.issue_session("alice");
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");
-    let sections = format!(
-        "[lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\nsession_key = {sk:?}\n",
-        server.url(),
-        fake_lastfm::API_KEY,
-        fake_lastfm::API_SECRET,
-    );
+    let sections = lastfm_section(&server, &sk);
     let config = write_config(dir.path(), "ready", mpd.port(), &state, &sections);
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
@@ -178,13 +173,7 @@ fn backlog_flush(binary: &str, dir: &Path, state: &Path, targets: &[&str]) {
     let lb = fake_listenbrainz::FakeListenBrainz::start();
     let mut sections = String::new();
     if targets.contains(&"lastfm") {
-        sections += &format!(
-            "[lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\nsession_key = {:?}\n",
-            lastfm.url(),
-            fake_lastfm::API_KEY,
-            fake_lastfm::API_SECRET,
-            lastfm.issue_session("alice")
-        );
+        sections += &lastfm_section(&lastfm, &lastfm.issue_session("alice"));
     }
     if targets.contains(&"listenbrainz") {
         sections += &format!(
@@ -255,12 +244,7 @@ fn idle_and_playback(binary: &str, window: Duration) {
     let sk = server.issue_session("alice");
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");
-    let sections = format!(
-        "[lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\nsession_key = {sk:?}\n",
-        server.url(),
-        fake_lastfm::API_KEY,
-        fake_lastfm::API_SECRET,
-    );
+    let sections = lastfm_section(&server, &sk);
     // A short song may count, so a warm-up play can be scrobbled first: the
     // windows then see a daemon whose database has been written before, as
     // it is for every play but the first after installing.
@@ -272,7 +256,10 @@ fn idle_and_playback(binary: &str, window: Duration) {
     mpd.play_file("warmup.flac");
     let warm = Instant::now();
     while server.scrobbles().is_empty() {
-        assert!(warm.elapsed() < Duration::from_secs(30), "warm-up play not scrobbled");
+        assert!(
+            warm.elapsed() < Duration::from_secs(30),
+            "warm-up play not scrobbled"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     mpd.play_file("long.flac");
@@ -390,6 +377,16 @@ fn vm_hwm(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A `[lastfm]` section for the stand-in server and session `sk`.
+fn lastfm_section(server: &fake_lastfm::FakeLastFm, sk: &str) -> String {
+    format!(
+        "[lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\nsession_key = {sk:?}\n",
+        server.url(),
+        fake_lastfm::API_KEY,
+        fake_lastfm::API_SECRET,
+    )
 }
 
 fn write_config(dir: &Path, name: &str, port: u16, state: &Path, targets: &str) -> PathBuf {

@@ -53,6 +53,22 @@ impl Rig {
         }
     }
 
+    /// Play `short/0.flac` .. `short/{n-1}.flac`, each until the daemon has
+    /// queued it. One song at a time: on a loaded machine mpd can report two
+    /// song changes of 3-second songs as one, and the song between them was
+    /// then never seen playing.
+    fn play_each_until_queued(&self, n: usize) {
+        for i in 0..n {
+            self.mpd.play_file(&format!("short/{i}.flac"));
+            assert!(
+                self.daemon
+                    .wait_log(&format!("queued \"Artist {i} "), Duration::from_secs(10)),
+                "{}",
+                self.daemon.log()
+            );
+        }
+    }
+
     fn wait_scrobbles(&self, n: usize, secs: u64) -> Vec<crate::common::fake_lastfm::Scrobbled> {
         let got = self.lastfm.wait_for_scrobbles(n, Duration::from_secs(secs));
         assert!(
@@ -244,17 +260,7 @@ fn repeat_single_scrobbles_each_play() {
 fn outage_backlog_arrives_once_in_batches() {
     let mut rig = Rig::with_library(&short_songs(3, 3));
     rig.lastfm.go_down();
-    rig.mpd.cmd("clear");
-    rig.mpd
-        .enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
-    rig.mpd.cmd("play");
-    rig.mpd.wait_state("stop", Duration::from_secs(20));
-    assert!(
-        rig.daemon
-            .wait_log("queued \"Artist 2", Duration::from_secs(5)),
-        "{}",
-        rig.daemon.log()
-    );
+    rig.play_each_until_queued(3);
     assert!(rig.lastfm.scrobbles().is_empty());
     rig.lastfm.come_up();
     let got = rig.wait_scrobbles(3, 15);
@@ -430,17 +436,7 @@ fn a_refused_item_is_set_aside_and_the_rest_delivered() {
     let rig = Rig::with_library(&short_songs(3, 3));
     rig.lastfm.go_down();
     rig.lastfm.set_poison_artist(Some("Artist 1"));
-    rig.mpd.cmd("clear");
-    rig.mpd
-        .enqueue(&["short/0.flac", "short/1.flac", "short/2.flac"]);
-    rig.mpd.cmd("play");
-    rig.mpd.wait_state("stop", Duration::from_secs(20));
-    assert!(
-        rig.daemon
-            .wait_log("queued \"Artist 2", Duration::from_secs(5)),
-        "{}",
-        rig.daemon.log()
-    );
+    rig.play_each_until_queued(3);
     rig.lastfm.come_up();
     let got = rig.wait_scrobbles(2, 15);
     let titles: Vec<_> = got.into_iter().map(|s| s.track).collect();

@@ -32,6 +32,24 @@ fn verify(unit: &str, installed_path: &str) {
     assert!(out.status.success() && ours.is_empty(), "{unit}: {stderr}");
 }
 
+/// The daemon, started with NOTIFY_SOCKET pointing at a socket of the test's.
+fn spawn_with_notify_socket(dir: &TestDir) -> (UnixDatagram, Daemon) {
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let daemon = Daemon::spawn_env(dir, &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    (socket, daemon)
+}
+
+/// The next sd_notify message; fails the test after 10 s.
+fn notification(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("a notification within 10 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 #[test]
 fn units_pass_systemd_analyze_verify() {
     verify(
@@ -53,18 +71,10 @@ fn notify_ready_after_the_first_mpd_sync_and_stopping_on_sigterm() {
         &lastfm.url(),
         Some("sk"),
     ));
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut daemon = Daemon::spawn_env(&dir, &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
-    let mut buf = [0u8; 512];
-    let n = socket.recv(&mut buf).expect("a notification");
-    assert_eq!(&buf[..n], b"READY=1\n", "{}", daemon.log());
+    let (socket, mut daemon) = spawn_with_notify_socket(&dir);
+    assert_eq!(notification(&socket), "READY=1\n", "{}", daemon.log());
     daemon.signal("TERM");
-    let n = socket.recv(&mut buf).expect("a notification");
-    assert_eq!(&buf[..n], b"STOPPING=1\n");
+    assert_eq!(notification(&socket), "STOPPING=1\n");
     assert!(daemon.sigterm().success());
 }
 
@@ -158,17 +168,14 @@ fn started_before_mpd_and_the_network_it_is_ready_and_catches_up() {
         &lastfm.url(),
         Some(&sk),
     ));
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut daemon = Daemon::spawn_env(&dir, &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
+    let (socket, mut daemon) = spawn_with_notify_socket(&dir);
     // Ready although nothing it needs is up: no start timeout, no crash loop.
-    let mut buf = [0u8; 512];
-    let n = socket.recv(&mut buf).expect("a notification");
-    assert_eq!(&buf[..n], b"READY=1\n", "{}", daemon.log());
-    assert!(daemon.wait_log("retrying", Duration::from_secs(5)), "{}", daemon.log());
+    assert_eq!(notification(&socket), "READY=1\n", "{}", daemon.log());
+    assert!(
+        daemon.wait_log("retrying", Duration::from_secs(5)),
+        "{}",
+        daemon.log()
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert!(daemon.is_running(), "{}", daemon.log());
 
