@@ -62,6 +62,10 @@ pub async fn connect(cfg: &MpdConfig) -> Result<(Client, ConnectionEvents), Conn
                 // A dead remote MPD would otherwise go unnoticed until the next
                 // command; the kernel's keepalive costs the daemon no wake-ups.
                 let _ = socket2::SockRef::from(&stream).set_keepalive(true);
+                // mpd_client writes `noidle` right after `idle`; with Nagle's
+                // algorithm that small write waits for the delayed ACK of the
+                // first, so every read after a wake-up took 40 ms more.
+                let _ = stream.set_nodelay(true);
                 Ok(Client::connect_with_password_opt(stream, password).await)
             }
             MpdAddress::Unix(path) => {
@@ -142,7 +146,14 @@ pub async fn snapshot(client: &Client) -> Result<Snapshot, ReadError> {
             .map(|f| f.fields().collect())
             .unwrap_or_default()
     };
-    Ok(parse_snapshot(&fields(0), &fields(1)))
+    let snapshot = parse_snapshot(&fields(0), &fields(1));
+    tracing::debug!(
+        state = ?snapshot.state,
+        song = snapshot.song.as_ref().map(|s| s.id),
+        elapsed = ?snapshot.elapsed,
+        "MPD status"
+    );
+    Ok(snapshot)
 }
 
 /// Channels whose messages the daemon acts on: mpdscribble's (so existing
