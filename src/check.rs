@@ -428,9 +428,7 @@ fn judge_dir(dir: &Path, config_path: &Path, f: &DirFacts) -> Verdict {
             },
         );
     }
-    if let Some(free) = f.free
-        && free < FAIL_BELOW_BYTES
-    {
+    if let Some(free) = f.free.filter(|b| *b < FAIL_BELOW_BYTES) {
         return Verdict::fail(
             ITEM,
             format!("only {} free on the file system of {shown}", mib(free)),
@@ -472,9 +470,7 @@ fn judge_dir(dir: &Path, config_path: &Path, f: &DirFacts) -> Verdict {
             format!("`chmod 700 {shown}`"),
         );
     }
-    if let Some(free) = f.free
-        && free < WARN_BELOW_BYTES
-    {
+    if let Some(free) = f.free.filter(|b| *b < WARN_BELOW_BYTES) {
         return Verdict::warn(
             ITEM,
             format!("{shown} is writable, but only {} free", mib(free)),
