@@ -4,10 +4,12 @@
 //! - a 10,000-scrobble backlog flushed by the real daemon to the stand-in
 //!   Last.fm server: wall time, request count, the daemon's peak RSS;
 //! - the daemon's CPU time and wake-ups (context switches summed over its
-//!   threads) over a window of playback and a window paused, against a real
+//!   threads) over a window of playback and two windows paused, against a real
 //!   mpd, and its peak RSS through that session.
 //!
 //! - the time from start to READY=1 (sd_notify) with mpd up;
+//! - the CPU this machine charges for a wake-up that does no work, to read
+//!   the CPU figures against;
 //! - the binary's size.
 //!
 //! `BENCH_WINDOW=10 cargo bench` shortens the two measuring windows (default 60 s).
@@ -217,6 +219,27 @@ fn backlog_flush(binary: &str, dir: &Path, state: &Path, targets: &[&str]) {
     );
 }
 
+/// What the machine charges for a wake-up that does nothing: a thread
+/// sleeps `gap` `n` times, and its scheduler CPU time is divided by `n`. On
+/// some VMs this alone is about a millisecond, growing with the time slept,
+/// and the CPU figures are then mostly wake-ups times this. Runs beside the
+/// playback windows; join the handle for the figure.
+fn wake_up_cost(n: u32, gap: Duration) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let cpu = || -> u64 {
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        let before = cpu();
+        for _ in 0..n {
+            std::thread::sleep(gap);
+        }
+        Duration::from_nanos((cpu() - before) / u64::from(n))
+    })
+}
+
 fn idle_and_playback(binary: &str, window: Duration) {
     // Long enough to play through both windows, short enough that the play
     // qualifies inside the first: the steady state includes sled's threads,
@@ -264,10 +287,18 @@ fn idle_and_playback(binary: &str, window: Duration) {
     }
     mpd.play_file("long.flac");
     std::thread::sleep(Duration::from_secs(2));
+    let gap = Duration::from_secs(10);
+    let reference = wake_up_cost((window.as_secs() / gap.as_secs()).max(1) as u32, gap);
     report("playing", window, &measure(pid, window));
     mpd.pause();
     std::thread::sleep(Duration::from_secs(2));
     report("paused", window, &measure(pid, window));
+    report("paused, the minute after", window, &measure(pid, window));
+    println!(
+        "reference: a bare wake-up after {} s asleep costs {:.0} µs of CPU on this machine",
+        gap.as_secs(),
+        reference.join().expect("sleeper").as_secs_f64() * 1e6
+    );
     println!(
         "playback session: daemon peak RSS (VmHWM) {:.1} MiB, {} scrobble(s) delivered in the windows",
         vm_hwm(pid) as f64 / 1024.0,

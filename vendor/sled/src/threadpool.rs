@@ -83,7 +83,9 @@ impl Queue {
         // with the notify below.
         drop(queue);
 
-        self.cv.notify_all();
+        // mpd-scrobbler patch: one task needs one thread; notify_all woke all
+        // 7 waiting threads for every write, and 6 went back to sleep.
+        self.cv.notify_one();
 
         len
     }
