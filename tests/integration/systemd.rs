@@ -110,25 +110,22 @@ fn journal_logs_carry_priorities_and_no_timestamps_or_colours() {
     // Colours forced, so that only the journal detection can turn them off.
     let force = [("CLICOLOR_FORCE", "1")];
 
-    let mut plain = Daemon::spawn_env(&dir, &force);
-    assert!(
-        plain.wait_log("connected to MPD", Duration::from_secs(10)),
-        "{}",
-        plain.log()
-    );
-    assert!(plain.sigterm().success());
-    let log = plain.log();
+    // Until it has connected, then stopped; what it logged.
+    let log_of = |mut daemon: Daemon| {
+        assert!(
+            daemon.wait_log("connected to MPD", Duration::from_secs(10)),
+            "{}",
+            daemon.log()
+        );
+        assert!(daemon.sigterm().success());
+        daemon.log()
+    };
+
+    let log = log_of(Daemon::spawn_env(&dir, &force));
     assert!(log.contains("\x1b["), "colours were forced: {log}");
     assert!(log.lines().any(has_timestamp), "{log}");
 
-    let mut journal = Daemon::spawn_journal(&dir, &force);
-    assert!(
-        journal.wait_log("connected to MPD", Duration::from_secs(10)),
-        "{}",
-        journal.log()
-    );
-    assert!(journal.sigterm().success());
-    let log = journal.log();
+    let log = log_of(Daemon::spawn_journal(&dir, &force));
     assert!(
         !log.contains('\x1b'),
         "escape codes in the journal: {log:?}"
