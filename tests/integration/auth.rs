@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::daemon::{TestDir, config_toml, run_cli};
+use crate::common::daemon::{TestDir, run_cli};
 use crate::common::fake_lastfm::FakeLastFm;
 
 fn setup() -> (FakeLastFm, TestDir) {
@@ -13,7 +13,7 @@ fn setup() -> (FakeLastFm, TestDir) {
     lastfm.add_user("alice", "s3cret pässword");
     let dir = TestDir::new();
     // No daemon and no mpd are needed to authorise.
-    dir.write_config(&config_toml(1, &dir.state_dir(), &lastfm.url(), None));
+    dir.write_test_config(1, &lastfm.url(), None);
     (lastfm, dir)
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::daemon::{Daemon, TestDir, config_toml, run_cli};
+use crate::common::daemon::{Daemon, TestDir, run_cli};
 use crate::common::fake_lastfm::FakeLastFm;
 
 /// The fixture with recent start times (ISO for the second, as old
@@ -35,7 +35,7 @@ fn journal_is_imported_once_with_original_times_and_delivered() {
     let lastfm = FakeLastFm::start();
     let dir = TestDir::new();
     let sk = lastfm.issue_session("alice");
-    dir.write_config(&config_toml(1, &dir.state_dir(), &lastfm.url(), Some(&sk)));
+    dir.write_test_config(1, &lastfm.url(), Some(&sk));
     let (path, times) = journal(&dir);
     let path = path.to_str().unwrap();
 
@@ -96,12 +96,7 @@ fn journal_is_imported_once_with_original_times_and_delivered() {
 #[test]
 fn a_missing_journal_is_named_in_the_error() {
     let dir = TestDir::new();
-    dir.write_config(&config_toml(
-        1,
-        &dir.state_dir(),
-        "http://127.0.0.1:1/2.0/",
-        None,
-    ));
+    dir.write_test_config(1, "http://127.0.0.1:1/2.0/", None);
     let out = run_cli(
         &dir,
         &["import", "mpdscribble", "/nonexistent/journal"],

@@ -151,12 +151,7 @@ fn status_shows_progress_and_each_target_state() {
     let lastfm = FakeLastFm::start();
     let dir = TestDir::new();
     let sk = lastfm.issue_session("alice");
-    dir.write_config(&config_toml(
-        mpd.port(),
-        &dir.state_dir(),
-        &lastfm.url(),
-        Some(&sk),
-    ));
+    dir.write_test_config(mpd.port(), &lastfm.url(), Some(&sk));
     let out = run_cli(&dir, &["status"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));

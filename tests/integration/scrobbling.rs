@@ -33,12 +33,7 @@ impl Rig {
         lastfm.add_user("alice", "s3cret pässword");
         let sk = lastfm.issue_session("alice");
         let dir = TestDir::new();
-        dir.write_config(&config_toml(
-            mpd.port(),
-            &dir.state_dir(),
-            &lastfm.url(),
-            Some(&sk),
-        ));
+        dir.write_test_config(mpd.port(), &lastfm.url(), Some(&sk));
         let daemon = Daemon::spawn(&dir);
         assert!(
             daemon.wait_log("connected to MPD", Duration::from_secs(10)),

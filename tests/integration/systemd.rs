@@ -4,7 +4,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::common::daemon::{Daemon, TestDir, config_toml};
+use crate::common::daemon::{Daemon, TestDir};
 use crate::common::fake_lastfm::FakeLastFm;
 use crate::common::mpd::MpdServer;
 
@@ -65,12 +65,7 @@ fn notify_ready_after_the_first_mpd_sync_and_stopping_on_sigterm() {
     let lastfm = FakeLastFm::start();
     lastfm.go_down();
     let dir = TestDir::new();
-    dir.write_config(&config_toml(
-        mpd.port(),
-        &dir.state_dir(),
-        &lastfm.url(),
-        Some("sk"),
-    ));
+    dir.write_test_config(mpd.port(), &lastfm.url(), Some("sk"));
     let (socket, mut daemon) = spawn_with_notify_socket(&dir);
     assert_eq!(notification(&socket), "READY=1\n", "{}", daemon.log());
     daemon.signal("TERM");
@@ -101,12 +96,7 @@ fn journal_logs_carry_priorities_and_no_timestamps_or_colours() {
     let lastfm = FakeLastFm::start();
     let dir = TestDir::new();
     // No session: the daemon warns that the target is not authorised.
-    dir.write_config(&config_toml(
-        mpd.port(),
-        &dir.state_dir(),
-        &lastfm.url(),
-        None,
-    ));
+    dir.write_test_config(mpd.port(), &lastfm.url(), None);
     // Colours forced, so that only the journal detection can turn them off.
     let force = [("CLICOLOR_FORCE", "1")];
 
@@ -159,12 +149,7 @@ fn started_before_mpd_and_the_network_it_is_ready_and_catches_up() {
     let sk = lastfm.issue_session("alice");
     lastfm.go_down();
     let dir = TestDir::new();
-    dir.write_config(&config_toml(
-        mpd.port(),
-        &dir.state_dir(),
-        &lastfm.url(),
-        Some(&sk),
-    ));
+    dir.write_test_config(mpd.port(), &lastfm.url(), Some(&sk));
     let (socket, mut daemon) = spawn_with_notify_socket(&dir);
     // Ready although nothing it needs is up: no start timeout, no crash loop.
     assert_eq!(notification(&socket), "READY=1\n", "{}", daemon.log());

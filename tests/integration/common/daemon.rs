@@ -44,6 +44,17 @@ impl TestDir {
     pub fn write_config(&self, toml: &str) {
         std::fs::write(self.config_path(), toml).expect("write config");
     }
+
+    /// Write the usual test config (`config_toml`) with this directory's
+    /// state dir.
+    pub fn write_test_config(&self, mpd_port: u16, lastfm_url: &str, session_key: Option<&str>) {
+        self.write_config(&config_toml(
+            mpd_port,
+            &self.state_dir(),
+            lastfm_url,
+            session_key,
+        ));
+    }
 }
 
 /// A config for the tests: thresholds low enough for seconds-long songs,
