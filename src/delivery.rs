@@ -5,7 +5,9 @@
 //! configuration failures pause the target (one log line saying what to run)
 //! until new credentials arrive; a batch the server refuses as a whole is
 //! split until the bad item is found and set aside, so it never blocks the
-//! rest. Items leave the queue only after a definite answer.
+//! rest. Items leave the queue only after a definite answer. Each request is
+//! recorded as in flight before it goes out; one left without an answer is
+//! settled by asking the server before anything is resent (`crate::reconcile`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -18,12 +20,17 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Delivery, Secret};
 use crate::lastfm::ItemOutcome;
 use crate::queue::{Key, Love, QueueError, TargetQueue};
+use crate::reconcile::{self, Account, Settled};
 use crate::scrobble::{Listen, Track, unix_now};
 use crate::target::{ErrorKind, Failure, Service};
 
 /// Wait after a rate-limit answer that says nothing of how long to wait
 /// (Last.fm error 29: at least a minute, protocols.md §1.10).
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Failed attempts at asking the server about an unanswered request before
+/// its items are simply sent again (at least once rather than never).
+const MAX_FAILED_ASKS: u32 = 3;
 
 /// What the rest of the daemon shares with a target's flusher.
 #[derive(Debug)]
@@ -118,6 +125,7 @@ enum Stop {
     Pause(String),
     DailyLimit,
     Queue(QueueError),
+    Shutdown,
 }
 
 impl From<Failure> for Stop {
@@ -149,6 +157,7 @@ pub struct Flusher {
     timing: Delivery,
     shutdown: CancellationToken,
     on_delivery: Option<Arc<dyn Fn() + Send + Sync>>,
+    account: Account,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -173,6 +182,7 @@ impl Flusher {
             timing,
             shutdown,
             on_delivery: None,
+            account: Account::default(),
         }
     }
 
@@ -189,6 +199,7 @@ impl Flusher {
         let mut session = self.handle.session.subscribe();
         let mut failures: u32 = 0;
         let mut failing: Option<String> = None;
+        let mut failed_asks: u32 = 0;
         loop {
             let Some(credential) = session.borrow_and_update().clone() else {
                 self.handle
@@ -205,9 +216,14 @@ impl Flusher {
                 }
                 continue;
             };
-            let result = match self.queue.peek_love() {
-                Ok(Some((key, love))) => self.deliver_love(key, &love, &credential).await,
-                Ok(None) => {
+            let result = match (self.queue.in_flight(), self.queue.peek_love()) {
+                (Ok(Some((id, flight))), _) => {
+                    self.settle_in_flight(id, &flight, &credential, &mut failed_asks)
+                        .await
+                }
+                (Err(e), _) | (Ok(None), Err(e)) => Err(Stop::Queue(e)),
+                (Ok(None), Ok(Some((key, love)))) => self.deliver_love(key, &love, &credential).await,
+                (Ok(None), Ok(None)) => {
                     let batch = match self.queue.peek(self.handle.service.max_batch()).await {
                         Ok(b) => b,
                         Err(e) => {
@@ -227,7 +243,6 @@ impl Flusher {
                     }
                     self.deliver(&batch, &credential).await
                 }
-                Err(e) => Err(Stop::Queue(e)),
             };
             match result {
                 Ok(()) => {
@@ -309,6 +324,7 @@ impl Flusher {
                         return;
                     }
                 }
+                Err(Stop::Shutdown) => return,
                 Err(Stop::Queue(e)) => {
                     tracing::error!("{name}: queue write failed: {e}");
                     if !self.sleep(self.backoff(&mut failures)).await {
@@ -373,10 +389,26 @@ impl Flusher {
                 continue;
             }
             let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
+            let flight = self
+                .queue
+                .mark_in_flight(&reconcile::flight(chunk))
+                .await
+                .map_err(Stop::Queue)?;
             match service.submit(credential.expose(), &listens).await {
-                Ok(outcomes) => self.settle(chunk, outcomes).await?,
-                Err(e) => match e.kind {
+                Ok(outcomes) => self.settle(chunk, outcomes, flight).await?,
+                Err(mut e) => match e.kind {
+                    // The record stays: the server is asked what it stored
+                    // before any of it is sent again.
+                    ErrorKind::Unknown => {
+                        e.message = format!(
+                            "{} (no answer to a request of {}; the server will be asked what it stored)",
+                            e.message,
+                            chunk.len()
+                        );
+                        return Err(Stop::from(e));
+                    }
                     ErrorKind::Rejected if chunk.len() > 1 => {
+                        self.queue.clear_in_flight(flight).map_err(Stop::Queue)?;
                         tracing::debug!(
                             "{name}: batch of {} refused ({}); splitting it",
                             chunk.len(),
@@ -394,25 +426,31 @@ impl Flusher {
                             e.message
                         );
                         self.queue
-                            .set_aside(*key, listen, &e.message)
+                            .finish_in_flight(flight, &[], &[(*key, listen.clone(), e.message)])
                             .await
                             .map_err(Stop::Queue)?;
                     }
-                    _ => return Err(Stop::from(e)),
+                    _ => {
+                        self.queue.clear_in_flight(flight).map_err(Stop::Queue)?;
+                        return Err(Stop::from(e));
+                    }
                 },
             }
         }
         Ok(())
     }
 
-    /// Act on the per-item answers of one accepted request.
+    /// Act on the per-item answers of one accepted request, in one write
+    /// that also clears its in-flight record.
     async fn settle(
         &self,
         chunk: &[(Key, Listen)],
         outcomes: Vec<ItemOutcome>,
+        flight: Key,
     ) -> Result<(), Stop> {
         let name = &self.handle.name;
         let mut done = Vec::with_capacity(chunk.len());
+        let mut refused = Vec::new();
         let mut limited = false;
         for ((key, listen), outcome) in chunk.iter().zip(outcomes) {
             match outcome {
@@ -422,16 +460,20 @@ impl Flusher {
                         "{name}: the server ignored {} (code {code}: {message}); dropped from the queue",
                         describe(&listen.track)
                     );
-                    self.queue
-                        .set_aside(*key, listen, &format!("ignored, code {code}: {message}"))
-                        .await
-                        .map_err(Stop::Queue)?;
+                    refused.push((
+                        *key,
+                        listen.clone(),
+                        format!("ignored, code {code}: {message}"),
+                    ));
                 }
                 ItemOutcome::DailyLimitExceeded => limited = true,
             }
         }
         let accepted = done.len();
-        self.queue.remove(&done).await.map_err(Stop::Queue)?;
+        self.queue
+            .finish_in_flight(flight, &done, &refused)
+            .await
+            .map_err(Stop::Queue)?;
         if let Some(f) = &self.on_delivery {
             f();
         }
@@ -443,6 +485,75 @@ impl Flusher {
             Err(Stop::DailyLimit)
         } else {
             Ok(())
+        }
+    }
+
+    /// Settle a request that got no answer: once the request timeout has
+    /// passed since it was sent, ask the server what it stored, drop that
+    /// from the queue and leave the rest to be sent again. When the server
+    /// cannot be asked, or asking keeps failing, everything is sent again.
+    async fn settle_in_flight(
+        &self,
+        id: Key,
+        flight: &crate::queue::InFlight,
+        credential: &Secret,
+        failed_asks: &mut u32,
+    ) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        if !reconcile::wait_to_ask(flight.sent_at_ms, self.timing.request_timeout, &self.shutdown)
+            .await
+        {
+            return Err(Stop::Shutdown);
+        }
+        let settled = tokio::select! {
+            s = reconcile::settle(
+                &self.handle.service,
+                &self.queue,
+                &self.account,
+                credential.expose(),
+                id,
+                flight,
+            ) => s,
+            () = self.shutdown.cancelled() => return Err(Stop::Shutdown),
+        };
+        match settled {
+            Ok(Settled::Checked { found, missing }) => {
+                *failed_asks = 0;
+                if found > 0 {
+                    if let Some(f) = &self.on_delivery {
+                        f();
+                    }
+                }
+                tracing::info!(
+                    "{name}: the server has {found} of the {} scrobble(s) of an unanswered request; \
+                     {missing} will be sent again",
+                    found + missing
+                );
+                Ok(())
+            }
+            Ok(Settled::Unaskable(why)) => {
+                *failed_asks = 0;
+                tracing::debug!(
+                    "{name}: cannot ask the server what it stored of an unanswered request ({why}); \
+                     sending it again"
+                );
+                Ok(())
+            }
+            Err(reconcile::Error::Queue(e)) => Err(Stop::Queue(e)),
+            Err(reconcile::Error::Ask(e)) if e.kind == ErrorKind::Auth => Err(Stop::from(e)),
+            Err(reconcile::Error::Ask(e)) => {
+                *failed_asks += 1;
+                if *failed_asks < MAX_FAILED_ASKS {
+                    return Err(Stop::from(e));
+                }
+                *failed_asks = 0;
+                tracing::debug!(
+                    "{name}: asking the server what it stored failed {MAX_FAILED_ASKS} times ({}); \
+                     sending the request again",
+                    e.message
+                );
+                self.queue.clear_in_flight(id).map_err(Stop::Queue)
+            }
         }
     }
 

@@ -183,6 +183,34 @@ mod tests {
         let http = client(Duration::from_millis(200)).unwrap();
         let err = http.get(&url).send().await.unwrap_err();
         assert!(err.is_timeout(), "{err:?}");
+        assert!(outcome_unknown(&err), "the server may have acted on it");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_proves_nothing_was_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let http = client(Duration::from_secs(5)).unwrap();
+        let err = http.post(&url).body("x=1").send().await.unwrap_err();
+        assert!(!outcome_unknown(&err), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_after_the_request_is_an_unknown_outcome() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            let _ = stream.read(&mut buf).await.unwrap();
+            // Closed without an answer, as a server that crashed mid-request.
+        });
+        let http = client(Duration::from_secs(5)).unwrap();
+        let err = http.post(&url).body("x=1").send().await.unwrap_err();
+        server.await.unwrap();
+        assert!(outcome_unknown(&err), "{err:?}");
     }
 }
 
@@ -197,4 +225,12 @@ pub fn describe_error(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Whether a failed request may still have been received and acted on: a
+/// timeout, a connection reset or closed once the request was on its way,
+/// or a body that could not be read. Only a failure to connect, or a request
+/// that could not even be built, proves that nothing reached the server.
+pub fn outcome_unknown(e: &reqwest::Error) -> bool {
+    !(e.is_connect() || e.is_builder())
 }

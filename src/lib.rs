@@ -18,6 +18,7 @@ pub mod lastfm;
 pub mod listenbrainz;
 pub mod query;
 pub mod queue;
+pub mod reconcile;
 pub mod scrobble;
 pub mod session;
 pub mod target;

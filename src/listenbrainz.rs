@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::scrobble::{Listen, Track};
-use crate::target::ErrorKind;
+use crate::target::{ErrorKind, Heard};
 
 /// Default API root.
 pub const DEFAULT_URL: &str = "https://api.listenbrainz.org";
@@ -15,6 +15,14 @@ pub const DEFAULT_URL: &str = "https://api.listenbrainz.org";
 /// Listens per `import` request. The server takes up to 1000; smaller
 /// batches keep each request quick and a rejected batch cheap to bisect.
 pub const MAX_BATCH: usize = 100;
+
+/// Listens asked for per page when reading listens back; the server caps
+/// `count` silently at 1000 (100 before 2023), never lower.
+const LISTENS_PAGE: u64 = 1000;
+const MIN_PAGE_CAP: usize = 100;
+
+/// Pages read at most when checking what arrived; an item not seen is resent.
+pub const MAX_LISTEN_PAGES: usize = 20;
 
 /// Average bytes per listen the server accepts over a whole request
 /// (`MAX_LISTEN_SIZE`), and the cap of a request body (`MAX_LISTEN_PAYLOAD_SIZE`).
@@ -45,9 +53,13 @@ pub enum Error {
         /// For 429: the server's X-RateLimit-Reset-In.
         reset_in: Option<Duration>,
     },
-    /// The request did not complete.
+    /// The request did not reach the server (no connection).
     #[error("request failed: {0}")]
     Transport(String),
+    /// The request went out but no answer came back (timeout, connection
+    /// reset, unreadable body): the server may have acted on it.
+    #[error("request failed: {0}")]
+    Unsure(String),
     /// A 2xx reply that is not what the protocol promises.
     #[error("unexpected reply: {0}")]
     Malformed(String),
@@ -65,6 +77,7 @@ impl Error {
                 _ => ErrorKind::Rejected,
             },
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
+            Error::Unsure(_) => ErrorKind::Unknown,
         }
     }
 
@@ -208,6 +221,51 @@ impl Client {
         }
     }
 
+    /// The listens of `user` that started from `first` to `last` (Unix
+    /// seconds, both included), newest first (`GET /1/user/{user}/listens`,
+    /// protocols.md §3.8), paging back with `max_ts` at most
+    /// [`MAX_LISTEN_PAGES`] times.
+    pub async fn listens(
+        &self,
+        token: &str,
+        user: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Heard>, Error> {
+        let url = format!("{}/1/user/{}/listens", self.root, path_escape(user));
+        let mut heard: Vec<Heard> = Vec::new();
+        // Both bounds are exclusive.
+        let mut before = last.saturating_add(1);
+        for _ in 0..MAX_LISTEN_PAGES {
+            let resp = self
+                .http
+                .get(format!(
+                    "{url}?min_ts={}&max_ts={before}&count={LISTENS_PAGE}",
+                    first.saturating_sub(1)
+                ))
+                .header("Authorization", format!("Token {token}"))
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.map_err(transport)?;
+            if !(200..300).contains(&status) {
+                return Err(http_error(status, &body, None));
+            }
+            let page = parse_listens(&body)?;
+            let oldest = page.iter().map(|h| h.at).min();
+            let full = page.len() >= MIN_PAGE_CAP;
+            heard.extend(page);
+            match oldest {
+                // A listen at `oldest` that did not fit on this page is not
+                // read; it is then resent, never lost.
+                Some(oldest) if full && oldest > first => before = oldest,
+                _ => break,
+            }
+        }
+        Ok(heard)
+    }
+
     async fn submit_raw(&self, token: &str, body: String) -> Result<(), Error> {
         let quiet_until = *self.quiet_until.lock().expect("not poisoned");
         if let Some(t) = quiet_until {
@@ -245,7 +303,49 @@ impl Client {
 }
 
 fn transport(e: reqwest::Error) -> Error {
-    Error::Transport(crate::http::describe_error(&e))
+    let message = crate::http::describe_error(&e);
+    if crate::http::outcome_unknown(&e) {
+        Error::Unsure(message)
+    } else {
+        Error::Transport(message)
+    }
+}
+
+/// The listens of a `/1/user/{user}/listens` reply.
+fn parse_listens(body: &[u8]) -> Result<Vec<Heard>, Error> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Malformed(format!("listens reply is not JSON: {e}")))?;
+    let listens = v
+        .get("payload")
+        .and_then(|p| p.get("listens"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Malformed("listens reply has no payload.listens".into()))?;
+    Ok(listens
+        .iter()
+        .filter_map(|l| {
+            let meta = l.get("track_metadata")?;
+            let name = |key: &str| meta.get(key).and_then(Value::as_str).map(str::to_owned);
+            Some(Heard {
+                artist: name("artist_name")?,
+                title: name("track_name")?,
+                at: l.get("listened_at")?.as_u64()?,
+            })
+        })
+        .collect())
+}
+
+/// Percent-encodes a path segment (a user name).
+fn path_escape(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn http_error(status: u16, body: &[u8], reset_in: Option<Duration>) -> Error {
@@ -467,6 +567,7 @@ mod tests {
             Error::Transport("refused".into()).kind(),
             ErrorKind::Transient
         );
+        assert_eq!(Error::Unsure("timed out".into()).kind(), ErrorKind::Unknown);
         let parsed = http_error(
             429,
             br#"{"code":429,"error":"slow down"}"#,
@@ -474,6 +575,22 @@ mod tests {
         );
         assert_eq!(parsed.retry_after(), Some(Duration::from_secs(7)));
         assert!(parsed.to_string().contains("slow down"));
+    }
+
+    #[test]
+    fn listens_are_read_back() {
+        let body = br#"{"payload":{"count":2,"user_id":"alice","listens":[
+            {"listened_at":1700000300,"inserted_at":1700000301,"recording_msid":"x",
+             "track_metadata":{"artist_name":"AC/DC","track_name":"T.N.T.","additional_info":{}}},
+            {"listened_at":1700000000,"track_metadata":{"artist_name":"Sigur Rós","track_name":"Hoppípolla"}},
+            {"listened_at":"garbled","track_metadata":{"artist_name":"X","track_name":"Y"}}]}}"#;
+        let heard = parse_listens(body).unwrap();
+        assert_eq!(heard.len(), 2);
+        assert_eq!(heard[0].at, 1_700_000_300);
+        assert_eq!(heard[1].artist, "Sigur Rós");
+        assert!(parse_listens(b"<html>").is_err());
+        assert!(parse_listens(b"{}").is_err());
+        assert_eq!(path_escape("a b/ü"), "a%20b%2F%C3%BC");
     }
 
     #[test]

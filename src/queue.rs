@@ -1,6 +1,8 @@
 //! The durable scrobble queue: one sled database in the state directory, one
-//! FIFO tree per target (`queue/<target>`) and one tree of items a server
-//! rejected for good (`rejected/<target>`).
+//! FIFO tree per target (`queue/<target>`), one tree of items a server
+//! rejected for good (`rejected/<target>`), and one of the requests sent but
+//! not yet answered (`inflight/<target>`), so that a crash or a timeout
+//! mid-request leaves a record of what the server may have stored.
 //!
 //! An enqueue writes the listen to every target's tree in one transaction and
 //! waits for the fsync before returning, so a play that qualified survives a
@@ -54,6 +56,26 @@ struct Rejected {
     at: u64,
 }
 
+/// A request whose outcome is not known yet: recorded, on disk, before it
+/// is sent, and cleared together with the answer's effect on the queue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InFlight {
+    /// Keys of the queued items the request carries.
+    pub keys: Vec<Key>,
+    /// Earliest start time among them (Unix seconds).
+    pub first: u64,
+    /// Latest start time among them (Unix seconds).
+    pub last: u64,
+    /// Wall-clock time the request went out (Unix milliseconds).
+    pub sent_at_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredFlight {
+    v: u32,
+    flight: InFlight,
+}
+
 /// A love or unlove of a track, queued like a scrobble so that one made
 /// while a target is unreachable still arrives.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -74,6 +96,19 @@ pub struct Item {
     /// Why the server refused it, for rejected items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The stored form of an item set aside for `reason`.
+fn rejected_value(listen: &Listen, reason: &str) -> Vec<u8> {
+    serde_json::to_vec(&Rejected {
+        v: FORMAT_VERSION,
+        listen: listen.clone(),
+        reason: reason.to_owned(),
+        at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    })
+    .expect("a listen always serialises")
 }
 
 /// Insert `value` under `key` in every tree, atomically.
@@ -108,6 +143,7 @@ pub struct TargetQueue {
     pending: sled::Tree,
     rejected: sled::Tree,
     loves: sled::Tree,
+    inflight: sled::Tree,
 }
 
 impl Queue {
@@ -189,6 +225,10 @@ impl Queue {
             loves: self
                 .db
                 .open_tree(format!("loves/{name}"))
+                .expect("sled can open a tree in an open database"),
+            inflight: self
+                .db
+                .open_tree(format!("inflight/{name}"))
                 .expect("sled can open a tree in an open database"),
         }
     }
@@ -327,16 +367,7 @@ impl TargetQueue {
         listen: &Listen,
         reason: &str,
     ) -> Result<(), QueueError> {
-        let value = serde_json::to_vec(&Rejected {
-            v: FORMAT_VERSION,
-            listen: listen.clone(),
-            reason: reason.to_owned(),
-            at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        })
-        .expect("a listen always serialises");
-        self.move_to_rejected(&key, &value)?;
+        self.move_to_rejected(&key, &rejected_value(listen, reason))?;
         self.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -354,6 +385,96 @@ impl TargetQueue {
                 sled::transaction::TransactionError::Storage(e) => self.err(e),
                 sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
             })
+    }
+
+    /// Record `flight` as sent, on disk before this returns: one fsync per
+    /// request. Returns the record's id.
+    pub async fn mark_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
+        let value = serde_json::to_vec(&StoredFlight {
+            v: FORMAT_VERSION,
+            flight: flight.clone(),
+        })
+        .expect("a record always serialises");
+        let id = self.db.generate_id().map_err(|e| self.err(e))?.to_be_bytes();
+        self.inflight.insert(id, value).map_err(|e| self.err(e))?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    /// The oldest request whose outcome is not known, if any. A record that
+    /// cannot be read is dropped with a log line: its items are still
+    /// queued and are simply sent again.
+    pub fn in_flight(&self) -> Result<Option<(Key, InFlight)>, QueueError> {
+        for item in self.inflight.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let key: Key = k.as_ref().try_into().unwrap_or_default();
+            match serde_json::from_slice::<StoredFlight>(&v) {
+                Ok(s) => return Ok(Some((key, s.flight))),
+                Err(e) => {
+                    tracing::error!(
+                        "in-flight record {} cannot be read ({e}); its scrobbles are sent again",
+                        hex::encode(&k)
+                    );
+                    self.inflight.remove(&k).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Forget an in-flight record after an answer that changes nothing in
+    /// the queue (a refusal before anything was stored). Not flushed: a
+    /// record that survives a crash only makes the server be asked again.
+    pub fn clear_in_flight(&self, id: Key) -> Result<(), QueueError> {
+        self.inflight.remove(id).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Settle an in-flight request in one transaction: remove what the
+    /// server has, set aside what it refused for good, and forget the
+    /// record; on disk before this returns.
+    pub async fn finish_in_flight(
+        &self,
+        id: Key,
+        delivered: &[Key],
+        refused: &[(Key, Listen, String)],
+    ) -> Result<(), QueueError> {
+        let refused: Vec<(Key, Vec<u8>)> = refused
+            .iter()
+            .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
+            .collect();
+        (&self.pending, &self.rejected, &self.inflight)
+            .transaction(|(p, r, f)| {
+                for k in delivered {
+                    p.remove(k)?;
+                }
+                for (k, value) in &refused {
+                    p.remove(k)?;
+                    r.insert(k, value.as_slice())?;
+                }
+                f.remove(&id)?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => self.err(e),
+                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+            })?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Those of `keys` still queued, with their listens, in queue order.
+    pub fn items(&self, keys: &[Key]) -> Result<Vec<(Key, Listen)>, QueueError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(v) = self.pending.get(k).map_err(|e| self.err(e))? {
+                if let Ok(s) = serde_json::from_slice::<Stored>(&v) {
+                    out.push((*k, s.listen));
+                }
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        Ok(out)
     }
 
     /// The oldest queued love, if any.
@@ -563,6 +684,44 @@ mod tests {
             [items[0].id, items[2].id]
         );
         assert_eq!(t.rejected_len(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_record_survives_a_reopen_and_settles_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let flight = {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            for i in 0..4 {
+                q.enqueue(&listen(i)).await.unwrap();
+            }
+            let t = q.target("a");
+            let batch = t.peek(3).await.unwrap();
+            let flight = InFlight {
+                keys: batch.iter().map(|(k, _)| *k).collect(),
+                first: batch[0].1.started_at,
+                last: batch[2].1.started_at,
+                sent_at_ms: 1_700_000_000_000,
+            };
+            t.mark_in_flight(&flight).await.unwrap();
+            flight
+        };
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        let t = q.target("a");
+        let (id, found) = t.in_flight().unwrap().expect("recorded before the send");
+        assert_eq!(found, flight);
+        let items = t.items(&found.keys).unwrap();
+        assert_eq!(items.len(), 3);
+        t.finish_in_flight(
+            id,
+            &[items[0].0],
+            &[(items[1].0, items[1].1.clone(), "ignored".into())],
+        )
+        .await
+        .unwrap();
+        assert!(t.in_flight().unwrap().is_none());
+        assert_eq!(t.len(), 2, "the third item and the unsent fourth stay");
+        assert_eq!(t.rejected_len(), 1);
+        assert_eq!(t.items(&found.keys).unwrap(), vec![items[2].clone()]);
     }
 
     #[tokio::test]

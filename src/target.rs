@@ -13,9 +13,15 @@ use crate::scrobble::{Listen, Track};
 /// What a caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Retry later with backoff: network failures, timeouts, HTTP 5xx,
-    /// Last.fm errors 8, 11, 16 and unknown codes, malformed replies.
+    /// Retry later with backoff: connection failures (nothing was sent),
+    /// HTTP 5xx, Last.fm errors 8, 11, 16 and unknown codes, malformed replies.
     Transient,
+    /// The request may have reached the server and been stored: a timeout,
+    /// a connection reset or closed after the request went out, or an answer
+    /// whose body could not be read. Retry later like [`ErrorKind::Transient`],
+    /// but a write must not simply be resent: ask the server what it stored
+    /// first (see `crate::reconcile`).
+    Unknown,
     /// Too many requests (Last.fm 29, HTTP 429): wait as the server asks,
     /// and at least a minute for Last.fm.
     RateLimited,
@@ -61,6 +67,17 @@ impl From<listenbrainz::Error> for Failure {
             retry_after: e.retry_after(),
         }
     }
+}
+
+/// One listen as the server reports it back when asked what it stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    /// Artist name, possibly corrected by the server.
+    pub artist: String,
+    /// Title, possibly corrected by the server.
+    pub title: String,
+    /// Start time (Unix seconds) as stored.
+    pub at: u64,
 }
 
 /// The client of one target.
@@ -133,6 +150,39 @@ impl Service {
                 };
                 Ok(c.feedback(credential, mbid, i8::from(love.love)).await?)
             }
+        }
+    }
+
+    /// The account a credential belongs to, for reading its listens back;
+    /// `Ok(None)` when the server has no read method to ask (Maloja).
+    pub async fn account(&self, credential: &str) -> Result<Option<String>, Failure> {
+        match self {
+            Service::LastFm(c) => Ok(Some(c.session_user(credential).await?)),
+            Service::ListenBrainz(c) if c.flavor() == listenbrainz::Flavor::Maloja => Ok(None),
+            Service::ListenBrainz(c) => match c.validate_token(credential).await? {
+                Some(user) if !user.is_empty() => Ok(Some(user)),
+                Some(_) => Ok(None),
+                None => Err(Failure {
+                    kind: ErrorKind::Auth,
+                    message: "the server says the token is not valid".into(),
+                    retry_after: None,
+                }),
+            },
+        }
+    }
+
+    /// What `user`'s profile holds with start times from `first` to `last`
+    /// (both included), newest first.
+    pub async fn heard(
+        &self,
+        credential: &str,
+        user: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Heard>, Failure> {
+        match self {
+            Service::LastFm(c) => Ok(c.recent_tracks(user, first, last).await?),
+            Service::ListenBrainz(c) => Ok(c.listens(credential, user, first, last).await?),
         }
     }
 

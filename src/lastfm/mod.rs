@@ -16,6 +16,7 @@ use serde_json::Value;
 pub use sign::api_sig;
 
 use crate::scrobble::{Listen, Track};
+use crate::target::Heard;
 use sign::Params;
 
 /// Last.fm's API root.
@@ -23,6 +24,11 @@ pub const LASTFM_API_URL: &str = "https://ws.audioscrobbler.com/2.0/";
 
 /// Most listens one `track.scrobble` request may carry (indices 0 to 49).
 pub const MAX_BATCH: usize = 50;
+
+/// Pages of `user.getRecentTracks` read when checking what arrived: a batch
+/// spans at most 50 scrobbles, so more pages only mean other scrobblers
+/// filled the same minutes, and an item not seen is resent, never lost.
+pub const MAX_RECENT_PAGES: u64 = 20;
 
 /// Where Last.fm users approve a desktop token. Other servers host the page
 /// themselves (see [`Client::auth_page_url`]).
@@ -128,6 +134,7 @@ impl Error {
             // A request that cannot even be built (an invalid URL) fails the
             // same way on every retry.
             Error::Transport(e) if e.is_builder() => ErrorKind::Config,
+            Error::Transport(e) if crate::http::outcome_unknown(e) => ErrorKind::Unknown,
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
         }
     }
@@ -293,6 +300,40 @@ impl Client {
         let status = response.status().as_u16();
         let body = response.bytes().await?;
         api::read_reply(status, &body)
+    }
+
+    /// The scrobbles of `user` that started from `first` to `last` (Unix
+    /// seconds, both included), read with `user.getRecentTracks` page by page
+    /// (at most [`MAX_RECENT_PAGES`] pages of 200).
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`].
+    pub async fn recent_tracks(
+        &self,
+        user: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Heard>, Error> {
+        let mut heard = Vec::new();
+        for page in 1..=MAX_RECENT_PAGES {
+            // Whether `from` and `to` are inclusive is not documented: a
+            // second of margin on each side works either way.
+            let params = [
+                ("user", user.to_owned()),
+                ("from", first.saturating_sub(1).to_string()),
+                ("to", last.saturating_add(1).to_string()),
+                ("limit", "200".to_owned()),
+                ("page", page.to_string()),
+            ];
+            let reply = self.read("user.getRecentTracks", &params).await?;
+            let (items, pages) = api::recent_tracks(&reply)?;
+            heard.extend(items);
+            if page >= pages {
+                break;
+            }
+        }
+        Ok(heard)
     }
 
     /// The mobile flow: gets a session from a user name and password
@@ -703,6 +744,19 @@ mod tests {
         let err = client(&url).get_token().await.unwrap_err();
         assert!(matches!(err, Error::Transport(_)), "{err:?}");
         assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn a_scrobble_without_an_answer_has_an_unknown_outcome() {
+        // Reads the request, then closes without answering.
+        let (url, server) =
+            crate::http::test_server::serve_raw(|_| String::new()).await;
+        let err = client(&url)
+            .scrobble(SK, &worked_example_listens())
+            .await
+            .unwrap_err();
+        server.await.unwrap();
+        assert_eq!(err.kind(), ErrorKind::Unknown, "{err:?}");
     }
 
     #[tokio::test]
