@@ -579,12 +579,12 @@ mod tests {
 
     #[test]
     fn listens_are_read_back() {
-        let body = br#"{"payload":{"count":2,"user_id":"alice","listens":[
+        let body = r#"{"payload":{"count":2,"user_id":"alice","listens":[
             {"listened_at":1700000300,"inserted_at":1700000301,"recording_msid":"x",
              "track_metadata":{"artist_name":"AC/DC","track_name":"T.N.T.","additional_info":{}}},
             {"listened_at":1700000000,"track_metadata":{"artist_name":"Sigur Rós","track_name":"Hoppípolla"}},
             {"listened_at":"garbled","track_metadata":{"artist_name":"X","track_name":"Y"}}]}}"#;
-        let heard = parse_listens(body).unwrap();
+        let heard = parse_listens(body.as_bytes()).unwrap();
         assert_eq!(heard.len(), 2);
         assert_eq!(heard[0].at, 1_700_000_300);
         assert_eq!(heard[1].artist, "Sigur Rós");

@@ -287,7 +287,7 @@ mod tests {
         );
         // A single result is a bare object; no results can be an empty string.
         let one: Value = serde_json::from_str(
-            r#"{"recenttracks":{"track":{"artist":{"#text":"A"},"name":"T","date":{"uts":"5"}}}}"#,
+            r##"{"recenttracks":{"track":{"artist":{"#text":"A"},"name":"T","date":{"uts":"5"}}}}"##,
         )
         .unwrap();
         assert_eq!(recent_tracks(&one).unwrap().0.len(), 1);
