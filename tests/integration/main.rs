@@ -14,3 +14,4 @@ mod love;
 mod queue;
 mod scrobbling;
 mod systemd;
+mod torture;
