@@ -222,7 +222,9 @@ impl Flusher {
                         .await
                 }
                 (Err(e), _) | (Ok(None), Err(e)) => Err(Stop::Queue(e)),
-                (Ok(None), Ok(Some((key, love)))) => self.deliver_love(key, &love, &credential).await,
+                (Ok(None), Ok(Some((key, love)))) => {
+                    self.deliver_love(key, &love, &credential).await
+                }
                 (Ok(None), Ok(None)) => {
                     let batch = match self.queue.peek(self.handle.service.max_batch()).await {
                         Ok(b) => b,
@@ -500,8 +502,12 @@ impl Flusher {
         failed_asks: &mut u32,
     ) -> Result<(), Stop> {
         let name = &self.handle.name;
-        if !reconcile::wait_to_ask(flight.sent_at_ms, self.timing.request_timeout, &self.shutdown)
-            .await
+        if !reconcile::wait_to_ask(
+            flight.sent_at_ms,
+            self.timing.request_timeout,
+            &self.shutdown,
+        )
+        .await
         {
             return Err(Stop::Shutdown);
         }

@@ -225,8 +225,7 @@ async fn fetch(
             if matches!(
                 e.kind(),
                 ErrorKind::Transient | ErrorKind::Unknown | ErrorKind::RateLimited
-            )
-                && cached.is_some() =>
+            ) && cached.is_some() =>
         {
             let hit = cached.expect("checked");
             eprintln!(

@@ -395,7 +395,11 @@ impl TargetQueue {
             flight: flight.clone(),
         })
         .expect("a record always serialises");
-        let id = self.db.generate_id().map_err(|e| self.err(e))?.to_be_bytes();
+        let id = self
+            .db
+            .generate_id()
+            .map_err(|e| self.err(e))?
+            .to_be_bytes();
         self.inflight.insert(id, value).map_err(|e| self.err(e))?;
         self.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(id)

@@ -67,7 +67,16 @@ pub async fn wait_to_ask(sent_at_ms: u64, timeout: Duration, shutdown: &Cancella
 pub fn loose(name: &str) -> String {
     let lower = name.to_lowercase();
     let mut cut = lower.len();
-    for marker in [" feat.", " feat ", " ft.", " featuring ", "(feat", "[feat", "(ft.", "[ft."] {
+    for marker in [
+        " feat.",
+        " feat ",
+        " ft.",
+        " featuring ",
+        "(feat",
+        "[feat",
+        "(ft.",
+        "[ft.",
+    ] {
         if let Some(i) = lower.find(marker) {
             cut = cut.min(i);
         }
@@ -220,7 +229,11 @@ pub async fn settle(
         });
     }
     let asked = match account.name(service, credential).await {
-        Ok(Some(user)) => service.heard(credential, &user, flight.first, flight.last).await,
+        Ok(Some(user)) => {
+            service
+                .heard(credential, &user, flight.first, flight.last)
+                .await
+        }
         Ok(None) => Err(Failure {
             kind: ErrorKind::Config,
             message: "the server has no method to read listens back".into(),
@@ -319,7 +332,10 @@ mod tests {
             // Title corrected, artist the same.
             heard("Portishead", "Glory Box (Live)", 400),
         ];
-        assert_eq!(present(&batch, &heard), vec![1u64.to_be_bytes(), 4u64.to_be_bytes()]);
+        assert_eq!(
+            present(&batch, &heard),
+            vec![1u64.to_be_bytes(), 4u64.to_be_bytes()]
+        );
         assert!(present(&batch, &[]).is_empty(), "nothing heard: all resent");
     }
 
@@ -334,7 +350,10 @@ mod tests {
         let t = Duration::from_secs(30);
         let sent = 1_700_000_000_000;
         assert_eq!(ask_after(sent, sent, t), t);
-        assert_eq!(ask_after(sent, sent + 12_500, t), Duration::from_millis(17_500));
+        assert_eq!(
+            ask_after(sent, sent + 12_500, t),
+            Duration::from_millis(17_500)
+        );
         assert_eq!(ask_after(sent, sent + 30_000, t), Duration::ZERO);
         assert_eq!(ask_after(sent, sent + 90_000, t), Duration::ZERO);
         // The clock went back an hour: wait the timeout, not an hour.

@@ -749,8 +749,7 @@ mod tests {
     #[tokio::test]
     async fn a_scrobble_without_an_answer_has_an_unknown_outcome() {
         // Reads the request, then closes without answering.
-        let (url, server) =
-            crate::http::test_server::serve_raw(|_| String::new()).await;
+        let (url, server) = crate::http::test_server::serve_raw(|_| String::new()).await;
         let err = client(&url)
             .scrobble(SK, &worked_example_listens())
             .await

@@ -557,7 +557,7 @@ fn recent_tracks(st: &State, p: &BTreeMap<String, String>) -> Reply {
         .filter(|s| s.user == user)
         .filter(|s| from.is_none_or(|f| s.timestamp > f) && to.is_none_or(|t| s.timestamp < t))
         .collect();
-    mine.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    mine.sort_by_key(|s| std::cmp::Reverse(s.timestamp));
     let total = mine.len();
     let pages = total.div_ceil(limit).max(1);
     let mut tracks: Vec<Value> = Vec::new();

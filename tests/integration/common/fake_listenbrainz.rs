@@ -281,7 +281,11 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
         Some(Failure::Hang(d)) => std::thread::sleep(d),
         Some(Failure::Lost(d)) => {
             std::thread::sleep(d);
-            return error(flavor, 503, "Cannot submit listens to queue, please try again later.");
+            return error(
+                flavor,
+                503,
+                "Cannot submit listens to queue, please try again later.",
+            );
         }
         Some(Failure::Slow {
             store_after,
@@ -353,7 +357,10 @@ fn route(req: &Request, flavor: Flavor, endpoint: &str, state: &Mutex<State>) ->
             submit(req, flavor, &user, state)
         }
         ("GET", e) if flavor == Flavor::ListenBrainz && e.starts_with("user/") => {
-            match e.strip_prefix("user/").and_then(|r| r.strip_suffix("/listens")) {
+            match e
+                .strip_prefix("user/")
+                .and_then(|r| r.strip_suffix("/listens"))
+            {
                 Some(name) => user_listens(req, flavor, &percent_decode(name), state),
                 None => error(flavor, 404, "Not found"),
             }
@@ -388,7 +395,9 @@ fn user_listens(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>)
             return error(flavor, 400, "max_ts should be greater than min_ts");
         }
     }
-    let count = count.map_or(DEFAULT_ITEMS_PER_GET, |c| c as usize).min(MAX_ITEMS_PER_GET);
+    let count = count
+        .map_or(DEFAULT_ITEMS_PER_GET, |c| c as usize)
+        .min(MAX_ITEMS_PER_GET);
     let st = state.lock().unwrap();
     if !st.tokens.values().any(|u| u == user) {
         return error(flavor, 404, &format!("Cannot find user: {user}"));
@@ -402,7 +411,7 @@ fn user_listens(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>)
             min_ts.is_none_or(|m| at > m) && max_ts.is_none_or(|m| at < m)
         })
         .collect();
-    mine.sort_by(|a, b| b.listened_at.cmp(&a.listened_at));
+    mine.sort_by_key(|l| std::cmp::Reverse(l.listened_at));
     mine.truncate(count);
     let listens: Vec<Value> = mine
         .iter()
