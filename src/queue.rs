@@ -6,8 +6,9 @@
 //!
 //! An enqueue writes the listen to every target's tree in one transaction and
 //! waits for the fsync before returning, so a play that qualified survives a
-//! crash. Items leave a queue only through [`TargetQueue::remove`] (the server
-//! took them) or [`TargetQueue::set_aside`] (the server refused them for good).
+//! crash. Items leave a queue only through [`TargetQueue::finish_in_flight`]
+//! (the server took them, or refused them for good) or
+//! [`TargetQueue::set_aside`] (refused for good before sending).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -349,17 +350,6 @@ impl TargetQueue {
         Ok(out)
     }
 
-    /// Remove delivered items.
-    pub async fn remove(&self, keys: &[Key]) -> Result<(), QueueError> {
-        let mut batch = sled::Batch::default();
-        for k in keys {
-            batch.remove(k);
-        }
-        self.pending.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     /// Move an item the server refused for good to the rejected list.
     pub async fn set_aside(
         &self,
@@ -639,7 +629,18 @@ mod tests {
                     .collect::<Vec<_>>(),
                 [0, 1]
             );
-            a.remove(&[first[0].0, first[1].0]).await.unwrap();
+            let sent = a
+                .mark_in_flight(&InFlight {
+                    keys: vec![first[0].0, first[1].0],
+                    first: first[0].1.started_at,
+                    last: first[1].1.started_at,
+                    sent_at_ms: 0,
+                })
+                .await
+                .unwrap();
+            a.finish_in_flight(sent, &[first[0].0, first[1].0], &[])
+                .await
+                .unwrap();
             assert_eq!(a.len(), 3);
             assert_eq!(q.target("b").len(), 5, "targets are independent");
         }
