@@ -1,11 +1,13 @@
 //! Delivery to one Last.fm-style target: the flusher task that drains the
 //! target's queue in batches, and the policy for each kind of failure.
 //!
-//! Transient failures back off exponentially with jitter; authentication and
-//! configuration failures pause the target (one log line saying what to run)
-//! until new credentials arrive; a batch the server refuses as a whole is
-//! split until the bad item is found and set aside, so it never blocks the
-//! rest. Items leave the queue only after a definite answer.
+//! Transient failures back off exponentially with jitter, and a wait a
+//! server asks for is capped at an hour; authentication and configuration
+//! failures pause the target (one log line saying what to fix) until new
+//! credentials arrive or the daemon restarts with a fixed config; a batch the
+//! server refuses for its content is split until the bad item is found and
+//! set aside, so it never blocks the rest. Items leave the queue only after a
+//! definite answer.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Delivery, Secret};
+use crate::http;
 use crate::lastfm::ItemOutcome;
 use crate::queue::{Key, Love, QueueError, TargetQueue};
 use crate::scrobble::{Listen, Track, unix_now};
@@ -40,6 +43,9 @@ pub struct TargetHandle {
     pub flush_now: Notify,
     /// Set while the target waits for the user to fix credentials.
     pub paused: AtomicBool,
+    /// Where the target is configured, for the fix of a configuration
+    /// problem: "[lastfm] in /etc/mpd-scrobbler.toml".
+    pub config: String,
     /// What `status` reports.
     pub health: std::sync::Mutex<Health>,
 }
@@ -55,7 +61,7 @@ pub struct Health {
     /// When the next attempt is due (Unix seconds), while retrying.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<u64>,
-    /// The command that fixes a pause.
+    /// What fixes a pause: a command to run, or a config key to correct.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
     /// Time of the last successful delivery (Unix seconds).
@@ -68,13 +74,13 @@ impl TargetHandle {
         state: &'static str,
         why: Option<String>,
         retry_at: Option<u64>,
-        fix: bool,
+        fix: Option<String>,
     ) {
-        let mut h = self.health.lock().expect("not poisoned");
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
         h.state = state;
         h.why = why;
         h.retry_at = retry_at;
-        h.fix = fix.then(|| self.auth_hint());
+        h.fix = fix;
     }
 
     /// Send "now playing" unless the target is paused or has no credential.
@@ -96,6 +102,19 @@ impl TargetHandle {
         });
     }
 
+    /// What the user does about `fix`.
+    fn fix_text(&self, fix: Fix) -> String {
+        match fix {
+            Fix::Auth => format!("run `{}`", self.auth_hint()),
+            Fix::Config(setting) => {
+                format!(
+                    "fix `{setting}` in {} and restart mpd-scrobbler",
+                    self.config
+                )
+            }
+        }
+    }
+
     /// The command that renews this target's credentials.
     pub fn auth_hint(&self) -> String {
         let service = self.service.auth_command();
@@ -107,6 +126,15 @@ impl TargetHandle {
     }
 }
 
+/// What ends a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fix {
+    /// New credentials (`mpd-scrobbler auth`); the daemon resumes by itself.
+    Auth,
+    /// A corrected config key, then a restart.
+    Config(&'static str),
+}
+
 /// How a delivery attempt ended, when it did not simply succeed.
 enum Stop {
     /// Try again later; the server may have said when.
@@ -115,7 +143,10 @@ enum Stop {
         after: Option<Duration>,
         why: String,
     },
-    Pause(String),
+    Pause {
+        why: String,
+        fix: Fix,
+    },
     DailyLimit,
     Queue(QueueError),
 }
@@ -125,14 +156,17 @@ impl From<Failure> for Stop {
     /// [`ErrorKind::Rejected`] themselves, item by item.
     fn from(e: Failure) -> Stop {
         match e.kind {
-            ErrorKind::Auth => Stop::Pause(format!(
-                "the server refused the credentials ({})",
-                e.message
-            )),
-            ErrorKind::Config => Stop::Pause(format!(
-                "the server refused the configuration ({}); check the target's url and keys in the config",
-                e.message
-            )),
+            ErrorKind::Auth => Stop::Pause {
+                why: format!(
+                    "the server refused the credentials ({})",
+                    one_line(&e.message)
+                ),
+                fix: Fix::Auth,
+            },
+            ErrorKind::Config | ErrorKind::Unsupported | ErrorKind::Rejected => Stop::Pause {
+                why: format!("the server refused the request ({})", one_line(&e.message)),
+                fix: Fix::Config(e.setting),
+            },
             kind => Stop::Retry {
                 rate_limited: kind == ErrorKind::RateLimited,
                 after: e.retry_after,
@@ -191,8 +225,12 @@ impl Flusher {
         let mut failing: Option<String> = None;
         loop {
             let Some(credential) = session.borrow_and_update().clone() else {
-                self.handle
-                    .set_health("paused", Some("no credentials".into()), None, true);
+                self.handle.set_health(
+                    "paused",
+                    Some("no credentials".into()),
+                    None,
+                    Some(self.handle.fix_text(Fix::Auth)),
+                );
                 if !self.queue.is_empty() {
                     tracing::warn!(
                         "{name}: no credentials; {} scrobbles wait in the queue. Run `{}`",
@@ -231,11 +269,11 @@ impl Flusher {
             };
             match result {
                 Ok(()) => {
-                    self.handle.set_health("ok", None, None, false);
+                    self.handle.set_health("ok", None, None, None);
                     self.handle
                         .health
                         .lock()
-                        .expect("not poisoned")
+                        .unwrap_or_else(|e| e.into_inner())
                         .last_success = Some(unix_now());
                     if let Some(why) = failing.take() {
                         tracing::info!("{name}: delivering again (after: {why})");
@@ -251,15 +289,26 @@ impl Flusher {
                     let wait = match after {
                         // The server said when; a second more avoids landing
                         // exactly on the window's edge.
-                        Some(after) => after + Duration::from_secs(1),
+                        Some(asked) => {
+                            let (after, capped) = http::cap_wait(asked);
+                            if capped {
+                                tracing::warn!(
+                                    "{name}: the server asks to wait {} s; waiting {} s, \
+                                     the most a server can ask for",
+                                    asked.as_secs(),
+                                    after.as_secs()
+                                );
+                            }
+                            after.saturating_add(Duration::from_secs(1))
+                        }
                         None if rate_limited => backoff.max(RATE_LIMIT_WAIT),
                         None => backoff,
                     };
                     self.handle.set_health(
                         "retrying",
                         Some(why.clone()),
-                        Some(unix_now() + wait.as_secs()),
-                        false,
+                        Some(unix_now().saturating_add(wait.as_secs())),
+                        None,
                     );
                     if failing.as_deref() != Some(why.as_str()) {
                         tracing::warn!(
@@ -275,21 +324,30 @@ impl Flusher {
                         return;
                     }
                 }
-                Err(Stop::Pause(why)) => {
+                Err(Stop::Pause { why, fix }) => {
                     self.handle.paused.store(true, Ordering::Relaxed);
-                    self.handle
-                        .set_health("paused", Some(why.clone()), None, true);
+                    let fix_text = self.handle.fix_text(fix);
+                    self.handle.set_health(
+                        "paused",
+                        Some(why.clone()),
+                        None,
+                        Some(fix_text.clone()),
+                    );
+                    let after = match fix {
+                        Fix::Auth => " (the daemon resumes by itself afterwards)",
+                        Fix::Config(_) => "",
+                    };
                     tracing::error!(
-                        "{name}: {why}. Delivery is paused and {} scrobbles stay queued; \
-                         run `{}` (the daemon resumes by itself afterwards)",
+                        "{name}: {} {why}. Delivery is paused and {} scrobbles stay queued; \
+                         {fix_text}{after}",
+                        self.handle.service.url(),
                         self.queue.len(),
-                        self.handle.auth_hint()
                     );
                     if !self.wait_session(&mut session).await {
                         return;
                     }
                     self.handle.paused.store(false, Ordering::Relaxed);
-                    tracing::info!("{name}: new credentials, resuming delivery");
+                    tracing::info!("{name}: credentials re-read, resuming delivery");
                     failures = 0;
                 }
                 Err(Stop::DailyLimit) => {
@@ -297,8 +355,8 @@ impl Flusher {
                     self.handle.set_health(
                         "retrying",
                         Some("daily scrobble limit reached".into()),
-                        Some(unix_now() + wait.as_secs()),
-                        false,
+                        Some(unix_now().saturating_add(wait.as_secs())),
+                        None,
                     );
                     tracing::warn!(
                         "{name}: daily scrobble limit reached; {} scrobbles stay queued until {} h from now",
@@ -326,7 +384,7 @@ impl Flusher {
         match self.handle.service.love(credential.expose(), love).await {
             Ok(()) => tracing::info!("{name}: {verb}d {}", describe(&love.track)),
             Err(e) => match e.kind {
-                ErrorKind::Rejected => tracing::warn!(
+                ErrorKind::Rejected | ErrorKind::Unsupported => tracing::warn!(
                     "{name}: cannot {verb} {}: {}; dropped",
                     describe(&love.track),
                     e.message
@@ -476,10 +534,17 @@ impl Flusher {
 }
 
 /// Between 75% and 125% of `d`, so many daemons behind one outage do not
-/// retry in lockstep.
+/// retry in lockstep. A `d` too long to scale (a configured `retry_max` of
+/// centuries) is kept as is.
 fn jitter(d: Duration) -> Duration {
     let r = RandomState::new().hash_one(SystemTime::now()) % 1000;
-    d.mul_f64(0.75 + r as f64 / 2000.0)
+    Duration::try_from_secs_f64(d.as_secs_f64() * (0.75 + r as f64 / 2000.0)).unwrap_or(d)
+}
+
+/// A server's message on one log line: a proxy's error page is HTML over
+/// many lines.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn until_next_utc_day() -> Duration {

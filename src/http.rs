@@ -1,7 +1,11 @@
 //! The HTTP client shared by every target: one identifiable, time-bounded
-//! `reqwest::Client` for the whole program.
+//! `reqwest::Client` for the whole program, and the guards every client puts
+//! between a server's answer and the program: a bounded body read, and
+//! range-checked waits taken from headers.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
 
 /// The `User-Agent` sent on every request. Last.fm asks clients to identify
 /// themselves and says it lowers the risk of a ban; ListenBrainz blocks
@@ -45,6 +49,93 @@ pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .pool_idle_timeout(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
         .build()
+}
+
+/// Largest response body read. Every answer the program expects is a few
+/// KiB at most; anything larger is refused before it is held in memory.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Longest wait a server can impose (Retry-After, X-RateLimit-Reset-In).
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(3600);
+
+/// Why a response body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The server sent, or announced, more than [`MAX_BODY`] bytes.
+    #[error("the reply is larger than {} KiB; it was not read", MAX_BODY / 1024)]
+    TooLarge,
+    /// The connection failed or the request's deadline passed while reading.
+    #[error("reading the reply failed: {}", describe_error(.0))]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Read the body of `response`, at most [`MAX_BODY`] bytes of it.
+///
+/// Reads chunk by chunk, so a huge or endless answer costs at most the cap;
+/// the client's total timeout also bounds the read, so a reply dripped a
+/// byte at a time ends with the request's deadline.
+///
+/// # Errors
+///
+/// [`BodyError::TooLarge`] for a longer body (announced or sent), and
+/// [`BodyError::Transport`] when reading fails.
+pub async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    read_body_limited(response, MAX_BODY).await
+}
+
+async fn read_body_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > limit_u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if chunk.len() > limit.saturating_sub(body.len()) {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A header holding a whole number of seconds (X-RateLimit-Reset-In,
+/// X-RateLimit-Remaining). Anything else (negative, fractional, too large
+/// for 64 bits, text) is `None`: the caller falls back to its own policy.
+pub fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok()
+}
+
+/// The wait a `Retry-After` header asks for: delta-seconds, or an HTTP-date
+/// taken relative to `now` (a date in the past means no wait). Garbage and
+/// negative values are `None`. The result is not capped; see [`cap_wait`].
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let now = jiff::Timestamp::try_from(now).ok()?;
+    let secs = date.as_second().saturating_sub(now.as_second());
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+/// A server-requested wait, capped at [`MAX_SERVER_WAIT`]; the flag says
+/// whether it was capped, so the caller can say so in the log.
+pub fn cap_wait(asked: Duration) -> (Duration, bool) {
+    if asked > MAX_SERVER_WAIT {
+        (MAX_SERVER_WAIT, true)
+    } else {
+        (asked, false)
+    }
 }
 
 /// A one-shot HTTP server on loopback for unit tests of the HTTP clients.

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 
 use crate::scrobble::{Listen, Track};
 use crate::target::ErrorKind;
@@ -45,6 +46,17 @@ pub enum Error {
         /// For 429: the server's X-RateLimit-Reset-In.
         reset_in: Option<Duration>,
     },
+    /// Whatever answered is not the API: a reply that is not its JSON, with
+    /// a status that is no verdict on the listens (a wrong url, a proxy, a
+    /// captive portal).
+    #[error("HTTP {status}, and the reply is not the API's JSON")]
+    NotJson {
+        /// Status code.
+        status: u16,
+    },
+    /// The server said its rate-limit window is used up; nothing was sent.
+    #[error("waiting for the server's rate-limit window ({} s left)", .0.as_secs())]
+    Quiet(Duration),
     /// The request did not complete.
     #[error("request failed: {0}")]
     Transport(String),
@@ -54,24 +66,29 @@ pub enum Error {
 }
 
 impl Error {
-    /// What the caller should do (protocols.md §3.5).
+    /// What the caller should do (protocols.md §3.5). Only 400 (and
+    /// Maloja's 409 for a taken timestamp) judges the listens sent; any other
+    /// refusal means the url or the server is wrong, not the listens.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Http { status, .. } => match status {
                 429 => ErrorKind::RateLimited,
                 401 => ErrorKind::Auth,
-                403 | 300..=399 | 404 | 405 => ErrorKind::Config,
+                400 | 409 => ErrorKind::Rejected,
                 408 | 500.. => ErrorKind::Transient,
-                _ => ErrorKind::Rejected,
+                _ => ErrorKind::Config,
             },
+            Error::NotJson { .. } => ErrorKind::Config,
+            Error::Quiet(_) => ErrorKind::RateLimited,
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
         }
     }
 
-    /// How long the server asked us to wait, if it did.
+    /// How long the server asked us to wait, if it did; uncapped.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Http { reset_in, .. } => *reset_in,
+            Error::Quiet(left) => Some(*left),
             _ => None,
         }
     }
@@ -106,6 +123,11 @@ impl Client {
             flavor,
             quiet_until: Default::default(),
         }
+    }
+
+    /// The API root.
+    pub fn url(&self) -> &str {
+        &self.root
     }
 
     /// Which server this is.
@@ -166,12 +188,9 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport)?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(http_error(status, &body, None))
-        }
+        let reset_in = wait_asked(resp.headers());
+        let body = read_body(resp).await?;
+        accepted(status, &body, reset_in)
     }
 
     /// Check a token; `Ok(Some(user))` when valid, `Ok(None)` when not.
@@ -184,7 +203,7 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport)?;
+        let body = read_body(resp).await?;
         // Maloja answers an unknown token with 401 where ListenBrainz says valid:false.
         if status == 401 {
             return Ok(None);
@@ -192,8 +211,7 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(http_error(status, &body, None));
         }
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| Error::Malformed(format!("validate-token reply is not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&body).map_err(|_| Error::NotJson { status })?;
         match v.get("valid").and_then(Value::as_bool) {
             Some(true) => Ok(Some(
                 v.get("user_name")
@@ -209,9 +227,13 @@ impl Client {
     }
 
     async fn submit_raw(&self, token: &str, body: String) -> Result<(), Error> {
-        let quiet_until = *self.quiet_until.lock().expect("not poisoned");
-        if let Some(t) = quiet_until {
-            tokio::time::sleep_until(t).await;
+        // Waiting is the flusher's job: it can be cut short by a flush request
+        // or shutdown, a sleep in here could not.
+        let quiet_until = *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(left) = quiet_until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            if !left.is_zero() {
+                return Err(Error::Quiet(left));
+            }
         }
         tracing::debug!(bytes = body.len(), "ListenBrainz submit-listens");
         let resp = self
@@ -224,23 +246,57 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
+        let reset_in = wait_asked(resp.headers());
+        let quiet = match (
+            crate::http::header_u64(resp.headers(), "X-RateLimit-Remaining"),
+            crate::http::header_u64(resp.headers(), "X-RateLimit-Reset-In"),
+        ) {
+            (Some(0), Some(secs)) => {
+                let (wait, capped) = crate::http::cap_wait(Duration::from_secs(secs));
+                if capped {
+                    tracing::warn!(
+                        "{}: the server asks for a pause of {secs} s (X-RateLimit-Reset-In); \
+                         waiting {} s, the most a server can ask",
+                        self.root,
+                        wait.as_secs()
+                    );
+                }
+                Instant::now().checked_add(wait)
+            }
+            _ => None,
         };
-        let reset_in = header("X-RateLimit-Reset-In").map(Duration::from_secs);
-        *self.quiet_until.lock().expect("not poisoned") =
-            match (header("X-RateLimit-Remaining"), reset_in) {
-                (Some(0), Some(wait)) => Some(tokio::time::Instant::now() + wait),
-                _ => None,
-            };
-        let body = resp.bytes().await.map_err(transport)?;
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
-        Err(http_error(status, &body, reset_in))
+        *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner()) = quiet;
+        let body = read_body(resp).await?;
+        accepted(status, &body, reset_in)
+    }
+}
+
+/// The wait a reply asks for: X-RateLimit-Reset-In, else Retry-After (a
+/// proxy's). Uncapped: the flusher caps it and says so.
+fn wait_asked(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    crate::http::header_u64(headers, "X-RateLimit-Reset-In")
+        .map(Duration::from_secs)
+        .or_else(|| crate::http::retry_after(headers, std::time::SystemTime::now()))
+}
+
+async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, Error> {
+    crate::http::read_body(resp).await.map_err(|e| match e {
+        crate::http::BodyError::Transport(e) => transport(e),
+        too_large => Error::Malformed(too_large.to_string()),
+    })
+}
+
+/// Whether a reply to a write means the server took it: a 2xx status with
+/// the API's JSON and no `error` in it (Maloja answers an unknown method
+/// with 200 and an error).
+fn accepted(status: u16, body: &[u8], reset_in: Option<Duration>) -> Result<(), Error> {
+    if !(200..300).contains(&status) {
+        return Err(http_error(status, body, reset_in));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.is_object() && v.get("error").is_none() => Ok(()),
+        Ok(v) if v.is_object() => Err(http_error(status, body, reset_in)),
+        _ => Err(Error::NotJson { status }),
     }
 }
 
@@ -249,13 +305,17 @@ fn transport(e: reqwest::Error) -> Error {
 }
 
 fn http_error(status: u16, body: &[u8], reset_in: Option<Duration>) -> Error {
-    let message = serde_json::from_slice::<Value>(body)
+    let api_message = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            text.chars().take(200).collect()
-        });
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+    // A 400 or 409 judges the listens only when the API itself says why.
+    if api_message.is_none() && matches!(status, 400 | 409) {
+        return Error::NotJson { status };
+    }
+    let message = api_message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        text.chars().take(200).collect()
+    });
     Error::Http {
         status,
         message,
@@ -289,7 +349,7 @@ pub fn track_metadata(t: &Track, flavor: Flavor) -> Value {
         match flavor {
             // Maloja reads `duration` (seconds) and ignores duration_ms.
             Flavor::Maloja => put("duration", json!(d)),
-            Flavor::ListenBrainz => put("duration_ms", json!(d * 1000)),
+            Flavor::ListenBrainz => put("duration_ms", json!(d.saturating_mul(1000))),
         }
     }
     if let Some(n) = t.track_number {
@@ -460,7 +520,26 @@ mod tests {
         assert_eq!(e(400).kind(), ErrorKind::Rejected);
         assert_eq!(e(409).kind(), ErrorKind::Rejected);
         assert_eq!(e(401).kind(), ErrorKind::Auth);
-        assert_eq!(e(403).kind(), ErrorKind::Config);
+        for status in [301, 303, 403, 404, 405, 407, 410, 413] {
+            assert_eq!(e(status).kind(), ErrorKind::Config, "{status}");
+        }
+        // Only the API's own 400 judges the listens; a proxy's is config.
+        assert_eq!(
+            http_error(400, b"<html>Bad Request</html>", None).kind(),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            http_error(400, br#"{"code":400,"error":"bad listen"}"#, None).kind(),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            Error::Quiet(Duration::from_secs(5)).kind(),
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            Error::Quiet(Duration::from_secs(5)).retry_after(),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(e(429).kind(), ErrorKind::RateLimited);
         assert_eq!(e(503).kind(), ErrorKind::Transient);
         assert_eq!(

@@ -10,6 +10,7 @@ mod api;
 mod sign;
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -89,6 +90,15 @@ pub enum Error {
         status: u16,
         /// The start of the body, for the log.
         body: String,
+        /// How long the server asked to wait (`Retry-After`), uncapped.
+        retry_after: Option<Duration>,
+    },
+    /// A 2xx reply that is not a JSON object: whatever answered is not an
+    /// Audioscrobbler 2.0 API (a wrong url, a proxy, a captive portal).
+    #[error("HTTP {status}, and the reply is not the API's JSON")]
+    NotJson {
+        /// The HTTP status code.
+        status: u16,
     },
     /// The request did not complete: connection refused, timeout, ...
     #[error("request failed: {}", crate::http::describe_error(.0))]
@@ -108,27 +118,62 @@ impl From<reqwest::Error> for Error {
 
 impl Error {
     /// Classifies the error for retry decisions (protocols.md §1.10, §1.13).
+    ///
+    /// Only error 6 is a verdict on the listens sent; every other refusal
+    /// of a whole request says the request went to the wrong place or with
+    /// the wrong keys, so it stops the target rather than condemning items.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Api { code, .. } => match code {
                 29 => ErrorKind::RateLimited,
                 4 | 9 => ErrorKind::Auth,
-                10 | 13 | 26 => ErrorKind::Config,
-                2 | 3 | 5 | 6 | 7 | 27 => ErrorKind::Rejected,
+                // Invalid service, invalid format, invalid resource: not a
+                // request this server's API understands.
+                2 | 5 | 7 | 10 | 13 | 26 => ErrorKind::Config,
+                3 | 27 => ErrorKind::Unsupported,
+                6 => ErrorKind::Rejected,
                 _ => ErrorKind::Transient,
             },
             Error::Http { status, .. } => match status {
                 429 => ErrorKind::RateLimited,
                 408 | 500.. => ErrorKind::Transient,
-                // Redirects are not followed (see `crate::http`): the API URL
-                // is outdated or points at an alias.
-                300..=399 => ErrorKind::Config,
-                _ => ErrorKind::Rejected,
+                // Anything else without the API's error document did not come
+                // from the API: a redirect (not followed, see `crate::http`),
+                // 401/403/404/405/407/410 from a wrong path, a proxy or a
+                // captive portal.
+                _ => ErrorKind::Config,
             },
+            Error::NotJson { .. } => ErrorKind::Config,
             // A request that cannot even be built (an invalid URL) fails the
             // same way on every retry.
             Error::Transport(e) if e.is_builder() => ErrorKind::Config,
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
+        }
+    }
+
+    /// For an error of kind [`ErrorKind::Config`], the config key to fix.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            Error::Api { code: 10 | 26, .. } => "api_key",
+            Error::Api { code: 13, .. } => "api_secret",
+            _ => "url",
+        }
+    }
+
+    /// How long the server asked to wait (`Retry-After`), uncapped.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::http::BodyError> for Error {
+    fn from(e: crate::http::BodyError) -> Self {
+        match e {
+            crate::http::BodyError::Transport(e) => Error::Transport(e),
+            too_large @ crate::http::BodyError::TooLarge => Error::Malformed(too_large.to_string()),
         }
     }
 }
@@ -147,6 +192,11 @@ impl Client {
             api_key: api_key.to_owned(),
             api_secret: api_secret.to_owned(),
         }
+    }
+
+    /// The API URL.
+    pub fn url(&self) -> &str {
+        &self.api_url
     }
 
     /// Tells the server that `track` started playing (`track.updateNowPlaying`).
@@ -290,9 +340,7 @@ impl Client {
                 .join("&")
         );
         let response = self.http.get(url).send().await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        api::read_reply(status, &body)
+        reply(response).await
     }
 
     /// The mobile flow: gets a session from a user name and password
@@ -378,9 +426,7 @@ impl Client {
         // Only the method name: the body holds the session key or password.
         tracing::debug!(method, "Audioscrobbler request");
         let response = self.request(method, session_key, params).send().await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        api::read_reply(status, &body)
+        reply(response).await
     }
 
     /// The signed form POST for a call. Every call is a POST: writes and
@@ -417,6 +463,22 @@ impl fmt::Debug for Session {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// The JSON of a successful reply, or the error it reports; the body is read
+/// up to [`crate::http::MAX_BODY`].
+async fn reply(response: reqwest::Response) -> Result<Value, Error> {
+    let status = response.status().as_u16();
+    let retry_after = crate::http::retry_after(response.headers(), SystemTime::now());
+    let body = crate::http::read_body(response).await?;
+    api::read_reply(status, &body).map_err(|e| match e {
+        Error::Http { status, body, .. } => Error::Http {
+            status,
+            body,
+            retry_after,
+        },
+        e => e,
+    })
 }
 
 /// Splits `https://user@host:port/path?query` into `("https", "host:port")`.
@@ -637,18 +699,19 @@ mod tests {
         Error::Http {
             status,
             body: String::new(),
+            retry_after: None,
         }
     }
 
     #[test]
     fn api_error_codes_are_classified() {
         let cases = [
-            (2, ErrorKind::Rejected),
-            (3, ErrorKind::Rejected),
+            (2, ErrorKind::Config),
+            (3, ErrorKind::Unsupported),
             (4, ErrorKind::Auth),
-            (5, ErrorKind::Rejected),
+            (5, ErrorKind::Config),
             (6, ErrorKind::Rejected),
-            (7, ErrorKind::Rejected),
+            (7, ErrorKind::Config),
             (8, ErrorKind::Transient),
             (9, ErrorKind::Auth),
             (10, ErrorKind::Config),
@@ -656,7 +719,7 @@ mod tests {
             (13, ErrorKind::Config),
             (16, ErrorKind::Transient),
             (26, ErrorKind::Config),
-            (27, ErrorKind::Rejected),
+            (27, ErrorKind::Unsupported),
             (28, ErrorKind::Transient),
             (29, ErrorKind::RateLimited),
             (1234, ErrorKind::Transient),
@@ -672,9 +735,15 @@ mod tests {
             (301, ErrorKind::Config),
             (303, ErrorKind::Config),
             (308, ErrorKind::Config),
-            (400, ErrorKind::Rejected),
-            (403, ErrorKind::Rejected),
-            (404, ErrorKind::Rejected),
+            // Without the API's error document, no status is a verdict on
+            // the listens: a wrong url, a proxy, a captive portal.
+            (400, ErrorKind::Config),
+            (401, ErrorKind::Config),
+            (403, ErrorKind::Config),
+            (404, ErrorKind::Config),
+            (405, ErrorKind::Config),
+            (407, ErrorKind::Config),
+            (410, ErrorKind::Config),
             (408, ErrorKind::Transient),
             (429, ErrorKind::RateLimited),
             (500, ErrorKind::Transient),
@@ -686,6 +755,10 @@ mod tests {
             assert_eq!(http(status).kind(), kind, "status {status}");
         }
         assert_eq!(Error::Malformed(String::new()).kind(), ErrorKind::Transient);
+        assert_eq!(Error::NotJson { status: 200 }.kind(), ErrorKind::Config);
+        assert_eq!(http(404).setting(), "url");
+        assert_eq!(api(10).setting(), "api_key");
+        assert_eq!(api(13).setting(), "api_secret");
     }
 
     #[tokio::test]
@@ -798,7 +871,7 @@ mod tests {
         let (url, _server) = serve_once(503, "<html>Service Unavailable</html>").await;
         let err = client(&url).get_token().await.unwrap_err();
         assert!(
-            matches!(err, Error::Http { status: 503, ref body } if body.contains("Unavailable")),
+            matches!(err, Error::Http { status: 503, ref body, .. } if body.contains("Unavailable")),
             "{err:?}"
         );
         assert_eq!(err.kind(), ErrorKind::Transient);
