@@ -285,25 +285,11 @@ impl Flusher {
                     after,
                     why,
                 }) => {
-                    let backoff = self.backoff(&mut failures);
-                    let wait = match after {
-                        // The server said when; a second more avoids landing
-                        // exactly on the window's edge.
-                        Some(asked) => {
-                            let (after, capped) = http::cap_wait(asked);
-                            if capped {
-                                tracing::warn!(
-                                    "{name}: the server asks to wait {} s; waiting {} s, \
-                                     the most a server can ask for",
-                                    asked.as_secs(),
-                                    after.as_secs()
-                                );
-                            }
-                            after.saturating_add(Duration::from_secs(1))
-                        }
-                        None if rate_limited => backoff.max(RATE_LIMIT_WAIT),
-                        None => backoff,
-                    };
+                    let (wait, capped) =
+                        retry_wait(after, rate_limited, self.backoff(&mut failures));
+                    if let Some(note) = capped {
+                        tracing::warn!("{name}: {note}");
+                    }
                     self.handle.set_health(
                         "retrying",
                         Some(why.clone()),
@@ -533,6 +519,32 @@ impl Flusher {
     }
 }
 
+/// How long to wait before retrying: what the server asked for, capped at
+/// [`http::MAX_SERVER_WAIT`] (then also a note for the log saying so), else
+/// `backoff`, and at least a minute after a rate-limit answer.
+fn retry_wait(
+    asked: Option<Duration>,
+    rate_limited: bool,
+    backoff: Duration,
+) -> (Duration, Option<String>) {
+    match asked {
+        Some(asked) => {
+            let (wait, capped) = http::cap_wait(asked);
+            let note = capped.then(|| {
+                format!(
+                    "the server asks to wait {} s; waiting {} s instead, the most a server can ask for",
+                    asked.as_secs(),
+                    wait.as_secs()
+                )
+            });
+            // A second more avoids landing exactly on the window's edge.
+            (wait.saturating_add(Duration::from_secs(1)), note)
+        }
+        None if rate_limited => (backoff.max(RATE_LIMIT_WAIT), None),
+        None => (backoff, None),
+    }
+}
+
 /// Between 75% and 125% of `d`, so many daemons behind one outage do not
 /// retry in lockstep. A `d` too long to scale (a configured `retry_max` of
 /// centuries) is kept as is.
@@ -570,6 +582,102 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[test]
+    fn jitter_survives_absurd_durations() {
+        // 125% of these does not fit in a Duration: no panic, and still long.
+        for _ in 0..100 {
+            assert!(jitter(Duration::MAX) >= Duration::MAX.mul_f64(0.74));
+            assert!(jitter(Duration::from_secs(u64::MAX)) >= Duration::from_secs(u64::MAX / 2));
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_server_asking_for_more_than_an_hour_gets_an_hour_and_the_log_says_so() {
+        let backoff = Duration::from_secs(5);
+        for asked in [
+            Duration::from_secs(3601),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            let (wait, note) = retry_wait(Some(asked), true, backoff);
+            assert_eq!(wait, Duration::from_secs(3601), "{asked:?}");
+            let note = note.expect("a capped wait is logged");
+            assert!(
+                note.contains(&format!("asks to wait {} s", asked.as_secs()))
+                    && note.contains("waiting 3600 s instead"),
+                "{note}"
+            );
+        }
+        let (wait, note) = retry_wait(Some(Duration::from_secs(3600)), false, backoff);
+        assert_eq!((wait, note), (Duration::from_secs(3601), None));
+        let (wait, note) = retry_wait(Some(Duration::ZERO), true, backoff);
+        assert_eq!((wait, note), (Duration::from_secs(1), None));
+        assert_eq!(retry_wait(None, true, backoff), (RATE_LIMIT_WAIT, None));
+        assert_eq!(retry_wait(None, false, backoff), (backoff, None));
+    }
+
+    fn failure(kind: ErrorKind, setting: &'static str) -> Failure {
+        Failure {
+            kind,
+            message: "HTTP 404:\n<html>\n  Not Found</html>".into(),
+            retry_after: None,
+            setting,
+        }
+    }
+
+    #[test]
+    fn refusals_of_the_request_pause_with_the_config_fix() {
+        for kind in [ErrorKind::Config, ErrorKind::Unsupported] {
+            match Stop::from(failure(kind, "url")) {
+                Stop::Pause { why, fix } => {
+                    assert_eq!(fix, Fix::Config("url"), "{kind:?}");
+                    assert!(why.contains("HTTP 404: <html> Not Found</html>"), "{why}");
+                    assert!(!why.contains('\n'), "one log line: {why:?}");
+                }
+                _ => panic!("{kind:?} must pause"),
+            }
+        }
+        assert!(matches!(
+            Stop::from(failure(ErrorKind::Auth, "url")),
+            Stop::Pause { fix: Fix::Auth, .. }
+        ));
+        assert!(matches!(
+            Stop::from(failure(ErrorKind::Transient, "url")),
+            Stop::Retry {
+                rate_limited: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_fix_names_the_config_key_or_the_auth_command() {
+        let handle = TargetHandle {
+            name: "lastfm".into(),
+            service: Service::LastFm(crate::lastfm::Client::new(
+                http::client(Duration::from_secs(1)).unwrap(),
+                "http://127.0.0.1:9/2.0/",
+                "k",
+                "s",
+            )),
+            session: watch::Sender::new(None),
+            wake: Notify::new(),
+            flush_now: Notify::new(),
+            paused: AtomicBool::new(false),
+            config: "[lastfm] of /etc/mpd-scrobbler.toml".into(),
+            health: std::sync::Mutex::new(Health::default()),
+        };
+        assert_eq!(
+            handle.fix_text(Fix::Config("url")),
+            "fix `url` in [lastfm] of /etc/mpd-scrobbler.toml and restart mpd-scrobbler"
+        );
+        assert_eq!(
+            handle.fix_text(Fix::Auth),
+            "run `mpd-scrobbler auth lastfm`"
+        );
     }
 
     #[test]

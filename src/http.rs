@@ -262,6 +262,196 @@ mod tests {
         server.await.unwrap();
     }
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Accepts one connection, reads the request head, writes `head` and
+    /// then `body_chunks` of `chunk` bytes each (chunked encoding when
+    /// `chunked`), `pause` apart. Returns the URL.
+    async fn serve_stream(
+        head: &'static str,
+        chunk: usize,
+        body_chunks: usize,
+        chunked: bool,
+        pause: Duration,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 4096];
+            let _ = stream.read(&mut buf).await;
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let data = vec![b' '; chunk];
+            for _ in 0..body_chunks {
+                let sent = if chunked {
+                    let mut framed = format!("{chunk:x}\r\n").into_bytes();
+                    framed.extend_from_slice(&data);
+                    framed.extend_from_slice(b"\r\n");
+                    stream.write_all(&framed).await
+                } else {
+                    stream.write_all(&data).await
+                };
+                if sent.is_err() {
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            if chunked {
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            }
+        });
+        url
+    }
+
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                           Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_while_reading() {
+        // 50 MiB sent without a Content-Length: reading stops past the cap.
+        let url = serve_stream(CHUNKED, 64 << 10, 800, true, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let err = read_body(response).await.unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge), "{err:?}");
+        assert!(err.to_string().contains("larger than 1024 KiB"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_announced_body_over_the_cap_is_refused_before_reading() {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 52428800\r\nConnection: close\r\n\r\n";
+        // Nothing of the body is ever sent: only the announcement can refuse it.
+        let url = serve_stream(head, 1, 0, false, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let err = read_body(response).await.unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_up_to_the_cap_is_read_whole() {
+        let url = serve_stream(CHUNKED, 64 << 10, 16, true, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read_body(response).await.unwrap().len(), MAX_BODY);
+        let url = serve_stream(CHUNKED, 100, 3, true, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(
+            read_body_limited(response, 299).await,
+            Err(BodyError::TooLarge)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_drip_fed_body_ends_with_the_request_deadline() {
+        let url = serve_stream(CHUNKED, 1, 1000, true, Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let response = client(Duration::from_millis(700))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let err = read_body(response).await.unwrap_err();
+        match err {
+            BodyError::Transport(e) => assert!(e.is_timeout(), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        // The whole drip would take 100 s.
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn numeric_headers_accept_only_whole_non_negative_numbers() {
+        let name = "x-ratelimit-reset-in";
+        for (value, expected) in [
+            ("7", Some(7)),
+            (" 30 ", Some(30)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("-1", None),
+            ("1.5", None),
+            ("soon", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                header_u64(&headers(&[(name, value)]), name),
+                expected,
+                "{value:?}"
+            );
+        }
+        assert_eq!(header_u64(&HeaderMap::new(), name), None);
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_nothing_else() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |v: &str| retry_after(&headers(&[("retry-after", v)]), now);
+        assert_eq!(at("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            at("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for garbage in ["-5", "99999999999999999999999", "1e9", "later", ""] {
+            assert_eq!(at(garbage), None, "{garbage:?}");
+        }
+        // 2023-11-14T22:13:20Z is 1_700_000_000.
+        assert_eq!(
+            at("Tue, 14 Nov 2023 22:15:20 GMT"),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(at("Mon, 13 Nov 2023 22:13:20 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            at("Fri, 31 Dec 9999 23:59:59 GMT"),
+            None,
+            "beyond the date range"
+        );
+        let far = at("Wed, 01 Jan 3000 00:00:00 GMT").unwrap();
+        assert!(far > Duration::from_secs(200 * 365 * 86400), "{far:?}");
+        assert_eq!(cap_wait(far), (MAX_SERVER_WAIT, true));
+    }
+
+    #[test]
+    fn waits_over_an_hour_are_capped() {
+        assert_eq!(
+            cap_wait(Duration::from_secs(59)),
+            (Duration::from_secs(59), false)
+        );
+        assert_eq!(cap_wait(MAX_SERVER_WAIT), (MAX_SERVER_WAIT, false));
+        assert_eq!(
+            cap_wait(MAX_SERVER_WAIT + Duration::from_nanos(1)),
+            (MAX_SERVER_WAIT, true)
+        );
+        assert_eq!(cap_wait(Duration::MAX), (MAX_SERVER_WAIT, true));
+    }
+
     #[tokio::test]
     async fn client_gives_up_after_the_total_timeout() {
         // Accepts but never answers.

@@ -555,6 +555,118 @@ mod tests {
         assert!(parsed.to_string().contains("slow down"));
     }
 
+    fn lb_client(url: &str) -> Client {
+        let http = crate::http::client(Duration::from_secs(5)).unwrap();
+        // serve_raw's URL ends in /2.0/; the path does not matter here.
+        Client::new(http, url, Flavor::ListenBrainz)
+    }
+
+    async fn answer(head_and_body: String) -> Result<(), Error> {
+        let (url, _server) = crate::http::test_server::serve_raw(|_| head_and_body).await;
+        lb_client(&url).submit("token", &[listen("x")]).await
+    }
+
+    #[tokio::test]
+    async fn an_endless_rate_limit_window_waits_an_hour_at_most() {
+        // The answer that used to abort the process with "overflow when
+        // adding duration to instant".
+        let (url, _server) = crate::http::test_server::serve_raw(|_| {
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+             X-RateLimit-Remaining: 0\r\nX-RateLimit-Reset-In: 18446744073709551615\r\n\
+             Content-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}"
+                .to_owned()
+        })
+        .await;
+        let client = lb_client(&url);
+        client.submit("token", &[listen("x")]).await.unwrap();
+        // Nothing is sent until the window ends; the flusher does the waiting.
+        let err = client.submit("token", &[listen("y")]).await.unwrap_err();
+        let left = err.retry_after().unwrap();
+        assert!(matches!(err, Error::Quiet(_)), "{err:?}");
+        assert!(
+            left <= crate::http::MAX_SERVER_WAIT && left > Duration::from_secs(3500),
+            "{left:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn huge_negative_and_garbage_rate_limit_headers_are_survived() {
+        for (reset_in, retry_after, expected) in [
+            (
+                "18446744073709551615",
+                "",
+                Some(Duration::from_secs(u64::MAX)),
+            ),
+            ("99999999999999999999999", "-5", None),
+            (
+                "-1",
+                "18446744073709551615",
+                Some(Duration::from_secs(u64::MAX)),
+            ),
+            ("soon", "Wed, 01 Jan 3000 00:00:00 GMT", None),
+        ] {
+            let body = r#"{"code":429,"error":"slow down"}"#;
+            let err = answer(format!(
+                "HTTP/1.1 429 Too Many Requests\r\nX-RateLimit-Remaining: 0\r\n\
+                 X-RateLimit-Reset-In: {reset_in}\r\nRetry-After: {retry_after}\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::RateLimited, "{reset_in}");
+            match expected {
+                Some(d) => assert_eq!(err.retry_after(), Some(d), "{reset_in}"),
+                // The far date: some wait, capped later by the flusher.
+                None if retry_after.contains("3000") => {
+                    assert!(err.retry_after().unwrap() > crate::http::MAX_SERVER_WAIT)
+                }
+                None => assert_eq!(err.retry_after(), None, "{reset_in} / {retry_after}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_is_not_the_apis_json_is_no_delivery() {
+        for (status, body) in [
+            (200, "<html>Sign in to the hotel Wi-Fi</html>"),
+            (200, ""),
+            (404, "Not Found"),
+            (405, "<html>Method Not Allowed</html>"),
+            (400, "<html>Bad Request</html>"),
+        ] {
+            let err = answer(format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{status} {body:?}: {err}");
+            assert!(err.to_string().contains(&status.to_string()), "{err}");
+        }
+        // Maloja's answer to an unknown method.
+        let body = r#"{"code":200,"error":"Invalid Method"}"#;
+        let err = answer(format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    }
+
+    #[test]
+    fn absurd_durations_do_not_overflow() {
+        let mut l = listen("x");
+        l.track.duration_secs = Some(u64::MAX);
+        let v = listen_json(&l, Flavor::ListenBrainz);
+        assert_eq!(
+            v["track_metadata"]["additional_info"]["duration_ms"],
+            u64::MAX
+        );
+    }
+
     #[test]
     fn nul_characters_are_removed() {
         let mut l = listen("a\0b");

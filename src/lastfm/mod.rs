@@ -877,6 +877,65 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Transient);
     }
 
+    async fn scrobble_answered_with(response: String) -> Error {
+        let (url, _server) = crate::http::test_server::serve_raw(|_| response).await;
+        client(&url)
+            .scrobble(SK, &worked_example_listens())
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn misdirected_answers_are_config_and_oversized_ones_transient() {
+        for (status, body) in [
+            (404, "Not Found"),
+            (200, "<html>Sign in to the hotel Wi-Fi</html>"),
+            (405, ""),
+            (410, "Gone"),
+            (407, "Proxy Authentication Required"),
+            (401, "<html>401</html>"),
+        ] {
+            let err = scrobble_answered_with(format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await;
+            assert_eq!(err.kind(), ErrorKind::Config, "{status} {body:?}: {err:?}");
+            assert_eq!(err.setting(), "url");
+            assert!(err.to_string().contains(&format!("HTTP {status}")), "{err}");
+        }
+        let err = scrobble_answered_with(
+            "HTTP/1.1 200 OK\r\nContent-Length: 52428800\r\nConnection: close\r\n\r\n".into(),
+        )
+        .await;
+        assert!(
+            matches!(err, Error::Malformed(ref m) if m.contains("larger than")),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_read_and_left_uncapped_for_the_flusher() {
+        let err = scrobble_answered_with(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 18446744073709551615\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+                .into(),
+        )
+        .await;
+        assert_eq!(err.kind(), ErrorKind::Transient);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(u64::MAX)));
+        let err = scrobble_answered_with(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: -30\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+                .into(),
+        )
+        .await;
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+        assert_eq!(err.retry_after(), None);
+    }
+
     #[tokio::test]
     async fn desktop_flow_token_pending_then_session() {
         let (url, server) = serve_once(200, r#"{"token":"cafe0123"}"#).await;
