@@ -162,9 +162,9 @@ fn assert_paused_for_config(dir: &TestDir, daemon: &Daemon, url: &str, status: &
         lines[0]
     );
     let config = dir.config_path().display().to_string();
-    let fix = format!("fix `url` in ");
+    let fix = "fix `url` in ";
     assert!(
-        lines[0].contains(&fix) && lines[0].contains(&config) && lines[0].contains("restart"),
+        lines[0].contains(fix) && lines[0].contains(&config) && lines[0].contains("restart"),
         "{}",
         lines[0]
     );
@@ -176,7 +176,7 @@ fn assert_paused_for_config(dir: &TestDir, daemon: &Daemon, url: &str, status: &
     assert_eq!(t["rejected"], 0, "{v}");
     let shown_fix = t["fix"].as_str().unwrap();
     assert!(
-        shown_fix.contains(&fix) && shown_fix.contains(&config),
+        shown_fix.contains(fix) && shown_fix.contains(&config),
         "{v}"
     );
     assert!(t["why"].as_str().unwrap().contains(status), "{v}");
