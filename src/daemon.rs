@@ -33,6 +33,18 @@ struct Spec {
     service: Service,
     /// Credential written in the config file; a stored one wins.
     from_config: Option<Secret>,
+    /// Where it is configured, for the fix of a configuration problem.
+    config: String,
+}
+
+/// "[lastfm] of FILE", or the named section when several are configured.
+fn section_of(config: &Config, kind: &str, count: usize, name: &str) -> String {
+    let file = config.path.display();
+    if count > 1 {
+        format!("the [[{kind}]] section named {name:?} of {file}")
+    } else {
+        format!("[{kind}] of {file}")
+    }
 }
 
 fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
@@ -46,12 +58,14 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
             t.api_secret.expose(),
         )),
         from_config: t.session_key.clone(),
+        config: section_of(config, "lastfm", config.lastfm.len(), &t.name),
     });
     let listenbrainz = config.listenbrainz.iter().map(|t| Spec {
         name: t.name.clone(),
         url: t.url.clone(),
         service: Service::ListenBrainz(listenbrainz::Client::new(http.clone(), &t.url, t.flavor)),
         from_config: t.token.clone(),
+        config: section_of(config, "listenbrainz", config.listenbrainz.len(), &t.name),
     });
     lastfm.chain(listenbrainz).collect()
 }
@@ -93,6 +107,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             wake: Notify::new(),
             flush_now: Notify::new(),
             paused: AtomicBool::new(false),
+            config: spec.config.clone(),
             health: std::sync::Mutex::new(Health {
                 state: "ok",
                 ..Health::default()

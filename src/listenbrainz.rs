@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 
 use crate::scrobble::{Listen, Track};
 use crate::target::{ErrorKind, Heard};
@@ -53,6 +54,17 @@ pub enum Error {
         /// For 429: the server's X-RateLimit-Reset-In.
         reset_in: Option<Duration>,
     },
+    /// Whatever answered is not the API: a reply that is not its JSON, with
+    /// a status that is no verdict on the listens (a wrong url, a proxy, a
+    /// captive portal).
+    #[error("HTTP {status}, and the reply is not the API's JSON")]
+    NotJson {
+        /// Status code.
+        status: u16,
+    },
+    /// The server said its rate-limit window is used up; nothing was sent.
+    #[error("waiting for the server's rate-limit window ({} s left)", .0.as_secs())]
+    Quiet(Duration),
     /// The request did not reach the server (no connection).
     #[error("request failed: {0}")]
     Transport(String),
@@ -66,25 +78,30 @@ pub enum Error {
 }
 
 impl Error {
-    /// What the caller should do (protocols.md §3.5).
+    /// What the caller should do (protocols.md §3.5). Only 400 (and
+    /// Maloja's 409 for a taken timestamp) judges the listens sent; any other
+    /// refusal means the url or the server is wrong, not the listens.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Http { status, .. } => match status {
                 429 => ErrorKind::RateLimited,
                 401 => ErrorKind::Auth,
-                403 | 300..=399 | 404 | 405 => ErrorKind::Config,
+                400 | 409 => ErrorKind::Rejected,
                 408 | 500.. => ErrorKind::Transient,
-                _ => ErrorKind::Rejected,
+                _ => ErrorKind::Config,
             },
+            Error::NotJson { .. } => ErrorKind::Config,
+            Error::Quiet(_) => ErrorKind::RateLimited,
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
             Error::Unsure(_) => ErrorKind::Unknown,
         }
     }
 
-    /// How long the server asked us to wait, if it did.
+    /// How long the server asked us to wait, if it did; uncapped.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Http { reset_in, .. } => *reset_in,
+            Error::Quiet(left) => Some(*left),
             _ => None,
         }
     }
@@ -119,6 +136,11 @@ impl Client {
             flavor,
             quiet_until: Default::default(),
         }
+    }
+
+    /// The API root.
+    pub fn url(&self) -> &str {
+        &self.root
     }
 
     /// Which server this is.
@@ -179,12 +201,9 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport)?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(http_error(status, &body, None))
-        }
+        let reset_in = wait_asked(resp.headers());
+        let body = read_body(resp).await?;
+        accepted(status, &body, reset_in)
     }
 
     /// Check a token; `Ok(Some(user))` when valid, `Ok(None)` when not.
@@ -197,7 +216,7 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport)?;
+        let body = read_body(resp).await?;
         // Maloja answers an unknown token with 401 where ListenBrainz says valid:false.
         if status == 401 {
             return Ok(None);
@@ -205,8 +224,7 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(http_error(status, &body, None));
         }
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| Error::Malformed(format!("validate-token reply is not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&body).map_err(|_| Error::NotJson { status })?;
         match v.get("valid").and_then(Value::as_bool) {
             Some(true) => Ok(Some(
                 v.get("user_name")
@@ -232,7 +250,11 @@ impl Client {
         first: u64,
         last: u64,
     ) -> Result<Vec<Heard>, Error> {
-        let url = format!("{}/1/user/{}/listens", self.root, path_escape(user));
+        let url = format!(
+            "{}/1/user/{}/listens",
+            self.root,
+            crate::http::percent_encode(user)
+        );
         let mut heard: Vec<Heard> = Vec::new();
         // Both bounds are exclusive.
         let mut before = last.saturating_add(1);
@@ -248,7 +270,7 @@ impl Client {
                 .await
                 .map_err(transport)?;
             let status = resp.status().as_u16();
-            let body = resp.bytes().await.map_err(transport)?;
+            let body = read_body(resp).await?;
             if !(200..300).contains(&status) {
                 return Err(http_error(status, &body, None));
             }
@@ -267,9 +289,13 @@ impl Client {
     }
 
     async fn submit_raw(&self, token: &str, body: String) -> Result<(), Error> {
-        let quiet_until = *self.quiet_until.lock().expect("not poisoned");
-        if let Some(t) = quiet_until {
-            tokio::time::sleep_until(t).await;
+        // Waiting is the flusher's job: it can be cut short by a flush request
+        // or shutdown, a sleep in here could not.
+        let quiet_until = *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(left) = quiet_until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            if !left.is_zero() {
+                return Err(Error::Quiet(left));
+            }
         }
         tracing::debug!(bytes = body.len(), "ListenBrainz submit-listens");
         let resp = self
@@ -282,23 +308,57 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
+        let reset_in = wait_asked(resp.headers());
+        let quiet = match (
+            crate::http::header_u64(resp.headers(), "X-RateLimit-Remaining"),
+            crate::http::header_u64(resp.headers(), "X-RateLimit-Reset-In"),
+        ) {
+            (Some(0), Some(secs)) => {
+                let (wait, capped) = crate::http::cap_wait(Duration::from_secs(secs));
+                if capped {
+                    tracing::warn!(
+                        "{}: the server asks for a pause of {secs} s (X-RateLimit-Reset-In); \
+                         waiting {} s, the most a server can ask",
+                        self.root,
+                        wait.as_secs()
+                    );
+                }
+                Instant::now().checked_add(wait)
+            }
+            _ => None,
         };
-        let reset_in = header("X-RateLimit-Reset-In").map(Duration::from_secs);
-        *self.quiet_until.lock().expect("not poisoned") =
-            match (header("X-RateLimit-Remaining"), reset_in) {
-                (Some(0), Some(wait)) => Some(tokio::time::Instant::now() + wait),
-                _ => None,
-            };
-        let body = resp.bytes().await.map_err(transport)?;
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
-        Err(http_error(status, &body, reset_in))
+        *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner()) = quiet;
+        let body = read_body(resp).await?;
+        accepted(status, &body, reset_in)
+    }
+}
+
+/// The wait a reply asks for: X-RateLimit-Reset-In, else Retry-After (a
+/// proxy's). Uncapped: the flusher caps it and says so.
+fn wait_asked(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    crate::http::header_u64(headers, "X-RateLimit-Reset-In")
+        .map(Duration::from_secs)
+        .or_else(|| crate::http::retry_after(headers, std::time::SystemTime::now()))
+}
+
+async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, Error> {
+    crate::http::read_body(resp).await.map_err(|e| match e {
+        crate::http::BodyError::Transport(e) => transport(e),
+        too_large => Error::Malformed(too_large.to_string()),
+    })
+}
+
+/// Whether a reply to a write means the server took it: a 2xx status with
+/// the API's JSON and no `error` in it (Maloja answers an unknown method
+/// with 200 and an error).
+fn accepted(status: u16, body: &[u8], reset_in: Option<Duration>) -> Result<(), Error> {
+    if !(200..300).contains(&status) {
+        return Err(http_error(status, body, reset_in));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.is_object() && v.get("error").is_none() => Ok(()),
+        Ok(v) if v.is_object() => Err(http_error(status, body, reset_in)),
+        _ => Err(Error::NotJson { status }),
     }
 }
 
@@ -334,28 +394,18 @@ fn parse_listens(body: &[u8]) -> Result<Vec<Heard>, Error> {
         .collect())
 }
 
-/// Percent-encodes a path segment (a user name).
-fn path_escape(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn http_error(status: u16, body: &[u8], reset_in: Option<Duration>) -> Error {
-    let message = serde_json::from_slice::<Value>(body)
+    let api_message = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            text.chars().take(200).collect()
-        });
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+    // A 400 or 409 judges the listens only when the API itself says why.
+    if api_message.is_none() && matches!(status, 400 | 409) {
+        return Error::NotJson { status };
+    }
+    let message = api_message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        text.chars().take(200).collect()
+    });
     Error::Http {
         status,
         message,
@@ -389,7 +439,7 @@ pub fn track_metadata(t: &Track, flavor: Flavor) -> Value {
         match flavor {
             // Maloja reads `duration` (seconds) and ignores duration_ms.
             Flavor::Maloja => put("duration", json!(d)),
-            Flavor::ListenBrainz => put("duration_ms", json!(d * 1000)),
+            Flavor::ListenBrainz => put("duration_ms", json!(d.saturating_mul(1000))),
         }
     }
     if let Some(n) = t.track_number {
@@ -560,7 +610,26 @@ mod tests {
         assert_eq!(e(400).kind(), ErrorKind::Rejected);
         assert_eq!(e(409).kind(), ErrorKind::Rejected);
         assert_eq!(e(401).kind(), ErrorKind::Auth);
-        assert_eq!(e(403).kind(), ErrorKind::Config);
+        for status in [301, 303, 403, 404, 405, 407, 410, 413] {
+            assert_eq!(e(status).kind(), ErrorKind::Config, "{status}");
+        }
+        // Only the API's own 400 judges the listens; a proxy's is config.
+        assert_eq!(
+            http_error(400, b"<html>Bad Request</html>", None).kind(),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            http_error(400, br#"{"code":400,"error":"bad listen"}"#, None).kind(),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            Error::Quiet(Duration::from_secs(5)).kind(),
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            Error::Quiet(Duration::from_secs(5)).retry_after(),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(e(429).kind(), ErrorKind::RateLimited);
         assert_eq!(e(503).kind(), ErrorKind::Transient);
         assert_eq!(
@@ -577,6 +646,118 @@ mod tests {
         assert!(parsed.to_string().contains("slow down"));
     }
 
+    fn lb_client(url: &str) -> Client {
+        let http = crate::http::client(Duration::from_secs(5)).unwrap();
+        // serve_raw's URL ends in /2.0/; the path does not matter here.
+        Client::new(http, url, Flavor::ListenBrainz)
+    }
+
+    async fn answer(head_and_body: String) -> Result<(), Error> {
+        let (url, _server) = crate::http::test_server::serve_raw(|_| head_and_body).await;
+        lb_client(&url).submit("token", &[listen("x")]).await
+    }
+
+    #[tokio::test]
+    async fn an_endless_rate_limit_window_waits_an_hour_at_most() {
+        // The answer that used to abort the process with "overflow when
+        // adding duration to instant".
+        let (url, _server) = crate::http::test_server::serve_raw(|_| {
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+             X-RateLimit-Remaining: 0\r\nX-RateLimit-Reset-In: 18446744073709551615\r\n\
+             Content-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}"
+                .to_owned()
+        })
+        .await;
+        let client = lb_client(&url);
+        client.submit("token", &[listen("x")]).await.unwrap();
+        // Nothing is sent until the window ends; the flusher does the waiting.
+        let err = client.submit("token", &[listen("y")]).await.unwrap_err();
+        let left = err.retry_after().unwrap();
+        assert!(matches!(err, Error::Quiet(_)), "{err:?}");
+        assert!(
+            left <= crate::http::MAX_SERVER_WAIT && left > Duration::from_secs(3500),
+            "{left:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn huge_negative_and_garbage_rate_limit_headers_are_survived() {
+        for (reset_in, retry_after, expected) in [
+            (
+                "18446744073709551615",
+                "",
+                Some(Duration::from_secs(u64::MAX)),
+            ),
+            ("99999999999999999999999", "-5", None),
+            (
+                "-1",
+                "18446744073709551615",
+                Some(Duration::from_secs(u64::MAX)),
+            ),
+            ("soon", "Wed, 01 Jan 3000 00:00:00 GMT", None),
+        ] {
+            let body = r#"{"code":429,"error":"slow down"}"#;
+            let err = answer(format!(
+                "HTTP/1.1 429 Too Many Requests\r\nX-RateLimit-Remaining: 0\r\n\
+                 X-RateLimit-Reset-In: {reset_in}\r\nRetry-After: {retry_after}\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::RateLimited, "{reset_in}");
+            match expected {
+                Some(d) => assert_eq!(err.retry_after(), Some(d), "{reset_in}"),
+                // The far date: some wait, capped later by the flusher.
+                None if retry_after.contains("3000") => {
+                    assert!(err.retry_after().unwrap() > crate::http::MAX_SERVER_WAIT)
+                }
+                None => assert_eq!(err.retry_after(), None, "{reset_in} / {retry_after}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_is_not_the_apis_json_is_no_delivery() {
+        for (status, body) in [
+            (200, "<html>Sign in to the hotel Wi-Fi</html>"),
+            (200, ""),
+            (404, "Not Found"),
+            (405, "<html>Method Not Allowed</html>"),
+            (400, "<html>Bad Request</html>"),
+        ] {
+            let err = answer(format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{status} {body:?}: {err}");
+            assert!(err.to_string().contains(&status.to_string()), "{err}");
+        }
+        // Maloja's answer to an unknown method.
+        let body = r#"{"code":200,"error":"Invalid Method"}"#;
+        let err = answer(format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    }
+
+    #[test]
+    fn absurd_durations_do_not_overflow() {
+        let mut l = listen("x");
+        l.track.duration_secs = Some(u64::MAX);
+        let v = listen_json(&l, Flavor::ListenBrainz);
+        assert_eq!(
+            v["track_metadata"]["additional_info"]["duration_ms"],
+            u64::MAX
+        );
+    }
+
     #[test]
     fn listens_are_read_back() {
         let body = r#"{"payload":{"count":2,"user_id":"alice","listens":[
@@ -590,7 +771,7 @@ mod tests {
         assert_eq!(heard[1].artist, "Sigur Rós");
         assert!(parse_listens(b"<html>").is_err());
         assert!(parse_listens(b"{}").is_err());
-        assert_eq!(path_escape("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(crate::http::percent_encode("a b/ü"), "a%20b%2F%C3%BC");
     }
 
     #[test]

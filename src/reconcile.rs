@@ -238,13 +238,19 @@ pub async fn settle(
             kind: ErrorKind::Config,
             message: "the server has no method to read listens back".into(),
             retry_after: None,
+            setting: "url",
         }),
         Err(e) => Err(e),
     };
     let heard = match asked {
         Ok(heard) => heard,
         // Refusals that will not pass: this server cannot be asked.
-        Err(e) if matches!(e.kind, ErrorKind::Config | ErrorKind::Rejected) => {
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::Config | ErrorKind::Unsupported | ErrorKind::Rejected
+            ) =>
+        {
             queue.clear_in_flight(id).map_err(Error::Queue)?;
             return Ok(Settled::Unaskable(e.message));
         }

@@ -30,11 +30,16 @@ pub enum ErrorKind {
     Auth,
     /// The configuration is wrong: Last.fm's invalid API key (10), bad
     /// signature, i.e. a wrong secret (13), suspended key (26), or an unusable
-    /// API URL (one that cannot be parsed, or answers with a redirect or 403).
+    /// API URL (one that cannot be parsed, or answers with a redirect, an
+    /// HTTP error without the API's error document, or something that is not
+    /// JSON). Pause the target and keep its queue.
     Config,
-    /// The request itself was refused (Last.fm 2, 3, 5, 6, 7, 27; HTTP 400
-    /// and other 4xx): resending it unchanged will not help, so isolate the
-    /// bad item.
+    /// The server does not offer this method (Last.fm 3, 27; Maloja's
+    /// Audioscrobbler endpoint answers 3 to `track.love`): skip what needs
+    /// it; a server without `track.scrobble` is a configuration problem.
+    Unsupported,
+    /// The server refused the listens sent (Last.fm 6, ListenBrainz 400):
+    /// resending them unchanged will not help, so isolate the bad item.
     Rejected,
 }
 
@@ -45,8 +50,11 @@ pub struct Failure {
     pub kind: ErrorKind,
     /// For the log.
     pub message: String,
-    /// How long the server asked us to wait, if it said.
+    /// How long the server asked us to wait, if it said; uncapped.
     pub retry_after: Option<Duration>,
+    /// For [`ErrorKind::Config`]: the key of the target's config section
+    /// to fix (`url`, `api_key`, `api_secret`).
+    pub setting: &'static str,
 }
 
 impl From<lastfm::Error> for Failure {
@@ -54,7 +62,8 @@ impl From<lastfm::Error> for Failure {
         Failure {
             kind: e.kind(),
             message: e.to_string(),
-            retry_after: None,
+            retry_after: e.retry_after(),
+            setting: e.setting(),
         }
     }
 }
@@ -65,6 +74,7 @@ impl From<listenbrainz::Error> for Failure {
             kind: e.kind(),
             message: e.to_string(),
             retry_after: e.retry_after(),
+            setting: "url",
         }
     }
 }
@@ -98,6 +108,14 @@ impl Service {
         match self {
             Service::LastFm(_) => "lastfm",
             Service::ListenBrainz(_) => "listenbrainz",
+        }
+    }
+
+    /// The API URL requests go to.
+    pub fn url(&self) -> &str {
+        match self {
+            Service::LastFm(c) => c.url(),
+            Service::ListenBrainz(c) => c.url(),
         }
     }
 
@@ -146,6 +164,7 @@ impl Service {
                                   and the file has no MUSICBRAINZ_TRACKID tag"
                             .into(),
                         retry_after: None,
+                        setting: "url",
                     });
                 };
                 Ok(c.feedback(credential, mbid, i8::from(love.love)).await?)
@@ -166,6 +185,7 @@ impl Service {
                     kind: ErrorKind::Auth,
                     message: "the server says the token is not valid".into(),
                     retry_after: None,
+                    setting: "token",
                 }),
             },
         }

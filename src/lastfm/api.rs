@@ -73,12 +73,13 @@ pub(crate) fn read_reply(status: u16, body: &[u8]) -> Result<Value, Error> {
         return Err(Error::Http {
             status,
             body: truncate(&String::from_utf8_lossy(body)),
+            retry_after: None,
         });
     }
     // The body is deliberately not quoted: a session reply carries the key.
     match json {
         Some(value @ Value::Object(_)) => Ok(value),
-        _ => Err(Error::Malformed("reply is not a JSON object".into())),
+        _ => Err(Error::NotJson { status }),
     }
 }
 
@@ -520,7 +521,7 @@ mod tests {
     fn unparseable_non_2xx_keeps_status_and_a_short_body() {
         let html = format!("<html>{}</html>", "x".repeat(500));
         match read_reply(502, html.as_bytes()) {
-            Err(Error::Http { status, body }) => {
+            Err(Error::Http { status, body, .. }) => {
                 assert_eq!(status, 502);
                 assert_eq!(body.chars().count(), MAX_ERROR_BODY_CHARS + 1);
                 assert!(body.starts_with("<html>xxx") && body.ends_with('…'));
@@ -529,7 +530,7 @@ mod tests {
         }
         assert!(matches!(
             read_reply(429, b""),
-            Err(Error::Http { status: 429, ref body }) if body.is_empty()
+            Err(Error::Http { status: 429, ref body, .. }) if body.is_empty()
         ));
         // A non-numeric `error` is not the 2.0 envelope.
         assert!(matches!(
@@ -541,8 +542,15 @@ mod tests {
     #[test]
     fn success_must_be_a_json_object() {
         assert_eq!(read_reply(200, b"{}").unwrap(), json!({}));
-        for body in [&b"<lfm status=\"ok\"/>"[..], b"", b"[]"] {
-            assert!(matches!(read_reply(200, body), Err(Error::Malformed(_))));
+        for body in [
+            &b"<lfm status=\"ok\"/>"[..],
+            b"",
+            b"[]",
+            b"<html>Log in</html>",
+        ] {
+            let err = read_reply(200, body).unwrap_err();
+            assert!(matches!(err, Error::NotJson { status: 200 }), "{err:?}");
+            assert_eq!(err.kind(), ErrorKind::Config, "not the API: check the url");
         }
     }
 
