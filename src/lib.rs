@@ -20,6 +20,8 @@ pub mod query;
 pub mod queue;
 pub mod scrobble;
 pub mod session;
+pub mod spool;
 pub mod target;
 pub mod tracker;
+pub mod watchdog;
 pub mod watcher;

@@ -351,6 +351,9 @@ fn main() -> ExitCode {
             _ => unreachable!("queries are handled above"),
         }
     });
+    // A write stuck on a failing disk runs on a blocking thread; exiting
+    // must not wait for it (SIGTERM ends the daemon within 2 s).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
