@@ -472,12 +472,13 @@ fn judge_dir(dir: &Path, config_path: &Path, f: &DirFacts) -> Verdict {
             )
         };
     }
-    if let Some(kind) = f.write_error_kind.filter(|k| *k == std::io::ErrorKind::StorageFull) {
+    if let Some(kind) = f
+        .write_error_kind
+        .filter(|k| *k == std::io::ErrorKind::StorageFull)
+    {
         return Verdict::fail(
             ITEM,
-            format!(
-                "{shown} is full ({kind}): plays cannot be queued until there is room"
-            ),
+            format!("{shown} is full ({kind}): plays cannot be queued until there is room"),
             format!(
                 "free some space on its file system (`df -h {shown}`); the daemon holds plays \
                  in memory meanwhile and writes them when there is room, {elsewhere}"

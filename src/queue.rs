@@ -314,7 +314,8 @@ impl Queue {
         let key = o.next_key().map_err(|e| self.err(e))?;
         let mut trees = o.pending.clone();
         trees.push(o.meta.clone());
-        (&*trees)
+        trees
+            .as_slice()
             .transaction(|trees| {
                 let (meta, pending) = trees.split_last().expect("meta is last");
                 for tree in pending {

@@ -65,7 +65,8 @@ pub async fn run(period: Duration, beats: Vec<Beat>, shutdown: CancellationToken
             () = shutdown.cancelled() => return,
         }
         // Ask every beat, even after the first silent one.
-        let all = beats.iter().map(Beat::ask).fold(true, |a, b| a && b);
+        let answers: Vec<bool> = beats.iter().map(Beat::ask).collect();
+        let all = answers.iter().all(|a| *a);
         if all {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             silent = false;

@@ -13,4 +13,5 @@ mod listenbrainz;
 mod love;
 mod queue;
 mod scrobbling;
+mod storage;
 mod systemd;
