@@ -309,6 +309,32 @@ fn render_status(v: &Value) -> String {
     } else {
         out.push_str("Current: nothing playing\n");
     }
+    let storage = &v["storage"];
+    let held = storage["held"].as_u64().unwrap_or(0);
+    match storage["state"].as_str() {
+        Some("ok") | None if held == 0 => {}
+        state => {
+            let state = match state.unwrap_or("ok") {
+                "full" => "the state directory is FULL".to_owned(),
+                "unwritable" => "the state directory is NOT WRITABLE".to_owned(),
+                "ok" => "ok".to_owned(),
+                other => format!("queue writes {other}"),
+            };
+            let dropped = match storage["dropped"].as_u64().unwrap_or(0) {
+                0 => String::new(),
+                n => format!(" ({n} oldest dropped)"),
+            };
+            out.push_str(&format!(
+                "Storage: {state}; {held} plays held in memory{dropped}\n"
+            ));
+            if let Some(why) = storage["why"].as_str() {
+                out.push_str(&format!("  error: {why}\n"));
+            }
+            if let Some(fix) = storage["fix"].as_str() {
+                out.push_str(&format!("  fix: {fix}\n"));
+            }
+        }
+    }
     for t in v["targets"].as_array().into_iter().flatten() {
         let state = match t["state"].as_str().unwrap_or_default() {
             "retrying" => format!(

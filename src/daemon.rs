@@ -2,7 +2,9 @@
 //! socket together and runs until shutdown.
 //!
 //! The watch loop sleeps on exactly two things besides shutdown: MPD's idle
-//! events and the tracker's next deadline. Nothing polls.
+//! events and the tracker's next deadline. Nothing polls. It never waits for
+//! the disk: a qualified play goes to the spool, whose writer task puts it
+//! in the queue (see [`spool`](crate::spool)).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,12 +21,20 @@ use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
+use crate::spool::{Fault, Spool};
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
-use crate::{admin, http, lastfm, listenbrainz, session, watcher};
+use crate::watchdog::Beat;
+use crate::{admin, http, lastfm, listenbrainz, session, spool, watchdog, watcher};
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// At shutdown, how long the writer may try to write what it holds, and
+/// how long flushers may take to finish a request. Both run at once, and
+/// with the final flush they keep the exit within 2 s of SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// At shutdown, how long the final flush of the queue may take.
+const FINAL_FLUSH: Duration = Duration::from_millis(500);
 
 /// A configured target, reduced to what the daemon needs.
 struct Spec {
@@ -84,7 +94,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.state_dir.display()
         )
     })?;
-    let queue = Queue::open(&config.state_dir, &config.target_names())?;
+    let queue = Queue::open_or_retry_later(&config.state_dir, &config.target_names())?;
     let listener = control::bind(&config.state_dir).with_context(|| {
         format!(
             "cannot create the control socket {}",
@@ -166,12 +176,68 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracker: std::sync::Mutex::new(Tracker::new(config.rules)),
         connected: AtomicBool::new(false),
     });
+    let spool = Arc::new(Spool::new());
+    let (watch_beat, writer_beat) = (Beat::new(), Beat::new());
+    let writer = tokio::spawn({
+        let targets = targets.clone();
+        let written_queue = queue.clone();
+        let reopen_queue = queue.clone();
+        spool::run_writer(
+            Arc::clone(&spool),
+            Arc::new(queue.clone()),
+            move || {
+                notify_status_names(&written_queue);
+                for t in &targets {
+                    t.wake.notify_one();
+                }
+            },
+            move || {
+                let _ = reopen_queue.reopen_blocking();
+            },
+            shutdown.clone(),
+            writer_beat.clone(),
+            SHUTDOWN_GRACE,
+        )
+    });
+    // An error a flusher meets closes the database; the writer's thread
+    // opens it again, so delivery resumes without waiting for a play.
+    let reopener = tokio::spawn({
+        let queue = queue.clone();
+        let targets = targets.clone();
+        async move {
+            loop {
+                queue.closed().await;
+                let mut wait = Duration::from_millis(250);
+                loop {
+                    let q = queue.clone();
+                    let reopened = tokio::task::spawn_blocking(move || q.reopen_blocking().is_ok());
+                    if reopened.await.unwrap_or(false) {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                for t in &targets {
+                    t.wake.notify_one();
+                }
+            }
+        }
+    });
+    let watchdog_task = sd_notify::watchdog_enabled().map(|period| {
+        tokio::spawn(watchdog::run(
+            period,
+            vec![watch_beat.clone(), writer_beat],
+            shutdown.clone(),
+        ))
+    });
     let reload_control = reload.clone();
     let control_task = tokio::spawn({
         let shutdown = shutdown.clone();
         let queue = queue.clone();
         let targets = targets.clone();
         let player = Arc::clone(&player);
+        let spool = Arc::clone(&spool);
+        let state_dir = config.state_dir.clone();
         let address = config.mpd.address.to_string();
         async move {
             loop {
@@ -182,10 +248,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                             let queue = queue.clone();
                             let targets = targets.clone();
                             let player = Arc::clone(&player);
+                            let spool = Arc::clone(&spool);
+                            let state_dir = state_dir.clone();
                             let address = address.clone();
                             tokio::spawn(control::serve(stream, move |req| match req {
                                 Request::Reload => reload(),
-                                Request::Status => status(&address, &player, &queue, &targets).to_string(),
+                                Request::Status => status(&address, &player, &queue, &targets, &spool, &state_dir).to_string(),
                                 Request::Love(l) => love(&player, &queue, &targets, l).to_string(),
                                 Request::Queue(QueueCmd::Flush) => {
                                     for t in &targets {
@@ -217,15 +285,50 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         async move { on_signals(reload, &targets).await }
     });
 
-    watch_mpd(&config, &player, &queue, &targets, &shutdown).await;
+    watch_mpd(
+        &config,
+        &player,
+        &queue,
+        &spool,
+        &targets,
+        &shutdown,
+        &watch_beat,
+    )
+    .await;
 
     tracing::info!("shutting down");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    while flushers.join_next().await.is_some() {}
+    // The writer makes its last attempt while the flushers finish; a flusher
+    // waiting on a slow server is cut off (its batch stays queued).
+    let flushers_done = async {
+        let all = async { while flushers.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::info!("stopping deliveries still under way (they stay queued)");
+            flushers.abort_all();
+            while flushers.join_next().await.is_some() {}
+        }
+    };
+    let (_, _) = tokio::join!(flushers_done, writer);
     control_task.abort();
     signal_task.abort();
+    reopener.abort();
+    if let Some(w) = watchdog_task {
+        w.abort();
+    }
     let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
-    queue.flush()?;
+    let flushed = tokio::time::timeout(
+        FINAL_FLUSH,
+        tokio::task::spawn_blocking(move || queue.flush()),
+    )
+    .await;
+    match flushed {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!("final flush of the queue failed: {e}"),
+        _ => tracing::error!(
+            "the final flush of the queue did not finish within {} ms",
+            FINAL_FLUSH.as_millis()
+        ),
+    }
     Ok(())
 }
 
@@ -304,6 +407,8 @@ fn status(
     player: &Player,
     queue: &Queue,
     targets: &[Arc<TargetHandle>],
+    spool: &Spool,
+    state_dir: &std::path::Path,
 ) -> serde_json::Value {
     let now = unix_now();
     let playing = {
@@ -335,7 +440,48 @@ fn status(
     serde_json::json!({
         "mpd": {"address": address, "connected": player.connected.load(Ordering::Relaxed)},
         "playing": playing,
+        "storage": storage(spool, queue, state_dir),
         "targets": targets,
+    })
+}
+
+/// The state directory's part of `status`: whether plays can be written,
+/// how many wait in memory, and what to do.
+fn storage(spool: &Spool, queue: &Queue, state_dir: &std::path::Path) -> serde_json::Value {
+    let s = spool.state();
+    let dir = state_dir.display();
+    let (state, fix) = match s.fault {
+        None if queue.is_open() => ("ok", None),
+        None => (
+            "closed",
+            Some("the queue database is being opened again after an error; see the log".into()),
+        ),
+        Some(Fault::Full) => (
+            "full",
+            Some(format!(
+                "free some space on the file system of {dir} (`df -h {dir}`); \
+                 held plays are written as soon as there is room"
+            )),
+        ),
+        Some(Fault::Unwritable) => (
+            "unwritable",
+            Some(format!(
+                "make {dir} writable for the user that runs the daemon (or remount it \
+                 read-write); held plays are written as soon as it is"
+            )),
+        ),
+        Some(Fault::Failing) => (
+            "failing",
+            Some("see the daemon's log; held plays are written as soon as writing works".into()),
+        ),
+    };
+    serde_json::json!({
+        "state": state,
+        "dir": state_dir,
+        "held": s.held,
+        "dropped": s.dropped,
+        "why": s.why,
+        "fix": fix,
     })
 }
 
@@ -371,15 +517,22 @@ async fn watch_mpd(
     config: &Config,
     player: &Player,
     queue: &Queue,
+    spool: &Spool,
     targets: &[Arc<TargetHandle>],
     shutdown: &CancellationToken,
+    beat: &Beat,
 ) {
     let mut retry = Duration::from_millis(250);
     let mut last_error = None;
     loop {
-        let connected = tokio::select! {
-            c = watcher::connect(&config.mpd) => c,
-            () = shutdown.cancelled() => return,
+        let connecting = watcher::connect(&config.mpd);
+        tokio::pin!(connecting);
+        let connected = loop {
+            tokio::select! {
+                c = &mut connecting => break c,
+                () = beat.asked() => beat.answer(),
+                () = shutdown.cancelled() => return,
+            }
         };
         let (client, mut events) = match connected {
             Ok(c) => c,
@@ -395,9 +548,14 @@ async fn watch_mpd(
                     );
                     last_error = Some(message);
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(retry) => {}
-                    () = shutdown.cancelled() => return,
+                let pause = tokio::time::sleep(retry);
+                tokio::pin!(pause);
+                loop {
+                    tokio::select! {
+                        () = &mut pause => break,
+                        () = beat.asked() => beat.answer(),
+                        () = shutdown.cancelled() => return,
+                    }
                 }
                 retry = (retry * 2).min(RECONNECT_MAX);
                 continue;
@@ -418,7 +576,7 @@ async fn watch_mpd(
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
-                        perform(actions, queue, targets).await;
+                        perform(actions, spool, targets);
                         notify_ready();
                     }
                     Err(e) => {
@@ -465,8 +623,9 @@ async fn watch_mpd(
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let actions = player.tracker().tick(Instant::now());
-                    perform(actions, queue, targets).await;
+                    perform(actions, spool, targets);
                 }
+                () = beat.asked() => beat.answer(),
                 () = shutdown.cancelled() => return,
             }
         }
@@ -483,9 +642,11 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn perform(
+/// Carry out the tracker's actions. Never waits: a play to scrobble goes to
+/// the spool.
+fn perform(
     actions: impl IntoIterator<Item = Action>,
-    queue: &Queue,
+    spool: &Spool,
     targets: &[Arc<TargetHandle>],
 ) {
     for action in actions {
@@ -497,31 +658,8 @@ async fn perform(
                 }
             }
             Action::Scrobble(listen) => {
-                // A failed write is retried rather than dropped: the play
-                // must not be lost because the disk hiccuped.
-                let mut wait = Duration::from_millis(100);
-                loop {
-                    match queue.enqueue(&listen).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::error!(
-                                "cannot queue {}: {e}; retrying",
-                                describe(&listen.track)
-                            );
-                            tokio::time::sleep(wait).await;
-                            wait = (wait * 2).min(Duration::from_secs(10));
-                        }
-                    }
-                }
-                notify_status_names(queue);
-                tracing::info!(
-                    "queued {} (started at {})",
-                    describe(&listen.track),
-                    listen.started_at
-                );
-                for t in targets {
-                    t.wake.notify_one();
-                }
+                tracing::debug!("{} qualified", describe(&listen.track));
+                spool.push(listen);
             }
             Action::Skip { uri, reason } => {
                 tracing::info!("not scrobbling {uri}: {reason}");

@@ -22,6 +22,8 @@ pub mod queue;
 pub mod reconcile;
 pub mod scrobble;
 pub mod session;
+pub mod spool;
 pub mod target;
 pub mod tracker;
+pub mod watchdog;
 pub mod watcher;

@@ -14,5 +14,6 @@ mod listenbrainz;
 mod love;
 mod queue;
 mod scrobbling;
+mod storage;
 mod systemd;
 mod torture;
