@@ -40,6 +40,10 @@ pub struct TargetHandle {
     pub flush_now: Notify,
     /// Set while the target waits for the user to fix credentials.
     pub paused: AtomicBool,
+    /// Why the stored credential could not be used (an unreadable or
+    /// damaged session file), when that is why there is none; the daemon
+    /// has logged it.
+    pub credential_problem: std::sync::Mutex<Option<String>>,
     /// What `status` reports.
     pub health: std::sync::Mutex<Health>,
 }
@@ -191,9 +195,16 @@ impl Flusher {
         let mut failing: Option<String> = None;
         loop {
             let Some(credential) = session.borrow_and_update().clone() else {
-                self.handle
-                    .set_health("paused", Some("no credentials".into()), None, true);
-                if !self.queue.is_empty() {
+                let problem = self
+                    .handle
+                    .credential_problem
+                    .lock()
+                    .expect("not poisoned")
+                    .clone();
+                let logged = problem.is_some();
+                let why = problem.unwrap_or_else(|| "no credentials".into());
+                self.handle.set_health("paused", Some(why), None, true);
+                if !logged && !self.queue.is_empty() {
                     tracing::warn!(
                         "{name}: no credentials; {} scrobbles wait in the queue. Run `{}`",
                         self.queue.len(),
