@@ -265,6 +265,9 @@ pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
         Ok(Some(line)) => {
             let v: Value = serde_json::from_str(&line)
                 .map_err(|e| format!("the daemon answered something unreadable ({e})"))?;
+            if let Some(e) = v.get("error").and_then(Value::as_str) {
+                return Err(e.to_owned());
+            }
             if json_out {
                 println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
             } else {

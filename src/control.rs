@@ -473,12 +473,18 @@ pub async fn request(state_dir: &Path, req: Request) -> std::io::Result<Option<S
 }
 
 async fn exchange(mut stream: UnixStream, req: &Request) -> std::io::Result<String> {
-    stream
+    let sent = stream
         .write_all(format!("{}\n", req.to_line()).as_bytes())
-        .await?;
+        .await;
+    // A daemon that refuses this peer answers why and closes without
+    // reading, which can fail the write: its answer still says more.
     let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply).await?;
-    Ok(reply.trim().to_owned())
+    let read = BufReader::new(stream).read_line(&mut reply).await;
+    match (sent, read) {
+        (_, Ok(n)) if n > 0 => Ok(reply.trim().to_owned()),
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(_)) => Ok(String::new()),
+    }
 }
 
 #[cfg(test)]
