@@ -160,6 +160,7 @@ fn read_to_close(stream: &mut UnixStream) -> (String, Instant) {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => panic!("the daemon did not close the connection within 40 s: {e}"),
         }
     }
