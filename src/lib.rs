@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod cache;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
