@@ -598,7 +598,7 @@ async fn check_lastfm(config: &Config, t: &LastFmTarget, http: reqwest::Client) 
                 format!("run `{auth}`"),
             );
         }
-        Err(e) => return unreadable_credential(&t.name, config, e),
+        Err(e) => return unreadable_credential(&t.name, &auth, e),
     };
     let client = lastfm::Client::new(http, &t.url, &t.api_key, t.api_secret.expose());
     let section = if config.lastfm.len() > 1 {
@@ -666,7 +666,7 @@ async fn check_listenbrainz(
                 ),
             );
         }
-        Err(e) => return unreadable_credential(&t.name, config, e),
+        Err(e) => return unreadable_credential(&t.name, &auth, e),
     };
     let client = listenbrainz::Client::new(http, &t.url, t.flavor);
     match client.validate_token(token.expose()).await {
@@ -687,14 +687,14 @@ async fn check_listenbrainz(
     }
 }
 
-fn unreadable_credential(name: &str, config: &Config, e: std::io::Error) -> Verdict {
-    let path = session::path(&config.state_dir, name);
-    Verdict::fail(
-        name,
-        format!("cannot read {}: {e}", path.display()),
-        "make it readable by the user that runs the daemon, or run `mpd-scrobbler auth` again"
-            .into(),
-    )
+fn unreadable_credential(name: &str, auth: &str, e: session::LoadError) -> Verdict {
+    let fix = match e {
+        session::LoadError::Unreadable { .. } => {
+            format!("make it readable by the user that runs the daemon, or run `{auth}` again")
+        }
+        session::LoadError::Damaged { .. } => format!("run `{auth}` again to replace it"),
+    };
+    Verdict::fail(name, e.to_string(), fix)
 }
 
 #[cfg(test)]

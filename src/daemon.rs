@@ -95,12 +95,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
     })?;
     let queue = Queue::open_or_retry_later(&config.state_dir, &config.target_names())?;
-    let listener = control::bind(&config.state_dir).with_context(|| {
-        format!(
-            "cannot create the control socket {}",
-            control::socket_path(&config.state_dir).display()
-        )
-    })?;
+    let env = |k: &str| std::env::var(k).ok();
+    // The socket only serves the commands; scrobbling goes on without it.
+    let control = match control::bind(&config.state_dir, &env) {
+        Ok(bound) => {
+            tracing::debug!("control socket at {}", bound.path.display());
+            Some(bound)
+        }
+        Err(e) => {
+            tracing::error!(
+                "cannot create the control socket ({e}); scrobbling goes on, but `status`, \
+                 `love`, `queue` and `import` cannot reach this daemon"
+            );
+            None
+        }
+    };
 
     let http =
         http::client(config.delivery.request_timeout).context("cannot set up the HTTP client")?;
@@ -108,22 +117,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut targets = Vec::new();
     let mut flushers = tokio::task::JoinSet::new();
     for spec in &specs {
-        let credential =
-            session::credential(&config.state_dir, &spec.name, spec.from_config.as_ref())?;
         let handle = Arc::new(TargetHandle {
             name: spec.name.clone(),
             service: spec.service.clone(),
-            session: watch::Sender::new(credential),
+            session: watch::Sender::new(None),
             wake: Notify::new(),
             flush_now: Notify::new(),
             paused: AtomicBool::new(false),
             config: spec.config.clone(),
+            credential_problem: std::sync::Mutex::new(None),
             health: std::sync::Mutex::new(Health {
                 state: "ok",
                 ..Health::default()
             }),
         });
-        if handle.session.borrow().is_none() {
+        load_credential(&handle, &config.state_dir, spec.from_config.as_ref());
+        let unusable = handle
+            .credential_problem
+            .lock()
+            .expect("not poisoned")
+            .is_some();
+        if handle.session.borrow().is_none() && !unusable {
             tracing::warn!(
                 "{}: not authorised yet; scrobbles are queued until you run `{}`",
                 spec.name,
@@ -162,12 +176,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             specs.iter().map(|s| s.from_config.clone()).collect();
         move || {
             for (handle, from_config) in targets.iter().zip(&from_config) {
-                match session::credential(&state_dir, &handle.name, from_config.as_ref()) {
-                    Ok(credential) => {
-                        handle.session.send_replace(credential);
-                    }
-                    Err(e) => tracing::error!("{}: cannot read the credentials: {e}", handle.name),
-                }
+                load_credential(handle, &state_dir, from_config.as_ref());
             }
             "ok".to_owned()
         }
@@ -230,46 +239,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             shutdown.clone(),
         ))
     });
-    let reload_control = reload.clone();
-    let control_task = tokio::spawn({
+    let control_task = control.map(|bound| {
+        let handler = Handler {
+            reload: Arc::new(reload.clone()),
+            queue: queue.clone(),
+            targets: targets.clone(),
+            player: Arc::clone(&player),
+            spool: Arc::clone(&spool),
+            state_dir: config.state_dir.clone(),
+            address: config.mpd.address.to_string(),
+        };
         let shutdown = shutdown.clone();
-        let queue = queue.clone();
-        let targets = targets.clone();
-        let player = Arc::clone(&player);
-        let spool = Arc::clone(&spool);
-        let state_dir = config.state_dir.clone();
-        let address = config.mpd.address.to_string();
-        async move {
+        tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    accepted = listener.accept() => match accepted {
+                    accepted = bound.listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            let reload = reload_control.clone();
-                            let queue = queue.clone();
-                            let targets = targets.clone();
-                            let player = Arc::clone(&player);
-                            let spool = Arc::clone(&spool);
-                            let state_dir = state_dir.clone();
-                            let address = address.clone();
-                            tokio::spawn(control::serve(stream, move |req| match req {
-                                Request::Reload => reload(),
-                                Request::Status => status(&address, &player, &queue, &targets, &spool, &state_dir).to_string(),
-                                Request::Love(l) => love(&player, &queue, &targets, l).to_string(),
-                                Request::Queue(QueueCmd::Flush) => {
-                                    for t in &targets {
-                                        t.flush_now.notify_one();
-                                        t.wake.notify_one();
-                                    }
-                                    serde_json::json!({"flushed": targets.len()}).to_string()
-                                }
-                                Request::Queue(cmd) => admin::execute(&queue, &cmd).to_string(),
-                                Request::Import(listens) => {
-                                    let answer = admin::import(&queue, &listens);
-                                    for t in &targets {
-                                        t.wake.notify_one();
-                                    }
-                                    answer.to_string()
-                                }
+                            let handler = handler.clone();
+                            tokio::spawn(control::serve(stream, control::Limits::default(), move |req| {
+                                let handler = handler.clone();
+                                async move { handler.handle(req).await }
                             }));
                         }
                         Err(e) => tracing::warn!("control socket: {e}"),
@@ -277,7 +266,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                     () = shutdown.cancelled() => break,
                 }
             }
-        }
+            bound
+        })
     });
 
     let signal_task = tokio::spawn({
@@ -309,13 +299,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
     let (_, _) = tokio::join!(flushers_done, writer);
-    control_task.abort();
     signal_task.abort();
     reopener.abort();
     if let Some(w) = watchdog_task {
         w.abort();
     }
-    let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
+    if let Some(task) = control_task {
+        if let Ok(bound) = task.await {
+            bound.remove();
+        }
+    }
     let flushed = tokio::time::timeout(
         FINAL_FLUSH,
         tokio::task::spawn_blocking(move || queue.flush()),
@@ -330,6 +323,106 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ),
     }
     Ok(())
+}
+
+/// Load `handle`'s credential (at start and on reload). An unreadable or
+/// damaged session file pauses only this target, with one log line saying
+/// how to fix it; a credential already in use is kept.
+fn load_credential(
+    handle: &TargetHandle,
+    state_dir: &std::path::Path,
+    from_config: Option<&Secret>,
+) {
+    let set_problem = |p: Option<String>| {
+        *handle.credential_problem.lock().expect("not poisoned") = p;
+    };
+    match session::credential(state_dir, &handle.name, from_config) {
+        Ok(credential) => {
+            set_problem(None);
+            handle.session.send_replace(credential);
+        }
+        Err(e) if handle.session.borrow().is_some() => tracing::error!(
+            "{}: {e}; the daemon goes on with the credential it read before. Run `{}` to replace the file",
+            handle.name,
+            handle.auth_hint()
+        ),
+        Err(e) => {
+            tracing::error!(
+                "{}: {e}; delivery to it is paused and its scrobbles stay queued. Run `{}` \
+                 to store a new one (the running daemon picks it up)",
+                handle.name,
+                handle.auth_hint()
+            );
+            set_problem(Some(e.to_string()));
+            // Wakes a flusher waiting for credentials, so `status` shows why.
+            handle.session.send_replace(None);
+        }
+    }
+}
+
+/// Answers control-socket requests. Whatever may wait on the disk (sled
+/// flushes, session files) runs on the blocking pool, so that a slow fsync
+/// never holds up the runtime thread that follows MPD.
+#[derive(Clone)]
+struct Handler {
+    reload: Arc<dyn Fn() -> String + Send + Sync>,
+    queue: Queue,
+    targets: Vec<Arc<TargetHandle>>,
+    player: Arc<Player>,
+    spool: Arc<Spool>,
+    state_dir: std::path::PathBuf,
+    address: String,
+}
+
+impl Handler {
+    async fn handle(self, req: Request) -> String {
+        match req {
+            Request::Reload => {
+                let reload = Arc::clone(&self.reload);
+                blocking(move || reload()).await
+            }
+            Request::Status => status(
+                &self.address,
+                &self.player,
+                &self.queue,
+                &self.targets,
+                &self.spool,
+                &self.state_dir,
+            )
+            .to_string(),
+            Request::Love(l) => {
+                let this = self.clone();
+                blocking(move || love(&this.player, &this.queue, &this.targets, l).to_string())
+                    .await
+            }
+            Request::Queue(QueueCmd::Flush) => {
+                for t in &self.targets {
+                    t.flush_now.notify_one();
+                    t.wake.notify_one();
+                }
+                serde_json::json!({"flushed": self.targets.len()}).to_string()
+            }
+            Request::Queue(cmd) => {
+                let queue = self.queue.clone();
+                blocking(move || admin::execute(&queue, &cmd).to_string()).await
+            }
+            Request::Import(listens) => {
+                let queue = self.queue.clone();
+                let answer = blocking(move || admin::import(&queue, &listens).to_string()).await;
+                for t in &self.targets {
+                    t.wake.notify_one();
+                }
+                answer
+            }
+        }
+    }
+}
+
+/// Run `f` on the blocking pool; its answer, or an error answer.
+async fn blocking(f: impl FnOnce() -> String + Send + 'static) -> String {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        serde_json::json!({"error": format!("the request failed: {e}")}).to_string()
+    })
 }
 
 /// Tell systemd (Type=notify) that start-up is done; only the first call

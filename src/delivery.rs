@@ -53,6 +53,10 @@ pub struct TargetHandle {
     /// Where the target is configured, for the fix of a configuration
     /// problem: "[lastfm] in /etc/mpd-scrobbler.toml".
     pub config: String,
+    /// Why the stored credential could not be used (an unreadable or
+    /// damaged session file), when that is why there is none; the daemon
+    /// has logged it.
+    pub credential_problem: std::sync::Mutex<Option<String>>,
     /// What `status` reports.
     pub health: std::sync::Mutex<Health>,
 }
@@ -236,13 +240,21 @@ impl Flusher {
         let mut failed_asks: u32 = 0;
         loop {
             let Some(credential) = session.borrow_and_update().clone() else {
+                let problem = self
+                    .handle
+                    .credential_problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let logged = problem.is_some();
+                let why = problem.unwrap_or_else(|| "no credentials".into());
                 self.handle.set_health(
                     "paused",
-                    Some("no credentials".into()),
+                    Some(why),
                     None,
                     Some(self.handle.fix_text(Fix::Auth)),
                 );
-                if !self.queue.is_empty() {
+                if !logged && !self.queue.is_empty() {
                     tracing::warn!(
                         "{name}: no credentials; {} scrobbles wait in the queue. Run `{}`",
                         self.queue.len(),

@@ -4,6 +4,7 @@
 mod auth;
 mod check;
 mod common;
+mod control_socket;
 mod harness_lastfm;
 mod harness_listenbrainz;
 mod harness_mpd;
