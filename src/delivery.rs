@@ -797,6 +797,7 @@ mod tests {
             flush_now: Notify::new(),
             paused: AtomicBool::new(false),
             config: "[lastfm] of /etc/mpd-scrobbler.toml".into(),
+            credential_problem: std::sync::Mutex::new(None),
             health: std::sync::Mutex::new(Health::default()),
         };
         assert_eq!(
