@@ -308,7 +308,7 @@ fn a_damaged_session_file_pauses_only_its_own_target() {
     let status = status_line(&dir, "lastfm");
     assert!(status.contains("paused: the session file"), "{status}");
     assert!(
-        status.contains("fix: mpd-scrobbler auth lastfm"),
+        status.contains("fix: run `mpd-scrobbler auth lastfm`"),
         "{status}"
     );
 
