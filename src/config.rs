@@ -14,9 +14,6 @@ use serde::Deserialize;
 use crate::listenbrainz::{self, Flavor};
 use crate::tracker::Rules;
 
-/// Default Last.fm API root.
-pub const LASTFM_URL: &str = "https://ws.audioscrobbler.com/2.0/";
-
 /// A secret string (password, API secret, session key) that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -619,7 +616,11 @@ impl Config {
             let prefix = prefix("lastfm", i, n);
             let key = |k: &str| format!("{prefix}.{k}");
             let name = check_name(&key("name"), t.name.unwrap_or_else(|| "lastfm".into()))?;
-            let url = check_url(&key("url"), t.url.unwrap_or_else(|| LASTFM_URL.into()))?;
+            let url = check_url(
+                &key("url"),
+                t.url
+                    .unwrap_or_else(|| crate::lastfm::LASTFM_API_URL.into()),
+            )?;
             let api_key = t.api_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
                 invalid(
                     &key("api_key"),
@@ -843,7 +844,7 @@ api_secret = "s"
             c.state_dir,
             PathBuf::from("/home/u/.local/state/mpd-scrobbler")
         );
-        assert_eq!(c.lastfm[0].url, LASTFM_URL);
+        assert_eq!(c.lastfm[0].url, crate::lastfm::LASTFM_API_URL);
         assert_eq!(c.lastfm[0].name, "lastfm");
         assert_eq!(c.delivery.retry_min, Duration::from_secs(30));
     }

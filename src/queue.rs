@@ -17,7 +17,6 @@ mod open;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -135,11 +134,21 @@ fn rejected_value(listen: &Listen, reason: &str) -> Vec<u8> {
         v: FORMAT_VERSION,
         listen: listen.clone(),
         reason: reason.to_owned(),
-        at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        at: crate::scrobble::unix_now(),
     })
     .expect("a listen always serialises")
+}
+
+/// What a queue transaction body can fail with: only storage errors, since
+/// none of them aborts.
+type Conflict = sled::transaction::ConflictableTransactionError<std::convert::Infallible>;
+
+/// The storage error of a transaction that cannot abort.
+fn storage_error(e: sled::transaction::TransactionError<std::convert::Infallible>) -> sled::Error {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => e,
+        sled::transaction::TransactionError::Abort(never) => match never {},
+    }
 }
 
 /// Insert `value` under `key` in every tree, atomically.
@@ -149,12 +158,9 @@ fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled:
             for tree in trees {
                 tree.insert(key, value)?;
             }
-            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            Ok::<_, Conflict>(())
         })
-        .map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => e,
-            sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-        })
+        .map_err(storage_error)
 }
 
 /// What every handle on the queue shares: the open database, replaced
@@ -360,12 +366,9 @@ impl Queue {
                 }
                 meta.insert(open::LAST_ID, &key)?;
                 meta.insert(LAST_LISTEN, value.as_slice())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, Conflict>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })?;
+            .map_err(|e| self.err(storage_error(e)))?;
         Ok(Some(u64::from_be_bytes(key)))
     }
 
@@ -562,12 +565,9 @@ impl TargetQueue {
             .transaction(|(p, r)| {
                 p.remove(key)?;
                 r.insert(key, value)?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, Conflict>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })
+            .map_err(|e| self.err(storage_error(e)))
     }
 
     /// The oldest queued love, if any.
@@ -664,12 +664,9 @@ impl TargetQueue {
                     r.insert(k, value.as_slice())?;
                 }
                 f.remove(&id)?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, Conflict>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })?;
+            .map_err(|e| self.err(storage_error(e)))?;
         t.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -768,12 +765,9 @@ impl TargetQueue {
                 .transaction(|(p, rj)| {
                     rj.remove(&k)?;
                     p.insert(&k, value.as_slice())?;
-                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                    Ok::<_, Conflict>(())
                 })
-                .map_err(|e| match e {
-                    sled::transaction::TransactionError::Storage(e) => self.err(e),
-                    sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-                })?;
+                .map_err(|e| self.err(storage_error(e)))?;
             moved += 1;
         }
         t.db.flush().map_err(|e| self.err(e))?;

@@ -27,8 +27,8 @@
 //! and the release build aborts) moves the database aside next time rather
 //! than dying again.
 
+use crate::scrobble::unix_now;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The tree of the queue's own bookkeeping.
 pub(super) const META: &str = "meta";
@@ -396,12 +396,6 @@ fn aside_path(path: &Path) -> PathBuf {
         n += 1;
     }
     aside
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Databases set aside in `state_dir`, with their report, oldest first.
