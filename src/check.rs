@@ -578,17 +578,8 @@ fn mib(bytes: u64) -> String {
     }
 }
 
-/// How to (re)authorise a target, as a command line.
-fn auth_command(kind: &str, name: &str, several: bool) -> String {
-    if several {
-        format!("mpd-scrobbler auth {kind} --name {name}")
-    } else {
-        format!("mpd-scrobbler auth {kind}")
-    }
-}
-
 async fn check_lastfm(config: &Config, t: &LastFmTarget, http: reqwest::Client) -> Verdict {
-    let auth = auth_command("lastfm", &t.name, config.lastfm.len() > 1);
+    let auth = config.auth_command(&t.name);
     let key = match session::credential(&config.state_dir, &t.name, t.session_key.as_ref()) {
         Ok(Some(k)) => k,
         Ok(None) => {
@@ -653,7 +644,7 @@ async fn check_listenbrainz(
     t: &ListenBrainzTarget,
     http: reqwest::Client,
 ) -> Verdict {
-    let auth = auth_command("listenbrainz", &t.name, config.listenbrainz.len() > 1);
+    let auth = config.auth_command(&t.name);
     let token = match session::credential(&config.state_dir, &t.name, t.token.as_ref()) {
         Ok(Some(k)) => k,
         Ok(None) => {

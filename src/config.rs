@@ -735,6 +735,22 @@ impl Config {
         pick(&self.path, "listenbrainz", &self.listenbrainz, name)
     }
 
+    /// The command that (re)authorises the target named `name`: `--name`
+    /// is given only when `auth` could not tell the target apart without it
+    /// (it picks the only target of its kind).
+    pub fn auth_command(&self, name: &str) -> String {
+        let (kind, several) = if self.lastfm.iter().any(|t| t.name() == name) {
+            ("lastfm", self.lastfm.len() > 1)
+        } else {
+            ("listenbrainz", self.listenbrainz.len() > 1)
+        };
+        if several {
+            format!("mpd-scrobbler auth {kind} --name {name}")
+        } else {
+            format!("mpd-scrobbler auth {kind}")
+        }
+    }
+
     /// Names of all targets, Last.fm-style first.
     pub fn target_names(&self) -> Vec<&str> {
         self.lastfm

@@ -126,6 +126,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             paused: AtomicBool::new(false),
             config: spec.config.clone(),
             credential_problem: std::sync::Mutex::new(None),
+            auth: config.auth_command(&spec.name),
             health: std::sync::Mutex::new(Health {
                 state: "ok",
                 ..Health::default()

@@ -57,6 +57,8 @@ pub struct TargetHandle {
     /// damaged session file), when that is why there is none; the daemon
     /// has logged it.
     pub credential_problem: std::sync::Mutex<Option<String>>,
+    /// The command that renews its credentials ([`Config::auth_command`](crate::config::Config::auth_command)).
+    pub auth: String,
     /// What `status` reports.
     pub health: std::sync::Mutex<Health>,
 }
@@ -128,12 +130,7 @@ impl TargetHandle {
 
     /// The command that renews this target's credentials.
     pub fn auth_hint(&self) -> String {
-        let service = self.service.auth_command();
-        if self.name == service {
-            format!("mpd-scrobbler auth {service}")
-        } else {
-            format!("mpd-scrobbler auth {service} --name {}", self.name)
-        }
+        self.auth.clone()
     }
 }
 
@@ -798,6 +795,7 @@ mod tests {
             paused: AtomicBool::new(false),
             config: "[lastfm] of /etc/mpd-scrobbler.toml".into(),
             credential_problem: std::sync::Mutex::new(None),
+            auth: "mpd-scrobbler auth lastfm".into(),
             health: std::sync::Mutex::new(Health::default()),
         };
         assert_eq!(

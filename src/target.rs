@@ -103,14 +103,6 @@ pub enum Service {
 const LASTFM_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 impl Service {
-    /// The `auth` subcommand that renews this target's credentials.
-    pub fn auth_command(&self) -> &'static str {
-        match self {
-            Service::LastFm(_) => "lastfm",
-            Service::ListenBrainz(_) => "listenbrainz",
-        }
-    }
-
     /// The API URL requests go to.
     pub fn url(&self) -> &str {
         match self {

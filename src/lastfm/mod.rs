@@ -7,6 +7,7 @@
 //! retries from [`Error::kind`] and the per-listen [`ItemOutcome`]s.
 
 mod api;
+pub(crate) mod json;
 mod sign;
 
 use std::fmt;
