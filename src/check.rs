@@ -604,27 +604,14 @@ async fn check_lastfm(config: &Config, t: &LastFmTarget, http: reqwest::Client) 
             format!("{} accepts the session of {user:?}", t.url),
         ),
         Err(lastfm::Error::Api { code, message }) => {
-            let (detail, fix) = match code {
-                4 | 9 => (
-                    "the session key is no longer valid (access was revoked?)".to_owned(),
-                    format!("run `{auth}`"),
-                ),
-                10 => (
-                    "the API key is invalid".to_owned(),
-                    format!("set api_key in {section} of {file}"),
-                ),
-                13 => (
-                    "the signature is refused: api_secret does not belong to api_key".to_owned(),
-                    format!("set the api_secret of this API account in {section} of {file}"),
-                ),
-                26 => (
-                    "the API key is suspended".to_owned(),
-                    "ask Last.fm, or create another API account".to_owned(),
-                ),
-                _ => (
-                    format!("server error {code}"),
-                    "try again later; if it persists, check the url".to_owned(),
-                ),
+            let detail = lastfm::Error::meaning(code)
+                .map_or_else(|| format!("server error {code}"), str::to_owned);
+            let fix = match code {
+                4 | 9 => format!("run `{auth}`"),
+                10 => format!("set api_key in {section} of {file}"),
+                13 => format!("set the api_secret of this API account in {section} of {file}"),
+                26 => "ask Last.fm, or create another API account".to_owned(),
+                _ => "try again later; if it persists, check the url".to_owned(),
             };
             Verdict::fail(&t.name, format!("{}: {detail} ({message})", t.url), fix)
         }

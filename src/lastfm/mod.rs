@@ -160,6 +160,30 @@ impl Error {
         }
     }
 
+    /// What an API error code means, in words a user can act on
+    /// (protocols.md §1.10); `None` for a code without a known meaning.
+    pub fn meaning(code: u32) -> Option<&'static str> {
+        Some(match code {
+            2 => "the server does not offer this service",
+            3 => "the server does not offer this method",
+            4 => "authentication failed: the server no longer knows the token or session",
+            5 => "the server refused the request's format",
+            6 => "the server refused the request's parameters",
+            7 => "the server does not know this resource",
+            8 => "the server failed to answer; try again later",
+            9 => "the session key is no longer valid (access was revoked?)",
+            10 => "the API key is invalid",
+            11 | 16 => "the service is temporarily unavailable; try again later",
+            13 => "the signature is refused: api_secret does not belong to api_key",
+            14 => "the token has not been authorised yet",
+            15 => "the token has expired",
+            17 => "the user's listening history is private",
+            26 => "the API key is suspended",
+            29 => "too many requests; wait a minute and try again",
+            _ => return None,
+        })
+    }
+
     /// For an error of kind [`ErrorKind::Config`], the config key to fix.
     pub fn setting(&self) -> &'static str {
         match self {
