@@ -14,9 +14,10 @@ use std::time::Duration;
 use mpd_client::client::{CommandError, ConnectionError, ConnectionEvent};
 
 use crate::config::{Config, LastFmTarget, ListenBrainzTarget};
-use crate::target::ErrorKind;
+use crate::targets::ErrorKind;
+use crate::targets::{lastfm, listenbrainz};
 use crate::tracker::PlayState;
-use crate::{http, lastfm, listenbrainz, queue, session, watcher};
+use crate::{http, mpd as watcher, queue, session};
 
 /// Below this much free space the queue may not be able to grow.
 const FAIL_BELOW_BYTES: u64 = 16 << 20;

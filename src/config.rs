@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::listenbrainz::{self, Flavor};
+use crate::targets::listenbrainz::{self, Flavor};
 use crate::tracker::Rules;
 
 /// A secret string (password, API secret, session key) that never prints.
@@ -619,7 +619,7 @@ impl Config {
             let url = check_url(
                 &key("url"),
                 t.url
-                    .unwrap_or_else(|| crate::lastfm::LASTFM_API_URL.into()),
+                    .unwrap_or_else(|| crate::targets::lastfm::LASTFM_API_URL.into()),
             )?;
             let api_key = t.api_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
                 invalid(
@@ -860,7 +860,7 @@ api_secret = "s"
             c.state_dir,
             PathBuf::from("/home/u/.local/state/mpd-scrobbler")
         );
-        assert_eq!(c.lastfm[0].url, crate::lastfm::LASTFM_API_URL);
+        assert_eq!(c.lastfm[0].url, crate::targets::lastfm::LASTFM_API_URL);
         assert_eq!(c.lastfm[0].name, "lastfm");
         assert_eq!(c.delivery.retry_min, Duration::from_secs(30));
     }

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::cache::{self, Cache};
 use crate::config::Config;
-use crate::lastfm::{self, ErrorKind};
+use crate::targets::lastfm::{self, ErrorKind};
 use crate::tracker::PlayState;
-use crate::{http, info, session, watcher};
+use crate::{http, info, mpd as watcher, session};
 
 /// A command.
 #[derive(Debug, Clone)]

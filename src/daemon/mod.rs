@@ -4,7 +4,10 @@
 //! The watch loop sleeps on exactly two things besides shutdown: MPD's idle
 //! events and the tracker's next deadline. Nothing polls. It never waits for
 //! the disk: a qualified play goes to the spool, whose writer task puts it
-//! in the queue (see [`spool`](crate::spool)).
+//! in the queue (see [`spool`](crate::daemon::spool)).
+
+mod spool;
+mod watchdog;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +24,12 @@ use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
-use crate::spool::{Fault, Spool};
-use crate::target::Service;
+use crate::targets::Service;
+use crate::targets::{lastfm, listenbrainz};
 use crate::tracker::{Action, Tracker};
-use crate::watchdog::Beat;
-use crate::{admin, http, lastfm, listenbrainz, session, spool, watchdog, watcher};
+use crate::{admin, http, mpd as watcher, session};
+use spool::{Fault, Spool};
+use watchdog::Beat;
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
