@@ -188,6 +188,10 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The daemon's writes and fsyncs run on blocking threads. Left to
+        // the default, an idle one exits after 10 s, so every play paid for
+        // a thread's exit and another's start: three more wake-ups.
+        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))
 }

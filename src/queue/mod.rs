@@ -54,6 +54,10 @@ pub enum QueueError {
          writing works"
     )]
     Closed(PathBuf),
+    /// The blocking thread running a write ended before it (the runtime is
+    /// shutting down).
+    #[error("queue database {0}: the write was cut off by the shutdown")]
+    Interrupted(PathBuf),
 }
 
 impl QueueError {
@@ -331,8 +335,10 @@ impl Queue {
     /// [`Queue::enqueue`] for a blocking thread (the daemon's writer runs it
     /// off the runtime). Writing a listen that is already the last one
     /// written (an attempt whose fsync failed after sled kept it) does
-    /// nothing, so retrying never queues a play twice.
+    /// nothing, so retrying never queues a play twice. The thread writes
+    /// sled's log buffers itself from then on (vendor/sled/PATCHED.md).
     pub fn enqueue_blocking(&self, listen: &Listen) -> Result<(), QueueError> {
+        sled::write_log_on_this_thread();
         let o = self.shared.current()?;
         let key = self.insert_listen(&o, listen)?;
         o.db.flush().map_err(|e| self.err(e))?;
@@ -544,6 +550,28 @@ impl TargetQueue {
         Ok(out)
     }
 
+    /// Run `write`, which ends with a flush, on a blocking thread.
+    ///
+    /// A flush waits for the disk, which the runtime thread must never do.
+    /// sled's `flush_async` would hand the flush to sled's I/O pool, whose
+    /// flush hands the write of the buffer to another of its threads: two
+    /// hand-offs and their wake-ups per flush. Flushing here takes one, and
+    /// with the patched sled (vendor/sled/PATCHED.md) this thread writes
+    /// the log buffers itself, the flushed one and a transaction's.
+    async fn off_runtime<R: Send + 'static>(
+        &self,
+        write: impl FnOnce(&TargetQueue, Trees) -> Result<R, QueueError> + Send + 'static,
+    ) -> Result<R, QueueError> {
+        let t = self.trees()?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            sled::write_log_on_this_thread();
+            write(&this, t)
+        })
+        .await
+        .unwrap_or_else(|_| Err(QueueError::Interrupted(self.shared.path.clone())))
+    }
+
     /// Move an item the server refused for good to the rejected list.
     pub async fn set_aside(
         &self,
@@ -551,10 +579,13 @@ impl TargetQueue {
         listen: &Listen,
         reason: &str,
     ) -> Result<(), QueueError> {
-        let t = self.trees()?;
-        self.move_to_rejected(&key, &rejected_value(listen, reason))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
+        let value = rejected_value(listen, reason);
+        self.off_runtime(move |q, t| {
+            q.move_to_rejected(&key, &value)?;
+            t.db.flush().map_err(|e| q.err(e))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Atomically take `key` out of the pending queue and keep `value` for
@@ -589,10 +620,12 @@ impl TargetQueue {
 
     /// Remove a love once delivered or refused for good.
     pub async fn remove_love(&self, key: Key) -> Result<(), QueueError> {
-        let t = self.trees()?;
-        t.loves.remove(key).map_err(|e| self.err(e))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
+        self.off_runtime(move |q, t| {
+            t.loves.remove(key).map_err(|e| q.err(e))?;
+            t.db.flush().map_err(|e| q.err(e))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Record `flight` as sent, on disk before this returns: one fsync per
@@ -603,11 +636,13 @@ impl TargetQueue {
             flight: flight.clone(),
         })
         .expect("a record always serialises");
-        let t = self.trees()?;
-        let id = t.db.generate_id().map_err(|e| self.err(e))?.to_be_bytes();
-        t.inflight.insert(id, value).map_err(|e| self.err(e))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(id)
+        self.off_runtime(move |q, t| {
+            let id = t.db.generate_id().map_err(|e| q.err(e))?.to_be_bytes();
+            t.inflight.insert(id, value).map_err(|e| q.err(e))?;
+            t.db.flush().map_err(|e| q.err(e))?;
+            Ok(id)
+        })
+        .await
     }
 
     /// The oldest request whose outcome is not known, if any. A record that
@@ -653,22 +688,25 @@ impl TargetQueue {
             .iter()
             .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
             .collect();
-        let t = self.trees()?;
-        (&t.pending, &t.rejected, &t.inflight)
-            .transaction(|(p, r, f)| {
-                for k in delivered {
-                    p.remove(k)?;
-                }
-                for (k, value) in &refused {
-                    p.remove(k)?;
-                    r.insert(k, value.as_slice())?;
-                }
-                f.remove(&id)?;
-                Ok::<_, Conflict>(())
-            })
-            .map_err(|e| self.err(storage_error(e)))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
+        let delivered = delivered.to_vec();
+        self.off_runtime(move |q, t| {
+            (&t.pending, &t.rejected, &t.inflight)
+                .transaction(|(p, r, f)| {
+                    for k in &delivered {
+                        p.remove(k)?;
+                    }
+                    for (k, value) in &refused {
+                        p.remove(k)?;
+                        r.insert(k, value.as_slice())?;
+                    }
+                    f.remove(&id)?;
+                    Ok::<_, Conflict>(())
+                })
+                .map_err(|e| q.err(storage_error(e)))?;
+            t.db.flush().map_err(|e| q.err(e))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Those of `keys` still queued, with their listens, in queue order.

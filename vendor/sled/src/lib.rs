@@ -236,6 +236,7 @@ pub use {
     },
 };
 
+pub use self::pagecache::write_log_on_this_thread;
 pub use self::{
     batch::Batch,
     config::{Config, Mode},

@@ -6,6 +6,23 @@ use std::{
 
 use crate::{pagecache::*, *};
 
+// mpd-scrobbler patch: see `write_log_on_this_thread`.
+thread_local! {
+    static WRITES_HERE: std::cell::Cell<bool> = std::cell::Cell::new(false);
+}
+
+/// mpd-scrobbler patch: from now on, this thread writes the I/O buffers
+/// that it seals, or that it is the last to leave, to the log itself, rather
+/// than handing each to sled's I/O pool (a wake-up of a pool thread per
+/// buffer). For a thread that may block on the disk.
+pub fn write_log_on_this_thread() {
+    WRITES_HERE.with(|w| w.set(true));
+}
+
+pub(in crate::pagecache) fn writes_here() -> bool {
+    WRITES_HERE.with(std::cell::Cell::get)
+}
+
 macro_rules! io_fail {
     ($self:expr, $e:expr) => {
         #[cfg(feature = "failpoints")]
@@ -864,7 +881,7 @@ pub(crate) fn roll_iobuf(iobufs: &Arc<IoBufs>) -> Result<usize> {
         trace!("skipping roll_iobuf due to empty segment");
     } else {
         trace!("sealing ioubuf from  roll_iobuf");
-        maybe_seal_and_write_iobuf(iobufs, &iobuf, header, false)?;
+        maybe_seal_and_write_iobuf(iobufs, &iobuf, header, false, false)?;
     }
 
     Ok(header::offset(header))
@@ -933,7 +950,9 @@ pub(in crate::pagecache) fn make_stable_inner(
             // nothing to write, don't bother sealing
             // current IO buffer.
         } else {
-            maybe_seal_and_write_iobuf(iobufs, &iobuf, header, false)?;
+            // mpd-scrobbler patch: this thread waits for the write below
+            // anyway, so it does it rather than hand it to the pool.
+            maybe_seal_and_write_iobuf(iobufs, &iobuf, header, false, true)?;
             stable = iobufs.stable();
             // NB we have to continue here to possibly clear
             // the next io buffer, which may have dirty
@@ -1022,6 +1041,7 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
     iobuf: &Arc<IoBuf>,
     header: Header,
     from_reserve: bool,
+    write_here: bool,
 ) -> Result<()> {
     if header::is_sealed(header) {
         // this buffer is already sealed. nothing to do here.
@@ -1180,7 +1200,7 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
         );
         let iobufs = iobufs.clone();
         let iobuf = iobuf.clone();
-        let _result = threadpool::spawn(move || {
+        let write = move || {
             if let Err(e) = iobufs.write_to_log(&iobuf) {
                 error!(
                     "hit error while writing iobuf with lsn {}: {:?}",
@@ -1199,7 +1219,12 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
 
                 let _notified = iobufs.interval_updated.notify_all();
             }
-        })?;
+        };
+        if write_here || writes_here() {
+            write();
+            return Ok(());
+        }
+        let _result = threadpool::spawn(write)?;
 
         #[cfg(feature = "event_log")]
         _result.wait();

@@ -294,6 +294,7 @@ impl Log {
                     &iobuf,
                     header,
                     true,
+                    false,
                 )?;
                 backoff.spin();
                 continue;
@@ -435,7 +436,7 @@ impl Log {
             );
             let iobufs = self.iobufs.clone();
             let iobuf = iobuf.clone();
-            threadpool::spawn(move || {
+            let write = move || {
                 if let Err(e) = iobufs.write_to_log(&iobuf) {
                     error!(
                         "hit error while writing iobuf with lsn {}: {:?}",
@@ -443,7 +444,13 @@ impl Log {
                     );
                     iobufs.config.set_global_error(e);
                 }
-            })?;
+            };
+            // mpd-scrobbler patch: see `write_log_on_this_thread`.
+            if iobuf::writes_here() {
+                write();
+            } else {
+                threadpool::spawn(write)?;
+            }
 
             Ok(())
         } else {

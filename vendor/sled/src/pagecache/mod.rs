@@ -56,6 +56,7 @@ pub(crate) use self::{
     snapshot::{read_snapshot_or_default, PageState, Snapshot},
 };
 
+pub use self::iobuf::write_log_on_this_thread;
 pub use self::{
     constants::{
         MAX_MSG_HEADER_LEN, MAX_SPACE_AMPLIFICATION, MINIMUM_ITEMS_PER_SEGMENT,
@@ -908,6 +909,7 @@ impl PageCache {
             &self.log.iobufs,
             &batch_res.iobuf,
             batch_res.iobuf.get_header(),
+            false,
             false,
         )?;
 
