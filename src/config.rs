@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::listenbrainz::{self, Flavor};
+use crate::rules::{RawRule, RuleSet};
+use crate::stream::{RawStreams, Streams};
 use crate::tracker::Rules;
 
 /// Default Last.fm API root.
@@ -116,6 +118,10 @@ pub struct Config {
     pub listenbrainz: Vec<ListenBrainzTarget>,
     /// The metadata cache.
     pub cache: CacheConfig,
+    /// Internet radio: on or off, how titles split, per-station settings.
+    pub streams: Streams,
+    /// The `[[rule]]` sections: what not to scrobble, and rewrites.
+    pub rule_set: RuleSet,
 }
 
 /// The metadata cache's limits.
@@ -204,6 +210,10 @@ struct RawConfig {
     listenbrainz: Option<OneOrMany<RawListenBrainz>>,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    streams: RawStreams,
+    #[serde(default)]
+    rule: Vec<RawRule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -615,6 +625,15 @@ impl Config {
             });
         }
 
+        let streams = Streams::compile(raw.streams).map_err(|(key, p)| invalid(&key, p))?;
+        let target_names: Vec<&str> = lastfm
+            .iter()
+            .map(|t| t.name())
+            .chain(listenbrainz.iter().map(|t| t.name()))
+            .collect();
+        let rule_set =
+            RuleSet::compile(raw.rule, &target_names).map_err(|e| invalid(&e.key, e.problem))?;
+
         Ok(Config {
             path: path.to_owned(),
             mpd,
@@ -624,6 +643,8 @@ impl Config {
             lastfm,
             listenbrainz,
             cache,
+            streams,
+            rule_set,
         })
     }
 
@@ -880,6 +901,34 @@ api_secret = "s"
             .replace("# [listenbrainz]", "[listenbrainz]")
             .replace("# token = \"...\"", "token = \"t\"");
         assert_eq!(parse(&lb, &[]).unwrap().listenbrainz.len(), 1);
+    }
+
+    #[test]
+    fn rules_and_streams_are_checked_at_load() {
+        let text = format!(
+            "{MINIMAL}[streams]\nenabled = false\n\
+             [[rule]]\naction = \"ignore\"\nartist = \"x\"\ntargets = [\"lastfm\"]\n\
+             [[rule]]\naction = \"rewrite\"\nfield = \"title\"\nregex = \"(Remastered\"\n"
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("/etc/x/config.toml: key `rule[1].regex`: "), "{err}");
+        assert!(err.contains("unclosed group"), "{err}");
+        let ok = text.replace("(Remastered", " [(]Remastered[)]$");
+        let c = parse(&ok, &[]).unwrap();
+        assert!(!c.streams.enabled);
+        assert_eq!(c.rule_set.counts(), (1, 1));
+        let err = parse(&text.replace("\"lastfm\"]", "\"librefm\"]"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`rule[0].targets`") && err.contains("librefm"), "{err}");
+        let err = parse(&format!("{MINIMAL}[streams]\nsplit = true\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("split"), "{err}");
+        let err = parse(&format!("{MINIMAL}[[rule]]\naction = \"ignore\"\nartst = \"x\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("artst"), "{err}");
     }
 
     #[test]

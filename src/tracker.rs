@@ -8,10 +8,18 @@
 //! a play qualifies once, at the moment it crosses the threshold. No I/O and no
 //! timers: the caller asks [`Tracker::next_deadline`] when to call
 //! [`Tracker::tick`] next.
+//!
+//! On a live stream each title is a play: a new title (same song id, new
+//! `Title`) ends the previous play and starts one. A title's length is
+//! unknown, so it qualifies when it ends after at least `min_track` of play,
+//! or as soon as it reaches `max_required`; its timestamp is when it began,
+//! or when it was first seen.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::scrobble::{Listen, Track};
+use crate::stream::{self, Streams};
 
 /// When a play counts as a listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +76,8 @@ pub struct Song {
     pub track: Track,
     /// Length, when known (streams have none).
     pub duration: Option<Duration>,
+    /// A stream's station name (`Name`, from icy-name). Never an artist.
+    pub station: Option<String>,
 }
 
 /// One reading of MPD's `status` and `currentsong`.
@@ -82,14 +92,22 @@ pub struct Snapshot {
 }
 
 /// Why a play will never be scrobbled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unscrobblable {
     /// The song has no artist or no title tag.
     MissingTags,
     /// The track is not longer than the minimum length.
     TooShort(Duration),
-    /// The length is unknown (a stream).
+    /// The length is unknown, and it is not a stream.
     UnknownDuration,
+    /// A stream, and `[streams] enabled = false`.
+    StreamsOff,
+    /// A stream whose `[[streams.station]]` settings say `ignore`.
+    StationIgnored,
+    /// A stream title that is not "Artist - Title": a station ID, an ad, news.
+    Unsplittable(String),
+    /// A stream title that names the station as the artist or the title.
+    StationName(String),
 }
 
 impl std::fmt::Display for Unscrobblable {
@@ -98,6 +116,19 @@ impl std::fmt::Display for Unscrobblable {
             Unscrobblable::MissingTags => f.write_str("it has no artist or no title tag"),
             Unscrobblable::TooShort(d) => write!(f, "it is too short ({} s)", d.as_secs()),
             Unscrobblable::UnknownDuration => f.write_str("its length is unknown"),
+            Unscrobblable::StreamsOff => {
+                f.write_str("stream scrobbling is off ([streams] enabled = false)")
+            }
+            Unscrobblable::StationIgnored => {
+                f.write_str("the station is ignored by a [[streams.station]] setting")
+            }
+            Unscrobblable::Unsplittable(t) => write!(
+                f,
+                "the title {t:?} is not \"Artist - Title\" (a station ID, an ad or the news?)"
+            ),
+            Unscrobblable::StationName(t) => {
+                write!(f, "the title {t:?} names the station, not an artist")
+            }
         }
     }
 }
@@ -126,9 +157,17 @@ const SEEK_TOLERANCE: Duration = Duration::from_millis(1500);
 /// Elapsed time below which a song is considered "at its start".
 const START_WINDOW: Duration = Duration::from_secs(3);
 
+/// Stream titles remembered so each is reported once, not at every change.
+const REPORTED_TITLES: usize = 64;
+
 #[derive(Debug)]
 struct Play {
+    /// As MPD reported it.
     song: Song,
+    /// What gets scrobbled: the song's tags, or a stream title split.
+    track: Track,
+    /// A title of a live stream.
+    stream: bool,
     started_at: u64,
     /// Play time banked before the current stretch of playing.
     banked: Duration,
@@ -168,13 +207,26 @@ impl Play {
 #[derive(Debug)]
 pub struct Tracker {
     rules: Rules,
+    streams: Streams,
     play: Option<Play>,
+    /// Stream skips already reported (station and reason).
+    reported: VecDeque<String>,
 }
 
 impl Tracker {
-    /// A tracker with no play in progress.
+    /// A tracker with no play in progress and the default stream settings.
     pub fn new(rules: Rules) -> Tracker {
-        Tracker { rules, play: None }
+        Tracker::with_streams(rules, Streams::default())
+    }
+
+    /// A tracker with these `[streams]` settings.
+    pub fn with_streams(rules: Rules, streams: Streams) -> Tracker {
+        Tracker {
+            rules,
+            streams,
+            play: None,
+            reported: VecDeque::new(),
+        }
     }
 
     /// Feed a fresh reading of MPD. `now` is a monotonic clock value and
@@ -183,16 +235,19 @@ impl Tracker {
     pub fn observe(&mut self, snap: Snapshot, now: Instant, unix_now: u64) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(song) = snap.song.filter(|_| snap.state != PlayState::Stopped) else {
-            self.play = None;
+            actions.extend(self.end(now));
             return actions;
         };
 
-        let same_song = self
-            .play
-            .as_ref()
-            .is_some_and(|p| p.song.id == song.id && p.song.uri == song.uri);
+        let same_song = self.play.as_ref().is_some_and(|p| {
+            p.song.id == song.id
+                && p.song.uri == song.uri
+                && (!p.stream
+                    || (p.song.track.artist == song.track.artist
+                        && p.song.track.title == song.track.title))
+        });
         if !same_song || self.is_replay(&snap.elapsed, now) {
-            self.play = None;
+            actions.extend(self.end(now));
         }
 
         match &mut self.play {
@@ -200,7 +255,7 @@ impl Tracker {
                 match (play.resumed_at.is_some(), snap.state) {
                     (false, PlayState::Playing) => {
                         play.resumed_at = Some(now);
-                        actions.extend(now_playing(&play.song));
+                        actions.extend(now_playing(play));
                     }
                     (true, PlayState::Paused) => play.pause(now),
                     _ => {}
@@ -210,22 +265,30 @@ impl Tracker {
             }
             None => {
                 let playing = snap.state == PlayState::Playing;
-                let required = match self.check(&song) {
-                    Ok(required) => Some(required),
+                let is_stream = stream::is_stream(&song);
+                let (track, required) = match self.check(&song, is_stream) {
+                    Ok((track, required)) => (track, Some(required)),
                     Err(reason) => {
-                        actions.push(Action::Skip {
-                            uri: song.uri.clone(),
-                            reason,
-                        });
-                        None
+                        if !is_stream || self.first_report(&song, &reason) {
+                            actions.push(Action::Skip {
+                                uri: song.uri.clone(),
+                                reason,
+                            });
+                        }
+                        (song.track.clone(), None)
                     }
                 };
-                if playing {
-                    actions.extend(now_playing(&song));
-                }
-                let started_at = unix_now.saturating_sub(snap.elapsed.as_secs());
-                self.play = Some(Play {
+                // A stream's elapsed time counts from when it was tuned in,
+                // not from the start of the title.
+                let started_at = if is_stream {
+                    unix_now
+                } else {
+                    unix_now.saturating_sub(snap.elapsed.as_secs())
+                };
+                let play = Play {
                     song,
+                    track,
+                    stream: is_stream,
                     started_at,
                     banked: Duration::ZERO,
                     resumed_at: playing.then_some(now),
@@ -233,7 +296,11 @@ impl Tracker {
                     observed_at: now,
                     required,
                     qualified: false,
-                });
+                };
+                if playing {
+                    actions.extend(now_playing(&play));
+                }
+                self.play = Some(play);
             }
         }
         actions.extend(self.tick(now));
@@ -250,9 +317,37 @@ impl Tracker {
         }
         play.qualified = true;
         Some(Action::Scrobble(Listen {
-            track: play.song.track.clone(),
+            track: play.track.clone(),
             started_at: play.started_at,
         }))
+    }
+
+    /// The current play ends (another song or title, a stop, a replay). A
+    /// stream title that has not reached `max_required` qualifies now if it
+    /// played at least `min_track`.
+    fn end(&mut self, now: Instant) -> Option<Action> {
+        let play = self.play.take()?;
+        let played_enough = play.played(now) >= self.rules.min_track;
+        (play.stream && play.required.is_some() && !play.qualified && played_enough).then(|| {
+            Action::Scrobble(Listen {
+                track: play.track,
+                started_at: play.started_at,
+            })
+        })
+    }
+
+    /// Whether this stream skip is new: one line per station and reason (so
+    /// per distinct title), not one at every title change.
+    fn first_report(&mut self, song: &Song, reason: &Unscrobblable) -> bool {
+        let key = format!("{}\n{reason}", song.uri);
+        if self.reported.contains(&key) {
+            return false;
+        }
+        if self.reported.len() == REPORTED_TITLES {
+            self.reported.pop_front();
+        }
+        self.reported.push_back(key);
+        true
     }
 
     /// The instant at which the current play would qualify if it keeps
@@ -278,7 +373,7 @@ impl Tracker {
 
     /// The song of the current play, and whether that play has qualified.
     pub fn current(&self) -> Option<(&Track, bool)> {
-        self.play.as_ref().map(|p| (&p.song.track, p.qualified))
+        self.play.as_ref().map(|p| (&p.track, p.qualified))
     }
 
     /// Play time so far and the play time needed, for the current play.
@@ -308,18 +403,27 @@ impl Tracker {
         ran_to_end || play.qualified
     }
 
-    fn check(&self, song: &Song) -> Result<Duration, Unscrobblable> {
+    /// The track to scrobble and the play time it needs, or why it never
+    /// will be scrobbled.
+    fn check(&self, song: &Song, is_stream: bool) -> Result<(Track, Duration), Unscrobblable> {
+        if is_stream {
+            return Ok((self.streams.read(song)?, self.rules.max_required));
+        }
         if song.track.artist.trim().is_empty() || song.track.title.trim().is_empty() {
             return Err(Unscrobblable::MissingTags);
         }
-        self.rules.required(song.duration)
+        Ok((song.track.clone(), self.rules.required(song.duration)?))
     }
 }
 
-fn now_playing(song: &Song) -> Option<Action> {
-    let t = &song.track;
-    (!t.artist.trim().is_empty() && !t.title.trim().is_empty())
-        .then(|| Action::NowPlaying(t.clone()))
+/// "Now playing" for a play with an artist and a title; never for a stream
+/// title that will not be scrobbled (an ignored station, a station ID).
+fn now_playing(play: &Play) -> Option<Action> {
+    let t = &play.track;
+    (!t.artist.trim().is_empty()
+        && !t.title.trim().is_empty()
+        && (!play.stream || play.required.is_some()))
+    .then(|| Action::NowPlaying(t.clone()))
 }
 
 #[cfg(test)]
@@ -343,6 +447,7 @@ mod tests {
                 ..Track::default()
             },
             duration: len.map(secs),
+            station: None,
         }
     }
 

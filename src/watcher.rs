@@ -265,12 +265,17 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
                     .filter(|m| is_uuid(m))
                     .map(str::to_owned)
                     .collect(),
+                stream_url: None,
+                file: Some(uri.to_owned()),
+                genre: Some(all("Genre").join(", ")).filter(|g| !g.is_empty()),
             };
             Some(Song {
                 id,
                 uri: uri.to_owned(),
                 track,
                 duration,
+                // A stream's icy-name; a file's Name tag is rare and harmless.
+                station: first("Name"),
             })
         }
         _ => None,
@@ -392,6 +397,27 @@ mod tests {
         let song = s.song.unwrap();
         assert_eq!(song.duration, None);
         assert!(song.track.artist.is_empty());
+        assert_eq!(song.station, None);
+    }
+
+    #[test]
+    fn stream_with_station_name_and_title() {
+        let s = parse_snapshot(
+            &[("state", "play"), ("songid", "4"), ("time", "12:0")],
+            &[
+                ("file", "http://radio.example/live"),
+                ("Title", "Sigur Rós - Hoppípolla"),
+                ("Name", "Test FM"),
+                ("Genre", "Post-rock"),
+            ],
+        );
+        let song = s.song.unwrap();
+        assert_eq!(song.duration, None, "status `time: 12:0` is no length");
+        assert_eq!(song.station.as_deref(), Some("Test FM"));
+        assert_eq!(song.track.title, "Sigur Rós - Hoppípolla");
+        assert_eq!(song.track.file.as_deref(), Some("http://radio.example/live"));
+        assert_eq!(song.track.genre.as_deref(), Some("Post-rock"));
+        assert!(song.track.artist.is_empty(), "never the station name");
     }
 
     #[test]

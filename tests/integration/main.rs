@@ -10,6 +10,7 @@ mod harness_mpd;
 mod import;
 mod info;
 mod listenbrainz;
+mod radio;
 mod love;
 mod queue;
 mod scrobbling;

@@ -6,4 +6,5 @@ pub mod daemon;
 pub mod fake_lastfm;
 pub mod fake_listenbrainz;
 pub mod http_server;
+pub mod icy_station;
 pub mod mpd;
