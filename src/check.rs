@@ -155,6 +155,8 @@ pub async fn run(config: &Config) -> Vec<Verdict> {
         );
     }
 
+    verdicts.push(rules_verdict(config));
+
     let http = match http::client(config.delivery.request_timeout.min(MAX_REQUEST_TIMEOUT)) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -184,6 +186,24 @@ pub async fn run(config: &Config) -> Vec<Verdict> {
     answers.sort_by_key(|(i, _)| *i);
     verdicts.extend(answers.into_iter().map(|(_, v)| v));
     verdicts
+}
+
+/// The rules and stream settings compiled when the config loaded (a bad
+/// one fails the config check); this says what is in force.
+fn rules_verdict(config: &Config) -> Verdict {
+    let (ignore, rewrite) = config.rule_set.counts();
+    let streams = if config.streams.enabled {
+        match config.streams.stations() {
+            0 => "streams are scrobbled".to_owned(),
+            n => format!("streams are scrobbled, {n} station settings"),
+        }
+    } else {
+        "streams are not scrobbled".to_owned()
+    };
+    Verdict::ok(
+        "rules",
+        format!("{ignore} ignore and {rewrite} rewrite rules are valid; {streams}"),
+    )
 }
 
 async fn check_mpd(config: &Config) -> Verdict {

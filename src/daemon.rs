@@ -18,7 +18,8 @@ use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
 use crate::queue::Queue;
-use crate::scrobble::unix_now;
+use crate::rules::{Outcome, RuleSet};
+use crate::scrobble::{Track, unix_now};
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
 use crate::{admin, http, lastfm, listenbrainz, session, watcher};
@@ -148,7 +149,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
     let player = Arc::new(Player {
-        tracker: std::sync::Mutex::new(Tracker::new(config.rules)),
+        tracker: std::sync::Mutex::new(Tracker::with_streams(
+            config.rules,
+            config.streams.clone(),
+        )),
         connected: AtomicBool::new(false),
     });
     let reload_control = reload.clone();
@@ -361,6 +365,10 @@ async fn watch_mpd(
 ) {
     let mut retry = Duration::from_millis(250);
     let mut last_error = None;
+    let mut router = Router {
+        rules: &config.rule_set,
+        reported: None,
+    };
     loop {
         let connected = tokio::select! {
             c = watcher::connect(&config.mpd) => c,
@@ -403,7 +411,7 @@ async fn watch_mpd(
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
-                        perform(actions, queue, targets).await;
+                        perform(actions, queue, targets, &mut router).await;
                         notify_ready();
                     }
                     Err(e) => {
@@ -450,7 +458,7 @@ async fn watch_mpd(
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let actions = player.tracker().tick(Instant::now());
-                    perform(actions, queue, targets).await;
+                    perform(actions, queue, targets, &mut router).await;
                 }
                 () = shutdown.cancelled() => return,
             }
@@ -468,25 +476,68 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// The rules between the tracker and the targets: each target gets its own
+/// version of a play, or nothing.
+struct Router<'a> {
+    rules: &'a RuleSet,
+    /// The last track reported as ignored, so that a play gets one line
+    /// rather than one per event (now playing, resume, queueing).
+    reported: Option<Track>,
+}
+
+impl Router<'_> {
+    fn route<'t>(
+        &mut self,
+        track: &Track,
+        targets: &'t [Arc<TargetHandle>],
+    ) -> Vec<(&'t Arc<TargetHandle>, Track)> {
+        let mut send = Vec::new();
+        let mut ignored = Vec::new();
+        for t in targets {
+            match self.rules.apply(track, &t.name) {
+                Outcome::Send(track) => send.push((t, track)),
+                Outcome::Ignored(rule) => ignored.push(format!("{} (rule[{rule}])", t.name)),
+            }
+        }
+        if !ignored.is_empty() && self.reported.as_ref() != Some(track) {
+            tracing::debug!("ignoring {} for {}", describe(track), ignored.join(", "));
+            self.reported = Some(track.clone());
+        }
+        send
+    }
+}
+
 async fn perform(
     actions: impl IntoIterator<Item = Action>,
     queue: &Queue,
     targets: &[Arc<TargetHandle>],
+    router: &mut Router<'_>,
 ) {
     for action in actions {
         match action {
             Action::NowPlaying(track) => {
                 tracing::info!("now playing {}", describe(&track));
-                for t in targets {
+                for (t, track) in router.route(&track, targets) {
                     t.now_playing(&track);
                 }
             }
             Action::Scrobble(listen) => {
+                let routed: Vec<(&str, crate::scrobble::Listen)> = router
+                    .route(&listen.track, targets)
+                    .into_iter()
+                    .map(|(t, track)| {
+                        let started_at = listen.started_at;
+                        (t.name.as_str(), crate::scrobble::Listen { track, started_at })
+                    })
+                    .collect();
+                if routed.is_empty() {
+                    continue;
+                }
                 // A failed write is retried rather than dropped: the play
                 // must not be lost because the disk hiccuped.
                 let mut wait = Duration::from_millis(100);
                 loop {
-                    match queue.enqueue(&listen).await {
+                    match queue.enqueue_each(&routed).await {
                         Ok(()) => break,
                         Err(e) => {
                             tracing::error!(
@@ -504,7 +555,7 @@ async fn perform(
                     describe(&listen.track),
                     listen.started_at
                 );
-                for t in targets {
+                for t in targets.iter().filter(|t| routed.iter().any(|(n, _)| *n == t.name)) {
                     t.wake.notify_one();
                 }
             }

@@ -19,6 +19,7 @@ pub mod listenbrainz;
 pub mod query;
 pub mod queue;
 pub mod rules;
+pub mod rules_test;
 pub mod scrobble;
 pub mod session;
 pub mod stream;

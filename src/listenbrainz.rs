@@ -308,6 +308,9 @@ pub fn track_metadata(t: &Track, flavor: Flavor) -> Value {
     if !t.artist_mbids.is_empty() {
         put("artist_mbids", json!(t.artist_mbids));
     }
+    if let Some(url) = &t.stream_url {
+        put("origin_url", json!(url));
+    }
     let mut meta = Map::new();
     meta.insert("artist_name".into(), json!(clean(&t.artist)));
     meta.insert("track_name".into(), json!(clean(&t.title)));
@@ -402,6 +405,18 @@ mod tests {
             2,
             "only listened_at and track_metadata"
         );
+    }
+
+    #[test]
+    fn a_stream_title_carries_its_origin_url() {
+        let mut l = listen("Hoppípolla");
+        l.track.stream_url = Some("http://radio.example/live".into());
+        l.track.duration_secs = None;
+        let info = &listen_json(&l, Flavor::ListenBrainz)["track_metadata"]["additional_info"];
+        assert_eq!(info["origin_url"], "http://radio.example/live");
+        assert!(info.get("duration_ms").is_none());
+        let file = &listen_json(&listen("x"), Flavor::ListenBrainz)["track_metadata"]["additional_info"];
+        assert!(file.get("origin_url").is_none(), "a local file has none");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 use mpd_scrobbler::admin::{self, QueueCmd};
 use mpd_scrobbler::config::{self, Config};
 use mpd_scrobbler::query::{self, Query, QueryError};
-use mpd_scrobbler::{auth, daemon};
+use mpd_scrobbler::{auth, daemon, rules_test};
 
 /// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
 #[derive(Debug, Parser)]
@@ -67,6 +67,11 @@ enum Command {
         /// Print JSON for scripts
         #[arg(long)]
         json: bool,
+    },
+    /// Try the ignore and rewrite rules ([[rule]] in the config)
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
     },
     /// Queue the unsent scrobbles of another scrobbler
     Import {
@@ -139,6 +144,27 @@ enum Command {
         user: Option<String>,
         #[command(flatten)]
         out: OutputArgs,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum RulesAction {
+    /// Show what each rule does to a track and the result per target: the
+    /// song MPD plays now (a stream's title as it would be split), or the
+    /// one given by the options
+    Test {
+        /// Artist
+        #[arg(long)]
+        artist: Option<String>,
+        /// Title
+        #[arg(long)]
+        title: Option<String>,
+        /// Album
+        #[arg(long)]
+        album: Option<String>,
+        /// Path in the music directory, or a stream's URL
+        #[arg(long)]
+        file: Option<String>,
     },
 }
 
@@ -292,6 +318,33 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Rules {
+        action:
+            RulesAction::Test {
+                artist,
+                title,
+                album,
+                file,
+            },
+    } = &command
+    {
+        let given = rules_test::Given {
+            artist: artist.clone(),
+            title: title.clone(),
+            album: album.clone(),
+            file: file.clone(),
+        };
+        return match runtime.block_on(rules_test::run(&config, given)) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mpd-scrobbler: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Import {
         from: ImportFrom::Mpdscribble { journal },
     } = &command
@@ -428,6 +481,7 @@ fn as_query(command: &Command) -> Option<(Query, query::Options)> {
         | Command::Auth { .. }
         | Command::Queue { .. }
         | Command::Import { .. }
+        | Command::Rules { .. }
         | Command::Status { .. }
         | Command::Love
         | Command::Unlove

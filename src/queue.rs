@@ -91,6 +91,21 @@ fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled:
         })
 }
 
+/// Insert `values[i]` under `key` in `trees[i]`, atomically.
+fn insert_each(trees: &[sled::Tree], key: &Key, values: &[Vec<u8>]) -> Result<(), sled::Error> {
+    trees
+        .transaction(|trees| {
+            for (tree, value) in trees.iter().zip(values) {
+                tree.insert(key, value.as_slice())?;
+            }
+            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(e) => e,
+            sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+        })
+}
+
 /// The queue database.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -153,17 +168,40 @@ impl Queue {
     /// Append `listen` to every target's queue atomically and wait until it is
     /// on disk.
     pub async fn enqueue(&self, listen: &Listen) -> Result<(), QueueError> {
+        let all: Vec<(&str, Listen)> = self
+            .names
+            .iter()
+            .map(|n| (n.as_str(), listen.clone()))
+            .collect();
+        self.enqueue_each(&all).await
+    }
+
+    /// Append each target's own version of one play (the rules may rewrite
+    /// it differently per target, or leave a target out) under one key, in
+    /// one transaction, and wait until it is on disk. Names the queue was
+    /// not opened with are left out.
+    pub async fn enqueue_each(&self, listens: &[(&str, Listen)]) -> Result<(), QueueError> {
         let err = |source| QueueError::Db {
             path: self.path.clone(),
             source,
         };
-        let value = serde_json::to_vec(&Stored {
-            v: FORMAT_VERSION,
-            listen: listen.clone(),
-        })
-        .expect("a listen always serialises");
+        let mut trees = Vec::with_capacity(listens.len());
+        let mut values = Vec::with_capacity(listens.len());
+        for (name, listen) in listens {
+            let Some(i) = self.names.iter().position(|n| n == name) else {
+                continue;
+            };
+            trees.push(self.trees[i].clone());
+            values.push(
+                serde_json::to_vec(&Stored {
+                    v: FORMAT_VERSION,
+                    listen: listen.clone(),
+                })
+                .expect("a listen always serialises"),
+            );
+        }
         let key = self.db.generate_id().map_err(err)?.to_be_bytes();
-        insert_all(&self.trees, &key, &value).map_err(err)?;
+        insert_each(&trees, &key, &values).map_err(err)?;
         self.db.flush_async().await.map_err(err)?;
         Ok(())
     }
@@ -524,6 +562,23 @@ mod tests {
             rest.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
             vec![listen(2), listen(3), listen(4)]
         );
+    }
+
+    #[tokio::test]
+    async fn enqueue_each_gives_each_target_its_own_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a", "b", "c"]).unwrap();
+        let mut rewritten = listen(1);
+        rewritten.track.title = "Rewritten".into();
+        q.enqueue_each(&[("a", listen(1)), ("c", rewritten.clone())])
+            .await
+            .unwrap();
+        let a = q.target("a").list().unwrap();
+        let c = q.target("c").list().unwrap();
+        assert_eq!(a[0].listen, listen(1));
+        assert_eq!(c[0].listen, rewritten);
+        assert_eq!(a[0].id, c[0].id, "one play, one key");
+        assert!(q.target("b").is_empty(), "left out");
     }
 
     #[tokio::test]

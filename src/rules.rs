@@ -35,9 +35,9 @@ pub enum Field {
 impl Field {
     const ALL: [Field; 7] = [
         Field::Artist,
-        Field::AlbumArtist,
-        Field::Album,
         Field::Title,
+        Field::Album,
+        Field::AlbumArtist,
         Field::Genre,
         Field::File,
         Field::StreamUrl,
@@ -487,6 +487,53 @@ impl RuleSet {
         (steps, outcome)
     }
 
+    /// The `rules test` report: the track, then for each group of targets
+    /// the rules treat alike, what each rule did and the result.
+    pub fn report(&self, track: &Track, targets: &[&str]) -> String {
+        let mut out = String::new();
+        for field in Field::ALL {
+            let value = field.get(track);
+            if !value.is_empty() {
+                out.push_str(&format!("{:<13}{value}\n", format!("{}:", field.name())));
+            }
+        }
+        let all = ["every target"];
+        let targets = if targets.is_empty() { &all[..] } else { targets };
+        let mut groups: Vec<(Vec<&str>, Vec<Step>, Outcome)> = Vec::new();
+        for target in targets {
+            let (steps, outcome) = self.trace(track, target);
+            match groups.iter_mut().find(|(_, s, o)| *s == steps && *o == outcome) {
+                Some(group) => group.0.push(target),
+                None => groups.push((vec![target], steps, outcome)),
+            }
+        }
+        for (names, steps, outcome) in groups {
+            out.push_str(&format!("\n{}:\n", names.join(", ")));
+            if steps.is_empty() {
+                out.push_str("  no rule applies\n");
+            }
+            for step in steps {
+                out.push_str(&format!("  {step}\n"));
+            }
+            match outcome {
+                Outcome::Ignored(rule) => {
+                    out.push_str(&format!("  result: not sent (rule[{rule}])\n"));
+                }
+                Outcome::Send(t) => {
+                    out.push_str(&format!("  result: {} – {}", t.artist, t.title));
+                    if let Some(album) = &t.album {
+                        out.push_str(&format!(" (album {album})"));
+                    }
+                    if t.artist.trim().is_empty() || t.title.trim().is_empty() {
+                        out.push_str(" [no artist or title: never scrobbled]");
+                    }
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
     fn run(&self, track: &Track, target: &str, log: &mut dyn FnMut(Step)) -> Outcome {
         let mut track = track.clone();
         for rule in &self.rules {
@@ -818,6 +865,46 @@ targets = ["b"]
         };
         assert_eq!(a.artist, "Beatles, The");
         assert_eq!(rules.apply(&t, "b"), Outcome::Ignored(1));
+    }
+
+    #[test]
+    fn report_groups_targets_and_shows_each_step() {
+        let rules = compile(
+            r#"
+[[rule]]
+action = "rewrite"
+field = "title"
+regex = ' \(Remastered \d{4}\)$'
+[[rule]]
+action = "ignore"
+artist = "Queen"
+targets = ["lastfm"]
+"#,
+            &["lastfm", "listenbrainz", "maloja"],
+        )
+        .unwrap();
+        let report = rules.report(
+            &track("Queen", "Bicycle Race (Remastered 2011)"),
+            &["lastfm", "listenbrainz", "maloja"],
+        );
+        assert_eq!(
+            report,
+            "artist:      Queen\n\
+             title:       Bicycle Race (Remastered 2011)\n\
+             album:       Album\n\
+             file:        music/a.flac\n\
+             \n\
+             lastfm:\n  \
+             rule[0] rewrote title: \"Bicycle Race (Remastered 2011)\" -> \"Bicycle Race\"\n  \
+             rule[1] ignores this play\n  \
+             result: not sent (rule[1])\n\
+             \n\
+             listenbrainz, maloja:\n  \
+             rule[0] rewrote title: \"Bicycle Race (Remastered 2011)\" -> \"Bicycle Race\"\n  \
+             result: Queen – Bicycle Race (album Album)\n"
+        );
+        let none = RuleSet::default().report(&track("A", "B"), &[]);
+        assert!(none.ends_with("every target:\n  no rule applies\n  result: A – B (album Album)\n"), "{none}");
     }
 
     #[test]

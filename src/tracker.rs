@@ -723,6 +723,144 @@ mod tests {
         assert_eq!(h.scrobbles.len(), 1);
     }
 
+    const STATION: &str = "http://radio.example/live";
+
+    /// The stream as MPD reports it while it plays `title`.
+    fn on_air(title: &str) -> Song {
+        Song {
+            id: 9,
+            uri: STATION.into(),
+            track: Track {
+                title: title.into(),
+                file: Some(STATION.into()),
+                ..Track::default()
+            },
+            duration: None,
+            station: Some("Test FM".into()),
+        }
+    }
+
+    fn titles(h: &Harness) -> Vec<(String, String, u64)> {
+        h.scrobbles
+            .iter()
+            .map(|l| (l.track.artist.clone(), l.track.title.clone(), l.started_at))
+            .collect()
+    }
+
+    fn stopped() -> Snapshot {
+        Snapshot {
+            state: PlayState::Stopped,
+            song: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn stream_titles_are_plays_split_with_their_start_times() {
+        let mut h = Harness::new();
+        // Tuned in mid-stream: the first title counts from when it was seen.
+        h.see(0, snap(PlayState::Playing, &on_air("Sigur Rós - Hoppípolla"), 500));
+        assert_eq!(h.now_playing, 1);
+        assert_eq!(h.tracker.next_deadline(), Some(h.base + secs(240)));
+        h.run_until(40);
+        assert!(h.scrobbles.is_empty(), "a title qualifies when it ends");
+        // A station ID: ends the first title, is itself skipped, once.
+        h.see(40, snap(PlayState::Playing, &on_air("Test FM jingle"), 540));
+        assert_eq!(titles(&h), [("Sigur Rós".into(), "Hoppípolla".into(), T0)]);
+        assert_eq!(h.now_playing, 1, "no now playing for a station ID");
+        h.see(50, snap(PlayState::Playing, &on_air("Björk — Jóga"), 550));
+        assert_eq!(h.scrobbles.len(), 1, "the 10 s jingle is no play");
+        assert_eq!(h.now_playing, 2);
+        h.see(90, snap(PlayState::Playing, &on_air("Test FM jingle"), 590));
+        h.see(95, snap(PlayState::Playing, &on_air("Ad - "), 595));
+        assert_eq!(
+            titles(&h)[1],
+            ("Björk".into(), "Jóga".into(), T0 + 50)
+        );
+        assert_eq!(
+            h.skips,
+            [
+                Unscrobblable::Unsplittable("Test FM jingle".into()),
+                Unscrobblable::Unsplittable("Ad -".into())
+            ],
+            "one report per distinct title"
+        );
+        assert!(h.scrobbles.iter().all(|l| l.track.stream_url.as_deref() == Some(STATION)));
+    }
+
+    #[test]
+    fn stream_title_shorter_than_the_minimum_is_not_scrobbled() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(29, snap(PlayState::Playing, &on_air("B - Two"), 29));
+        assert!(h.scrobbles.is_empty());
+        h.see(59, snap(PlayState::Playing, &on_air("C - Three"), 59));
+        assert_eq!(titles(&h), [("B".into(), "Two".into(), T0 + 29)]);
+    }
+
+    #[test]
+    fn long_stream_title_qualifies_at_max_required_once() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - Long Mix"), 0));
+        h.run_until(239);
+        assert!(h.scrobbles.is_empty());
+        h.run_until(240);
+        assert_eq!(h.scrobbles.len(), 1);
+        h.see(600, snap(PlayState::Playing, &on_air("B - Next"), 600));
+        assert_eq!(h.scrobbles.len(), 1, "not again when it ends");
+    }
+
+    #[test]
+    fn stream_pause_stops_the_clock() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(20, snap(PlayState::Paused, &on_air("A - One"), 20));
+        h.see(500, snap(PlayState::Playing, &on_air("A - One"), 20));
+        assert_eq!(h.now_playing, 2, "resume sends now playing again");
+        h.see(505, snap(PlayState::Playing, &on_air("B - Two"), 25));
+        assert!(h.scrobbles.is_empty(), "25 s of play, not 505");
+        h.see(520, snap(PlayState::Paused, &on_air("B - Two"), 40));
+        h.see(900, snap(PlayState::Playing, &on_air("B - Two"), 40));
+        h.see(920, snap(PlayState::Playing, &on_air("C - Three"), 60));
+        assert_eq!(titles(&h), [("B".into(), "Two".into(), T0 + 505)]);
+    }
+
+    #[test]
+    fn stopping_a_stream_ends_its_title() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(31, stopped());
+        assert_eq!(titles(&h), [("A".into(), "One".into(), T0)]);
+        h.see(40, snap(PlayState::Playing, &on_air("B - Two"), 0));
+        h.see(45, stopped());
+        assert_eq!(h.scrobbles.len(), 1, "5 s is below the minimum");
+        // Another song ends a title too.
+        h.see(50, snap(PlayState::Playing, &on_air("C - Three"), 0));
+        h.see(90, snap(PlayState::Playing, &song(1, Some(200)), 0));
+        assert_eq!(titles(&h)[1], ("C".into(), "Three".into(), T0 + 50));
+    }
+
+    #[test]
+    fn streams_switched_off_or_ignored_are_reported_once_per_station() {
+        let streams: Streams = {
+            #[derive(serde::Deserialize)]
+            struct Doc {
+                streams: crate::stream::RawStreams,
+            }
+            let doc: Doc = toml::from_str("[streams]\nenabled = false\n").unwrap();
+            Streams::compile(doc.streams).unwrap()
+        };
+        let mut h = Harness::new();
+        h.tracker = Tracker::with_streams(Rules::default(), streams);
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(100, snap(PlayState::Playing, &on_air("B - Two"), 100));
+        h.see(200, snap(PlayState::Playing, &on_air("C - Three"), 200));
+        h.run_until(10_000);
+        assert!(h.scrobbles.is_empty());
+        assert_eq!(h.now_playing, 0);
+        assert_eq!(h.skips, [Unscrobblable::StreamsOff]);
+    }
+
     #[test]
     fn rules_thresholds() {
         let r = Rules::default();

@@ -94,7 +94,7 @@ fn everything_right_passes_with_exit_0() {
         verdict(&text, "listenbrainz").0.contains("\"bob\""),
         "{text}"
     );
-    assert!(text.contains("All 5 checks passed."), "{text}");
+    assert!(text.contains("All 6 checks passed."), "{text}");
     // The state directory is checked, not created: that is the daemon's job.
     assert!(!s.dir.state_dir().exists());
     // Nothing was sent that changes anything.
@@ -242,7 +242,7 @@ fn secrets_from_systemd_credentials_pass() {
     );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("All 5 checks passed."), "{text}");
+    assert!(text.contains("All 6 checks passed."), "{text}");
 
     // Without them, the same config names what is missing.
     let out = run_cli(&s.dir, &["check"], None);
