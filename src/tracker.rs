@@ -269,7 +269,12 @@ impl Tracker {
                 let (track, required) = match self.check(&song, is_stream) {
                     Ok((track, required)) => (track, Some(required)),
                     Err(reason) => {
-                        if !is_stream || self.first_report(&song, &reason) {
+                        // A stream has no title for a moment after tuning in:
+                        // no line for that.
+                        let report = !is_stream
+                            || (reason != Unscrobblable::MissingTags
+                                && self.first_report(&song, &reason));
+                        if report {
                             actions.push(Action::Skip {
                                 uri: song.uri.clone(),
                                 reason,
@@ -759,6 +764,7 @@ mod tests {
     fn stream_titles_are_plays_split_with_their_start_times() {
         let mut h = Harness::new();
         // Tuned in mid-stream: the first title counts from when it was seen.
+        h.see(0, snap(PlayState::Playing, &on_air(""), 499));
         h.see(0, snap(PlayState::Playing, &on_air("Sigur Rós - Hoppípolla"), 500));
         assert_eq!(h.now_playing, 1);
         assert_eq!(h.tracker.next_deadline(), Some(h.base + secs(240)));
