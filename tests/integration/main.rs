@@ -11,6 +11,7 @@ mod import;
 mod info;
 mod listenbrainz;
 mod radio;
+mod rules;
 mod love;
 mod queue;
 mod scrobbling;
