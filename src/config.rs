@@ -901,6 +901,23 @@ api_secret = "s"
             .replace("# [listenbrainz]", "[listenbrainz]")
             .replace("# token = \"...\"", "token = \"t\"");
         assert_eq!(parse(&lb, &[]).unwrap().listenbrainz.len(), 1);
+        assert!(c.streams.enabled);
+        assert!(c.rule_set.is_empty(), "rules are examples, off by default");
+        // The commented-out stream and rule settings are valid once enabled.
+        let (head, tail) = text.split_at(text.find("\n[streams]").unwrap());
+        let is_setting = |l: &str| {
+            l.starts_with("# [[")
+                || l.strip_prefix("# ")
+                    .and_then(|l| l.split_once(" = "))
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        };
+        let enabled: Vec<&str> = tail
+            .lines()
+            .map(|l| if is_setting(l) { &l[2..] } else { l })
+            .collect();
+        let c = parse(&format!("{head}{}", enabled.join("\n")), &[]).unwrap();
+        assert_eq!(c.streams.stations(), 1);
+        assert_eq!(c.rule_set.counts(), (1, 2));
     }
 
     #[test]
@@ -911,8 +928,11 @@ api_secret = "s"
              [[rule]]\naction = \"rewrite\"\nfield = \"title\"\nregex = \"(Remastered\"\n"
         );
         let err = parse(&text, &[]).unwrap_err().to_string();
-        assert!(err.starts_with("/etc/x/config.toml: key `rule[1].regex`: "), "{err}");
-        assert!(err.contains("unclosed group"), "{err}");
+        assert!(
+            err.starts_with("/etc/x/config.toml: key `rule[1].regex`: "),
+            "{err}"
+        );
+        assert!(err.contains("open group without closing"), "{err}");
         let ok = text.replace("(Remastered", " [(]Remastered[)]$");
         let c = parse(&ok, &[]).unwrap();
         assert!(!c.streams.enabled);
@@ -920,14 +940,20 @@ api_secret = "s"
         let err = parse(&text.replace("\"lastfm\"]", "\"librefm\"]"), &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`rule[0].targets`") && err.contains("librefm"), "{err}");
+        assert!(
+            err.contains("`rule[0].targets`") && err.contains("librefm"),
+            "{err}"
+        );
         let err = parse(&format!("{MINIMAL}[streams]\nsplit = true\n"), &[])
             .unwrap_err()
             .to_string();
         assert!(err.contains("split"), "{err}");
-        let err = parse(&format!("{MINIMAL}[[rule]]\naction = \"ignore\"\nartst = \"x\"\n"), &[])
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            &format!("{MINIMAL}[[rule]]\naction = \"ignore\"\nartst = \"x\"\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("artst"), "{err}");
     }
 

@@ -19,7 +19,7 @@ use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
 use crate::queue::Queue;
 use crate::rules::{Outcome, RuleSet};
-use crate::scrobble::{Track, unix_now};
+use crate::scrobble::{Listen, Track, unix_now};
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
 use crate::{admin, http, lastfm, listenbrainz, session, watcher};
@@ -149,10 +149,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
     let player = Arc::new(Player {
-        tracker: std::sync::Mutex::new(Tracker::with_streams(
-            config.rules,
-            config.streams.clone(),
-        )),
+        tracker: std::sync::Mutex::new(Tracker::with_streams(config.rules, config.streams.clone())),
         connected: AtomicBool::new(false),
     });
     let reload_control = reload.clone();
@@ -516,18 +513,21 @@ async fn perform(
     for action in actions {
         match action {
             Action::NowPlaying(track) => {
-                tracing::info!("now playing {}", describe(&track));
-                for (t, track) in router.route(&track, targets) {
+                let routed = router.route(&track, targets);
+                if !routed.is_empty() {
+                    tracing::info!("now playing {}", describe(&track));
+                }
+                for (t, track) in routed {
                     t.now_playing(&track);
                 }
             }
             Action::Scrobble(listen) => {
-                let routed: Vec<(&str, crate::scrobble::Listen)> = router
+                let routed: Vec<(&str, Listen)> = router
                     .route(&listen.track, targets)
                     .into_iter()
                     .map(|(t, track)| {
                         let started_at = listen.started_at;
-                        (t.name.as_str(), crate::scrobble::Listen { track, started_at })
+                        (t.name.as_str(), Listen { track, started_at })
                     })
                     .collect();
                 if routed.is_empty() {
@@ -555,7 +555,10 @@ async fn perform(
                     describe(&listen.track),
                     listen.started_at
                 );
-                for t in targets.iter().filter(|t| routed.iter().any(|(n, _)| *n == t.name)) {
+                for t in targets
+                    .iter()
+                    .filter(|t| routed.iter().any(|(n, _)| *n == t.name))
+                {
                     t.wake.notify_one();
                 }
             }

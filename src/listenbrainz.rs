@@ -415,7 +415,8 @@ mod tests {
         let info = &listen_json(&l, Flavor::ListenBrainz)["track_metadata"]["additional_info"];
         assert_eq!(info["origin_url"], "http://radio.example/live");
         assert!(info.get("duration_ms").is_none());
-        let file = &listen_json(&listen("x"), Flavor::ListenBrainz)["track_metadata"]["additional_info"];
+        let file =
+            &listen_json(&listen("x"), Flavor::ListenBrainz)["track_metadata"]["additional_info"];
         assert!(file.get("origin_url").is_none(), "a local file has none");
     }
 

@@ -255,10 +255,19 @@ mod tests {
     #[test]
     fn splits_at_the_earliest_separator() {
         let s = seps();
-        assert_eq!(split("Sigur Rós - Hoppípolla", &s), Some(("Sigur Rós", "Hoppípolla")));
-        assert_eq!(split("AC/DC – T.N.T. - Live", &s), Some(("AC/DC", "T.N.T. - Live")));
+        assert_eq!(
+            split("Sigur Rós - Hoppípolla", &s),
+            Some(("Sigur Rós", "Hoppípolla"))
+        );
+        assert_eq!(
+            split("AC/DC – T.N.T. - Live", &s),
+            Some(("AC/DC", "T.N.T. - Live"))
+        );
         assert_eq!(split("Björk — Jóga", &s), Some(("Björk", "Jóga")));
-        assert_eq!(split("Jay-Z - 99 Problems", &s), Some(("Jay-Z", "99 Problems")));
+        assert_eq!(
+            split("Jay-Z - 99 Problems", &s),
+            Some(("Jay-Z", "99 Problems"))
+        );
         assert_eq!(split("Radio X jingle", &s), None);
         assert_eq!(split(" - Title only", &s), None);
         assert_eq!(split("Artist only - ", &s), None);
@@ -284,7 +293,10 @@ mod tests {
         let t = streams
             .read(&stream("Sigur Rós - Hoppípolla", Some("Test FM")))
             .unwrap();
-        assert_eq!((t.artist.as_str(), t.title.as_str()), ("Sigur Rós", "Hoppípolla"));
+        assert_eq!(
+            (t.artist.as_str(), t.title.as_str()),
+            ("Sigur Rós", "Hoppípolla")
+        );
         assert_eq!(t.stream_url.as_deref(), Some("http://radio.example/live"));
         assert_eq!(t.duration_secs, None);
     }
@@ -311,7 +323,10 @@ mod tests {
         let mut song = stream("Hoppípolla", Some("Test FM"));
         song.track.artist = "Sigur Rós".into();
         let t = Streams::default().read(&song).unwrap();
-        assert_eq!((t.artist.as_str(), t.title.as_str()), ("Sigur Rós", "Hoppípolla"));
+        assert_eq!(
+            (t.artist.as_str(), t.title.as_str()),
+            ("Sigur Rós", "Hoppípolla")
+        );
     }
 
     #[test]
@@ -335,11 +350,17 @@ ignore = true
         let t = streams
             .read(&stream("Hoppípolla - Sigur Rós", Some("Backwards Radio")))
             .unwrap();
-        assert_eq!((t.artist.as_str(), t.title.as_str()), ("Sigur Rós", "Hoppípolla"));
+        assert_eq!(
+            (t.artist.as_str(), t.title.as_str()),
+            ("Sigur Rós", "Hoppípolla")
+        );
         let mut slash = stream("Björk / Jóga - Live", None);
         slash.uri = "http://SLASH.example/live".into();
         let t = streams.read(&slash).unwrap();
-        assert_eq!((t.artist.as_str(), t.title.as_str()), ("Björk", "Jóga - Live"));
+        assert_eq!(
+            (t.artist.as_str(), t.title.as_str()),
+            ("Björk", "Jóga - Live")
+        );
         let mut ads = stream("A - B", None);
         ads.uri = "https://ads.example/stream".into();
         assert_eq!(streams.read(&ads), Err(Unscrobblable::StationIgnored));
@@ -364,7 +385,10 @@ ignore = true
         for (text, key) in [
             ("[streams]\nseparators = []\n", "streams.separators"),
             ("[streams]\nseparators = [\"  \"]\n", "streams.separators"),
-            ("[streams]\n[[streams.station]]\norder = \"title-artist\"\n", "streams.station[0].url"),
+            (
+                "[streams]\n[[streams.station]]\norder = \"title-artist\"\n",
+                "streams.station[0].url",
+            ),
             (
                 "[streams]\n[[streams.station]]\nname = \"x\"\norder = \"artist title\"\n",
                 "streams.station[0].order",

@@ -333,12 +333,12 @@ impl Tracker {
     fn end(&mut self, now: Instant) -> Option<Action> {
         let play = self.play.take()?;
         let played_enough = play.played(now) >= self.rules.min_track;
-        (play.stream && play.required.is_some() && !play.qualified && played_enough).then(|| {
+        (play.stream && play.required.is_some() && !play.qualified && played_enough).then_some(
             Action::Scrobble(Listen {
                 track: play.track,
                 started_at: play.started_at,
-            })
-        })
+            }),
+        )
     }
 
     /// Whether this stream skip is new: one line per station and reason (so
@@ -765,7 +765,10 @@ mod tests {
         let mut h = Harness::new();
         // Tuned in mid-stream: the first title counts from when it was seen.
         h.see(0, snap(PlayState::Playing, &on_air(""), 499));
-        h.see(0, snap(PlayState::Playing, &on_air("Sigur Rós - Hoppípolla"), 500));
+        h.see(
+            0,
+            snap(PlayState::Playing, &on_air("Sigur Rós - Hoppípolla"), 500),
+        );
         assert_eq!(h.now_playing, 1);
         assert_eq!(h.tracker.next_deadline(), Some(h.base + secs(240)));
         h.run_until(40);
@@ -779,10 +782,7 @@ mod tests {
         assert_eq!(h.now_playing, 2);
         h.see(90, snap(PlayState::Playing, &on_air("Test FM jingle"), 590));
         h.see(95, snap(PlayState::Playing, &on_air("Ad - "), 595));
-        assert_eq!(
-            titles(&h)[1],
-            ("Björk".into(), "Jóga".into(), T0 + 50)
-        );
+        assert_eq!(titles(&h)[1], ("Björk".into(), "Jóga".into(), T0 + 50));
         assert_eq!(
             h.skips,
             [
@@ -791,7 +791,11 @@ mod tests {
             ],
             "one report per distinct title"
         );
-        assert!(h.scrobbles.iter().all(|l| l.track.stream_url.as_deref() == Some(STATION)));
+        assert!(
+            h.scrobbles
+                .iter()
+                .all(|l| l.track.stream_url.as_deref() == Some(STATION))
+        );
     }
 
     #[test]

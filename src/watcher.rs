@@ -415,7 +415,10 @@ mod tests {
         assert_eq!(song.duration, None, "status `time: 12:0` is no length");
         assert_eq!(song.station.as_deref(), Some("Test FM"));
         assert_eq!(song.track.title, "Sigur Rós - Hoppípolla");
-        assert_eq!(song.track.file.as_deref(), Some("http://radio.example/live"));
+        assert_eq!(
+            song.track.file.as_deref(),
+            Some("http://radio.example/live")
+        );
         assert_eq!(song.track.genre.as_deref(), Some("Post-rock"));
         assert!(song.track.artist.is_empty(), "never the station name");
     }

@@ -311,10 +311,16 @@ mod tests {
         let p = scrobble_params(&[radio.clone(), file]);
         assert_eq!(p["chosenByUser[0]"], "0");
         assert!(!p.contains_key("duration[0]"));
-        assert!(!p.contains_key("chosenByUser[1]"), "the default, 1, is left out");
+        assert!(
+            !p.contains_key("chosenByUser[1]"),
+            "the default, 1, is left out"
+        );
         assert_eq!(p["duration[1]"], "200");
         let np = now_playing_params(&radio.track);
-        assert!(!np.contains_key("chosenByUser"), "not a now-playing parameter");
+        assert!(
+            !np.contains_key("chosenByUser"),
+            "not a now-playing parameter"
+        );
     }
 
     /// The success reply of §1.7, verbatim.

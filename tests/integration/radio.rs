@@ -220,8 +220,14 @@ fn three_titles_split_with_start_times_station_id_skipped() {
         1,
         "one line for the station ID:\n{log}"
     );
-    assert!(log.contains("\"Test FM jingle\" is not \"Artist - Title\""), "{log}");
-    assert!(!log.contains("Test FM –"), "the station as an artist:\n{log}");
+    assert!(
+        log.contains("\"Test FM jingle\" is not \"Artist - Title\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Test FM –"),
+        "the station as an artist:\n{log}"
+    );
     assert_eq!(station.asked_for_metadata(), [true]);
 }
 
@@ -256,7 +262,9 @@ fn a_pause_mid_title_stops_its_clock() {
         .nth(1)
         .map(|(i, _)| i)
         .unwrap_or_else(|| panic!("no now playing at resume:\n{log}"));
-    let queued = log.find("queued \"Sigur Rós – Hoppípolla\"").expect("queued");
+    let queued = log
+        .find("queued \"Sigur Rós – Hoppípolla\"")
+        .expect("queued");
     assert!(queued > resumed, "queued during the pause:\n{log}");
     rig.finish();
 }
@@ -302,10 +310,7 @@ fn a_stop_mid_title_counts_after_the_minimum_only() {
 fn a_title_artist_station_and_an_ignored_station() {
     let backwards = IcyStation::start(
         "Backwards Radio",
-        &[
-            ("Hoppípolla - Sigur Rós", 10.0),
-            ("Jóga / Björk", 200.0),
-        ],
+        &[("Hoppípolla - Sigur Rós", 10.0), ("Jóga / Björk", 200.0)],
         STATION_SECS,
     );
     let ignored = IcyStation::start("Ads FM", &[("Buy - Now", 200.0)], STATION_SECS);
@@ -352,5 +357,10 @@ fn streams_switched_off_are_not_scrobbled() {
     rig.scrobbles(1);
     rig.finish();
     assert_eq!(pairs(&rig.lastfm.scrobbles()), [("Sentinel", "The End")]);
-    assert!(rig.lastfm.now_playing().iter().all(|n| n.artist == "Sentinel"));
+    assert!(
+        rig.lastfm
+            .now_playing()
+            .iter()
+            .all(|n| n.artist == "Sentinel")
+    );
 }

@@ -26,7 +26,10 @@ fn library() -> Vec<SongSpec> {
         SongSpec::new(
             "a/queen.flac",
             12,
-            &[("ARTIST", "Queen"), ("TITLE", "Bicycle Race (Remastered 2011)")],
+            &[
+                ("ARTIST", "Queen"),
+                ("TITLE", "Bicycle Race (Remastered 2011)"),
+            ],
         ),
         SongSpec::new(
             "a/nickelback.flac",
@@ -69,7 +72,10 @@ fn rules_apply_to_files_and_streams_per_target() {
 
     let lb = rig.listenbrainz.listens();
     assert_eq!(
-        pairs(lb.iter().map(|l| (l.artist_name.as_str(), l.track_name.as_str()))),
+        pairs(
+            lb.iter()
+                .map(|l| (l.artist_name.as_str(), l.track_name.as_str()))
+        ),
         [
             ("Queen", "Bicycle Race"),
             ("Nickelback", "Photograph"),
@@ -110,7 +116,10 @@ fn rules_apply_to_files_and_streams_per_target() {
 
     // One debug line per ignored play, naming the rule.
     let log = rig.daemon.log();
-    for artist in ["\"Nickelback – Photograph\"", "\"NICKELBACK – How You Remind Me\""] {
+    for artist in [
+        "\"Nickelback – Photograph\"",
+        "\"NICKELBACK – How You Remind Me\"",
+    ] {
         assert_eq!(
             log.matches(&format!("ignoring {artist} for lastfm (rule[0])"))
                 .count(),
@@ -126,9 +135,7 @@ fn rules_test_shows_each_step_and_the_result() {
     // No MPD is asked when the track is given.
     dir.write_test_config(1, "http://127.0.0.1:1/2.0/", None);
     let config = std::fs::read_to_string(dir.config_path()).unwrap();
-    dir.write_config(&format!(
-        "{config}[listenbrainz]\ntoken = \"t\"\n{RULES}"
-    ));
+    dir.write_config(&format!("{config}[listenbrainz]\ntoken = \"t\"\n{RULES}"));
     let out = run_cli(
         &dir,
         &[
@@ -144,7 +151,12 @@ fn rules_test_shows_each_step_and_the_result() {
         None,
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         text,
         "artist:      Nickelback\n\
@@ -173,9 +185,20 @@ fn rules_test_takes_the_playing_stream_title_by_default() {
     rig.wait_log_count("INFO now playing \"The Beatles – Come Together", 1);
     let out = run_cli(&rig.dir, &["rules", "test"], None);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.starts_with("stream:      Test FM\nartist:      The Beatles\n"), "{text}");
-    assert!(text.contains(&format!("stream_url:  {}\n", station.url())), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("stream:      Test FM\nartist:      The Beatles\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("stream_url:  {}\n", station.url())),
+        "{text}"
+    );
     assert!(
         text.ends_with(
             "lastfm, listenbrainz:\n  \
@@ -212,8 +235,14 @@ fn a_bad_regex_is_refused_at_load_naming_file_rule_and_error() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
-        assert!(text.contains(&format!("{path}: key `rule[2].regex`")), "{args:?}: {text}");
-        assert!(text.contains("unclosed group"), "{args:?}: {text}");
+        assert!(
+            text.contains(&format!("{path}: key `rule[2].regex`")),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.contains("open group without closing"),
+            "{args:?}: {text}"
+        );
     }
 
     // A valid set passes `check`, which says what is in force.

@@ -237,7 +237,10 @@ fn encode_live_flac(secs: u32) -> Vec<u8> {
         .read_to_end(&mut flac)
         .expect("read flac");
     writer.join().expect("pcm writer");
-    assert!(child.wait().expect("wait for flac").success(), "flac failed");
+    assert!(
+        child.wait().expect("wait for flac").success(),
+        "flac failed"
+    );
     // STREAMINFO starts after "fLaC" and the 4-byte block header; total
     // samples are the low 36 bits of bytes 13..18 of the block.
     assert_eq!(&flac[..4], b"fLaC");
