@@ -8,39 +8,7 @@ use std::fmt::Write;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Items of a list that Last.fm may send as an array, a bare object (one
-/// item), `""` or nothing (none).
-fn items(v: Option<&Value>) -> Vec<&Value> {
-    match v {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(o @ Value::Object(_)) => vec![o],
-        _ => Vec::new(),
-    }
-}
-
-/// A string that may be plain or under `#text` (or `name`).
-fn text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) => o
-            .get("#text")
-            .or_else(|| o.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// A count sent as a number or a numeric string.
-fn count(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
+use crate::lastfm::json::{items, number as count, text};
 
 fn non_empty(s: String) -> Option<String> {
     (!s.trim().is_empty()).then_some(s)
@@ -273,7 +241,10 @@ pub fn wrap(text: &str, width: usize) -> String {
 
 /// A Unix time as local date and time, for display.
 pub fn local_time(unix: u64) -> String {
-    let Ok(ts) = jiff::Timestamp::from_second(unix as i64) else {
+    let Some(ts) = i64::try_from(unix)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+    else {
         return unix.to_string();
     };
     ts.to_zoned(jiff::tz::TimeZone::system())
@@ -406,6 +377,13 @@ pub fn render_recent(tracks: &[Recent], local_time: impl Fn(u64) -> String) -> S
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_from_a_server_out_of_range_are_shown_as_numbers() {
+        assert_eq!(local_time(u64::MAX), u64::MAX.to_string());
+        assert_eq!(local_time(1 << 63), (1u64 << 63).to_string());
+        assert_eq!(local_time(300_000_000_000), "300000000000");
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -1,22 +1,35 @@
 //! The durable scrobble queue: one sled database in the state directory, one
-//! FIFO tree per target (`queue/<target>`) and one tree of items a server
-//! rejected for good (`rejected/<target>`).
+//! FIFO tree per target (`queue/<target>`), one tree of items a server
+//! rejected for good (`rejected/<target>`), and one of the requests sent but
+//! not yet answered (`inflight/<target>`), so that a crash or a timeout
+//! mid-request leaves a record of what the server may have stored.
 //!
 //! An enqueue writes the listen to every target's tree in one transaction and
 //! waits for the fsync before returning, so a play that qualified survives a
-//! crash. Items leave a queue only through [`TargetQueue::remove`] (the server
-//! took them) or [`TargetQueue::set_aside`] (the server refused them for good).
+//! crash. Items leave a queue only through [`TargetQueue::finish_in_flight`]
+//! (the server took them, or refused them for good) or
+//! [`TargetQueue::set_aside`] (refused for good before sending).
+//!
+//! An I/O error closes the database and the next operation opens it again
+//! (sled's errors are sticky); opening checks for damage ([`open`](self::open)).
+
+mod open;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use crate::scrobble::Listen;
+use open::Open;
+pub use open::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
 
 /// Version of the stored item format, so a later release can read old queues.
 const FORMAT_VERSION: u32 = 1;
+/// The last listen enqueued, in the `meta` tree: a retried enqueue whose
+/// first attempt reached the disk after all finds it there.
+const LAST_LISTEN: &[u8] = b"last_listen";
 
 /// A queue failure.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +48,25 @@ pub enum QueueError {
         /// Cause.
         source: sled::Error,
     },
+    /// An I/O error closed the database; writing plays opens it again.
+    #[error(
+        "queue database {0} is closed after a write error; it is opened again as soon as \
+         writing works"
+    )]
+    Closed(PathBuf),
+}
+
+impl QueueError {
+    /// The kind of the file system's error behind this one, if any.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            QueueError::Db {
+                source: sled::Error::Io(e),
+                ..
+            } => Some(e.kind()),
+            _ => None,
+        }
+    }
 }
 
 /// A queued item's key: big-endian so sled's byte order is FIFO order.
@@ -52,6 +84,26 @@ struct Rejected {
     listen: Listen,
     reason: String,
     at: u64,
+}
+
+/// A request whose outcome is not known yet: recorded, on disk, before it
+/// is sent, and cleared together with the answer's effect on the queue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InFlight {
+    /// Keys of the queued items the request carries.
+    pub keys: Vec<Key>,
+    /// Earliest start time among them (Unix seconds).
+    pub first: u64,
+    /// Latest start time among them (Unix seconds).
+    pub last: u64,
+    /// Wall-clock time the request went out (Unix milliseconds).
+    pub sent_at_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredFlight {
+    v: u32,
+    flight: InFlight,
 }
 
 /// A love or unlove of a track, queued like a scrobble so that one made
@@ -76,6 +128,29 @@ pub struct Item {
     pub reason: Option<String>,
 }
 
+/// The stored form of an item set aside for `reason`.
+fn rejected_value(listen: &Listen, reason: &str) -> Vec<u8> {
+    serde_json::to_vec(&Rejected {
+        v: FORMAT_VERSION,
+        listen: listen.clone(),
+        reason: reason.to_owned(),
+        at: crate::scrobble::unix_now(),
+    })
+    .expect("a listen always serialises")
+}
+
+/// What a queue transaction body can fail with: only storage errors, since
+/// none of them aborts.
+type Conflict = sled::transaction::ConflictableTransactionError<std::convert::Infallible>;
+
+/// The storage error of a transaction that cannot abort.
+fn storage_error(e: sled::transaction::TransactionError<std::convert::Infallible>) -> sled::Error {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => e,
+        sled::transaction::TransactionError::Abort(never) => match never {},
+    }
+}
+
 /// Insert `value` under `key` in every tree, atomically.
 fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled::Error> {
     trees
@@ -83,127 +158,265 @@ fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled:
             for tree in trees {
                 tree.insert(key, value)?;
             }
-            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            Ok::<_, Conflict>(())
         })
-        .map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => e,
-            sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-        })
+        .map_err(storage_error)
 }
 
-/// Insert `values[i]` under `key` in `trees[i]`, atomically.
-fn insert_each(trees: &[sled::Tree], key: &Key, values: &[Vec<u8>]) -> Result<(), sled::Error> {
-    trees
-        .transaction(|trees| {
-            for (tree, value) in trees.iter().zip(values) {
-                tree.insert(key, value.as_slice())?;
-            }
-            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+/// What every handle on the queue shares: the open database, replaced
+/// after an I/O error.
+///
+/// sled's I/O errors are sticky: after one (a full disk, say), every later
+/// write on the same handle fails even once the cause is gone. So an I/O
+/// error closes the database, and the next operation opens it again, which
+/// clears it. sled's file lock allows one open instance, so the reopen
+/// succeeds only once the operations still holding the old one are done;
+/// until then operations fail and their callers retry.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    names: Vec<String>,
+    open: std::sync::RwLock<Option<Arc<Open>>>,
+    /// Signalled when an error closes the database.
+    closed: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// The open database, opening it again if an error closed it.
+    fn current(&self) -> Result<Arc<Open>, QueueError> {
+        if let Ok(o) = self.if_open() {
+            return Ok(o);
+        }
+        let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = slot.as_ref() {
+            return Ok(Arc::clone(o));
+        }
+        let o = Arc::new(self.reopen()?);
+        tracing::info!("queue database {} opened again", self.path.display());
+        *slot = Some(Arc::clone(&o));
+        Ok(o)
+    }
+
+    /// The open database; a closed one stays closed. Operations on a
+    /// target's queue run on the runtime thread and leave reopening, which
+    /// reads the whole database, to the writer's blocking thread.
+    fn if_open(&self) -> Result<Arc<Open>, QueueError> {
+        self.open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(Arc::clone)
+            .ok_or_else(|| QueueError::Closed(self.path.clone()))
+    }
+
+    fn reopen(&self) -> Result<Open, QueueError> {
+        open::open(&self.path, &self.names).map_err(|e| match e {
+            // Our own old handles, still held by an operation that has not
+            // finished.
+            open::OpenError::Locked => QueueError::Closed(self.path.clone()),
+            open::OpenError::Io(source) => QueueError::Db {
+                path: self.path.clone(),
+                source,
+            },
         })
-        .map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => e,
-            sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-        })
+    }
+
+    /// The error for `source`; an I/O error closes the database so that the
+    /// next operation opens it afresh.
+    fn fail(&self, source: sled::Error) -> QueueError {
+        if matches!(source, sled::Error::Io(_))
+            && self
+                .open
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .is_some()
+        {
+            tracing::warn!(
+                "queue database {}: {source}; closed, to be opened again",
+                self.path.display()
+            );
+            self.closed.notify_one();
+        }
+        QueueError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
 }
 
 /// The queue database.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    db: sled::Db,
-    path: PathBuf,
-    trees: Vec<sled::Tree>,
-    names: Vec<String>,
+    shared: Arc<Shared>,
 }
 
 /// One target's view of the queue.
 #[derive(Debug, Clone)]
 pub struct TargetQueue {
+    shared: Arc<Shared>,
+    name: String,
+}
+
+/// A target's trees in the currently open database.
+struct Trees {
     db: sled::Db,
-    path: PathBuf,
     pending: sled::Tree,
     rejected: sled::Tree,
     loves: sled::Tree,
+    inflight: sled::Tree,
 }
 
 impl Queue {
     /// Open (or create) the queue under `state_dir`, with a tree per target.
+    /// A damaged database is set aside and a fresh one started (see
+    /// [`open`](self::open)).
     pub fn open(state_dir: &Path, targets: &[&str]) -> Result<Queue, QueueError> {
-        let path = state_dir.join("queue");
-        let db = sled::Config::new()
-            .path(&path)
-            // sled's default cache budget is 1 GiB; the queue needs little.
-            .cache_capacity(1 << 20)
-            .mode(sled::Mode::LowSpace)
-            // Every enqueue is flushed explicitly; the background flusher would
-            // only add two wake-ups a second.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| match &source {
-                // sled reports the held fs2 lock only as text.
-                sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
-                    QueueError::Locked(state_dir.to_owned())
-                }
-                _ => QueueError::Db {
-                    path: path.clone(),
+        let queue = Queue::unopened(state_dir, targets);
+        let o = match open::open(&queue.shared.path, &queue.shared.names) {
+            Ok(o) => o,
+            Err(open::OpenError::Locked) => return Err(QueueError::Locked(state_dir.to_owned())),
+            Err(open::OpenError::Io(source)) => {
+                return Err(QueueError::Db {
+                    path: queue.shared.path.clone(),
                     source,
-                },
-            })?;
-        let err = |source| QueueError::Db {
-            path: path.clone(),
-            source,
+                });
+            }
         };
-        let trees = targets
-            .iter()
-            .map(|t| db.open_tree(format!("queue/{t}")))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        Ok(Queue {
-            db,
-            path,
-            trees,
-            names: targets.iter().map(|t| t.to_string()).collect(),
-        })
+        *queue.shared.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(o));
+        Ok(queue)
+    }
+
+    /// As [`Queue::open`], but an I/O error (a full or read-only file
+    /// system) leaves the queue closed rather than failing: every operation
+    /// tries to open it again, so the daemon can start and hold plays until
+    /// the disk has room.
+    pub fn open_or_retry_later(state_dir: &Path, targets: &[&str]) -> Result<Queue, QueueError> {
+        match Queue::open(state_dir, targets) {
+            Err(e @ QueueError::Db { .. }) => {
+                tracing::error!("{e}; trying again at the next write");
+                Ok(Queue::unopened(state_dir, targets))
+            }
+            other => other,
+        }
+    }
+
+    fn unopened(state_dir: &Path, targets: &[&str]) -> Queue {
+        Queue {
+            shared: Arc::new(Shared {
+                path: state_dir.join("queue"),
+                names: targets.iter().map(|t| t.to_string()).collect(),
+                open: std::sync::RwLock::new(None),
+                closed: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    fn err(&self, source: sled::Error) -> QueueError {
+        self.shared.fail(source)
     }
 
     /// Append `listen` to every target's queue atomically and wait until it is
     /// on disk.
     pub async fn enqueue(&self, listen: &Listen) -> Result<(), QueueError> {
-        let all: Vec<(&str, Listen)> = self
+        self.enqueue_each(listen, &self.everywhere(listen)).await
+    }
+
+    /// One play's own version for each target (the rules may rewrite it
+    /// per target, or leave a target out), queued under one key in one
+    /// transaction; on disk before this returns. `play` is the play before
+    /// the rules, which tells a repeated write of it apart. Names the queue
+    /// was not opened with are left out.
+    pub async fn enqueue_each(
+        &self,
+        play: &Listen,
+        listens: &[(&str, Listen)],
+    ) -> Result<(), QueueError> {
+        let o = self.shared.current()?;
+        let Some(key) = self.insert_listens(&o, play, listens)? else {
+            return Ok(());
+        };
+        o.db.flush_async().await.map_err(|e| self.err(e))?;
+        open::record_last_write(&self.shared.path, key);
+        Ok(())
+    }
+
+    /// [`Queue::enqueue`] for a blocking thread (the daemon's writer runs it
+    /// off the runtime). Writing a listen that is already the last one
+    /// written (an attempt whose fsync failed after sled kept it) does
+    /// nothing, so retrying never queues a play twice.
+    pub fn enqueue_blocking(&self, listen: &Listen) -> Result<(), QueueError> {
+        self.enqueue_each_blocking(listen, &self.everywhere(listen))
+    }
+
+    /// [`Queue::enqueue_each`] for a blocking thread, with the guarantee of
+    /// [`Queue::enqueue_blocking`].
+    pub fn enqueue_each_blocking(
+        &self,
+        play: &Listen,
+        listens: &[(&str, Listen)],
+    ) -> Result<(), QueueError> {
+        let o = self.shared.current()?;
+        let key = self.insert_listens(&o, play, listens)?;
+        o.db.flush().map_err(|e| self.err(e))?;
+        if let Some(key) = key {
+            open::record_last_write(&self.shared.path, key);
+        }
+        Ok(())
+    }
+
+    /// The same listen for every target.
+    fn everywhere<'a>(&'a self, listen: &Listen) -> Vec<(&'a str, Listen)> {
+        self.shared
             .names
             .iter()
             .map(|n| (n.as_str(), listen.clone()))
-            .collect();
-        self.enqueue_each(&all).await
+            .collect()
     }
 
-    /// Append each target's own version of one play (the rules may rewrite
-    /// it differently per target, or leave a target out) under one key, in
-    /// one transaction, and wait until it is on disk. Names the queue was
-    /// not opened with are left out.
-    pub async fn enqueue_each(&self, listens: &[(&str, Listen)]) -> Result<(), QueueError> {
-        let err = |source| QueueError::Db {
-            path: self.path.clone(),
-            source,
+    /// Insert each target's listen into its tree and note `play` as the
+    /// last one written; `None` if it already is.
+    fn insert_listens(
+        &self,
+        o: &Open,
+        play: &Listen,
+        listens: &[(&str, Listen)],
+    ) -> Result<Option<u64>, QueueError> {
+        let stored = |listen: &Listen| {
+            serde_json::to_vec(&Stored {
+                v: FORMAT_VERSION,
+                listen: listen.clone(),
+            })
+            .expect("a listen always serialises")
         };
-        let mut trees = Vec::with_capacity(listens.len());
+        let last_value = stored(play);
+        let last = o.meta.get(LAST_LISTEN).map_err(|e| self.err(e))?;
+        if last.as_deref() == Some(last_value.as_slice()) {
+            return Ok(None);
+        }
+        let mut trees = Vec::with_capacity(listens.len() + 1);
         let mut values = Vec::with_capacity(listens.len());
         for (name, listen) in listens {
-            let Some(i) = self.names.iter().position(|n| n == name) else {
-                continue;
-            };
-            trees.push(self.trees[i].clone());
-            values.push(
-                serde_json::to_vec(&Stored {
-                    v: FORMAT_VERSION,
-                    listen: listen.clone(),
-                })
-                .expect("a listen always serialises"),
-            );
+            if let Some(i) = self.shared.names.iter().position(|n| n == name) {
+                trees.push(o.pending[i].clone());
+                values.push(stored(listen));
+            }
         }
-        let key = self.db.generate_id().map_err(err)?.to_be_bytes();
-        insert_each(&trees, &key, &values).map_err(err)?;
-        self.db.flush_async().await.map_err(err)?;
-        Ok(())
+        let key = o.next_key().map_err(|e| self.err(e))?;
+        trees.push(o.meta.clone());
+        trees
+            .as_slice()
+            .transaction(|trees| {
+                let (meta, pending) = trees.split_last().expect("meta is last");
+                for (tree, value) in pending.iter().zip(&values) {
+                    tree.insert(&key, value.as_slice())?;
+                }
+                meta.insert(open::LAST_ID, &key)?;
+                meta.insert(LAST_LISTEN, last_value.as_slice())?;
+                Ok::<_, Conflict>(())
+            })
+            .map_err(|e| self.err(storage_error(e)))?;
+        Ok(Some(u64::from_be_bytes(key)))
     }
 
     /// The queue of one target.
@@ -211,23 +424,13 @@ impl Queue {
     /// # Panics
     /// If `name` was not among the targets given to [`Queue::open`].
     pub fn target(&self, name: &str) -> TargetQueue {
-        let i = self
-            .names
-            .iter()
-            .position(|n| n == name)
-            .expect("queue opened with this target");
+        assert!(
+            self.shared.names.iter().any(|n| n == name),
+            "queue opened with this target"
+        );
         TargetQueue {
-            db: self.db.clone(),
-            path: self.path.clone(),
-            pending: self.trees[i].clone(),
-            rejected: self
-                .db
-                .open_tree(format!("rejected/{name}"))
-                .expect("sled can open a tree in an open database"),
-            loves: self
-                .db
-                .open_tree(format!("loves/{name}"))
-                .expect("sled can open a tree in an open database"),
+            shared: Arc::clone(&self.shared),
+            name: name.to_owned(),
         }
     }
 
@@ -235,17 +438,15 @@ impl Queue {
     /// queue, leaving out any already queued there with the same artist,
     /// title and start time. Returns how many were added and skipped.
     pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
-        let err = |source| QueueError::Db {
-            path: self.path.clone(),
-            source,
-        };
+        let o = self.shared.current()?;
+        let err = |source| self.err(source);
         let same = |a: &Listen, b: &Listen| {
             a.started_at == b.started_at
                 && a.track.artist == b.track.artist
                 && a.track.title == b.track.title
         };
         let mut queued: Vec<Vec<Listen>> = Vec::new();
-        for tree in &self.trees {
+        for tree in &o.pending {
             let mut v = Vec::new();
             for item in tree.iter() {
                 let (_, value) = item.map_err(err)?;
@@ -262,69 +463,112 @@ impl Queue {
                 listen: listen.clone(),
             })
             .expect("a listen always serialises");
-            let key = self.db.generate_id().map_err(err)?.to_be_bytes();
+            let key = o.next_key().map_err(err)?;
             let mut any = false;
-            for (tree, have) in self.trees.iter().zip(&queued) {
+            for (tree, have) in o.pending.iter().zip(&queued) {
                 if !have.iter().any(|q| same(q, listen)) {
                     tree.insert(key, value.as_slice()).map_err(err)?;
                     any = true;
                 }
             }
-            if any { added += 1 } else { skipped += 1 }
+            if any {
+                o.meta.insert(open::LAST_ID, &key).map_err(err)?;
+                added += 1
+            } else {
+                skipped += 1
+            }
         }
-        self.db.flush().map_err(err)?;
+        o.db.flush().map_err(err)?;
+        if let Some(last) = o.meta.get(open::LAST_ID).ok().flatten() {
+            if let Ok(k) = <Key>::try_from(last.as_ref()) {
+                open::record_last_write(&self.shared.path, u64::from_be_bytes(k));
+            }
+        }
         Ok((added, skipped))
     }
 
     /// Queue a love for every target in one transaction, on disk before
     /// this returns.
     pub fn enqueue_love(&self, love: &Love) -> Result<(), QueueError> {
-        let err = |source| QueueError::Db {
-            path: self.path.clone(),
-            source,
-        };
+        let o = self.shared.current()?;
+        let err = |source| self.err(source);
         let trees: Vec<sled::Tree> = self
+            .shared
             .names
             .iter()
-            .map(|t| self.db.open_tree(format!("loves/{t}")))
+            .map(|t| o.db.open_tree(format!("loves/{t}")))
             .collect::<Result<_, _>>()
             .map_err(err)?;
         let value = serde_json::to_vec(love).expect("a love always serialises");
-        let key = self.db.generate_id().map_err(err)?.to_be_bytes();
+        let key = o.next_key().map_err(err)?;
         insert_all(&trees, &key, &value).map_err(err)?;
-        self.db.flush().map_err(err)?;
+        o.db.flush().map_err(err)?;
         Ok(())
     }
 
     /// The target names the queue was opened with.
     pub fn names(&self) -> &[String] {
-        &self.names
+        &self.shared.names
     }
 
     /// Write everything to disk (used at shutdown).
     pub fn flush(&self) -> Result<(), QueueError> {
-        self.db.flush().map(drop).map_err(|source| QueueError::Db {
-            path: self.path.clone(),
-            source,
-        })
+        let o = self.shared.current()?;
+        o.db.flush().map(drop).map_err(|e| self.err(e))
+    }
+
+    /// Whether the database is open now (an I/O error closes it until
+    /// [`Queue::reopen_blocking`] or a write opens it again).
+    pub fn is_open(&self) -> bool {
+        self.shared.if_open().is_ok()
+    }
+
+    /// Open the database again if an error closed it. Blocking.
+    pub fn reopen_blocking(&self) -> Result<(), QueueError> {
+        self.shared.current().map(drop)
+    }
+
+    /// Wait until an error closes the database.
+    pub async fn closed(&self) {
+        self.shared.closed.notified().await
     }
 }
 
 impl TargetQueue {
     fn err(&self, source: sled::Error) -> QueueError {
-        QueueError::Db {
-            path: self.path.clone(),
-            source,
-        }
+        self.shared.fail(source)
+    }
+
+    /// This target's trees in the open database.
+    fn trees(&self) -> Result<Trees, QueueError> {
+        let o = self.shared.if_open()?;
+        let i = self
+            .shared
+            .names
+            .iter()
+            .position(|n| *n == self.name)
+            .expect("checked by Queue::target");
+        let open = |prefix: &str| {
+            o.db.open_tree(format!("{prefix}/{}", self.name))
+                .map_err(|e| self.err(e))
+        };
+        Ok(Trees {
+            db: o.db.clone(),
+            pending: o.pending[i].clone(),
+            rejected: open("rejected")?,
+            loves: open("loves")?,
+            inflight: open("inflight")?,
+        })
     }
 
     /// The oldest `n` items, oldest first, without removing them. An item that
     /// cannot be decoded is set aside (with a log line) rather than blocking
     /// the queue.
     pub async fn peek(&self, n: usize) -> Result<Vec<(Key, Listen)>, QueueError> {
+        let t = self.trees()?;
         let mut out = Vec::with_capacity(n);
         let mut unreadable = Vec::new();
-        for item in self.pending.iter() {
+        for item in t.pending.iter() {
             if out.len() == n {
                 break;
             }
@@ -347,17 +591,6 @@ impl TargetQueue {
         Ok(out)
     }
 
-    /// Remove delivered items.
-    pub async fn remove(&self, keys: &[Key]) -> Result<(), QueueError> {
-        let mut batch = sled::Batch::default();
-        for k in keys {
-            batch.remove(k);
-        }
-        self.pending.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     /// Move an item the server refused for good to the rejected list.
     pub async fn set_aside(
         &self,
@@ -365,38 +598,29 @@ impl TargetQueue {
         listen: &Listen,
         reason: &str,
     ) -> Result<(), QueueError> {
-        let value = serde_json::to_vec(&Rejected {
-            v: FORMAT_VERSION,
-            listen: listen.clone(),
-            reason: reason.to_owned(),
-            at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        })
-        .expect("a listen always serialises");
-        self.move_to_rejected(&key, &value)?;
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        let t = self.trees()?;
+        self.move_to_rejected(&key, &rejected_value(listen, reason))?;
+        t.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     /// Atomically take `key` out of the pending queue and keep `value` for
     /// it in the rejected list.
     fn move_to_rejected(&self, key: &[u8], value: &[u8]) -> Result<(), QueueError> {
-        (&self.pending, &self.rejected)
+        let t = self.trees()?;
+        (&t.pending, &t.rejected)
             .transaction(|(p, r)| {
                 p.remove(key)?;
                 r.insert(key, value)?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, Conflict>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })
+            .map_err(|e| self.err(storage_error(e)))
     }
 
     /// The oldest queued love, if any.
     pub fn peek_love(&self) -> Result<Option<(Key, Love)>, QueueError> {
-        let Some((k, v)) = self.loves.first().map_err(|e| self.err(e))? else {
+        let t = self.trees()?;
+        let Some((k, v)) = t.loves.first().map_err(|e| self.err(e))? else {
             return Ok(None);
         };
         let key: Key = k.as_ref().try_into().unwrap_or_default();
@@ -404,7 +628,7 @@ impl TargetQueue {
             Ok(love) => Ok(Some((key, love))),
             Err(e) => {
                 tracing::error!("a queued love cannot be read ({e}); dropped");
-                self.loves.remove(k).map_err(|e| self.err(e))?;
+                t.loves.remove(k).map_err(|e| self.err(e))?;
                 self.peek_love()
             }
         }
@@ -412,14 +636,107 @@ impl TargetQueue {
 
     /// Remove a love once delivered or refused for good.
     pub async fn remove_love(&self, key: Key) -> Result<(), QueueError> {
-        self.loves.remove(key).map_err(|e| self.err(e))?;
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        let t = self.trees()?;
+        t.loves.remove(key).map_err(|e| self.err(e))?;
+        t.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Record `flight` as sent, on disk before this returns: one fsync per
+    /// request. Returns the record's id.
+    pub async fn mark_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
+        let value = serde_json::to_vec(&StoredFlight {
+            v: FORMAT_VERSION,
+            flight: flight.clone(),
+        })
+        .expect("a record always serialises");
+        let t = self.trees()?;
+        let id = t.db.generate_id().map_err(|e| self.err(e))?.to_be_bytes();
+        t.inflight.insert(id, value).map_err(|e| self.err(e))?;
+        t.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    /// The oldest request whose outcome is not known, if any. A record that
+    /// cannot be read is dropped with a log line: its items are still
+    /// queued and are simply sent again.
+    pub fn in_flight(&self) -> Result<Option<(Key, InFlight)>, QueueError> {
+        let t = self.trees()?;
+        for item in t.inflight.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let key: Key = k.as_ref().try_into().unwrap_or_default();
+            match serde_json::from_slice::<StoredFlight>(&v) {
+                Ok(s) => return Ok(Some((key, s.flight))),
+                Err(e) => {
+                    tracing::error!(
+                        "in-flight record {} cannot be read ({e}); its scrobbles are sent again",
+                        hex::encode(&k)
+                    );
+                    t.inflight.remove(&k).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Forget an in-flight record after an answer that changes nothing in
+    /// the queue (a refusal before anything was stored). Not flushed: a
+    /// record that survives a crash only makes the server be asked again.
+    pub fn clear_in_flight(&self, id: Key) -> Result<(), QueueError> {
+        self.trees()?.inflight.remove(id).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Settle an in-flight request in one transaction: remove what the
+    /// server has, set aside what it refused for good, and forget the
+    /// record; on disk before this returns.
+    pub async fn finish_in_flight(
+        &self,
+        id: Key,
+        delivered: &[Key],
+        refused: &[(Key, Listen, String)],
+    ) -> Result<(), QueueError> {
+        let refused: Vec<(Key, Vec<u8>)> = refused
+            .iter()
+            .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
+            .collect();
+        let t = self.trees()?;
+        (&t.pending, &t.rejected, &t.inflight)
+            .transaction(|(p, r, f)| {
+                for k in delivered {
+                    p.remove(k)?;
+                }
+                for (k, value) in &refused {
+                    p.remove(k)?;
+                    r.insert(k, value.as_slice())?;
+                }
+                f.remove(&id)?;
+                Ok::<_, Conflict>(())
+            })
+            .map_err(|e| self.err(storage_error(e)))?;
+        t.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Those of `keys` still queued, with their listens, in queue order.
+    pub fn items(&self, keys: &[Key]) -> Result<Vec<(Key, Listen)>, QueueError> {
+        let t = self.trees()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(v) = t.pending.get(k).map_err(|e| self.err(e))? {
+                if let Ok(s) = serde_json::from_slice::<Stored>(&v) {
+                    out.push((*k, s.listen));
+                }
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        Ok(out)
     }
 
     /// Start time of the oldest waiting item.
     pub fn oldest(&self) -> Option<u64> {
-        let (_, v) = self.pending.first().ok()??;
+        let t = self.trees().ok()?;
+        let (_, v) = t.pending.first().ok()??;
         serde_json::from_slice::<Stored>(&v)
             .ok()
             .map(|s| s.listen.started_at)
@@ -427,8 +744,9 @@ impl TargetQueue {
 
     /// Every waiting item, oldest first (unreadable ones are skipped).
     pub fn list(&self) -> Result<Vec<Item>, QueueError> {
+        let t = self.trees()?;
         let mut out = Vec::new();
-        for item in self.pending.iter() {
+        for item in t.pending.iter() {
             let (k, v) = item.map_err(|e| self.err(e))?;
             if let (Ok(key), Ok(s)) = (
                 <Key>::try_from(k.as_ref()),
@@ -446,8 +764,9 @@ impl TargetQueue {
 
     /// Every item set aside, with the reason.
     pub fn list_rejected(&self) -> Result<Vec<Item>, QueueError> {
+        let t = self.trees()?;
         let mut out = Vec::new();
-        for item in self.rejected.iter() {
+        for item in t.rejected.iter() {
             let (k, v) = item.map_err(|e| self.err(e))?;
             if let (Ok(key), Ok(r)) = (
                 <Key>::try_from(k.as_ref()),
@@ -465,19 +784,21 @@ impl TargetQueue {
 
     /// Drop one waiting item for good; `false` when there is no such item.
     pub fn drop_item(&self, id: u64) -> Result<bool, QueueError> {
-        let found = self
+        let t = self.trees()?;
+        let found = t
             .pending
             .remove(id.to_be_bytes())
             .map_err(|e| self.err(e))?
             .is_some();
-        self.db.flush().map_err(|e| self.err(e))?;
+        t.db.flush().map_err(|e| self.err(e))?;
         Ok(found)
     }
 
     /// Put every rejected item back in the queue, in its old place.
     pub fn retry_rejected(&self) -> Result<usize, QueueError> {
+        let t = self.trees()?;
         let mut moved = 0;
-        for item in self.rejected.iter() {
+        for item in t.rejected.iter() {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let Ok(r) = serde_json::from_slice::<Rejected>(&v) else {
                 continue;
@@ -487,35 +808,35 @@ impl TargetQueue {
                 listen: r.listen,
             })
             .expect("a listen always serialises");
-            (&self.pending, &self.rejected)
+            (&t.pending, &t.rejected)
                 .transaction(|(p, rj)| {
                     rj.remove(&k)?;
                     p.insert(&k, value.as_slice())?;
-                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                    Ok::<_, Conflict>(())
                 })
-                .map_err(|e| match e {
-                    sled::transaction::TransactionError::Storage(e) => self.err(e),
-                    sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-                })?;
+                .map_err(|e| self.err(storage_error(e)))?;
             moved += 1;
         }
-        self.db.flush().map_err(|e| self.err(e))?;
+        t.db.flush().map_err(|e| self.err(e))?;
         Ok(moved)
     }
 
     /// Number of items waiting.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        let Ok(t) = self.trees() else { return 0 };
+        t.pending.len()
     }
 
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        let Ok(t) = self.trees() else { return true };
+        t.pending.is_empty()
     }
 
     /// Number of items set aside.
     pub fn rejected_len(&self) -> usize {
-        self.rejected.len()
+        let Ok(t) = self.trees() else { return 0 };
+        t.rejected.len()
     }
 }
 
@@ -552,7 +873,18 @@ mod tests {
                     .collect::<Vec<_>>(),
                 [0, 1]
             );
-            a.remove(&[first[0].0, first[1].0]).await.unwrap();
+            let sent = a
+                .mark_in_flight(&InFlight {
+                    keys: vec![first[0].0, first[1].0],
+                    first: first[0].1.started_at,
+                    last: first[1].1.started_at,
+                    sent_at_ms: 0,
+                })
+                .await
+                .unwrap();
+            a.finish_in_flight(sent, &[first[0].0, first[1].0], &[])
+                .await
+                .unwrap();
             assert_eq!(a.len(), 3);
             assert_eq!(q.target("b").len(), 5, "targets are independent");
         }
@@ -570,7 +902,7 @@ mod tests {
         let q = Queue::open(dir.path(), &["a", "b", "c"]).unwrap();
         let mut rewritten = listen(1);
         rewritten.track.title = "Rewritten".into();
-        q.enqueue_each(&[("a", listen(1)), ("c", rewritten.clone())])
+        q.enqueue_each(&listen(1), &[("a", listen(1)), ("c", rewritten.clone())])
             .await
             .unwrap();
         let a = q.target("a").list().unwrap();
@@ -579,6 +911,10 @@ mod tests {
         assert_eq!(c[0].listen, rewritten);
         assert_eq!(a[0].id, c[0].id, "one play, one key");
         assert!(q.target("b").is_empty(), "left out");
+        // The same play written again (a retried write) queues nothing.
+        q.enqueue_each_blocking(&listen(1), &[("a", listen(1))])
+            .unwrap();
+        assert_eq!(q.target("a").len(), 1);
     }
 
     #[tokio::test]
@@ -621,11 +957,198 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_in_flight_record_survives_a_reopen_and_settles_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let flight = {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            for i in 0..4 {
+                q.enqueue(&listen(i)).await.unwrap();
+            }
+            let t = q.target("a");
+            let batch = t.peek(3).await.unwrap();
+            let flight = InFlight {
+                keys: batch.iter().map(|(k, _)| *k).collect(),
+                first: batch[0].1.started_at,
+                last: batch[2].1.started_at,
+                sent_at_ms: 1_700_000_000_000,
+            };
+            t.mark_in_flight(&flight).await.unwrap();
+            flight
+        };
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        let t = q.target("a");
+        let (id, found) = t.in_flight().unwrap().expect("recorded before the send");
+        assert_eq!(found, flight);
+        let items = t.items(&found.keys).unwrap();
+        assert_eq!(items.len(), 3);
+        t.finish_in_flight(
+            id,
+            &[items[0].0],
+            &[(items[1].0, items[1].1.clone(), "ignored".into())],
+        )
+        .await
+        .unwrap();
+        assert!(t.in_flight().unwrap().is_none());
+        assert_eq!(t.len(), 2, "the third item and the unsent fourth stay");
+        assert_eq!(t.rejected_len(), 1);
+        assert_eq!(t.items(&found.keys).unwrap(), vec![items[2].clone()]);
+    }
+
+    #[tokio::test]
     async fn second_open_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let _q = Queue::open(dir.path(), &["a"]).unwrap();
         let err = Queue::open(dir.path(), &["a"]).unwrap_err();
         assert!(matches!(err, QueueError::Locked(_)), "{err}");
         assert!(err.to_string().contains("already running"));
+    }
+
+    fn queued_titles(q: &Queue, target: &str) -> Vec<String> {
+        q.target(target)
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.listen.track.title)
+            .collect()
+    }
+
+    /// Two scrobbles queued, the daemon stopped, then `damage` done to the
+    /// database file: the scrobbles survive, or the database is set aside
+    /// with a report; and the new queue works, new items after the old.
+    fn survives_or_reports(damage: impl Fn(&Path)) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            q.enqueue_blocking(&listen(1)).unwrap();
+            q.enqueue_blocking(&listen(2)).unwrap();
+        }
+        damage(&dir.path().join("queue").join("db"));
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        let kept = queued_titles(&q, "a");
+        let copies = damaged_copies(dir.path());
+        if kept.len() < 2 {
+            assert_eq!(copies.len(), 1, "lost {kept:?} without a report");
+            let report = copies[0].1.as_deref().unwrap_or_default();
+            assert!(report.contains("set aside"), "{report}");
+        }
+        q.enqueue_blocking(&listen(3)).unwrap();
+        let after = queued_titles(&q, "a");
+        assert_eq!(after.last(), Some(&listen(3).track.title), "{after:?}");
+        assert_eq!(after.len(), kept.len() + 1);
+        drop(q);
+        // The fresh database is not mistaken for a damaged one.
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        assert_eq!(damaged_copies(dir.path()).len(), copies.len());
+        assert_eq!(queued_titles(&q, "a"), after);
+    }
+
+    fn overwrite(path: &Path, at: u64, bytes: &[u8]) {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn a_few_damaged_bytes_are_never_a_silent_loss() {
+        for at in [10, 200, 400] {
+            survives_or_reports(|db| overwrite(db, at, &[0xde, 0xad, 0xbe, 0xef, 0xde, 0xad]));
+        }
+    }
+
+    #[test]
+    fn a_truncated_tail_is_never_a_silent_loss() {
+        survives_or_reports(|db| {
+            let len = std::fs::metadata(db).unwrap().len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(db)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        });
+    }
+
+    #[test]
+    fn garbage_over_the_whole_file_is_never_a_silent_loss() {
+        survives_or_reports(|db| {
+            let len = std::fs::metadata(db).unwrap().len() as usize;
+            let garbage: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+            std::fs::write(db, garbage).unwrap();
+        });
+    }
+
+    #[test]
+    fn damaged_bytes_are_reported_and_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            q.enqueue_blocking(&listen(1)).unwrap();
+            q.enqueue_blocking(&listen(2)).unwrap();
+        }
+        // sled 0.34 takes this for a torn tail and opens an empty queue.
+        overwrite(&dir.path().join("queue/db"), 200, b"\xde\xad\xbe\xef");
+        let _q = Queue::open(dir.path(), &["a"]).unwrap();
+        let copies = damaged_copies(dir.path());
+        assert_eq!(copies.len(), 1);
+        assert!(
+            copies[0].0.join("db").exists(),
+            "the damaged database itself is kept"
+        );
+    }
+
+    #[test]
+    fn a_start_that_died_inside_sled_sets_the_database_aside_and_keeps_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+            q.enqueue_blocking(&listen(1)).unwrap();
+            q.enqueue_blocking(&listen(2)).unwrap();
+        }
+        std::fs::write(dir.path().join("queue/opening"), b"").unwrap();
+        assert!(open_died(dir.path()));
+        let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+        assert_eq!(damaged_copies(dir.path()).len(), 1);
+        assert!(!open_died(dir.path()));
+        assert_eq!(queued_titles(&q, "a"), queued_titles(&q, "b"));
+        assert_eq!(
+            queued_titles(&q, "a").len(),
+            2,
+            "readable items carried over"
+        );
+        q.enqueue_blocking(&listen(3)).unwrap();
+        let ids: Vec<u64> = q.target("a").list().unwrap().iter().map(|i| i.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "FIFO kept: {ids:?}");
+    }
+
+    #[test]
+    fn writing_the_last_play_again_does_not_queue_it_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        q.enqueue_blocking(&listen(1)).unwrap();
+        q.enqueue_blocking(&listen(1)).unwrap();
+        assert_eq!(q.target("a").len(), 1);
+        q.enqueue_blocking(&listen(2)).unwrap();
+        assert_eq!(q.target("a").len(), 2);
+    }
+
+    #[test]
+    fn an_undamaged_database_reopens_without_a_report() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..3 {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            q.enqueue_blocking(&listen(round)).unwrap();
+            if round == 1 {
+                let t = q.target("a");
+                let items = t.list().unwrap();
+                assert!(t.drop_item(items[0].id).unwrap());
+            }
+        }
+        assert!(damaged_copies(dir.path()).is_empty());
+        // An empty database, opened and closed, is not damage either.
+        let other = tempfile::tempdir().unwrap();
+        drop(Queue::open(other.path(), &["a"]).unwrap());
+        drop(Queue::open(other.path(), &["a"]).unwrap());
+        assert!(damaged_copies(other.path()).is_empty());
     }
 }

@@ -4,9 +4,11 @@
 
 use serde_json::Value;
 
+use super::json::{items, number, text};
 use super::sign::Params;
 use super::{Error, ItemOutcome, Session};
 use crate::scrobble::{Listen, Track};
+use crate::target::Heard;
 
 /// Longest part of an unparseable error body kept in [`Error::Http`].
 const MAX_ERROR_BODY_CHARS: usize = 200;
@@ -76,18 +78,19 @@ pub(crate) fn read_reply(status: u16, body: &[u8]) -> Result<Value, Error> {
         return Err(Error::Http {
             status,
             body: truncate(&String::from_utf8_lossy(body)),
+            retry_after: None,
         });
     }
     // The body is deliberately not quoted: a session reply carries the key.
     match json {
         Some(value @ Value::Object(_)) => Ok(value),
-        _ => Err(Error::Malformed("reply is not a JSON object".into())),
+        _ => Err(Error::NotJson { status }),
     }
 }
 
 /// The `{"error": N, "message": ".."}` envelope, if `value` is one.
 fn api_error(value: &Value) -> Option<Error> {
-    let code = number(value.get("error")?)?;
+    let code = number(value.get("error"))?;
     let message = value
         .get("message")
         .and_then(Value::as_str)
@@ -110,14 +113,14 @@ pub(crate) fn scrobble_outcomes(reply: &Value, sent: usize) -> Result<Vec<ItemOu
         .get("scrobbles")
         .filter(|s| s.is_object())
         .ok_or_else(|| Error::Malformed("no \"scrobbles\" object in reply".into()))?;
-    let items = one_or_many(scrobbles.get("scrobble"));
+    let items = items(scrobbles.get("scrobble"));
     if items.len() == sent {
         return items.into_iter().map(item_outcome).collect();
     }
     let ignored = scrobbles
         .get("@attr")
         .and_then(|attr| attr.get("ignored"))
-        .and_then(number);
+        .and_then(|v| number(Some(v)));
     if ignored == Some(0) {
         Ok(vec![ItemOutcome::Accepted; sent])
     } else {
@@ -134,9 +137,8 @@ fn item_outcome(item: &Value) -> Result<ItemOutcome, Error> {
     // not something to guess about.
     let code = match ignored.and_then(|m| m.get("code")) {
         None => 0,
-        Some(code) => {
-            number(code).ok_or_else(|| Error::Malformed(format!("ignoredMessage code {code}")))?
-        }
+        Some(code) => number(Some(code))
+            .ok_or_else(|| Error::Malformed(format!("ignoredMessage code {code}")))?,
     };
     Ok(match code {
         0 | ALREADY_SCROBBLED => ItemOutcome::Accepted,
@@ -144,7 +146,7 @@ fn item_outcome(item: &Value) -> Result<ItemOutcome, Error> {
         code => ItemOutcome::Ignored {
             code: u32::try_from(code)
                 .map_err(|_| Error::Malformed(format!("ignoredMessage code {code}")))?,
-            message: ignored.map(text).unwrap_or_default(),
+            message: text(ignored),
         },
     })
 }
@@ -153,8 +155,8 @@ fn item_outcome(item: &Value) -> Result<ItemOutcome, Error> {
 /// reported one with a non-zero code.
 pub(crate) fn now_playing_ignored(reply: &Value) -> Option<(u64, String)> {
     let ignored = reply.get("nowplaying")?.get("ignoredMessage")?;
-    let code = number(ignored.get("code")?)?;
-    (code != 0).then(|| (code, text(ignored)))
+    let code = number(ignored.get("code"))?;
+    (code != 0).then(|| (code, text(Some(ignored))))
 }
 
 /// The token of an `auth.getToken` reply.
@@ -181,37 +183,31 @@ pub(crate) fn session(reply: &Value) -> Result<Session, Error> {
     })
 }
 
-/// A JSON number, or a string holding one: Last.fm sends counts as numbers,
-/// Libre.fm as strings (§1.3 rule 6).
-fn number(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// The elements of a repeated element: an array, a single bare object, or
-/// nothing at all (absent, `""`, `null`) (§1.3 rule 4).
-fn one_or_many(value: Option<&Value>) -> Vec<&Value> {
-    match value {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(item @ Value::Object(_)) => vec![item],
-        _ => Vec::new(),
-    }
-}
-
-/// The text of an element: `#text` when it has attributes, the string itself
-/// when it has none, and empty when the text was dropped (§1.3 rule 3).
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        _ => value
-            .get("#text")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    }
+/// The scrobbles on one page of a `user.getRecentTracks` reply and the
+/// number of pages (§1.11). The track playing now carries no `date` and is
+/// left out; so is any item whose time cannot be read.
+pub(crate) fn recent_tracks(reply: &Value) -> Result<(Vec<Heard>, u64), Error> {
+    let recent = reply
+        .get("recenttracks")
+        .filter(|r| r.is_object())
+        .ok_or_else(|| Error::Malformed("no \"recenttracks\" object in reply".into()))?;
+    let heard = items(recent.get("track"))
+        .into_iter()
+        .filter_map(|t| {
+            let at = number(t.get("date")?.get("uts"))?;
+            // With extended=1 the artist's name is under `name`, which
+            // `text` reads when there is no `#text`.
+            let artist = text(t.get("artist"));
+            let title = text(t.get("name"));
+            Some(Heard { artist, title, at })
+        })
+        .collect();
+    let pages = recent
+        .get("@attr")
+        .and_then(|a| a.get("totalPages"))
+        .and_then(|v| number(Some(v)))
+        .unwrap_or(1);
+    Ok((heard, pages))
 }
 
 fn truncate(body: &str) -> String {
@@ -227,6 +223,47 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn recent_tracks_skip_now_playing_and_read_both_artist_shapes() {
+        let reply: Value = serde_json::from_str(
+            r##"{"recenttracks":{
+              "@attr":{"user":"alice","page":"1","perPage":"200","totalPages":"3","total":"401"},
+              "track":[
+                {"@attr":{"nowplaying":"true"},"artist":{"#text":"Radiohead"},"name":"Karma Police"},
+                {"artist":{"#text":"Portishead","mbid":""},"name":"Glory Box",
+                 "date":{"uts":"1718150100","#text":"11 Jun 2024, 20:35"}},
+                {"artist":{"name":"Sigur Rós","url":"…"},"name":"Hoppípolla","loved":"0",
+                 "date":{"uts":"1718150000"}}]}}"##,
+        )
+        .unwrap();
+        let (heard, pages) = recent_tracks(&reply).unwrap();
+        assert_eq!(pages, 3);
+        assert_eq!(
+            heard,
+            vec![
+                Heard {
+                    artist: "Portishead".into(),
+                    title: "Glory Box".into(),
+                    at: 1_718_150_100
+                },
+                Heard {
+                    artist: "Sigur Rós".into(),
+                    title: "Hoppípolla".into(),
+                    at: 1_718_150_000
+                },
+            ]
+        );
+        // A single result is a bare object; no results can be an empty string.
+        let one: Value = serde_json::from_str(
+            r##"{"recenttracks":{"track":{"artist":{"#text":"A"},"name":"T","date":{"uts":"5"}}}}"##,
+        )
+        .unwrap();
+        assert_eq!(recent_tracks(&one).unwrap().0.len(), 1);
+        let none: Value = serde_json::from_str(r#"{"recenttracks":{"track":""}}"#).unwrap();
+        assert_eq!(recent_tracks(&none).unwrap(), (Vec::new(), 1));
+        assert!(recent_tracks(&serde_json::json!({})).is_err());
+    }
     use crate::lastfm::ErrorKind;
 
     fn track(artist: &str, title: &str) -> Track {
@@ -483,7 +520,7 @@ mod tests {
     fn unparseable_non_2xx_keeps_status_and_a_short_body() {
         let html = format!("<html>{}</html>", "x".repeat(500));
         match read_reply(502, html.as_bytes()) {
-            Err(Error::Http { status, body }) => {
+            Err(Error::Http { status, body, .. }) => {
                 assert_eq!(status, 502);
                 assert_eq!(body.chars().count(), MAX_ERROR_BODY_CHARS + 1);
                 assert!(body.starts_with("<html>xxx") && body.ends_with('…'));
@@ -492,7 +529,7 @@ mod tests {
         }
         assert!(matches!(
             read_reply(429, b""),
-            Err(Error::Http { status: 429, ref body }) if body.is_empty()
+            Err(Error::Http { status: 429, ref body, .. }) if body.is_empty()
         ));
         // A non-numeric `error` is not the 2.0 envelope.
         assert!(matches!(
@@ -504,8 +541,15 @@ mod tests {
     #[test]
     fn success_must_be_a_json_object() {
         assert_eq!(read_reply(200, b"{}").unwrap(), json!({}));
-        for body in [&b"<lfm status=\"ok\"/>"[..], b"", b"[]"] {
-            assert!(matches!(read_reply(200, body), Err(Error::Malformed(_))));
+        for body in [
+            &b"<lfm status=\"ok\"/>"[..],
+            b"",
+            b"[]",
+            b"<html>Log in</html>",
+        ] {
+            let err = read_reply(200, body).unwrap_err();
+            assert!(matches!(err, Error::NotJson { status: 200 }), "{err:?}");
+            assert_eq!(err.kind(), ErrorKind::Config, "not the API: check the url");
         }
     }
 

@@ -4,9 +4,11 @@
 mod auth;
 mod check;
 mod common;
+mod control_socket;
 mod harness_lastfm;
 mod harness_listenbrainz;
 mod harness_mpd;
+mod hostile;
 mod import;
 mod info;
 mod listenbrainz;
@@ -15,4 +17,6 @@ mod queue;
 mod radio;
 mod rules;
 mod scrobbling;
+mod storage;
 mod systemd;
+mod torture;

@@ -1,0 +1,234 @@
+//! The command line as clap sees it: every subcommand, argument and help text.
+//! The man page and shell completions are generated from these definitions.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::query;
+
+/// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Config file [default: $XDG_CONFIG_HOME/mpd-scrobbler/config.toml]
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default)
+    Run,
+    /// Connect an account and store its session key in the state directory
+    Auth {
+        #[command(subcommand)]
+        service: AuthService,
+    },
+    /// Check the config, MPD, the state directory and each target's credentials
+    /// without changing anything; exit 0 only when all pass
+    Check,
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Manpage,
+    /// Love the playing track on every target (Last.fm track.love, ListenBrainz feedback)
+    Love,
+    /// Unlove the playing track on every target
+    Unlove,
+    /// What the daemon is doing: MPD, the current play's progress, each target's queue and state
+    Status {
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try the ignore and rewrite rules ([[rule]] in the config)
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Queue the unsent scrobbles of another scrobbler
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+    /// Show or fix the scrobble queue (works whether or not the daemon runs)
+    Queue {
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+        /// Print JSON for scripts
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// An artist's biography, tags, similar artists and counts (default: the one playing)
+    Artist {
+        /// Artist name
+        name: Option<String>,
+        /// The whole biography instead of the summary
+        #[arg(long)]
+        full: bool,
+        /// Language of the biography (ISO 639-1, e.g. "de")
+        #[arg(long)]
+        lang: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// An album's tags, tracks and counts (default: the one playing)
+    Album {
+        /// Artist, then album (both or neither)
+        #[arg(num_args = 2, value_names = ["ARTIST", "ALBUM"])]
+        which: Option<Vec<String>>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Search artists
+    Search {
+        /// What to look for
+        query: String,
+        /// How many results
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// A user's top artists or tracks
+    Top {
+        /// What to rank
+        #[arg(value_enum)]
+        kind: TopKind,
+        /// Time span
+        #[arg(long, default_value = "overall", value_parser = ["overall", "7day", "1month", "3month", "6month", "12month"])]
+        period: String,
+        /// How many
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Whose (default: the user of the stored Last.fm session)
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// A user's recent tracks, in local time
+    Recent {
+        /// How many
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+        /// Whose (default: the user of the stored Last.fm session)
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RulesAction {
+    /// Show what each rule does to a track and the result per target: the
+    /// song MPD plays now (a stream's title as it would be split), or the
+    /// one given by the options
+    Test {
+        /// Artist
+        #[arg(long)]
+        artist: Option<String>,
+        /// Title
+        #[arg(long)]
+        title: Option<String>,
+        /// Album
+        #[arg(long)]
+        album: Option<String>,
+        /// Path in the music directory, or a stream's URL
+        #[arg(long)]
+        file: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImportFrom {
+    /// mpdscribble's journal (for example ~/.cache/mpdscribble/mpdscribble.journal)
+    Mpdscribble {
+        /// The journal file
+        journal: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum QueueAction {
+    /// List queued items per target (the default)
+    List {
+        /// The items servers refused for good instead
+        #[arg(long)]
+        rejected: bool,
+    },
+    /// Deliver now, skipping any backoff (needs the running daemon)
+    Flush,
+    /// Drop one queued item for good
+    Drop {
+        /// Its id, as `queue list` shows it
+        id: u64,
+        /// Only from this target
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Put the rejected items back in the queue
+    Retry,
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OutputArgs {
+    /// Print JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+    /// Ask Last.fm even if the cache has an answer
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+impl From<OutputArgs> for query::Options {
+    fn from(o: OutputArgs) -> Self {
+        query::Options {
+            json: o.json,
+            refresh: o.refresh,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TopKind {
+    Artists,
+    Tracks,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuthService {
+    /// Last.fm, or the Audioscrobbler 2.0 server of a [lastfm] section's `url` (Libre.fm, ...)
+    Lastfm {
+        /// Which [[lastfm]] target, when several are configured
+        #[arg(long)]
+        name: Option<String>,
+        /// Log in with this username and a password (read from a prompt or stdin)
+        /// instead of approving access in a browser
+        #[arg(long, value_name = "NAME")]
+        username: Option<String>,
+    },
+    /// ListenBrainz, or the compatible server of a [listenbrainz] section's `url` (Maloja, ...):
+    /// reads a token from a prompt or stdin and checks it
+    Listenbrainz {
+        /// Which [[listenbrainz]] target, when several are configured
+        #[arg(long)]
+        name: Option<String>,
+    },
+}

@@ -1,0 +1,260 @@
+//! The command-line front end: parse the arguments ([`args`]), set up logging
+//! ([`logging`]), load the config, run one command, and turn its outcome into
+//! an exit status in one place ([`CliError::exit_code`]).
+//!
+//! Exit statuses: 0 success; 1 the command failed (not found, refused,
+//! unreachable, a failed check); 2 the command line or the config is wrong.
+
+mod args;
+mod logging;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, QueueCmd};
+use crate::check::{self, Level, Verdict};
+use crate::config::{self, Config};
+use crate::query::{self, Query, QueryError};
+use crate::{auth, daemon, rules_test};
+use args::{AuthService, Cli, Command, ImportFrom, QueueAction, RulesAction, TopKind};
+
+/// Why a command did not succeed, and so which exit status it gets.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line or the config is wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The command ran and failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// The command printed its own verdict; only the status is left to set.
+    #[error("")]
+    Reported(u8),
+}
+
+impl CliError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Failed(_) => ExitCode::FAILURE,
+            CliError::Reported(code) => ExitCode::from(*code),
+        }
+    }
+}
+
+impl From<QueryError> for CliError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Usage(m) => CliError::Usage(m),
+            QueryError::Failed(m) => CliError::Failed(m),
+        }
+    }
+}
+
+/// Run the command line of this process and return its exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.quiet, cli.verbose);
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !matches!(e, CliError::Reported(_)) {
+                eprintln!("mpd-scrobbler: {e}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let command = cli.command.unwrap_or(Command::Run);
+    // Generated from the command-line definition; they need no config.
+    match &command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "mpd-scrobbler", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpage => {
+            return clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::Failed(e.to_string()));
+        }
+        _ => {}
+    }
+
+    let env = |k: &str| std::env::var(k).ok();
+    let path = cli.config.unwrap_or_else(|| config::default_path(&env));
+    let loaded = Config::load(&path, &env);
+    if let Command::Check = command {
+        return check(loaded, &path);
+    }
+    let config = loaded.map_err(|e| CliError::Usage(e.to_string()))?;
+    let runtime = runtime()?;
+    let failed = |e: String| CliError::Failed(e);
+    match command {
+        Command::Run => {
+            let result = runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(on_signal(shutdown.clone()));
+                daemon::run(config, shutdown).await
+            });
+            // A write stuck on a failing disk runs on a blocking thread;
+            // exiting must not wait for it (SIGTERM ends the daemon within 2 s).
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            result.map_err(|e| CliError::Failed(format!("{e:#}")))
+        }
+        Command::Auth {
+            service: AuthService::Lastfm { name, username },
+        } => runtime
+            .block_on(auth::lastfm(&config, auth::Options { name, username }))
+            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+        Command::Auth {
+            service: AuthService::Listenbrainz { name },
+        } => runtime
+            .block_on(auth::listenbrainz(&config, name.as_deref()))
+            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+        Command::Love => runtime.block_on(admin::love(&config, true)).map_err(failed),
+        Command::Unlove => runtime
+            .block_on(admin::love(&config, false))
+            .map_err(failed),
+        Command::Status { json } => runtime
+            .block_on(admin::status(&config, json))
+            .map_err(failed),
+        Command::Rules {
+            action:
+                RulesAction::Test {
+                    artist,
+                    title,
+                    album,
+                    file,
+                },
+        } => {
+            let given = rules_test::Given {
+                artist,
+                title,
+                album,
+                file,
+            };
+            let report = runtime
+                .block_on(rules_test::run(&config, given))
+                .map_err(|e| CliError::Failed(format!("{e:#}")))?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Import {
+            from: ImportFrom::Mpdscribble { journal },
+        } => runtime
+            .block_on(admin::import_journal(&config, &journal))
+            .map_err(failed),
+        Command::Queue { action, json } => {
+            let cmd = match action.unwrap_or(QueueAction::List { rejected: false }) {
+                QueueAction::List { rejected } => QueueCmd::List { rejected },
+                QueueAction::Flush => QueueCmd::Flush,
+                QueueAction::Drop { id, name } => QueueCmd::Drop { id, target: name },
+                QueueAction::Retry => QueueCmd::Retry,
+            };
+            runtime
+                .block_on(admin::command(&config, cmd, json))
+                .map_err(failed)
+        }
+        Command::Artist {
+            name,
+            full,
+            lang,
+            out,
+        } => query(&runtime, &config, Query::Artist { name, full, lang }, out),
+        Command::Album { which, out } => {
+            let which = which.and_then(|w| match <[String; 2]>::try_from(w) {
+                Ok([artist, album]) => Some((artist, album)),
+                Err(_) => None,
+            });
+            query(&runtime, &config, Query::Album { which }, out)
+        }
+        Command::Search {
+            query: q,
+            limit,
+            out,
+        } => query(&runtime, &config, Query::Search { query: q, limit }, out),
+        Command::Top {
+            kind,
+            period,
+            limit,
+            user,
+            out,
+        } => {
+            let kind = match kind {
+                TopKind::Artists => "artist",
+                TopKind::Tracks => "track",
+            };
+            let q = Query::Top {
+                kind,
+                period,
+                limit,
+                user,
+            };
+            query(&runtime, &config, q, out)
+        }
+        Command::Recent { limit, user, out } => {
+            query(&runtime, &config, Query::Recent { limit, user }, out)
+        }
+        Command::Check | Command::Completions { .. } | Command::Manpage => Ok(()),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))
+}
+
+/// A metadata or stats command.
+fn query(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    q: Query,
+    out: args::OutputArgs,
+) -> Result<(), CliError> {
+    Ok(runtime.block_on(query::run(config, q, out.into()))?)
+}
+
+/// `check`: one verdict per item on stdout; exit 0 when none failed, 1 when
+/// one did, 2 when the config itself does not load.
+fn check(loaded: Result<Config, config::ConfigError>, path: &Path) -> Result<(), CliError> {
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            print!("{}", check::render(&[Verdict::bad_config(&e, path)]));
+            return Err(CliError::Reported(2));
+        }
+    };
+    let verdicts = runtime()?.block_on(check::run(&config));
+    print!("{}", check::render(&verdicts));
+    if verdicts.iter().any(|v| v.level == Level::Fail) {
+        Err(CliError::Reported(1))
+    } else {
+        Ok(())
+    }
+}
+
+/// Cancel on SIGTERM or SIGINT.
+async fn on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shutdown.cancel();
+}
