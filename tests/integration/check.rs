@@ -122,7 +122,7 @@ fn wrong_or_missing_mpd_password_fails_mpd_only() {
     for item in ["config", "state dir", "lastfm", "listenbrainz"] {
         assert!(verdict(&text, item).0.starts_with("ok "), "{item}: {text}");
     }
-    assert!(text.contains("1 of 5 checks failed."), "{text}");
+    assert!(text.contains("1 of 6 checks failed."), "{text}");
 
     // No password at all: MPD lets us in but tells nothing.
     s.write_config(None, &sk);
