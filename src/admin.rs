@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::control::{self, Request};
 use crate::info::local_time;
-use crate::journal;
 use crate::queue::{Item, Queue};
 use crate::scrobble::Listen;
+use crate::{history, history_cmd, journal};
 
 /// A queue operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,12 +150,40 @@ pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> 
     for m in &malformed {
         eprintln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
     }
+    import_listens(config, path, listens, malformed.len()).await
+}
+
+/// `import listenbrainz FILE`: read a ListenBrainz export (JSON array or
+/// JSON Lines), report unreadable listens by position, and import the rest.
+pub async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (listens, bad) = history::parse_listenbrainz_export(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    for b in &bad {
+        eprintln!(
+            "{}: listen {}: skipped: {}",
+            path.display(),
+            b.index,
+            b.problem
+        );
+    }
+    import_listens(config, path, listens, bad.len()).await
+}
+
+/// Add imported listens to the history and the queues, through the daemon
+/// when it runs.
+async fn import_listens(
+    config: &Config,
+    path: &Path,
+    listens: Vec<Listen>,
+    malformed: usize,
+) -> Result<(), String> {
     let answer = match control::request(&config.state_dir, Request::Import(listens.clone())).await {
         Ok(Some(line)) => serde_json::from_str::<Value>(&line)
             .map_err(|e| format!("the daemon answered something unreadable ({e})"))?,
         Ok(None) => {
-            let queue = Queue::open(&config.state_dir, &config.target_names())
-                .map_err(|e| e.to_string())?;
+            let queue = history_cmd::open_queue(config)?;
             import(&queue, &listens)
         }
         Err(e) => return Err(format!("cannot reach the daemon: {e}")),
@@ -164,11 +192,10 @@ pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> 
         return Err(e.to_owned());
     }
     println!(
-        "Imported {} scrobbles from {} ({} already queued, {} malformed records skipped).",
+        "Imported {} scrobbles from {} ({} already queued or delivered, {malformed} malformed records skipped).",
         answer["added"],
         path.display(),
         answer["skipped"],
-        malformed.len()
     );
     Ok(())
 }
@@ -183,8 +210,7 @@ pub async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(
             return Err("no daemon is running; queued scrobbles go out when it starts".into());
         }
         Ok(None) => {
-            let queue = Queue::open(&config.state_dir, &config.target_names())
-                .map_err(|e| e.to_string())?;
+            let queue = history_cmd::open_queue(config)?;
             execute(&queue, &cmd)
         }
         Err(e) => return Err(format!("cannot reach the daemon: {e}")),
@@ -254,8 +280,7 @@ pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
             Ok(())
         }
         Ok(None) => {
-            let queue = Queue::open(&config.state_dir, &config.target_names())
-                .map_err(|e| e.to_string())?;
+            let queue = history_cmd::open_queue(config)?;
             let mut text = String::from("The daemon is not running.\n");
             for name in queue.names() {
                 let t = queue.target(name);
@@ -265,6 +290,7 @@ pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
                     t.rejected_len()
                 ));
             }
+            text.push_str(&history_cmd::render_summary(&history_cmd::summary(&queue)));
             Err(text.trim_end().to_owned())
         }
         Err(e) => Err(format!("cannot reach the daemon: {e}")),
@@ -337,6 +363,7 @@ fn render_status(v: &Value) -> String {
             t["queued"]
         ));
     }
+    out.push_str(&history_cmd::render_summary(&v["history"]));
     out
 }
 

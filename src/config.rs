@@ -116,6 +116,17 @@ pub struct Config {
     pub listenbrainz: Vec<ListenBrainzTarget>,
     /// The metadata cache.
     pub cache: CacheConfig,
+    /// The local listening history.
+    pub history: HistoryConfig,
+}
+
+/// The local listening history (`[history]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Record plays (the default).
+    pub enabled: bool,
+    /// Forget plays older than this; `None` keeps them forever (the default).
+    pub keep: Option<Duration>,
 }
 
 /// The metadata cache's limits.
@@ -204,6 +215,15 @@ struct RawConfig {
     listenbrainz: Option<OneOrMany<RawListenBrainz>>,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    history: RawHistory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    enabled: Option<bool>,
+    keep: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -471,6 +491,21 @@ impl Config {
             },
         };
 
+        let history = HistoryConfig {
+            enabled: raw.history.enabled.unwrap_or(true),
+            keep: match raw.history.keep.as_deref() {
+                None | Some("forever") => None,
+                Some(v) => Some(
+                    duration("history.keep", Some(v.to_owned()), Duration::ZERO).map_err(|_| {
+                        invalid(
+                            "history.keep",
+                            format!("{v:?} is neither \"forever\" nor a duration such as \"365d\""),
+                        )
+                    })?,
+                ),
+            },
+        };
+
         let state_dir = match raw.state_dir {
             Some(dir) => base.join(dir),
             None => default_state_dir(env),
@@ -624,7 +659,32 @@ impl Config {
             lastfm,
             listenbrainz,
             cache,
+            history,
         })
+    }
+
+    /// [`Config::load`], except that a missing file at the default path
+    /// (`is_default`) gives the zero-config set-up: MPD from MPD_HOST and
+    /// MPD_PORT or localhost:6600, no online target, plays kept in the local
+    /// history. A file named with `-c` must exist.
+    pub fn load_or_default(
+        path: &Path,
+        is_default: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        match Config::load(path, env) {
+            Err(ConfigError::Read { source, .. })
+                if is_default && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Config::parse(path, "", env)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether this config came from no file at all (see [`Config::load_or_default`]).
+    pub fn is_zero_config(&self) -> bool {
+        !self.path.exists()
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.

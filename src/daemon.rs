@@ -17,11 +17,12 @@ use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
+use crate::history::PlayInfo;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
-use crate::{admin, http, lastfm, listenbrainz, session, watcher};
+use crate::{admin, history_cmd, http, lastfm, listenbrainz, session, watcher};
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -59,8 +60,19 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
 /// Run the daemon until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     if config.target_names().is_empty() {
-        anyhow::bail!(
-            "{}: no scrobbling target is configured: add a [lastfm] or [listenbrainz] section",
+        if !config.history.enabled {
+            anyhow::bail!(
+                "{}: no scrobbling target is configured and the history is off: \
+                 add a [lastfm] or [listenbrainz] section",
+                config.path.display()
+            );
+        }
+        tracing::info!(
+            "running with no online target: plays are kept in the local history only \
+             (see `mpd-scrobbler history` and `stats`). To scrobble, add a [lastfm] or \
+             [listenbrainz] section to {} (config.toml.example shows how), run \
+             `mpd-scrobbler auth lastfm` or `auth listenbrainz`, then \
+             `mpd-scrobbler backfill NAME` sends the plays recorded so far",
             config.path.display()
         );
     }
@@ -70,7 +82,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.state_dir.display()
         )
     })?;
-    let queue = Queue::open(&config.state_dir, &config.target_names())?;
+    let queue = Queue::open(&config.state_dir, &config.target_names())?
+        .record_history(config.history.enabled);
+    if let Some(keep) = config.history.keep {
+        match queue.prune_history(unix_now().saturating_sub(keep.as_secs())) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("history: forgot {n} plays older than the `keep` setting"),
+            Err(e) => tracing::warn!("history: cannot forget old plays: {e}"),
+        }
+    }
     let listener = control::bind(&config.state_dir).with_context(|| {
         format!(
             "cannot create the control socket {}",
@@ -183,6 +203,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                                 Request::Import(listens) => {
                                     let answer = admin::import(&queue, &listens);
                                     for t in &targets {
+                                        t.wake.notify_one();
+                                    }
+                                    answer.to_string()
+                                }
+                                Request::History(filter) => history_cmd::select(&queue, &filter).to_string(),
+                                Request::Stats(since) => history_cmd::compute_stats(&queue, since).to_string(),
+                                Request::Backfill(req) => {
+                                    let answer = history_cmd::backfill(&queue, &req);
+                                    for t in targets.iter().filter(|t| t.name == req.target) {
                                         t.wake.notify_one();
                                     }
                                     answer.to_string()
@@ -321,6 +350,7 @@ fn status(
         "mpd": {"address": address, "connected": player.connected.load(Ordering::Relaxed)},
         "playing": playing,
         "targets": targets,
+        "history": history_cmd::summary(queue),
     })
 }
 
@@ -403,7 +433,7 @@ async fn watch_mpd(
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
-                        perform(actions, queue, targets).await;
+                        perform(actions, player, queue, targets).await;
                         notify_ready();
                     }
                     Err(e) => {
@@ -450,7 +480,7 @@ async fn watch_mpd(
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let actions = player.tracker().tick(Instant::now());
-                    perform(actions, queue, targets).await;
+                    perform(actions, player, queue, targets).await;
                 }
                 () = shutdown.cancelled() => return,
             }
@@ -470,6 +500,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 async fn perform(
     actions: impl IntoIterator<Item = Action>,
+    player: &Player,
     queue: &Queue,
     targets: &[Arc<TargetHandle>],
 ) {
@@ -482,11 +513,12 @@ async fn perform(
                 }
             }
             Action::Scrobble(listen) => {
+                let info = play_info(player, &listen);
                 // A failed write is retried rather than dropped: the play
                 // must not be lost because the disk hiccuped.
                 let mut wait = Duration::from_millis(100);
                 loop {
-                    match queue.enqueue(&listen).await {
+                    match queue.enqueue_play(&listen, &info).await {
                         Ok(()) => break,
                         Err(e) => {
                             tracing::error!(
@@ -512,5 +544,20 @@ async fn perform(
                 tracing::info!("not scrobbling {uri}: {reason}");
             }
         }
+    }
+}
+
+/// The file and play time of the play that just qualified, for its history
+/// record; nothing when the tracker has moved on to another play.
+fn play_info(player: &Player, listen: &crate::scrobble::Listen) -> PlayInfo {
+    let tracker = player.tracker();
+    match (tracker.current_play(), tracker.progress(Instant::now())) {
+        (Some((uri, started_at)), Some((played, _))) if started_at == listen.started_at => {
+            PlayInfo {
+                uri: Some(uri.to_owned()),
+                played_secs: Some(played.as_secs()),
+            }
+        }
+        _ => PlayInfo::default(),
     }
 }

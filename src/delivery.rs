@@ -416,7 +416,7 @@ impl Flusher {
         let mut limited = false;
         for ((key, listen), outcome) in chunk.iter().zip(outcomes) {
             match outcome {
-                ItemOutcome::Accepted => done.push(*key),
+                ItemOutcome::Accepted => done.push((*key, listen.started_at)),
                 ItemOutcome::Ignored { code, message } => {
                     tracing::warn!(
                         "{name}: the server ignored {} (code {code}: {message}); dropped from the queue",
@@ -431,7 +431,10 @@ impl Flusher {
             }
         }
         let accepted = done.len();
-        self.queue.remove(&done).await.map_err(Stop::Queue)?;
+        self.queue
+            .remove_delivered(&done)
+            .await
+            .map_err(Stop::Queue)?;
         if let Some(f) = &self.on_delivery {
             f();
         }

@@ -2,9 +2,10 @@
 //! FIFO tree per target (`queue/<target>`) and one tree of items a server
 //! rejected for good (`rejected/<target>`).
 //!
-//! An enqueue writes the listen to every target's tree in one transaction and
-//! waits for the fsync before returning, so a play that qualified survives a
-//! crash. Items leave a queue only through [`TargetQueue::remove`] (the server
+//! An enqueue writes the listen to every target's tree and its record to the
+//! listening history ([`crate::history`]) in one transaction and waits for
+//! the fsync before returning, so a play that qualified survives a crash and
+//! is never in a queue without being in the history, or the other way round. Items leave a queue only through [`TargetQueue::remove`] (the server
 //! took them) or [`TargetQueue::set_aside`] (the server refused them for good).
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
+use crate::history::{self, History, PlayInfo, Record};
 use crate::scrobble::Listen;
 
 /// Version of the stored item format, so a later release can read old queues.
@@ -76,6 +78,15 @@ pub struct Item {
     pub reason: Option<String>,
 }
 
+/// The stored form of a queued listen.
+fn stored(listen: &Listen) -> Vec<u8> {
+    serde_json::to_vec(&Stored {
+        v: FORMAT_VERSION,
+        listen: listen.clone(),
+    })
+    .expect("a listen always serialises")
+}
+
 /// Insert `value` under `key` in every tree, atomically.
 fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled::Error> {
     trees
@@ -98,6 +109,19 @@ pub struct Queue {
     path: PathBuf,
     trees: Vec<sled::Tree>,
     names: Vec<String>,
+    /// `None` when the user opted out of the history (`[history] enabled = false`).
+    history: Option<History>,
+}
+
+/// What [`Queue::backfill`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// Plays queued for the target.
+    pub queued: usize,
+    /// Plays the target has already (delivered, waiting or refused).
+    pub already: usize,
+    /// Plays too old for the target, left out.
+    pub too_old: usize,
 }
 
 /// One target's view of the queue.
@@ -108,6 +132,8 @@ pub struct TargetQueue {
     pending: sled::Tree,
     rejected: sled::Tree,
     loves: sled::Tree,
+    name: String,
+    history: Option<sled::Tree>,
 }
 
 impl Queue {
@@ -142,30 +168,143 @@ impl Queue {
             .map(|t| db.open_tree(format!("queue/{t}")))
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
+        let history = Some(History::open(&db).map_err(err)?);
         Ok(Queue {
             db,
             path,
             trees,
             names: targets.iter().map(|t| t.to_string()).collect(),
+            history,
         })
+    }
+
+    /// Keep the listening history (the default) or not.
+    pub fn record_history(mut self, on: bool) -> Queue {
+        if !on {
+            self.history = None;
+        }
+        self
+    }
+
+    /// The listening history, unless the user opted out.
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_ref()
+    }
+
+    fn err(&self, source: sled::Error) -> QueueError {
+        QueueError::Db {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Append `listen` to every target's queue atomically and wait until it is
     /// on disk.
     pub async fn enqueue(&self, listen: &Listen) -> Result<(), QueueError> {
-        let err = |source| QueueError::Db {
-            path: self.path.clone(),
-            source,
-        };
-        let value = serde_json::to_vec(&Stored {
-            v: FORMAT_VERSION,
-            listen: listen.clone(),
-        })
-        .expect("a listen always serialises");
-        let key = self.db.generate_id().map_err(err)?.to_be_bytes();
-        insert_all(&self.trees, &key, &value).map_err(err)?;
-        self.db.flush_async().await.map_err(err)?;
+        self.enqueue_play(listen, &PlayInfo::default()).await
+    }
+
+    /// [`Queue::enqueue`], recording the play in the history in the same
+    /// transaction, with what the daemon knows beyond the listen.
+    pub async fn enqueue_play(&self, listen: &Listen, info: &PlayInfo) -> Result<(), QueueError> {
+        let value = stored(listen);
+        let id = self.db.generate_id().map_err(|e| self.err(e))?;
+        let key = id.to_be_bytes();
+        match &self.history {
+            Some(h) => {
+                let record = Record::new(listen, info, &self.names).encode();
+                let hkey = history::key(listen.started_at, id);
+                let mut trees = self.trees.clone();
+                trees.push(h.tree().clone());
+                let n = self.trees.len();
+                trees
+                    .as_slice()
+                    .transaction(|trees| {
+                        for tree in &trees[..n] {
+                            tree.insert(&key, value.as_slice())?;
+                        }
+                        trees[n].insert(&hkey, record.as_slice())?;
+                        Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(|e| match e {
+                        sled::transaction::TransactionError::Storage(e) => self.err(e),
+                        sled::transaction::TransactionError::Abort(()) => {
+                            unreachable!("never aborts")
+                        }
+                    })?;
+            }
+            None => insert_all(&self.trees, &key, &value).map_err(|e| self.err(e))?,
+        }
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Forget history records of plays that started before `before`, except
+    /// those still waiting in a queue. Returns how many went.
+    pub fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
+        let Some(h) = &self.history else {
+            return Ok(0);
+        };
+        let waiting = |id: u64| {
+            let k = id.to_be_bytes();
+            self.trees.iter().any(|t| t.contains_key(k).unwrap_or(true))
+        };
+        let removed = h.prune(before, waiting).map_err(|e| self.err(e))?;
+        if removed > 0 {
+            self.db.flush().map_err(|e| self.err(e))?;
+        }
+        Ok(removed)
+    }
+
+    /// Queue for `target` the recorded plays since `since` that it has not
+    /// received, for a target added later. Plays older than `max_age`
+    /// seconds (Last.fm's 14 days) are counted and left out.
+    pub fn backfill(
+        &self,
+        target: &str,
+        since: Option<u64>,
+        max_age: Option<u64>,
+        now: u64,
+    ) -> Result<Backfill, QueueError> {
+        let Some(h) = &self.history else {
+            return Ok(Backfill::default());
+        };
+        let i = self
+            .names
+            .iter()
+            .position(|n| n == target)
+            .expect("backfill of a configured target");
+        let mut done = Backfill::default();
+        for item in h.range(since, None) {
+            let (hkey, mut record) = item.map_err(|e| self.err(e))?;
+            if record.has(target) {
+                done.already += 1;
+                continue;
+            }
+            if max_age.is_some_and(|max| now.saturating_sub(record.listen.started_at) > max) {
+                done.too_old += 1;
+                continue;
+            }
+            let Some((_, id)) = history::split_key(&hkey) else {
+                continue;
+            };
+            record.queued.push(target.to_owned());
+            let value = stored(&record.listen);
+            let record = record.encode();
+            (&self.trees[i], h.tree())
+                .transaction(|(q, ht)| {
+                    q.insert(&id.to_be_bytes(), value.as_slice())?;
+                    ht.insert(&hkey, record.as_slice())?;
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    sled::transaction::TransactionError::Storage(e) => self.err(e),
+                    sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+                })?;
+            done.queued += 1;
+        }
+        self.db.flush().map_err(|e| self.err(e))?;
+        Ok(done)
     }
 
     /// The queue of one target.
@@ -190,27 +329,22 @@ impl Queue {
                 .db
                 .open_tree(format!("loves/{name}"))
                 .expect("sled can open a tree in an open database"),
+            name: name.to_owned(),
+            history: self.history.as_ref().map(|h| h.tree().clone()),
         }
     }
 
-    /// Add listens from elsewhere (an mpdscribble journal) to every target's
-    /// queue, leaving out any already queued there with the same artist,
-    /// title and start time. Returns how many were added and skipped.
+    /// Add listens from elsewhere (an mpdscribble journal, a ListenBrainz
+    /// export) to the history and to every target's queue, leaving out, per
+    /// target, any play it already has: queued there with the same artist,
+    /// title and start time, or, through the history, already delivered to
+    /// it. Returns how many were added and skipped.
     pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
-        let err = |source| QueueError::Db {
-            path: self.path.clone(),
-            source,
-        };
-        let same = |a: &Listen, b: &Listen| {
-            a.started_at == b.started_at
-                && a.track.artist == b.track.artist
-                && a.track.title == b.track.title
-        };
         let mut queued: Vec<Vec<Listen>> = Vec::new();
         for tree in &self.trees {
             let mut v = Vec::new();
             for item in tree.iter() {
-                let (_, value) = item.map_err(err)?;
+                let (_, value) = item.map_err(|e| self.err(e))?;
                 if let Ok(s) = serde_json::from_slice::<Stored>(&value) {
                     v.push(s.listen);
                 }
@@ -219,22 +353,61 @@ impl Queue {
         }
         let (mut added, mut skipped) = (0, 0);
         for listen in listens {
-            let value = serde_json::to_vec(&Stored {
-                v: FORMAT_VERSION,
-                listen: listen.clone(),
-            })
-            .expect("a listen always serialises");
-            let key = self.db.generate_id().map_err(err)?.to_be_bytes();
-            let mut any = false;
-            for (tree, have) in self.trees.iter().zip(&queued) {
-                if !have.iter().any(|q| same(q, listen)) {
-                    tree.insert(key, value.as_slice()).map_err(err)?;
-                    any = true;
-                }
+            let known = match &self.history {
+                Some(h) => h.find(listen).map_err(|e| self.err(e))?,
+                None => None,
+            };
+            let wanted: Vec<usize> = (0..self.trees.len())
+                .filter(|&i| {
+                    !queued[i].iter().any(|q| history::same_play(q, listen))
+                        && known.as_ref().is_none_or(|(_, r)| !r.has(&self.names[i]))
+                })
+                .collect();
+            // With no target at all, an import only fills the history.
+            let history_only = known.is_none() && self.names.is_empty() && self.history.is_some();
+            if wanted.is_empty() && !history_only {
+                skipped += 1;
+                continue;
             }
-            if any { added += 1 } else { skipped += 1 }
+            let (id, record) = match known {
+                Some((hkey, mut r)) => {
+                    r.queued
+                        .extend(wanted.iter().map(|&i| self.names[i].clone()));
+                    (history::split_key(&hkey).map_or(0, |(_, id)| id), r)
+                }
+                // Every target now holds it: queued before, or just now.
+                None => (
+                    self.db.generate_id().map_err(|e| self.err(e))?,
+                    Record::new(listen, &PlayInfo::default(), &self.names),
+                ),
+            };
+            let value = stored(listen);
+            let mut trees: Vec<sled::Tree> =
+                wanted.iter().map(|&i| self.trees[i].clone()).collect();
+            let n = trees.len();
+            if let Some(h) = &self.history {
+                trees.push(h.tree().clone());
+            }
+            let hkey = history::key(listen.started_at, id);
+            let record = record.encode();
+            trees
+                .as_slice()
+                .transaction(|trees| {
+                    for tree in &trees[..n] {
+                        tree.insert(&id.to_be_bytes(), value.as_slice())?;
+                    }
+                    if let Some(h) = trees.get(n) {
+                        h.insert(&hkey, record.as_slice())?;
+                    }
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    sled::transaction::TransactionError::Storage(e) => self.err(e),
+                    sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+                })?;
+            added += 1;
         }
-        self.db.flush().map_err(err)?;
+        self.db.flush().map_err(|e| self.err(e))?;
         Ok((added, skipped))
     }
 
@@ -316,6 +489,37 @@ impl TargetQueue {
             batch.remove(k);
         }
         self.pending.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Remove items the target accepted, and record in the history, in the
+    /// same transaction, that this target accepted them now. Each item is
+    /// given with its listen's start time, which with its key names its
+    /// history record.
+    pub async fn remove_delivered(&self, items: &[(Key, u64)]) -> Result<(), QueueError> {
+        let Some(history) = &self.history else {
+            let keys: Vec<Key> = items.iter().map(|(k, _)| *k).collect();
+            return self.remove(&keys).await;
+        };
+        let now = crate::scrobble::unix_now();
+        (&self.pending, history)
+            .transaction(|(p, h)| {
+                for (key, started_at) in items {
+                    p.remove(key)?;
+                    let hkey = history::key(*started_at, u64::from_be_bytes(*key));
+                    // A play queued before the history existed has no record.
+                    if let Some(mut r) = h.get(hkey)?.and_then(|v| Record::decode(&v)) {
+                        r.delivered.insert(self.name.clone(), now);
+                        h.insert(&hkey, r.encode())?;
+                    }
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => self.err(e),
+                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
+            })?;
         self.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
     }
