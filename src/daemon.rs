@@ -82,8 +82,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.state_dir.display()
         )
     })?;
-    let queue = Queue::open(&config.state_dir, &config.target_names())?
-        .record_history(config.history.enabled);
+    let queue = history_cmd::configure(
+        Queue::open(&config.state_dir, &config.target_names())?,
+        &config,
+    );
     if let Some(keep) = config.history.keep {
         match queue.prune_history(unix_now().saturating_sub(keep.as_secs())) {
             Ok(0) => {}

@@ -25,8 +25,6 @@ pub struct BackfillRequest {
     pub target: String,
     /// Only plays since this (Unix seconds).
     pub since: Option<u64>,
-    /// Plays older than this many seconds are left out (Last.fm-style targets).
-    pub max_age: Option<u64>,
 }
 
 /// The export formats.
@@ -40,9 +38,19 @@ pub enum Format {
 
 /// Open the queue database with the history as configured.
 pub fn open_queue(config: &Config) -> Result<Queue, String> {
-    Ok(Queue::open(&config.state_dir, &config.target_names())
-        .map_err(|e| e.to_string())?
-        .record_history(config.history.enabled))
+    Queue::open(&config.state_dir, &config.target_names())
+        .map(|q| configure(q, config))
+        .map_err(|e| e.to_string())
+}
+
+/// The history switch and the targets' age limits from `config`.
+pub fn configure(queue: Queue, config: &Config) -> Queue {
+    config
+        .lastfm
+        .iter()
+        .fold(queue.record_history(config.history.enabled), |q, t| {
+            q.with_max_age(&t.name, LASTFM_MAX_AGE)
+        })
 }
 
 fn history_of(queue: &Queue) -> Result<&history::History, String> {
@@ -85,7 +93,7 @@ pub fn backfill(queue: &Queue, req: &BackfillRequest) -> Value {
         }
         history_of(queue)?;
         let done = queue
-            .backfill(&req.target, req.since, req.max_age, unix_now())
+            .backfill(&req.target, req.since, unix_now())
             .map_err(|e| e.to_string())?;
         Ok(json!(done))
     })())
@@ -237,11 +245,7 @@ pub async fn backfill_cmd(
     since: Option<u64>,
     json_out: bool,
 ) -> Result<(), String> {
-    let max_age = if config.lastfm.iter().any(|t| t.name == target) {
-        Some(LASTFM_MAX_AGE)
-    } else if config.listenbrainz.iter().any(|t| t.name == target) {
-        None
-    } else {
+    if !config.target_names().contains(&target) {
         return Err(format!(
             "{}: no target named {target:?} (configured: {})",
             config.path.display(),
@@ -254,7 +258,6 @@ pub async fn backfill_cmd(
     let req = BackfillRequest {
         target: target.to_owned(),
         since,
-        max_age,
     };
     let (v, running) = ask_where(config, Request::Backfill(req.clone()), |q| {
         backfill(q, &req)

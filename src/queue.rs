@@ -111,6 +111,8 @@ pub struct Queue {
     names: Vec<String>,
     /// `None` when the user opted out of the history (`[history] enabled = false`).
     history: Option<History>,
+    /// Targets that ignore plays older than this many seconds.
+    max_age: Vec<(String, u64)>,
 }
 
 /// What [`Queue::backfill`] did.
@@ -175,6 +177,7 @@ impl Queue {
             trees,
             names: targets.iter().map(|t| t.to_string()).collect(),
             history,
+            max_age: Vec::new(),
         })
     }
 
@@ -184,6 +187,20 @@ impl Queue {
             self.history = None;
         }
         self
+    }
+
+    /// Say that `target` ignores plays older than `secs` (Last.fm's 14
+    /// days): import and backfill leave such plays out of its queue rather
+    /// than send them to be refused.
+    pub fn with_max_age(mut self, target: &str, secs: u64) -> Queue {
+        self.max_age.push((target.to_owned(), secs));
+        self
+    }
+
+    fn too_old(&self, target: &str, started_at: u64, now: u64) -> bool {
+        self.max_age
+            .iter()
+            .any(|(t, max)| t == target && now.saturating_sub(started_at) > *max)
     }
 
     /// The listening history, unless the user opted out.
@@ -257,13 +274,12 @@ impl Queue {
     }
 
     /// Queue for `target` the recorded plays since `since` that it has not
-    /// received, for a target added later. Plays older than `max_age`
-    /// seconds (Last.fm's 14 days) are counted and left out.
+    /// received, for a target added later. Plays too old for it (see
+    /// [`Queue::with_max_age`]) are counted and left out.
     pub fn backfill(
         &self,
         target: &str,
         since: Option<u64>,
-        max_age: Option<u64>,
         now: u64,
     ) -> Result<Backfill, QueueError> {
         let Some(h) = &self.history else {
@@ -281,7 +297,7 @@ impl Queue {
                 done.already += 1;
                 continue;
             }
-            if max_age.is_some_and(|max| now.saturating_sub(record.listen.started_at) > max) {
+            if self.too_old(target, record.listen.started_at, now) {
                 done.too_old += 1;
                 continue;
             }
@@ -352,20 +368,25 @@ impl Queue {
             queued.push(v);
         }
         let (mut added, mut skipped) = (0, 0);
+        let now = crate::scrobble::unix_now();
         for listen in listens {
             let known = match &self.history {
                 Some(h) => h.find(listen).map_err(|e| self.err(e))?,
                 None => None,
             };
+            let holds = |i: usize| queued[i].iter().any(|q| history::same_play(q, listen));
             let wanted: Vec<usize> = (0..self.trees.len())
                 .filter(|&i| {
-                    !queued[i].iter().any(|q| history::same_play(q, listen))
+                    !holds(i)
                         && known.as_ref().is_none_or(|(_, r)| !r.has(&self.names[i]))
+                        && !self.too_old(&self.names[i], listen.started_at, now)
                 })
                 .collect();
-            // With no target at all, an import only fills the history.
-            let history_only = known.is_none() && self.names.is_empty() && self.history.is_some();
-            if wanted.is_empty() && !history_only {
+            // A play new to the history is recorded even when no target
+            // takes it (none configured, or it is too old for them).
+            let new_play =
+                known.is_none() && self.history.is_some() && !(0..self.trees.len()).any(holds);
+            if wanted.is_empty() && !new_play {
                 skipped += 1;
                 continue;
             }
@@ -375,11 +396,16 @@ impl Queue {
                         .extend(wanted.iter().map(|&i| self.names[i].clone()));
                     (history::split_key(&hkey).map_or(0, |(_, id)| id), r)
                 }
-                // Every target now holds it: queued before, or just now.
-                None => (
-                    self.db.generate_id().map_err(|e| self.err(e))?,
-                    Record::new(listen, &PlayInfo::default(), &self.names),
-                ),
+                None => {
+                    let holders: Vec<String> = (0..self.trees.len())
+                        .filter(|&i| holds(i) || wanted.contains(&i))
+                        .map(|i| self.names[i].clone())
+                        .collect();
+                    (
+                        self.db.generate_id().map_err(|e| self.err(e))?,
+                        Record::new(listen, &PlayInfo::default(), &holders),
+                    )
+                }
             };
             let value = stored(listen);
             let mut trees: Vec<sled::Tree> =

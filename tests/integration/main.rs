@@ -7,6 +7,7 @@ mod common;
 mod harness_lastfm;
 mod harness_listenbrainz;
 mod harness_mpd;
+mod history;
 mod import;
 mod info;
 mod listenbrainz;
