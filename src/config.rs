@@ -935,11 +935,49 @@ api_secret = "s"
         assert_eq!(c.rules, Rules::default());
         assert_eq!(c.delivery.retry_max, Duration::from_secs(1800));
         assert_eq!(c.cache.ttl, Duration::from_secs(86400));
+        assert_eq!(
+            c.history,
+            HistoryConfig {
+                enabled: true,
+                keep: None
+            }
+        );
         // The commented-out [listenbrainz] section parses too once enabled.
         let lb = text
             .replace("# [listenbrainz]", "[listenbrainz]")
             .replace("# token = \"...\"", "token = \"t\"");
         assert_eq!(parse(&lb, &[]).unwrap().listenbrainz.len(), 1);
+    }
+
+    #[test]
+    fn history_keys() {
+        let c = parse("[history]\nkeep = \"365d\"\n", &[]).unwrap();
+        assert_eq!(c.history.keep, Some(Duration::from_secs(365 * 86400)));
+        assert!(c.history.enabled);
+        let c = parse("[history]\nenabled = false\n", &[]).unwrap();
+        assert!(!c.history.enabled);
+        let err = parse("[history]\nkeep = \"always\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("history.keep") && err.contains("\"always\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_default_file_is_the_zero_config_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let env = env_of(&[("MPD_HOST", "127.0.0.1"), ("MPD_PORT", "6601")]);
+        let c = Config::load_or_default(&path, true, &env).unwrap();
+        assert!(c.is_zero_config());
+        assert!(c.target_names().is_empty());
+        assert_eq!(c.mpd.address, MpdAddress::Tcp("127.0.0.1".into(), 6601));
+        assert!(c.history.enabled);
+        // A file named with -c must exist.
+        let err = Config::load_or_default(&path, false, &env).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 
     #[test]

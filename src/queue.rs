@@ -796,6 +796,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn history_follows_enqueue_delivery_import_and_backfill() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+        let info = PlayInfo {
+            uri: Some("x/y.flac".into()),
+            played_secs: Some(120),
+        };
+        q.enqueue_play(&listen(1), &info).await.unwrap();
+        let h = q.history().unwrap().clone();
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(
+            (r.uri.as_deref(), r.played_secs),
+            (Some("x/y.flac"), Some(120))
+        );
+        assert_eq!(r.queued, ["a", "b"]);
+
+        // Delivery to "a" removes it there and records when.
+        let a = q.target("a");
+        let (k, l) = a.peek(1).await.unwrap().remove(0);
+        a.remove_delivered(&[(k, l.started_at)]).await.unwrap();
+        assert!(a.is_empty());
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(r.delivered.keys().collect::<Vec<_>>(), ["a"]);
+
+        // Re-importing it adds nothing: "a" has it, "b" still holds it.
+        assert_eq!(q.import(&[listen(1), listen(2)]).unwrap(), (1, 1));
+        assert_eq!((a.len(), q.target("b").len()), (1, 2));
+
+        // A target added later gets what it lacks; one ignoring old plays
+        // gets only the recent ones.
+        drop((a, q, h));
+        let q = Queue::open(dir.path(), &["a", "b", "c", "d"])
+            .unwrap()
+            .with_max_age("d", 10);
+        let now = 1_700_000_000 + 5;
+        assert_eq!(
+            q.backfill("c", None, now).unwrap(),
+            Backfill {
+                queued: 2,
+                already: 0,
+                too_old: 0
+            }
+        );
+        assert_eq!(q.target("c").len(), 2);
+        assert_eq!(q.backfill("c", None, now).unwrap().already, 2);
+        let old = Listen {
+            started_at: 1_600_000_000,
+            ..listen(9)
+        };
+        assert_eq!(q.import(std::slice::from_ref(&old)).unwrap(), (1, 0));
+        assert_eq!(q.target("d").len(), 0, "too old for d");
+        let d = q.backfill("d", None, now).unwrap();
+        assert_eq!((d.queued, d.too_old), (2, 1));
+        assert_eq!(q.history().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_history_when_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a"])
+            .unwrap()
+            .record_history(false);
+        q.enqueue(&listen(1)).await.unwrap();
+        assert!(q.history().is_none());
+        let q2 = {
+            drop(q);
+            Queue::open(dir.path(), &["a"]).unwrap()
+        };
+        assert_eq!(q2.history().unwrap().len(), 0);
+        assert_eq!(q2.target("a").len(), 1);
+    }
+
+    #[tokio::test]
     async fn second_open_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let _q = Queue::open(dir.path(), &["a"]).unwrap();
