@@ -12,7 +12,7 @@ use crate::control::{self, Request};
 use crate::info::local_time;
 use crate::queue::{Item, Queue};
 use crate::scrobble::Listen;
-use crate::{history, history_cmd, journal};
+use crate::{history, history_cmd, journal, session};
 
 /// A queue operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,25 +179,50 @@ async fn import_listens(
     listens: Vec<Listen>,
     malformed: usize,
 ) -> Result<(), String> {
-    let answer = match control::request(&config.state_dir, Request::Import(listens.clone())).await {
-        Ok(Some(line)) => serde_json::from_str::<Value>(&line)
-            .map_err(|e| format!("the daemon answered something unreadable ({e})"))?,
-        Ok(None) => {
-            let queue = history_cmd::open_queue(config)?;
-            import(&queue, &listens)
+    let (mut added, mut skipped) = (0, 0);
+    // A large journal goes in several requests, each within the socket's
+    // line limit. Without a daemon, all of it goes in at once; listens a
+    // vanished daemon already took count as already queued.
+    for request in control::import_requests(&listens) {
+        let (answer, direct) = match control::request(&config.state_dir, request).await {
+            Ok(Some(line)) => (
+                serde_json::from_str::<Value>(&line)
+                    .map_err(|e| format!("the daemon answered something unreadable ({e})"))?,
+                false,
+            ),
+            Ok(None) => (import(&open_queue(config)?, &listens), true),
+            Err(e) => return Err(format!("cannot reach the daemon: {e}")),
+        };
+        if let Some(e) = answer.get("error").and_then(Value::as_str) {
+            return Err(e.to_owned());
         }
-        Err(e) => return Err(format!("cannot reach the daemon: {e}")),
-    };
-    if let Some(e) = answer.get("error").and_then(Value::as_str) {
-        return Err(e.to_owned());
+        added += answer["added"].as_u64().unwrap_or(0);
+        skipped += answer["skipped"].as_u64().unwrap_or(0);
+        if direct {
+            break;
+        }
     }
     println!(
-        "Imported {} scrobbles from {} ({} already queued or delivered, {malformed} malformed records skipped).",
-        answer["added"],
+        "Imported {added} scrobbles from {} ({skipped} already queued or delivered, {malformed} malformed records skipped).",
         path.display(),
-        answer["skipped"],
     );
     Ok(())
+}
+
+/// Open the queue directly (no daemon runs), creating the state directory
+/// private to the user.
+/// Open the queue database (creating the state directory), with the history
+/// and the targets' age limits as configured.
+pub fn open_queue(config: &Config) -> Result<Queue, String> {
+    session::ensure_state_dir(&config.state_dir).map_err(|e| {
+        format!(
+            "cannot create the state directory {}: {e}",
+            config.state_dir.display()
+        )
+    })?;
+    Queue::open(&config.state_dir, &config.target_names())
+        .map(|q| history_cmd::configure(q, config))
+        .map_err(|e| e.to_string())
 }
 
 /// Run `cmd` for the command line: through the daemon when it runs, on the
@@ -210,7 +235,7 @@ pub async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(
             return Err("no daemon is running; queued scrobbles go out when it starts".into());
         }
         Ok(None) => {
-            let queue = history_cmd::open_queue(config)?;
+            let queue = open_queue(config)?;
             execute(&queue, &cmd)
         }
         Err(e) => return Err(format!("cannot reach the daemon: {e}")),
@@ -272,6 +297,9 @@ pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
         Ok(Some(line)) => {
             let v: Value = serde_json::from_str(&line)
                 .map_err(|e| format!("the daemon answered something unreadable ({e})"))?;
+            if let Some(e) = v.get("error").and_then(Value::as_str) {
+                return Err(e.to_owned());
+            }
             if json_out {
                 println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
             } else {
@@ -280,7 +308,7 @@ pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
             Ok(())
         }
         Ok(None) => {
-            let queue = history_cmd::open_queue(config)?;
+            let queue = open_queue(config)?;
             let mut text = String::from("The daemon is not running.\n");
             for name in queue.names() {
                 let t = queue.target(name);
@@ -334,6 +362,32 @@ fn render_status(v: &Value) -> String {
         ));
     } else {
         out.push_str("Current: nothing playing\n");
+    }
+    let storage = &v["storage"];
+    let held = storage["held"].as_u64().unwrap_or(0);
+    match storage["state"].as_str() {
+        Some("ok") | None if held == 0 => {}
+        state => {
+            let state = match state.unwrap_or("ok") {
+                "full" => "the state directory is FULL".to_owned(),
+                "unwritable" => "the state directory is NOT WRITABLE".to_owned(),
+                "ok" => "ok".to_owned(),
+                other => format!("queue writes {other}"),
+            };
+            let dropped = match storage["dropped"].as_u64().unwrap_or(0) {
+                0 => String::new(),
+                n => format!(" ({n} oldest dropped)"),
+            };
+            out.push_str(&format!(
+                "Storage: {state}; {held} plays held in memory{dropped}\n"
+            ));
+            if let Some(why) = storage["why"].as_str() {
+                out.push_str(&format!("  error: {why}\n"));
+            }
+            if let Some(fix) = storage["fix"].as_str() {
+                out.push_str(&format!("  fix: {fix}\n"));
+            }
+        }
     }
     for t in v["targets"].as_array().into_iter().flatten() {
         let state = match t["state"].as_str().unwrap_or_default() {

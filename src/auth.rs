@@ -134,7 +134,12 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
             Err(lastfm::Error::Api { code: 4, .. }) => {
                 bail!("the server no longer knows the token; run the command again")
             }
-            Err(e) if e.kind() == lastfm::ErrorKind::Transient => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    lastfm::ErrorKind::Transient | lastfm::ErrorKind::Unknown
+                ) =>
+            {
                 tracing::debug!("polling for the session: {e}");
                 continue;
             }

@@ -46,7 +46,16 @@ impl Cache {
     pub fn open(state_dir: &Path, ttl: Duration, max_entries: usize) -> Cache {
         let path = state_dir.join("cache");
         let started = Instant::now();
+        // Before sled, which would create it with the umask's mode.
+        let private = crate::session::ensure_state_dir(state_dir);
         let db = loop {
+            if let Err(e) = &private {
+                tracing::warn!(
+                    "cannot create the state directory {}: {e}; going on without the cache",
+                    state_dir.display()
+                );
+                break None;
+            }
             match sled::Config::new()
                 .path(&path)
                 .cache_capacity(1 << 20)

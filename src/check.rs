@@ -16,7 +16,7 @@ use mpd_client::client::{CommandError, ConnectionError, ConnectionEvent};
 use crate::config::{Config, LastFmTarget, ListenBrainzTarget};
 use crate::target::ErrorKind;
 use crate::tracker::PlayState;
-use crate::{http, lastfm, listenbrainz, session, watcher};
+use crate::{http, lastfm, listenbrainz, queue, session, watcher};
 
 /// Below this much free space the queue may not be able to grow.
 const FAIL_BELOW_BYTES: u64 = 16 << 20;
@@ -316,6 +316,8 @@ struct DirFacts {
     not_a_directory: bool,
     /// Creating, syncing and removing a file in it failed with this.
     write_error: Option<String>,
+    /// The kind of that error.
+    write_error_kind: Option<std::io::ErrorKind>,
     /// Permission bits.
     mode: u32,
     /// Owner of the directory.
@@ -330,7 +332,59 @@ struct DirFacts {
 
 fn check_state_dir(config: &Config) -> Verdict {
     let facts = dir_facts(&config.state_dir, &config.target_names());
-    judge_dir(&config.state_dir, &config.path, &facts)
+    let verdict = judge_dir(&config.state_dir, &config.path, &facts);
+    if verdict.level != Level::Ok {
+        return verdict;
+    }
+    judge_queue_db(
+        verdict,
+        &queue::damaged_copies(&config.state_dir),
+        queue::open_died(&config.state_dir),
+    )
+}
+
+/// The queue database's part of the state dir verdict. sled reports little
+/// about damage (it takes a bad record for a torn tail and drops what
+/// follows), so this shows what the daemon found when it last opened the
+/// database: copies it set aside, or a start that died inside sled.
+fn judge_queue_db(ok: Verdict, damaged: &[(PathBuf, Option<String>)], open_died: bool) -> Verdict {
+    if let Some((path, report)) = damaged.last() {
+        let what = report
+            .as_deref()
+            .and_then(|r| r.lines().next())
+            .unwrap_or("no report was written");
+        return Verdict::warn(
+            &ok.item,
+            format!(
+                "{}; but {} damaged queue database(s) were set aside, the last at {}: {what}",
+                ok.detail,
+                damaged.len(),
+                path.display()
+            ),
+            format!(
+                "what sled could still read was queued again; see the daemon's log and {}, \
+                 then delete {}",
+                path.join(queue::REPORT_FILE).display(),
+                path.display()
+            ),
+        );
+    }
+    if open_died {
+        return Verdict::warn(
+            &ok.item,
+            format!(
+                "{}; but a start of the daemon died while opening the queue database",
+                ok.detail
+            ),
+            "start the daemon: it sets the database aside and carries over what it can read; \
+             see its log"
+                .into(),
+        );
+    }
+    Verdict::ok(
+        &ok.item,
+        format!("{}; no damaged queue database found", ok.detail),
+    )
 }
 
 fn dir_facts(dir: &Path, targets: &[&str]) -> DirFacts {
@@ -339,6 +393,7 @@ fn dir_facts(dir: &Path, targets: &[&str]) -> DirFacts {
         missing: None,
         not_a_directory: false,
         write_error: None,
+        write_error_kind: None,
         mode: 0,
         owner: euid,
         euid,
@@ -361,7 +416,10 @@ fn dir_facts(dir: &Path, targets: &[&str]) -> DirFacts {
         Ok(meta) => {
             facts.mode = meta.permissions().mode() & 0o7777;
             facts.owner = meta.uid();
-            facts.write_error = probe_write(dir).err().map(|e| e.to_string());
+            if let Err(e) = probe_write(dir) {
+                facts.write_error_kind = Some(e.kind());
+                facts.write_error = Some(e.to_string());
+            }
             facts.free = free_bytes(dir);
             for name in targets {
                 let path = session::path(dir, name);
@@ -428,6 +486,26 @@ fn judge_dir(dir: &Path, config_path: &Path, f: &DirFacts) -> Verdict {
                 format!("create it for the user that runs the daemon, {elsewhere}"),
             )
         };
+    }
+    if let Some(kind) = f
+        .write_error_kind
+        .filter(|k| *k == std::io::ErrorKind::StorageFull)
+    {
+        return Verdict::fail(
+            ITEM,
+            format!("{shown} is full ({kind}): plays cannot be queued until there is room"),
+            format!(
+                "free some space on its file system (`df -h {shown}`); the daemon holds plays \
+                 in memory meanwhile and writes them when there is room, {elsewhere}"
+            ),
+        );
+    }
+    if f.write_error_kind == Some(std::io::ErrorKind::ReadOnlyFilesystem) {
+        return Verdict::fail(
+            ITEM,
+            format!("{shown} is on a read-only file system"),
+            format!("remount it read-write, {elsewhere}"),
+        );
     }
     if let Some(e) = &f.write_error {
         return Verdict::fail(
@@ -535,7 +613,7 @@ async fn check_lastfm(config: &Config, t: &LastFmTarget, http: reqwest::Client) 
                 format!("run `{auth}`"),
             );
         }
-        Err(e) => return unreadable_credential(&t.name, config, e),
+        Err(e) => return unreadable_credential(&t.name, &auth, e),
     };
     let client = lastfm::Client::new(http, &t.url, &t.api_key, t.api_secret.expose());
     let section = if config.lastfm.len() > 1 {
@@ -603,7 +681,7 @@ async fn check_listenbrainz(
                 ),
             );
         }
-        Err(e) => return unreadable_credential(&t.name, config, e),
+        Err(e) => return unreadable_credential(&t.name, &auth, e),
     };
     let client = listenbrainz::Client::new(http, &t.url, t.flavor);
     match client.validate_token(token.expose()).await {
@@ -624,14 +702,14 @@ async fn check_listenbrainz(
     }
 }
 
-fn unreadable_credential(name: &str, config: &Config, e: std::io::Error) -> Verdict {
-    let path = session::path(&config.state_dir, name);
-    Verdict::fail(
-        name,
-        format!("cannot read {}: {e}", path.display()),
-        "make it readable by the user that runs the daemon, or run `mpd-scrobbler auth` again"
-            .into(),
-    )
+fn unreadable_credential(name: &str, auth: &str, e: session::LoadError) -> Verdict {
+    let fix = match e {
+        session::LoadError::Unreadable { .. } => {
+            format!("make it readable by the user that runs the daemon, or run `{auth}` again")
+        }
+        session::LoadError::Damaged { .. } => format!("run `{auth}` again to replace it"),
+    };
+    Verdict::fail(name, e.to_string(), fix)
 }
 
 #[cfg(test)]
@@ -643,6 +721,7 @@ mod tests {
             missing: None,
             not_a_directory: false,
             write_error: None,
+            write_error_kind: None,
             mode: 0o700,
             owner: 1000,
             euid: 1000,
@@ -683,6 +762,26 @@ mod tests {
                 Level::Fail,
                 "Read-only",
                 "chmod u+rwx /s",
+            ),
+            (
+                DirFacts {
+                    write_error: Some("No space left on device (os error 28)".into()),
+                    write_error_kind: Some(std::io::ErrorKind::StorageFull),
+                    ..facts()
+                },
+                Level::Fail,
+                "is full",
+                "free some space",
+            ),
+            (
+                DirFacts {
+                    write_error: Some("Read-only file system (os error 30)".into()),
+                    write_error_kind: Some(std::io::ErrorKind::ReadOnlyFilesystem),
+                    ..facts()
+                },
+                Level::Fail,
+                "read-only file system",
+                "remount it read-write",
             ),
             (
                 DirFacts {
@@ -807,5 +906,26 @@ mod tests {
                 "1 of 2 checks failed.\n",
             )
         );
+    }
+
+    #[test]
+    fn a_damaged_queue_database_set_aside_is_shown_with_its_report() {
+        let ok = Verdict::ok("state dir", "/s is writable".into());
+        assert_eq!(judge_queue_db(ok.clone(), &[], false).level, Level::Ok);
+        let v = judge_queue_db(
+            ok.clone(),
+            &[(
+                PathBuf::from("/s/queue.damaged-1700000000"),
+                Some("The queue database was set aside at unix time 1700000000 because it lost writes.\nmore".into()),
+            )],
+            false,
+        );
+        assert_eq!(v.level, Level::Warn);
+        assert!(v.detail.contains("/s/queue.damaged-1700000000"), "{v:?}");
+        assert!(v.detail.contains("because it lost writes"), "{v:?}");
+        assert!(v.fix.unwrap().contains("mpd-scrobbler-damage.txt"));
+        let v = judge_queue_db(ok, &[], true);
+        assert_eq!(v.level, Level::Warn);
+        assert!(v.detail.contains("died while opening"), "{v:?}");
     }
 }

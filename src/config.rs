@@ -186,7 +186,8 @@ pub enum ConfigError {
     Parse {
         /// File.
         path: PathBuf,
-        /// The TOML parser's message (it quotes the line and the key).
+        /// Line, column and the TOML parser's message, without the source
+        /// line or the value (either can be a secret).
         message: String,
     },
     /// A value that parses but makes no sense.
@@ -243,11 +244,39 @@ struct RawListenBrainz {
     token_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
+}
+
+/// A table is one, an array of tables many. Not `#[serde(untagged)]`, which
+/// buffers the value and reports only "did not match any variant" at the
+/// section's header, losing the inner error and its place.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table or an array of tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
 impl<T> OneOrMany<T> {
@@ -295,6 +324,74 @@ struct RawLastFm {
     session_key: Option<String>,
 }
 
+/// "line L, column C: message" for a TOML error. toml's own Display quotes
+/// the offending source line, and serde's "invalid type"/"invalid value"
+/// messages quote the value: either may be a password.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = redact_unexpected(e.message().trim()).replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    // A value of the wrong type sits in a key/value pair that parsed, so
+    // what precedes its `=` is a key, not part of a secret.
+    let key = (message.starts_with("invalid type: ") || message.starts_with("invalid value: "))
+        .then(|| key_before(before))
+        .flatten()
+        .map(|k| format!("key `{k}`: "))
+        .unwrap_or_default();
+    format!("line {line}, column {column}: {key}{message}")
+}
+
+/// The dotted key of the value that starts where `before` ends, with its
+/// table's name: `[scrobble]` then `played_percent = ` gives
+/// `scrobble.played_percent`.
+fn key_before(before: &str) -> Option<String> {
+    let mut lines = before.rsplit('\n');
+    let (key, _) = lines.next()?.split_once('=')?;
+    let key = key.trim();
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    };
+    if !plain(key) {
+        return None;
+    }
+    let table = lines
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim())
+        .filter(|t| plain(t));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// serde's "invalid type: integer `123`, expected a string" without the
+/// value: "invalid type: integer, expected a string".
+fn redact_unexpected(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        // serde writes the value after its kind: integer `1`, string "text".
+        let kind = found
+            .find(['`', '"', '\''])
+            .map_or(found, |i| found[..i].trim_end());
+        return if expected.is_empty() {
+            format!("{prefix}{kind}")
+        } else {
+            format!("{prefix}{kind}, expected {expected}")
+        };
+    }
+    message.to_owned()
+}
+
 /// The config file used when `-c` is not given:
 /// `$XDG_CONFIG_HOME/mpd-scrobbler/config.toml`, else `~/.config/...`.
 pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
@@ -330,7 +427,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: describe_toml_error(text, &e),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let invalid = |key: &str, problem: String| ConfigError::Invalid {
@@ -899,7 +996,7 @@ api_secret = "s"
         let err = parse("[scrobble]\nplayed_percent = \"half\"\n", &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("played_percent"), "{err}");
+        assert!(err.contains("`scrobble.played_percent`"), "{err}");
     }
 
     #[test]
@@ -1088,6 +1185,78 @@ api_secret = "s"
         assert!(
             e.contains("lastfm.api_secret") && e.contains("systemd credential"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn toml_errors_give_line_and_column_but_never_the_source_or_the_value() {
+        let cases = [
+            // A syntax error on a secret's line.
+            (
+                "[mpd]\nhost = \"x\"\npassword = hunter2\n",
+                "hunter2",
+                "line 3, column 12",
+            ),
+            ("[mpd]\npassword = 'hunter2\n", "hunter2", "line 2"),
+            (
+                "[mpd]\npassword = \"ok\" hunter2\n",
+                "hunter2",
+                "line 2, column 17",
+            ),
+            // A secret of the wrong type: serde would quote it.
+            (
+                "[mpd]\npassword = 31337420\n",
+                "31337420",
+                "line 2, column 12",
+            ),
+            (
+                "[delivery]\nretry_min = 1234567.25\n",
+                "1234567.25",
+                "line 2, column 13",
+            ),
+            (
+                "[listenbrainz]\ntoken = true\n",
+                "true",
+                "line 2, column 9: key `listenbrainz.token`",
+            ),
+            // Columns count characters, not bytes.
+            (
+                "[mpd]\nhost = \"ü\" sëcret\n",
+                "sëcret",
+                "line 2, column 12",
+            ),
+        ];
+        for (text, secret, place) in cases {
+            let err = parse(text, &[]).unwrap_err().to_string();
+            assert!(err.starts_with("/etc/x/config.toml: "), "{err}");
+            assert!(err.contains(place), "{text:?} gave {err}");
+            assert!(!err.contains(secret), "{text:?} gave {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let err = parse("[mpd]\npassword = 7\n", &[]).unwrap_err().to_string();
+        assert!(
+            err.ends_with("key `mpd.password`: invalid type: integer, expected a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn serde_values_are_redacted_from_messages() {
+        assert_eq!(
+            redact_unexpected("invalid type: floating point `1.5`, expected a string"),
+            "invalid type: floating point, expected a string"
+        );
+        assert_eq!(
+            redact_unexpected("invalid value: string \"s3cr3t\", expected u16"),
+            "invalid value: string, expected u16"
+        );
+        assert_eq!(
+            redact_unexpected("invalid type: map, expected a string"),
+            "invalid type: map, expected a string"
+        );
+        assert_eq!(
+            redact_unexpected("unknown field `hots`, expected `host`"),
+            "unknown field `hots`, expected `host`"
         );
     }
 

@@ -2,7 +2,9 @@
 //! socket together and runs until shutdown.
 //!
 //! The watch loop sleeps on exactly two things besides shutdown: MPD's idle
-//! events and the tracker's next deadline. Nothing polls.
+//! events and the tracker's next deadline. Nothing polls. It never waits for
+//! the disk: a qualified play goes to the spool, whose writer task puts it
+//! in the queue (see [`spool`](crate::spool)).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,15 +19,22 @@ use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
-use crate::history::PlayInfo;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
+use crate::spool::{Fault, Spool};
 use crate::target::Service;
 use crate::tracker::{Action, Tracker};
-use crate::{admin, history_cmd, http, lastfm, listenbrainz, session, watcher};
+use crate::watchdog::Beat;
+use crate::{admin, history_cmd, http, lastfm, listenbrainz, session, spool, watchdog, watcher};
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// At shutdown, how long the writer may try to write what it holds, and
+/// how long flushers may take to finish a request. Both run at once, and
+/// with the final flush they keep the exit within 2 s of SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// At shutdown, how long the final flush of the queue may take.
+const FINAL_FLUSH: Duration = Duration::from_millis(500);
 
 /// A configured target, reduced to what the daemon needs.
 struct Spec {
@@ -34,6 +43,18 @@ struct Spec {
     service: Service,
     /// Credential written in the config file; a stored one wins.
     from_config: Option<Secret>,
+    /// Where it is configured, for the fix of a configuration problem.
+    config: String,
+}
+
+/// "[lastfm] of FILE", or the named section when several are configured.
+fn section_of(config: &Config, kind: &str, count: usize, name: &str) -> String {
+    let file = config.path.display();
+    if count > 1 {
+        format!("the [[{kind}]] section named {name:?} of {file}")
+    } else {
+        format!("[{kind}] of {file}")
+    }
 }
 
 fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
@@ -47,12 +68,14 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
             t.api_secret.expose(),
         )),
         from_config: t.session_key.clone(),
+        config: section_of(config, "lastfm", config.lastfm.len(), &t.name),
     });
     let listenbrainz = config.listenbrainz.iter().map(|t| Spec {
         name: t.name.clone(),
         url: t.url.clone(),
         service: Service::ListenBrainz(listenbrainz::Client::new(http.clone(), &t.url, t.flavor)),
         from_config: t.token.clone(),
+        config: section_of(config, "listenbrainz", config.listenbrainz.len(), &t.name),
     });
     lastfm.chain(listenbrainz).collect()
 }
@@ -83,7 +106,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
     })?;
     let queue = history_cmd::configure(
-        Queue::open(&config.state_dir, &config.target_names())?,
+        Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
         &config,
     );
     if let Some(keep) = config.history.keep {
@@ -93,12 +116,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             Err(e) => tracing::warn!("history: cannot forget old plays: {e}"),
         }
     }
-    let listener = control::bind(&config.state_dir).with_context(|| {
-        format!(
-            "cannot create the control socket {}",
-            control::socket_path(&config.state_dir).display()
-        )
-    })?;
+    let env = |k: &str| std::env::var(k).ok();
+    // The socket only serves the commands; scrobbling goes on without it.
+    let control = match control::bind(&config.state_dir, &env) {
+        Ok(bound) => {
+            tracing::debug!("control socket at {}", bound.path.display());
+            Some(bound)
+        }
+        Err(e) => {
+            tracing::error!(
+                "cannot create the control socket ({e}); scrobbling goes on, but `status`, \
+                 `love`, `queue` and `import` cannot reach this daemon"
+            );
+            None
+        }
+    };
 
     let http =
         http::client(config.delivery.request_timeout).context("cannot set up the HTTP client")?;
@@ -106,21 +138,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut targets = Vec::new();
     let mut flushers = tokio::task::JoinSet::new();
     for spec in &specs {
-        let credential =
-            session::credential(&config.state_dir, &spec.name, spec.from_config.as_ref())?;
         let handle = Arc::new(TargetHandle {
             name: spec.name.clone(),
             service: spec.service.clone(),
-            session: watch::Sender::new(credential),
+            session: watch::Sender::new(None),
             wake: Notify::new(),
             flush_now: Notify::new(),
             paused: AtomicBool::new(false),
+            config: spec.config.clone(),
+            credential_problem: std::sync::Mutex::new(None),
             health: std::sync::Mutex::new(Health {
                 state: "ok",
                 ..Health::default()
             }),
         });
-        if handle.session.borrow().is_none() {
+        load_credential(&handle, &config.state_dir, spec.from_config.as_ref());
+        let unusable = handle
+            .credential_problem
+            .lock()
+            .expect("not poisoned")
+            .is_some();
+        if handle.session.borrow().is_none() && !unusable {
             tracing::warn!(
                 "{}: not authorised yet; scrobbles are queued until you run `{}`",
                 spec.name,
@@ -159,12 +197,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             specs.iter().map(|s| s.from_config.clone()).collect();
         move || {
             for (handle, from_config) in targets.iter().zip(&from_config) {
-                match session::credential(&state_dir, &handle.name, from_config.as_ref()) {
-                    Ok(credential) => {
-                        handle.session.send_replace(credential);
-                    }
-                    Err(e) => tracing::error!("{}: cannot read the credentials: {e}", handle.name),
-                }
+                load_credential(handle, &state_dir, from_config.as_ref());
             }
             "ok".to_owned()
         }
@@ -173,51 +206,80 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracker: std::sync::Mutex::new(Tracker::new(config.rules)),
         connected: AtomicBool::new(false),
     });
-    let reload_control = reload.clone();
-    let control_task = tokio::spawn({
-        let shutdown = shutdown.clone();
+    let spool = Arc::new(Spool::new());
+    let (watch_beat, writer_beat) = (Beat::new(), Beat::new());
+    let writer = tokio::spawn({
+        let targets = targets.clone();
+        let written_queue = queue.clone();
+        let reopen_queue = queue.clone();
+        spool::run_writer(
+            Arc::clone(&spool),
+            Arc::new(queue.clone()),
+            move || {
+                notify_status_names(&written_queue);
+                for t in &targets {
+                    t.wake.notify_one();
+                }
+            },
+            move || {
+                let _ = reopen_queue.reopen_blocking();
+            },
+            shutdown.clone(),
+            writer_beat.clone(),
+            SHUTDOWN_GRACE,
+        )
+    });
+    // An error a flusher meets closes the database; the writer's thread
+    // opens it again, so delivery resumes without waiting for a play.
+    let reopener = tokio::spawn({
         let queue = queue.clone();
         let targets = targets.clone();
-        let player = Arc::clone(&player);
-        let address = config.mpd.address.to_string();
         async move {
             loop {
+                queue.closed().await;
+                let mut wait = Duration::from_millis(250);
+                loop {
+                    let q = queue.clone();
+                    let reopened = tokio::task::spawn_blocking(move || q.reopen_blocking().is_ok());
+                    if reopened.await.unwrap_or(false) {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                for t in &targets {
+                    t.wake.notify_one();
+                }
+            }
+        }
+    });
+    let watchdog_task = sd_notify::watchdog_enabled().map(|period| {
+        tokio::spawn(watchdog::run(
+            period,
+            vec![watch_beat.clone(), writer_beat],
+            shutdown.clone(),
+        ))
+    });
+    let control_task = control.map(|bound| {
+        let handler = Handler {
+            reload: Arc::new(reload.clone()),
+            queue: queue.clone(),
+            targets: targets.clone(),
+            player: Arc::clone(&player),
+            spool: Arc::clone(&spool),
+            state_dir: config.state_dir.clone(),
+            address: config.mpd.address.to_string(),
+        };
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
                 tokio::select! {
-                    accepted = listener.accept() => match accepted {
+                    accepted = bound.listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            let reload = reload_control.clone();
-                            let queue = queue.clone();
-                            let targets = targets.clone();
-                            let player = Arc::clone(&player);
-                            let address = address.clone();
-                            tokio::spawn(control::serve(stream, move |req| match req {
-                                Request::Reload => reload(),
-                                Request::Status => status(&address, &player, &queue, &targets).to_string(),
-                                Request::Love(l) => love(&player, &queue, &targets, l).to_string(),
-                                Request::Queue(QueueCmd::Flush) => {
-                                    for t in &targets {
-                                        t.flush_now.notify_one();
-                                        t.wake.notify_one();
-                                    }
-                                    serde_json::json!({"flushed": targets.len()}).to_string()
-                                }
-                                Request::Queue(cmd) => admin::execute(&queue, &cmd).to_string(),
-                                Request::Import(listens) => {
-                                    let answer = admin::import(&queue, &listens);
-                                    for t in &targets {
-                                        t.wake.notify_one();
-                                    }
-                                    answer.to_string()
-                                }
-                                Request::History(filter) => history_cmd::select(&queue, &filter).to_string(),
-                                Request::Stats(since) => history_cmd::compute_stats(&queue, since).to_string(),
-                                Request::Backfill(req) => {
-                                    let answer = history_cmd::backfill(&queue, &req);
-                                    for t in targets.iter().filter(|t| t.name == req.target) {
-                                        t.wake.notify_one();
-                                    }
-                                    answer.to_string()
-                                }
+                            let handler = handler.clone();
+                            tokio::spawn(control::serve(stream, control::Limits::default(), move |req| {
+                                let handler = handler.clone();
+                                async move { handler.handle(req).await }
                             }));
                         }
                         Err(e) => tracing::warn!("control socket: {e}"),
@@ -225,7 +287,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                     () = shutdown.cancelled() => break,
                 }
             }
-        }
+            bound
+        })
     });
 
     let signal_task = tokio::spawn({
@@ -233,16 +296,172 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         async move { on_signals(reload, &targets).await }
     });
 
-    watch_mpd(&config, &player, &queue, &targets, &shutdown).await;
+    watch_mpd(
+        &config,
+        &player,
+        &queue,
+        &spool,
+        &targets,
+        &shutdown,
+        &watch_beat,
+    )
+    .await;
 
     tracing::info!("shutting down");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    while flushers.join_next().await.is_some() {}
-    control_task.abort();
+    // The writer makes its last attempt while the flushers finish; a flusher
+    // waiting on a slow server is cut off (its batch stays queued).
+    let flushers_done = async {
+        let all = async { while flushers.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::info!("stopping deliveries still under way (they stay queued)");
+            flushers.abort_all();
+            while flushers.join_next().await.is_some() {}
+        }
+    };
+    let (_, _) = tokio::join!(flushers_done, writer);
     signal_task.abort();
-    let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
-    queue.flush()?;
+    reopener.abort();
+    if let Some(w) = watchdog_task {
+        w.abort();
+    }
+    if let Some(task) = control_task {
+        if let Ok(bound) = task.await {
+            bound.remove();
+        }
+    }
+    let flushed = tokio::time::timeout(
+        FINAL_FLUSH,
+        tokio::task::spawn_blocking(move || queue.flush()),
+    )
+    .await;
+    match flushed {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!("final flush of the queue failed: {e}"),
+        _ => tracing::error!(
+            "the final flush of the queue did not finish within {} ms",
+            FINAL_FLUSH.as_millis()
+        ),
+    }
     Ok(())
+}
+
+/// Load `handle`'s credential (at start and on reload). An unreadable or
+/// damaged session file pauses only this target, with one log line saying
+/// how to fix it; a credential already in use is kept.
+fn load_credential(
+    handle: &TargetHandle,
+    state_dir: &std::path::Path,
+    from_config: Option<&Secret>,
+) {
+    let set_problem = |p: Option<String>| {
+        *handle.credential_problem.lock().expect("not poisoned") = p;
+    };
+    match session::credential(state_dir, &handle.name, from_config) {
+        Ok(credential) => {
+            set_problem(None);
+            handle.session.send_replace(credential);
+        }
+        Err(e) if handle.session.borrow().is_some() => tracing::error!(
+            "{}: {e}; the daemon goes on with the credential it read before. Run `{}` to replace the file",
+            handle.name,
+            handle.auth_hint()
+        ),
+        Err(e) => {
+            tracing::error!(
+                "{}: {e}; delivery to it is paused and its scrobbles stay queued. Run `{}` \
+                 to store a new one (the running daemon picks it up)",
+                handle.name,
+                handle.auth_hint()
+            );
+            set_problem(Some(e.to_string()));
+            // Wakes a flusher waiting for credentials, so `status` shows why.
+            handle.session.send_replace(None);
+        }
+    }
+}
+
+/// Answers control-socket requests. Whatever may wait on the disk (sled
+/// flushes, session files) runs on the blocking pool, so that a slow fsync
+/// never holds up the runtime thread that follows MPD.
+#[derive(Clone)]
+struct Handler {
+    reload: Arc<dyn Fn() -> String + Send + Sync>,
+    queue: Queue,
+    targets: Vec<Arc<TargetHandle>>,
+    player: Arc<Player>,
+    spool: Arc<Spool>,
+    state_dir: std::path::PathBuf,
+    address: String,
+}
+
+impl Handler {
+    async fn handle(self, req: Request) -> String {
+        match req {
+            Request::Reload => {
+                let reload = Arc::clone(&self.reload);
+                blocking(move || reload()).await
+            }
+            Request::Status => status(
+                &self.address,
+                &self.player,
+                &self.queue,
+                &self.targets,
+                &self.spool,
+                &self.state_dir,
+            )
+            .to_string(),
+            Request::Love(l) => {
+                let this = self.clone();
+                blocking(move || love(&this.player, &this.queue, &this.targets, l).to_string())
+                    .await
+            }
+            Request::Queue(QueueCmd::Flush) => {
+                for t in &self.targets {
+                    t.flush_now.notify_one();
+                    t.wake.notify_one();
+                }
+                serde_json::json!({"flushed": self.targets.len()}).to_string()
+            }
+            Request::Queue(cmd) => {
+                let queue = self.queue.clone();
+                blocking(move || admin::execute(&queue, &cmd).to_string()).await
+            }
+            Request::Import(listens) => {
+                let queue = self.queue.clone();
+                let answer = blocking(move || admin::import(&queue, &listens).to_string()).await;
+                for t in &self.targets {
+                    t.wake.notify_one();
+                }
+                answer
+            }
+            Request::History(filter) => {
+                let queue = self.queue.clone();
+                blocking(move || history_cmd::select(&queue, &filter).to_string()).await
+            }
+            Request::Stats(since) => {
+                let queue = self.queue.clone();
+                blocking(move || history_cmd::compute_stats(&queue, since).to_string()).await
+            }
+            Request::Backfill(req) => {
+                let queue = self.queue.clone();
+                let target = req.target.clone();
+                let answer =
+                    blocking(move || history_cmd::backfill(&queue, &req).to_string()).await;
+                for t in self.targets.iter().filter(|t| t.name == target) {
+                    t.wake.notify_one();
+                }
+                answer
+            }
+        }
+    }
+}
+
+/// Run `f` on the blocking pool; its answer, or an error answer.
+async fn blocking(f: impl FnOnce() -> String + Send + 'static) -> String {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        serde_json::json!({"error": format!("the request failed: {e}")}).to_string()
+    })
 }
 
 /// Tell systemd (Type=notify) that start-up is done; only the first call
@@ -320,6 +539,8 @@ fn status(
     player: &Player,
     queue: &Queue,
     targets: &[Arc<TargetHandle>],
+    spool: &Spool,
+    state_dir: &std::path::Path,
 ) -> serde_json::Value {
     let now = unix_now();
     let playing = {
@@ -351,8 +572,49 @@ fn status(
     serde_json::json!({
         "mpd": {"address": address, "connected": player.connected.load(Ordering::Relaxed)},
         "playing": playing,
+        "storage": storage(spool, queue, state_dir),
         "targets": targets,
         "history": history_cmd::summary(queue),
+    })
+}
+
+/// The state directory's part of `status`: whether plays can be written,
+/// how many wait in memory, and what to do.
+fn storage(spool: &Spool, queue: &Queue, state_dir: &std::path::Path) -> serde_json::Value {
+    let s = spool.state();
+    let dir = state_dir.display();
+    let (state, fix) = match s.fault {
+        None if queue.is_open() => ("ok", None),
+        None => (
+            "closed",
+            Some("the queue database is being opened again after an error; see the log".into()),
+        ),
+        Some(Fault::Full) => (
+            "full",
+            Some(format!(
+                "free some space on the file system of {dir} (`df -h {dir}`); \
+                 held plays are written as soon as there is room"
+            )),
+        ),
+        Some(Fault::Unwritable) => (
+            "unwritable",
+            Some(format!(
+                "make {dir} writable for the user that runs the daemon (or remount it \
+                 read-write); held plays are written as soon as it is"
+            )),
+        ),
+        Some(Fault::Failing) => (
+            "failing",
+            Some("see the daemon's log; held plays are written as soon as writing works".into()),
+        ),
+    };
+    serde_json::json!({
+        "state": state,
+        "dir": state_dir,
+        "held": s.held,
+        "dropped": s.dropped,
+        "why": s.why,
+        "fix": fix,
     })
 }
 
@@ -388,15 +650,22 @@ async fn watch_mpd(
     config: &Config,
     player: &Player,
     queue: &Queue,
+    spool: &Spool,
     targets: &[Arc<TargetHandle>],
     shutdown: &CancellationToken,
+    beat: &Beat,
 ) {
     let mut retry = Duration::from_millis(250);
     let mut last_error = None;
     loop {
-        let connected = tokio::select! {
-            c = watcher::connect(&config.mpd) => c,
-            () = shutdown.cancelled() => return,
+        let connecting = watcher::connect(&config.mpd);
+        tokio::pin!(connecting);
+        let connected = loop {
+            tokio::select! {
+                c = &mut connecting => break c,
+                () = beat.asked() => beat.answer(),
+                () = shutdown.cancelled() => return,
+            }
         };
         let (client, mut events) = match connected {
             Ok(c) => c,
@@ -412,9 +681,14 @@ async fn watch_mpd(
                     );
                     last_error = Some(message);
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(retry) => {}
-                    () = shutdown.cancelled() => return,
+                let pause = tokio::time::sleep(retry);
+                tokio::pin!(pause);
+                loop {
+                    tokio::select! {
+                        () = &mut pause => break,
+                        () = beat.asked() => beat.answer(),
+                        () = shutdown.cancelled() => return,
+                    }
                 }
                 retry = (retry * 2).min(RECONNECT_MAX);
                 continue;
@@ -435,7 +709,7 @@ async fn watch_mpd(
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
-                        perform(actions, player, queue, targets).await;
+                        perform(actions, spool, targets);
                         notify_ready();
                     }
                     Err(e) => {
@@ -482,8 +756,9 @@ async fn watch_mpd(
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let actions = player.tracker().tick(Instant::now());
-                    perform(actions, player, queue, targets).await;
+                    perform(actions, spool, targets);
                 }
+                () = beat.asked() => beat.answer(),
                 () = shutdown.cancelled() => return,
             }
         }
@@ -500,10 +775,11 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn perform(
+/// Carry out the tracker's actions. Never waits: a play to scrobble goes to
+/// the spool.
+fn perform(
     actions: impl IntoIterator<Item = Action>,
-    player: &Player,
-    queue: &Queue,
+    spool: &Spool,
     targets: &[Arc<TargetHandle>],
 ) {
     for action in actions {
@@ -515,51 +791,12 @@ async fn perform(
                 }
             }
             Action::Scrobble(listen) => {
-                let info = play_info(player, &listen);
-                // A failed write is retried rather than dropped: the play
-                // must not be lost because the disk hiccuped.
-                let mut wait = Duration::from_millis(100);
-                loop {
-                    match queue.enqueue_play(&listen, &info).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::error!(
-                                "cannot queue {}: {e}; retrying",
-                                describe(&listen.track)
-                            );
-                            tokio::time::sleep(wait).await;
-                            wait = (wait * 2).min(Duration::from_secs(10));
-                        }
-                    }
-                }
-                notify_status_names(queue);
-                tracing::info!(
-                    "queued {} (started at {})",
-                    describe(&listen.track),
-                    listen.started_at
-                );
-                for t in targets {
-                    t.wake.notify_one();
-                }
+                tracing::debug!("{} qualified", describe(&listen.track));
+                spool.push(listen);
             }
             Action::Skip { uri, reason } => {
                 tracing::info!("not scrobbling {uri}: {reason}");
             }
         }
-    }
-}
-
-/// The file and play time of the play that just qualified, for its history
-/// record; nothing when the tracker has moved on to another play.
-fn play_info(player: &Player, listen: &crate::scrobble::Listen) -> PlayInfo {
-    let tracker = player.tracker();
-    match (tracker.current_play(), tracker.progress(Instant::now())) {
-        (Some((uri, started_at)), Some((played, _))) if started_at == listen.started_at => {
-            PlayInfo {
-                uri: Some(uri.to_owned()),
-                played_secs: Some(played.as_secs()),
-            }
-        }
-        _ => PlayInfo::default(),
     }
 }

@@ -1,11 +1,15 @@
 //! Delivery to one Last.fm-style target: the flusher task that drains the
 //! target's queue in batches, and the policy for each kind of failure.
 //!
-//! Transient failures back off exponentially with jitter; authentication and
-//! configuration failures pause the target (one log line saying what to run)
-//! until new credentials arrive; a batch the server refuses as a whole is
-//! split until the bad item is found and set aside, so it never blocks the
-//! rest. Items leave the queue only after a definite answer.
+//! Transient failures back off exponentially with jitter, and a wait a
+//! server asks for is capped at an hour; authentication and configuration
+//! failures pause the target (one log line saying what to fix) until new
+//! credentials arrive or the daemon restarts with a fixed config; a batch the
+//! server refuses for its content is split until the bad item is found and
+//! set aside, so it never blocks the rest. Items leave the queue only after a
+//! definite answer. Each request is recorded as in flight before it goes out;
+//! one left without an answer is settled by asking the server before anything
+//! is resent (`crate::reconcile`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -16,14 +20,20 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Delivery, Secret};
+use crate::http;
 use crate::lastfm::ItemOutcome;
 use crate::queue::{Key, Love, QueueError, TargetQueue};
+use crate::reconcile::{self, Account, Settled};
 use crate::scrobble::{Listen, Track, unix_now};
 use crate::target::{ErrorKind, Failure, Service};
 
 /// Wait after a rate-limit answer that says nothing of how long to wait
 /// (Last.fm error 29: at least a minute, protocols.md §1.10).
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Failed attempts at asking the server about an unanswered request before
+/// its items are simply sent again (at least once rather than never).
+const MAX_FAILED_ASKS: u32 = 3;
 
 /// What the rest of the daemon shares with a target's flusher.
 #[derive(Debug)]
@@ -40,6 +50,13 @@ pub struct TargetHandle {
     pub flush_now: Notify,
     /// Set while the target waits for the user to fix credentials.
     pub paused: AtomicBool,
+    /// Where the target is configured, for the fix of a configuration
+    /// problem: "[lastfm] in /etc/mpd-scrobbler.toml".
+    pub config: String,
+    /// Why the stored credential could not be used (an unreadable or
+    /// damaged session file), when that is why there is none; the daemon
+    /// has logged it.
+    pub credential_problem: std::sync::Mutex<Option<String>>,
     /// What `status` reports.
     pub health: std::sync::Mutex<Health>,
 }
@@ -55,7 +72,7 @@ pub struct Health {
     /// When the next attempt is due (Unix seconds), while retrying.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<u64>,
-    /// The command that fixes a pause.
+    /// What fixes a pause: a command to run, or a config key to correct.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
     /// Time of the last successful delivery (Unix seconds).
@@ -68,13 +85,13 @@ impl TargetHandle {
         state: &'static str,
         why: Option<String>,
         retry_at: Option<u64>,
-        fix: bool,
+        fix: Option<String>,
     ) {
-        let mut h = self.health.lock().expect("not poisoned");
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
         h.state = state;
         h.why = why;
         h.retry_at = retry_at;
-        h.fix = fix.then(|| self.auth_hint());
+        h.fix = fix;
     }
 
     /// Send "now playing" unless the target is paused or has no credential.
@@ -96,6 +113,19 @@ impl TargetHandle {
         });
     }
 
+    /// What the user does about `fix`.
+    fn fix_text(&self, fix: Fix) -> String {
+        match fix {
+            Fix::Auth => format!("run `{}`", self.auth_hint()),
+            Fix::Config(setting) => {
+                format!(
+                    "fix `{setting}` in {} and restart mpd-scrobbler",
+                    self.config
+                )
+            }
+        }
+    }
+
     /// The command that renews this target's credentials.
     pub fn auth_hint(&self) -> String {
         let service = self.service.auth_command();
@@ -107,6 +137,15 @@ impl TargetHandle {
     }
 }
 
+/// What ends a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fix {
+    /// New credentials (`mpd-scrobbler auth`); the daemon resumes by itself.
+    Auth,
+    /// A corrected config key, then a restart.
+    Config(&'static str),
+}
+
 /// How a delivery attempt ended, when it did not simply succeed.
 enum Stop {
     /// Try again later; the server may have said when.
@@ -115,9 +154,13 @@ enum Stop {
         after: Option<Duration>,
         why: String,
     },
-    Pause(String),
+    Pause {
+        why: String,
+        fix: Fix,
+    },
     DailyLimit,
     Queue(QueueError),
+    Shutdown,
 }
 
 impl From<Failure> for Stop {
@@ -125,14 +168,17 @@ impl From<Failure> for Stop {
     /// [`ErrorKind::Rejected`] themselves, item by item.
     fn from(e: Failure) -> Stop {
         match e.kind {
-            ErrorKind::Auth => Stop::Pause(format!(
-                "the server refused the credentials ({})",
-                e.message
-            )),
-            ErrorKind::Config => Stop::Pause(format!(
-                "the server refused the configuration ({}); check the target's url and keys in the config",
-                e.message
-            )),
+            ErrorKind::Auth => Stop::Pause {
+                why: format!(
+                    "the server refused the credentials ({})",
+                    one_line(&e.message)
+                ),
+                fix: Fix::Auth,
+            },
+            ErrorKind::Config | ErrorKind::Unsupported | ErrorKind::Rejected => Stop::Pause {
+                why: format!("the server refused the request ({})", one_line(&e.message)),
+                fix: Fix::Config(e.setting),
+            },
             kind => Stop::Retry {
                 rate_limited: kind == ErrorKind::RateLimited,
                 after: e.retry_after,
@@ -149,6 +195,7 @@ pub struct Flusher {
     timing: Delivery,
     shutdown: CancellationToken,
     on_delivery: Option<Arc<dyn Fn() + Send + Sync>>,
+    account: Account,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -173,6 +220,7 @@ impl Flusher {
             timing,
             shutdown,
             on_delivery: None,
+            account: Account::default(),
         }
     }
 
@@ -189,11 +237,24 @@ impl Flusher {
         let mut session = self.handle.session.subscribe();
         let mut failures: u32 = 0;
         let mut failing: Option<String> = None;
+        let mut failed_asks: u32 = 0;
         loop {
             let Some(credential) = session.borrow_and_update().clone() else {
-                self.handle
-                    .set_health("paused", Some("no credentials".into()), None, true);
-                if !self.queue.is_empty() {
+                let problem = self
+                    .handle
+                    .credential_problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let logged = problem.is_some();
+                let why = problem.unwrap_or_else(|| "no credentials".into());
+                self.handle.set_health(
+                    "paused",
+                    Some(why),
+                    None,
+                    Some(self.handle.fix_text(Fix::Auth)),
+                );
+                if !logged && !self.queue.is_empty() {
                     tracing::warn!(
                         "{name}: no credentials; {} scrobbles wait in the queue. Run `{}`",
                         self.queue.len(),
@@ -205,9 +266,16 @@ impl Flusher {
                 }
                 continue;
             };
-            let result = match self.queue.peek_love() {
-                Ok(Some((key, love))) => self.deliver_love(key, &love, &credential).await,
-                Ok(None) => {
+            let result = match (self.queue.in_flight(), self.queue.peek_love()) {
+                (Ok(Some((id, flight))), _) => {
+                    self.settle_in_flight(id, &flight, &credential, &mut failed_asks)
+                        .await
+                }
+                (Err(e), _) | (Ok(None), Err(e)) => Err(Stop::Queue(e)),
+                (Ok(None), Ok(Some((key, love)))) => {
+                    self.deliver_love(key, &love, &credential).await
+                }
+                (Ok(None), Ok(None)) => {
                     let batch = match self.queue.peek(self.handle.service.max_batch()).await {
                         Ok(b) => b,
                         Err(e) => {
@@ -227,15 +295,14 @@ impl Flusher {
                     }
                     self.deliver(&batch, &credential).await
                 }
-                Err(e) => Err(Stop::Queue(e)),
             };
             match result {
                 Ok(()) => {
-                    self.handle.set_health("ok", None, None, false);
+                    self.handle.set_health("ok", None, None, None);
                     self.handle
                         .health
                         .lock()
-                        .expect("not poisoned")
+                        .unwrap_or_else(|e| e.into_inner())
                         .last_success = Some(unix_now());
                     if let Some(why) = failing.take() {
                         tracing::info!("{name}: delivering again (after: {why})");
@@ -247,19 +314,16 @@ impl Flusher {
                     after,
                     why,
                 }) => {
-                    let backoff = self.backoff(&mut failures);
-                    let wait = match after {
-                        // The server said when; a second more avoids landing
-                        // exactly on the window's edge.
-                        Some(after) => after + Duration::from_secs(1),
-                        None if rate_limited => backoff.max(RATE_LIMIT_WAIT),
-                        None => backoff,
-                    };
+                    let (wait, capped) =
+                        retry_wait(after, rate_limited, self.backoff(&mut failures));
+                    if let Some(note) = capped {
+                        tracing::warn!("{name}: {note}");
+                    }
                     self.handle.set_health(
                         "retrying",
                         Some(why.clone()),
-                        Some(unix_now() + wait.as_secs()),
-                        false,
+                        Some(unix_now().saturating_add(wait.as_secs())),
+                        None,
                     );
                     if failing.as_deref() != Some(why.as_str()) {
                         tracing::warn!(
@@ -275,21 +339,30 @@ impl Flusher {
                         return;
                     }
                 }
-                Err(Stop::Pause(why)) => {
+                Err(Stop::Pause { why, fix }) => {
                     self.handle.paused.store(true, Ordering::Relaxed);
-                    self.handle
-                        .set_health("paused", Some(why.clone()), None, true);
+                    let fix_text = self.handle.fix_text(fix);
+                    self.handle.set_health(
+                        "paused",
+                        Some(why.clone()),
+                        None,
+                        Some(fix_text.clone()),
+                    );
+                    let after = match fix {
+                        Fix::Auth => " (the daemon resumes by itself afterwards)",
+                        Fix::Config(_) => "",
+                    };
                     tracing::error!(
-                        "{name}: {why}. Delivery is paused and {} scrobbles stay queued; \
-                         run `{}` (the daemon resumes by itself afterwards)",
+                        "{name}: {} {why}. Delivery is paused and {} scrobbles stay queued; \
+                         {fix_text}{after}",
+                        self.handle.service.url(),
                         self.queue.len(),
-                        self.handle.auth_hint()
                     );
                     if !self.wait_session(&mut session).await {
                         return;
                     }
                     self.handle.paused.store(false, Ordering::Relaxed);
-                    tracing::info!("{name}: new credentials, resuming delivery");
+                    tracing::info!("{name}: credentials re-read, resuming delivery");
                     failures = 0;
                 }
                 Err(Stop::DailyLimit) => {
@@ -297,8 +370,8 @@ impl Flusher {
                     self.handle.set_health(
                         "retrying",
                         Some("daily scrobble limit reached".into()),
-                        Some(unix_now() + wait.as_secs()),
-                        false,
+                        Some(unix_now().saturating_add(wait.as_secs())),
+                        None,
                     );
                     tracing::warn!(
                         "{name}: daily scrobble limit reached; {} scrobbles stay queued until {} h from now",
@@ -309,6 +382,7 @@ impl Flusher {
                         return;
                     }
                 }
+                Err(Stop::Shutdown) => return,
                 Err(Stop::Queue(e)) => {
                     tracing::error!("{name}: queue write failed: {e}");
                     if !self.sleep(self.backoff(&mut failures)).await {
@@ -326,7 +400,7 @@ impl Flusher {
         match self.handle.service.love(credential.expose(), love).await {
             Ok(()) => tracing::info!("{name}: {verb}d {}", describe(&love.track)),
             Err(e) => match e.kind {
-                ErrorKind::Rejected => tracing::warn!(
+                ErrorKind::Rejected | ErrorKind::Unsupported => tracing::warn!(
                     "{name}: cannot {verb} {}: {}; dropped",
                     describe(&love.track),
                     e.message
@@ -373,10 +447,26 @@ impl Flusher {
                 continue;
             }
             let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
+            let flight = self
+                .queue
+                .mark_in_flight(&reconcile::flight(chunk))
+                .await
+                .map_err(Stop::Queue)?;
             match service.submit(credential.expose(), &listens).await {
-                Ok(outcomes) => self.settle(chunk, outcomes).await?,
-                Err(e) => match e.kind {
+                Ok(outcomes) => self.settle(chunk, outcomes, flight).await?,
+                Err(mut e) => match e.kind {
+                    // The record stays: the server is asked what it stored
+                    // before any of it is sent again.
+                    ErrorKind::Unknown => {
+                        e.message = format!(
+                            "{} (no answer to a request of {}; the server will be asked what it stored)",
+                            e.message,
+                            chunk.len()
+                        );
+                        return Err(Stop::from(e));
+                    }
                     ErrorKind::Rejected if chunk.len() > 1 => {
+                        self.queue.clear_in_flight(flight).map_err(Stop::Queue)?;
                         tracing::debug!(
                             "{name}: batch of {} refused ({}); splitting it",
                             chunk.len(),
@@ -394,45 +484,52 @@ impl Flusher {
                             e.message
                         );
                         self.queue
-                            .set_aside(*key, listen, &e.message)
+                            .finish_in_flight(flight, &[], &[(*key, listen.clone(), e.message)])
                             .await
                             .map_err(Stop::Queue)?;
                     }
-                    _ => return Err(Stop::from(e)),
+                    _ => {
+                        self.queue.clear_in_flight(flight).map_err(Stop::Queue)?;
+                        return Err(Stop::from(e));
+                    }
                 },
             }
         }
         Ok(())
     }
 
-    /// Act on the per-item answers of one accepted request.
+    /// Act on the per-item answers of one accepted request, in one write
+    /// that also clears its in-flight record.
     async fn settle(
         &self,
         chunk: &[(Key, Listen)],
         outcomes: Vec<ItemOutcome>,
+        flight: Key,
     ) -> Result<(), Stop> {
         let name = &self.handle.name;
         let mut done = Vec::with_capacity(chunk.len());
+        let mut refused = Vec::new();
         let mut limited = false;
         for ((key, listen), outcome) in chunk.iter().zip(outcomes) {
             match outcome {
-                ItemOutcome::Accepted => done.push((*key, listen.started_at)),
+                ItemOutcome::Accepted => done.push(*key),
                 ItemOutcome::Ignored { code, message } => {
                     tracing::warn!(
                         "{name}: the server ignored {} (code {code}: {message}); dropped from the queue",
                         describe(&listen.track)
                     );
-                    self.queue
-                        .set_aside(*key, listen, &format!("ignored, code {code}: {message}"))
-                        .await
-                        .map_err(Stop::Queue)?;
+                    refused.push((
+                        *key,
+                        listen.clone(),
+                        format!("ignored, code {code}: {message}"),
+                    ));
                 }
                 ItemOutcome::DailyLimitExceeded => limited = true,
             }
         }
         let accepted = done.len();
         self.queue
-            .remove_delivered(&done)
+            .finish_in_flight(flight, &done, &refused)
             .await
             .map_err(Stop::Queue)?;
         if let Some(f) = &self.on_delivery {
@@ -446,6 +543,79 @@ impl Flusher {
             Err(Stop::DailyLimit)
         } else {
             Ok(())
+        }
+    }
+
+    /// Settle a request that got no answer: once the request timeout has
+    /// passed since it was sent, ask the server what it stored, drop that
+    /// from the queue and leave the rest to be sent again. When the server
+    /// cannot be asked, or asking keeps failing, everything is sent again.
+    async fn settle_in_flight(
+        &self,
+        id: Key,
+        flight: &crate::queue::InFlight,
+        credential: &Secret,
+        failed_asks: &mut u32,
+    ) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        if !reconcile::wait_to_ask(
+            flight.sent_at_ms,
+            self.timing.request_timeout,
+            &self.shutdown,
+        )
+        .await
+        {
+            return Err(Stop::Shutdown);
+        }
+        let settled = tokio::select! {
+            s = reconcile::settle(
+                &self.handle.service,
+                &self.queue,
+                &self.account,
+                credential.expose(),
+                id,
+                flight,
+            ) => s,
+            () = self.shutdown.cancelled() => return Err(Stop::Shutdown),
+        };
+        match settled {
+            Ok(Settled::Checked { found, missing }) => {
+                *failed_asks = 0;
+                if found > 0 {
+                    if let Some(f) = &self.on_delivery {
+                        f();
+                    }
+                }
+                tracing::info!(
+                    "{name}: the server has {found} of the {} scrobble(s) of an unanswered request; \
+                     {missing} will be sent again",
+                    found + missing
+                );
+                Ok(())
+            }
+            Ok(Settled::Unaskable(why)) => {
+                *failed_asks = 0;
+                tracing::debug!(
+                    "{name}: cannot ask the server what it stored of an unanswered request ({why}); \
+                     sending it again"
+                );
+                Ok(())
+            }
+            Err(reconcile::Error::Queue(e)) => Err(Stop::Queue(e)),
+            Err(reconcile::Error::Ask(e)) if e.kind == ErrorKind::Auth => Err(Stop::from(e)),
+            Err(reconcile::Error::Ask(e)) => {
+                *failed_asks += 1;
+                if *failed_asks < MAX_FAILED_ASKS {
+                    return Err(Stop::from(e));
+                }
+                *failed_asks = 0;
+                tracing::debug!(
+                    "{name}: asking the server what it stored failed {MAX_FAILED_ASKS} times ({}); \
+                     sending the request again",
+                    e.message
+                );
+                self.queue.clear_in_flight(id).map_err(Stop::Queue)
+            }
         }
     }
 
@@ -478,11 +648,44 @@ impl Flusher {
     }
 }
 
+/// How long to wait before retrying: what the server asked for, capped at
+/// [`http::MAX_SERVER_WAIT`] (then also a note for the log saying so), else
+/// `backoff`, and at least a minute after a rate-limit answer.
+fn retry_wait(
+    asked: Option<Duration>,
+    rate_limited: bool,
+    backoff: Duration,
+) -> (Duration, Option<String>) {
+    match asked {
+        Some(asked) => {
+            let (wait, capped) = http::cap_wait(asked);
+            let note = capped.then(|| {
+                format!(
+                    "the server asks to wait {} s; waiting {} s instead, the most a server can ask for",
+                    asked.as_secs(),
+                    wait.as_secs()
+                )
+            });
+            // A second more avoids landing exactly on the window's edge.
+            (wait.saturating_add(Duration::from_secs(1)), note)
+        }
+        None if rate_limited => (backoff.max(RATE_LIMIT_WAIT), None),
+        None => (backoff, None),
+    }
+}
+
 /// Between 75% and 125% of `d`, so many daemons behind one outage do not
-/// retry in lockstep.
+/// retry in lockstep. A `d` too long to scale (a configured `retry_max` of
+/// centuries) is kept as is.
 fn jitter(d: Duration) -> Duration {
     let r = RandomState::new().hash_one(SystemTime::now()) % 1000;
-    d.mul_f64(0.75 + r as f64 / 2000.0)
+    Duration::try_from_secs_f64(d.as_secs_f64() * (0.75 + r as f64 / 2000.0)).unwrap_or(d)
+}
+
+/// A server's message on one log line: a proxy's error page is HTML over
+/// many lines.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn until_next_utc_day() -> Duration {
@@ -508,6 +711,103 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[test]
+    fn jitter_survives_absurd_durations() {
+        // 125% of these does not fit in a Duration: no panic, and still long.
+        for _ in 0..100 {
+            assert!(jitter(Duration::MAX) >= Duration::MAX.mul_f64(0.74));
+            assert!(jitter(Duration::from_secs(u64::MAX)) >= Duration::from_secs(u64::MAX / 2));
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_server_asking_for_more_than_an_hour_gets_an_hour_and_the_log_says_so() {
+        let backoff = Duration::from_secs(5);
+        for asked in [
+            Duration::from_secs(3601),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            let (wait, note) = retry_wait(Some(asked), true, backoff);
+            assert_eq!(wait, Duration::from_secs(3601), "{asked:?}");
+            let note = note.expect("a capped wait is logged");
+            assert!(
+                note.contains(&format!("asks to wait {} s", asked.as_secs()))
+                    && note.contains("waiting 3600 s instead"),
+                "{note}"
+            );
+        }
+        let (wait, note) = retry_wait(Some(Duration::from_secs(3600)), false, backoff);
+        assert_eq!((wait, note), (Duration::from_secs(3601), None));
+        let (wait, note) = retry_wait(Some(Duration::ZERO), true, backoff);
+        assert_eq!((wait, note), (Duration::from_secs(1), None));
+        assert_eq!(retry_wait(None, true, backoff), (RATE_LIMIT_WAIT, None));
+        assert_eq!(retry_wait(None, false, backoff), (backoff, None));
+    }
+
+    fn failure(kind: ErrorKind, setting: &'static str) -> Failure {
+        Failure {
+            kind,
+            message: "HTTP 404:\n<html>\n  Not Found</html>".into(),
+            retry_after: None,
+            setting,
+        }
+    }
+
+    #[test]
+    fn refusals_of_the_request_pause_with_the_config_fix() {
+        for kind in [ErrorKind::Config, ErrorKind::Unsupported] {
+            match Stop::from(failure(kind, "url")) {
+                Stop::Pause { why, fix } => {
+                    assert_eq!(fix, Fix::Config("url"), "{kind:?}");
+                    assert!(why.contains("HTTP 404: <html> Not Found</html>"), "{why}");
+                    assert!(!why.contains('\n'), "one log line: {why:?}");
+                }
+                _ => panic!("{kind:?} must pause"),
+            }
+        }
+        assert!(matches!(
+            Stop::from(failure(ErrorKind::Auth, "url")),
+            Stop::Pause { fix: Fix::Auth, .. }
+        ));
+        assert!(matches!(
+            Stop::from(failure(ErrorKind::Transient, "url")),
+            Stop::Retry {
+                rate_limited: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_fix_names_the_config_key_or_the_auth_command() {
+        let handle = TargetHandle {
+            name: "lastfm".into(),
+            service: Service::LastFm(crate::lastfm::Client::new(
+                http::client(Duration::from_secs(1)).unwrap(),
+                "http://127.0.0.1:9/2.0/",
+                "k",
+                "s",
+            )),
+            session: watch::Sender::new(None),
+            wake: Notify::new(),
+            flush_now: Notify::new(),
+            paused: AtomicBool::new(false),
+            config: "[lastfm] of /etc/mpd-scrobbler.toml".into(),
+            credential_problem: std::sync::Mutex::new(None),
+            health: std::sync::Mutex::new(Health::default()),
+        };
+        assert_eq!(
+            handle.fix_text(Fix::Config("url")),
+            "fix `url` in [lastfm] of /etc/mpd-scrobbler.toml and restart mpd-scrobbler"
+        );
+        assert_eq!(
+            handle.fix_text(Fix::Auth),
+            "run `mpd-scrobbler auth lastfm`"
+        );
     }
 
     #[test]

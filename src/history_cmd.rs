@@ -36,13 +36,6 @@ pub enum Format {
     Csv,
 }
 
-/// Open the queue database with the history as configured.
-pub fn open_queue(config: &Config) -> Result<Queue, String> {
-    Queue::open(&config.state_dir, &config.target_names())
-        .map(|q| configure(q, config))
-        .map_err(|e| e.to_string())
-}
-
 /// The history switch and the targets' age limits from `config`.
 pub fn configure(queue: Queue, config: &Config) -> Queue {
     config
@@ -53,9 +46,10 @@ pub fn configure(queue: Queue, config: &Config) -> Queue {
         })
 }
 
-fn history_of(queue: &Queue) -> Result<&history::History, String> {
+fn history_of(queue: &Queue) -> Result<history::History, String> {
     queue
         .history()
+        .map_err(|e| e.to_string())?
         .ok_or_else(|| "the history is switched off ([history] enabled = false)".to_owned())
 }
 
@@ -67,7 +61,7 @@ fn answer(result: Result<Value, String>) -> Value {
 pub fn select(queue: &Queue, filter: &Filter) -> Value {
     answer((|| {
         let plays = filter
-            .select(history_of(queue)?)
+            .select(&history_of(queue)?)
             .map_err(|e| e.to_string())?;
         Ok(json!({ "plays": plays }))
     })())
@@ -76,7 +70,8 @@ pub fn select(queue: &Queue, filter: &Filter) -> Value {
 /// The stats since `since`, as JSON.
 pub fn compute_stats(queue: &Queue, since: Option<u64>) -> Value {
     answer((|| {
-        let s = stats::compute(history_of(queue)?, since, unix_now()).map_err(|e| e.to_string())?;
+        let s =
+            stats::compute(&history_of(queue)?, since, unix_now()).map_err(|e| e.to_string())?;
         Ok(json!(s))
     })())
 }
@@ -102,8 +97,9 @@ pub fn backfill(queue: &Queue, req: &BackfillRequest) -> Value {
 /// The size of the history and its first play, for `status`.
 pub fn summary(queue: &Queue) -> Value {
     match queue.history() {
-        Some(h) => json!({ "plays": h.len(), "first_started": h.first_started() }),
-        None => json!({ "enabled": false }),
+        Ok(Some(h)) => json!({ "plays": h.len(), "first_started": h.first_started() }),
+        Ok(None) => json!({ "enabled": false }),
+        Err(e) => json!({ "error": e.to_string() }),
     }
 }
 
@@ -111,6 +107,9 @@ pub fn summary(queue: &Queue) -> Value {
 pub fn render_summary(v: &Value) -> String {
     if v["enabled"] == json!(false) {
         return "History: off\n".into();
+    }
+    if let Some(e) = v["error"].as_str() {
+        return format!("History: cannot be read ({e})\n");
     }
     match (v["plays"].as_u64(), v["first_started"].as_u64()) {
         (Some(n), Some(first)) if n > 0 => {
@@ -141,7 +140,7 @@ async fn ask_where(
                 .map_err(|e| format!("the daemon answered something unreadable ({e})"))?,
             true,
         ),
-        Ok(None) => (direct(&open_queue(config)?), false),
+        Ok(None) => (direct(&crate::admin::open_queue(config)?), false),
         Err(e) => return Err(format!("cannot reach the daemon: {e}")),
     };
     match v.get("error").and_then(Value::as_str) {

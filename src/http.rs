@@ -1,7 +1,11 @@
 //! The HTTP client shared by every target: one identifiable, time-bounded
-//! `reqwest::Client` for the whole program.
+//! `reqwest::Client` for the whole program, and the guards every client puts
+//! between a server's answer and the program: a bounded body read, and
+//! range-checked waits taken from headers.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
 
 /// The `User-Agent` sent on every request. Last.fm asks clients to identify
 /// themselves and says it lowers the risk of a ban; ListenBrainz blocks
@@ -47,7 +51,109 @@ pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// Largest response body read. Every answer the program expects is a few
+/// KiB at most; anything larger is refused before it is held in memory.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Longest wait a server can impose (Retry-After, X-RateLimit-Reset-In).
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(3600);
+
+/// Why a response body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The server sent, or announced, more than [`MAX_BODY`] bytes.
+    #[error("the reply is larger than {} KiB; it was not read", MAX_BODY / 1024)]
+    TooLarge,
+    /// The connection failed or the request's deadline passed while reading.
+    #[error("reading the reply failed: {}", describe_error(.0))]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Read the body of `response`, at most [`MAX_BODY`] bytes of it.
+///
+/// Reads chunk by chunk, so a huge or endless answer costs at most the cap;
+/// the client's total timeout also bounds the read, so a reply dripped a
+/// byte at a time ends with the request's deadline.
+///
+/// # Errors
+///
+/// [`BodyError::TooLarge`] for a longer body (announced or sent), and
+/// [`BodyError::Transport`] when reading fails.
+pub async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    read_body_limited(response, MAX_BODY).await
+}
+
+async fn read_body_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > limit_u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if chunk.len() > limit.saturating_sub(body.len()) {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A header holding a whole number of seconds (X-RateLimit-Reset-In,
+/// X-RateLimit-Remaining). Anything else (negative, fractional, too large
+/// for 64 bits, text) is `None`: the caller falls back to its own policy.
+pub fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok()
+}
+
+/// The wait a `Retry-After` header asks for: delta-seconds, or an HTTP-date
+/// taken relative to `now` (a date in the past means no wait). Garbage and
+/// negative values are `None`. The result is not capped; see [`cap_wait`].
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let now = jiff::Timestamp::try_from(now).ok()?;
+    let secs = date.as_second().saturating_sub(now.as_second());
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+/// A server-requested wait, capped at [`MAX_SERVER_WAIT`]; the flag says
+/// whether it was capped, so the caller can say so in the log.
+pub fn cap_wait(asked: Duration) -> (Duration, bool) {
+    if asked > MAX_SERVER_WAIT {
+        (MAX_SERVER_WAIT, true)
+    } else {
+        (asked, false)
+    }
+}
+
 /// A one-shot HTTP server on loopback for unit tests of the HTTP clients.
+/// Percent-encodes everything but RFC 3986 unreserved characters, for a
+/// query value or a path segment.
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod test_server {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -171,6 +277,196 @@ mod tests {
         server.await.unwrap();
     }
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Accepts one connection, reads the request head, writes `head` and
+    /// then `body_chunks` of `chunk` bytes each (chunked encoding when
+    /// `chunked`), `pause` apart. Returns the URL.
+    async fn serve_stream(
+        head: &'static str,
+        chunk: usize,
+        body_chunks: usize,
+        chunked: bool,
+        pause: Duration,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 4096];
+            let _ = stream.read(&mut buf).await;
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let data = vec![b' '; chunk];
+            for _ in 0..body_chunks {
+                let sent = if chunked {
+                    let mut framed = format!("{chunk:x}\r\n").into_bytes();
+                    framed.extend_from_slice(&data);
+                    framed.extend_from_slice(b"\r\n");
+                    stream.write_all(&framed).await
+                } else {
+                    stream.write_all(&data).await
+                };
+                if sent.is_err() {
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            if chunked {
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            }
+        });
+        url
+    }
+
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                           Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_while_reading() {
+        // 50 MiB sent without a Content-Length: reading stops past the cap.
+        let url = serve_stream(CHUNKED, 64 << 10, 800, true, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let err = read_body(response).await.unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge), "{err:?}");
+        assert!(err.to_string().contains("larger than 1024 KiB"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_announced_body_over_the_cap_is_refused_before_reading() {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 52428800\r\nConnection: close\r\n\r\n";
+        // Nothing of the body is ever sent: only the announcement can refuse it.
+        let url = serve_stream(head, 1, 0, false, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let err = read_body(response).await.unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_up_to_the_cap_is_read_whole() {
+        let url = serve_stream(CHUNKED, 64 << 10, 16, true, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read_body(response).await.unwrap().len(), MAX_BODY);
+        let url = serve_stream(CHUNKED, 100, 3, true, Duration::ZERO).await;
+        let response = client(Duration::from_secs(30))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(
+            read_body_limited(response, 299).await,
+            Err(BodyError::TooLarge)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_drip_fed_body_ends_with_the_request_deadline() {
+        let url = serve_stream(CHUNKED, 1, 1000, true, Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let response = client(Duration::from_millis(700))
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        let err = read_body(response).await.unwrap_err();
+        match err {
+            BodyError::Transport(e) => assert!(e.is_timeout(), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        // The whole drip would take 100 s.
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn numeric_headers_accept_only_whole_non_negative_numbers() {
+        let name = "x-ratelimit-reset-in";
+        for (value, expected) in [
+            ("7", Some(7)),
+            (" 30 ", Some(30)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("-1", None),
+            ("1.5", None),
+            ("soon", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                header_u64(&headers(&[(name, value)]), name),
+                expected,
+                "{value:?}"
+            );
+        }
+        assert_eq!(header_u64(&HeaderMap::new(), name), None);
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_nothing_else() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |v: &str| retry_after(&headers(&[("retry-after", v)]), now);
+        assert_eq!(at("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            at("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for garbage in ["-5", "99999999999999999999999", "1e9", "later", ""] {
+            assert_eq!(at(garbage), None, "{garbage:?}");
+        }
+        // 2023-11-14T22:13:20Z is 1_700_000_000.
+        assert_eq!(
+            at("Tue, 14 Nov 2023 22:15:20 GMT"),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(at("Mon, 13 Nov 2023 22:13:20 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            at("Fri, 31 Dec 9999 23:59:59 GMT"),
+            None,
+            "beyond the date range"
+        );
+        let far = at("Wed, 01 Jan 3000 00:00:00 GMT").unwrap();
+        assert!(far > Duration::from_secs(200 * 365 * 86400), "{far:?}");
+        assert_eq!(cap_wait(far), (MAX_SERVER_WAIT, true));
+    }
+
+    #[test]
+    fn waits_over_an_hour_are_capped() {
+        assert_eq!(
+            cap_wait(Duration::from_secs(59)),
+            (Duration::from_secs(59), false)
+        );
+        assert_eq!(cap_wait(MAX_SERVER_WAIT), (MAX_SERVER_WAIT, false));
+        assert_eq!(
+            cap_wait(MAX_SERVER_WAIT + Duration::from_nanos(1)),
+            (MAX_SERVER_WAIT, true)
+        );
+        assert_eq!(cap_wait(Duration::MAX), (MAX_SERVER_WAIT, true));
+    }
+
     #[tokio::test]
     async fn client_gives_up_after_the_total_timeout() {
         // Accepts but never answers.
@@ -183,6 +479,34 @@ mod tests {
         let http = client(Duration::from_millis(200)).unwrap();
         let err = http.get(&url).send().await.unwrap_err();
         assert!(err.is_timeout(), "{err:?}");
+        assert!(outcome_unknown(&err), "the server may have acted on it");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_proves_nothing_was_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let http = client(Duration::from_secs(5)).unwrap();
+        let err = http.post(&url).body("x=1").send().await.unwrap_err();
+        assert!(!outcome_unknown(&err), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_after_the_request_is_an_unknown_outcome() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            let _ = stream.read(&mut buf).await.unwrap();
+            // Closed without an answer, as a server that crashed mid-request.
+        });
+        let http = client(Duration::from_secs(5)).unwrap();
+        let err = http.post(&url).body("x=1").send().await.unwrap_err();
+        server.await.unwrap();
+        assert!(outcome_unknown(&err), "{err:?}");
     }
 }
 
@@ -197,4 +521,12 @@ pub fn describe_error(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Whether a failed request may still have been received and acted on: a
+/// timeout, a connection reset or closed once the request was on its way,
+/// or a body that could not be read. Only a failure to connect, or a request
+/// that could not even be built, proves that nothing reached the server.
+pub fn outcome_unknown(e: &reqwest::Error) -> bool {
+    !(e.is_connect() || e.is_builder())
 }

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 
 use crate::scrobble::{Listen, Track};
-use crate::target::ErrorKind;
+use crate::target::{ErrorKind, Heard};
 
 /// Default API root.
 pub const DEFAULT_URL: &str = "https://api.listenbrainz.org";
@@ -15,6 +16,14 @@ pub const DEFAULT_URL: &str = "https://api.listenbrainz.org";
 /// Listens per `import` request. The server takes up to 1000; smaller
 /// batches keep each request quick and a rejected batch cheap to bisect.
 pub const MAX_BATCH: usize = 100;
+
+/// Listens asked for per page when reading listens back; the server caps
+/// `count` silently at 1000 (100 before 2023), never lower.
+const LISTENS_PAGE: u64 = 1000;
+const MIN_PAGE_CAP: usize = 100;
+
+/// Pages read at most when checking what arrived; an item not seen is resent.
+pub const MAX_LISTEN_PAGES: usize = 20;
 
 /// Average bytes per listen the server accepts over a whole request
 /// (`MAX_LISTEN_SIZE`), and the cap of a request body (`MAX_LISTEN_PAYLOAD_SIZE`).
@@ -45,33 +54,54 @@ pub enum Error {
         /// For 429: the server's X-RateLimit-Reset-In.
         reset_in: Option<Duration>,
     },
-    /// The request did not complete.
+    /// Whatever answered is not the API: a reply that is not its JSON, with
+    /// a status that is no verdict on the listens (a wrong url, a proxy, a
+    /// captive portal).
+    #[error("HTTP {status}, and the reply is not the API's JSON")]
+    NotJson {
+        /// Status code.
+        status: u16,
+    },
+    /// The server said its rate-limit window is used up; nothing was sent.
+    #[error("waiting for the server's rate-limit window ({} s left)", .0.as_secs())]
+    Quiet(Duration),
+    /// The request did not reach the server (no connection).
     #[error("request failed: {0}")]
     Transport(String),
+    /// The request went out but no answer came back (timeout, connection
+    /// reset, unreadable body): the server may have acted on it.
+    #[error("request failed: {0}")]
+    Unsure(String),
     /// A 2xx reply that is not what the protocol promises.
     #[error("unexpected reply: {0}")]
     Malformed(String),
 }
 
 impl Error {
-    /// What the caller should do (protocols.md §3.5).
+    /// What the caller should do (protocols.md §3.5). Only 400 (and
+    /// Maloja's 409 for a taken timestamp) judges the listens sent; any other
+    /// refusal means the url or the server is wrong, not the listens.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Http { status, .. } => match status {
                 429 => ErrorKind::RateLimited,
                 401 => ErrorKind::Auth,
-                403 | 300..=399 | 404 | 405 => ErrorKind::Config,
+                400 | 409 => ErrorKind::Rejected,
                 408 | 500.. => ErrorKind::Transient,
-                _ => ErrorKind::Rejected,
+                _ => ErrorKind::Config,
             },
+            Error::NotJson { .. } => ErrorKind::Config,
+            Error::Quiet(_) => ErrorKind::RateLimited,
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
+            Error::Unsure(_) => ErrorKind::Unknown,
         }
     }
 
-    /// How long the server asked us to wait, if it did.
+    /// How long the server asked us to wait, if it did; uncapped.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Http { reset_in, .. } => *reset_in,
+            Error::Quiet(left) => Some(*left),
             _ => None,
         }
     }
@@ -106,6 +136,11 @@ impl Client {
             flavor,
             quiet_until: Default::default(),
         }
+    }
+
+    /// The API root.
+    pub fn url(&self) -> &str {
+        &self.root
     }
 
     /// Which server this is.
@@ -166,12 +201,9 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport)?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(http_error(status, &body, None))
-        }
+        let reset_in = wait_asked(resp.headers());
+        let body = read_body(resp).await?;
+        accepted(status, &body, reset_in)
     }
 
     /// Check a token; `Ok(Some(user))` when valid, `Ok(None)` when not.
@@ -184,7 +216,7 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport)?;
+        let body = read_body(resp).await?;
         // Maloja answers an unknown token with 401 where ListenBrainz says valid:false.
         if status == 401 {
             return Ok(None);
@@ -192,8 +224,7 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(http_error(status, &body, None));
         }
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| Error::Malformed(format!("validate-token reply is not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&body).map_err(|_| Error::NotJson { status })?;
         match v.get("valid").and_then(Value::as_bool) {
             Some(true) => Ok(Some(
                 v.get("user_name")
@@ -208,10 +239,63 @@ impl Client {
         }
     }
 
+    /// The listens of `user` that started from `first` to `last` (Unix
+    /// seconds, both included), newest first (`GET /1/user/{user}/listens`,
+    /// protocols.md §3.8), paging back with `max_ts` at most
+    /// [`MAX_LISTEN_PAGES`] times.
+    pub async fn listens(
+        &self,
+        token: &str,
+        user: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Heard>, Error> {
+        let url = format!(
+            "{}/1/user/{}/listens",
+            self.root,
+            crate::http::percent_encode(user)
+        );
+        let mut heard: Vec<Heard> = Vec::new();
+        // Both bounds are exclusive.
+        let mut before = last.saturating_add(1);
+        for _ in 0..MAX_LISTEN_PAGES {
+            let resp = self
+                .http
+                .get(format!(
+                    "{url}?min_ts={}&max_ts={before}&count={LISTENS_PAGE}",
+                    first.saturating_sub(1)
+                ))
+                .header("Authorization", format!("Token {token}"))
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = resp.status().as_u16();
+            let body = read_body(resp).await?;
+            if !(200..300).contains(&status) {
+                return Err(http_error(status, &body, None));
+            }
+            let page = parse_listens(&body)?;
+            let oldest = page.iter().map(|h| h.at).min();
+            let full = page.len() >= MIN_PAGE_CAP;
+            heard.extend(page);
+            match oldest {
+                // A listen at `oldest` that did not fit on this page is not
+                // read; it is then resent, never lost.
+                Some(oldest) if full && oldest > first => before = oldest,
+                _ => break,
+            }
+        }
+        Ok(heard)
+    }
+
     async fn submit_raw(&self, token: &str, body: String) -> Result<(), Error> {
-        let quiet_until = *self.quiet_until.lock().expect("not poisoned");
-        if let Some(t) = quiet_until {
-            tokio::time::sleep_until(t).await;
+        // Waiting is the flusher's job: it can be cut short by a flush request
+        // or shutdown, a sleep in here could not.
+        let quiet_until = *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(left) = quiet_until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            if !left.is_zero() {
+                return Err(Error::Quiet(left));
+            }
         }
         tracing::debug!(bytes = body.len(), "ListenBrainz submit-listens");
         let resp = self
@@ -224,38 +308,104 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
+        let reset_in = wait_asked(resp.headers());
+        let quiet = match (
+            crate::http::header_u64(resp.headers(), "X-RateLimit-Remaining"),
+            crate::http::header_u64(resp.headers(), "X-RateLimit-Reset-In"),
+        ) {
+            (Some(0), Some(secs)) => {
+                let (wait, capped) = crate::http::cap_wait(Duration::from_secs(secs));
+                if capped {
+                    tracing::warn!(
+                        "{}: the server asks for a pause of {secs} s (X-RateLimit-Reset-In); \
+                         waiting {} s, the most a server can ask",
+                        self.root,
+                        wait.as_secs()
+                    );
+                }
+                Instant::now().checked_add(wait)
+            }
+            _ => None,
         };
-        let reset_in = header("X-RateLimit-Reset-In").map(Duration::from_secs);
-        *self.quiet_until.lock().expect("not poisoned") =
-            match (header("X-RateLimit-Remaining"), reset_in) {
-                (Some(0), Some(wait)) => Some(tokio::time::Instant::now() + wait),
-                _ => None,
-            };
-        let body = resp.bytes().await.map_err(transport)?;
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
-        Err(http_error(status, &body, reset_in))
+        *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner()) = quiet;
+        let body = read_body(resp).await?;
+        accepted(status, &body, reset_in)
+    }
+}
+
+/// The wait a reply asks for: X-RateLimit-Reset-In, else Retry-After (a
+/// proxy's). Uncapped: the flusher caps it and says so.
+fn wait_asked(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    crate::http::header_u64(headers, "X-RateLimit-Reset-In")
+        .map(Duration::from_secs)
+        .or_else(|| crate::http::retry_after(headers, std::time::SystemTime::now()))
+}
+
+async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, Error> {
+    crate::http::read_body(resp).await.map_err(|e| match e {
+        crate::http::BodyError::Transport(e) => transport(e),
+        too_large => Error::Malformed(too_large.to_string()),
+    })
+}
+
+/// Whether a reply to a write means the server took it: a 2xx status with
+/// the API's JSON and no `error` in it (Maloja answers an unknown method
+/// with 200 and an error).
+fn accepted(status: u16, body: &[u8], reset_in: Option<Duration>) -> Result<(), Error> {
+    if !(200..300).contains(&status) {
+        return Err(http_error(status, body, reset_in));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.is_object() && v.get("error").is_none() => Ok(()),
+        Ok(v) if v.is_object() => Err(http_error(status, body, reset_in)),
+        _ => Err(Error::NotJson { status }),
     }
 }
 
 fn transport(e: reqwest::Error) -> Error {
-    Error::Transport(crate::http::describe_error(&e))
+    let message = crate::http::describe_error(&e);
+    if crate::http::outcome_unknown(&e) {
+        Error::Unsure(message)
+    } else {
+        Error::Transport(message)
+    }
+}
+
+/// The listens of a `/1/user/{user}/listens` reply.
+fn parse_listens(body: &[u8]) -> Result<Vec<Heard>, Error> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Malformed(format!("listens reply is not JSON: {e}")))?;
+    let listens = v
+        .get("payload")
+        .and_then(|p| p.get("listens"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Malformed("listens reply has no payload.listens".into()))?;
+    Ok(listens
+        .iter()
+        .filter_map(|l| {
+            let meta = l.get("track_metadata")?;
+            let name = |key: &str| meta.get(key).and_then(Value::as_str).map(str::to_owned);
+            Some(Heard {
+                artist: name("artist_name")?,
+                title: name("track_name")?,
+                at: l.get("listened_at")?.as_u64()?,
+            })
+        })
+        .collect())
 }
 
 fn http_error(status: u16, body: &[u8], reset_in: Option<Duration>) -> Error {
-    let message = serde_json::from_slice::<Value>(body)
+    let api_message = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            text.chars().take(200).collect()
-        });
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+    // A 400 or 409 judges the listens only when the API itself says why.
+    if api_message.is_none() && matches!(status, 400 | 409) {
+        return Error::NotJson { status };
+    }
+    let message = api_message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        text.chars().take(200).collect()
+    });
     Error::Http {
         status,
         message,
@@ -289,7 +439,7 @@ pub fn track_metadata(t: &Track, flavor: Flavor) -> Value {
         match flavor {
             // Maloja reads `duration` (seconds) and ignores duration_ms.
             Flavor::Maloja => put("duration", json!(d)),
-            Flavor::ListenBrainz => put("duration_ms", json!(d * 1000)),
+            Flavor::ListenBrainz => put("duration_ms", json!(d.saturating_mul(1000))),
         }
     }
     if let Some(n) = t.track_number {
@@ -460,13 +610,33 @@ mod tests {
         assert_eq!(e(400).kind(), ErrorKind::Rejected);
         assert_eq!(e(409).kind(), ErrorKind::Rejected);
         assert_eq!(e(401).kind(), ErrorKind::Auth);
-        assert_eq!(e(403).kind(), ErrorKind::Config);
+        for status in [301, 303, 403, 404, 405, 407, 410, 413] {
+            assert_eq!(e(status).kind(), ErrorKind::Config, "{status}");
+        }
+        // Only the API's own 400 judges the listens; a proxy's is config.
+        assert_eq!(
+            http_error(400, b"<html>Bad Request</html>", None).kind(),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            http_error(400, br#"{"code":400,"error":"bad listen"}"#, None).kind(),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            Error::Quiet(Duration::from_secs(5)).kind(),
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            Error::Quiet(Duration::from_secs(5)).retry_after(),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(e(429).kind(), ErrorKind::RateLimited);
         assert_eq!(e(503).kind(), ErrorKind::Transient);
         assert_eq!(
             Error::Transport("refused".into()).kind(),
             ErrorKind::Transient
         );
+        assert_eq!(Error::Unsure("timed out".into()).kind(), ErrorKind::Unknown);
         let parsed = http_error(
             429,
             br#"{"code":429,"error":"slow down"}"#,
@@ -474,6 +644,134 @@ mod tests {
         );
         assert_eq!(parsed.retry_after(), Some(Duration::from_secs(7)));
         assert!(parsed.to_string().contains("slow down"));
+    }
+
+    fn lb_client(url: &str) -> Client {
+        let http = crate::http::client(Duration::from_secs(5)).unwrap();
+        // serve_raw's URL ends in /2.0/; the path does not matter here.
+        Client::new(http, url, Flavor::ListenBrainz)
+    }
+
+    async fn answer(head_and_body: String) -> Result<(), Error> {
+        let (url, _server) = crate::http::test_server::serve_raw(|_| head_and_body).await;
+        lb_client(&url).submit("token", &[listen("x")]).await
+    }
+
+    #[tokio::test]
+    async fn an_endless_rate_limit_window_waits_an_hour_at_most() {
+        // The answer that used to abort the process with "overflow when
+        // adding duration to instant".
+        let (url, _server) = crate::http::test_server::serve_raw(|_| {
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+             X-RateLimit-Remaining: 0\r\nX-RateLimit-Reset-In: 18446744073709551615\r\n\
+             Content-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}"
+                .to_owned()
+        })
+        .await;
+        let client = lb_client(&url);
+        client.submit("token", &[listen("x")]).await.unwrap();
+        // Nothing is sent until the window ends; the flusher does the waiting.
+        let err = client.submit("token", &[listen("y")]).await.unwrap_err();
+        let left = err.retry_after().unwrap();
+        assert!(matches!(err, Error::Quiet(_)), "{err:?}");
+        assert!(
+            left <= crate::http::MAX_SERVER_WAIT && left > Duration::from_secs(3500),
+            "{left:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn huge_negative_and_garbage_rate_limit_headers_are_survived() {
+        for (reset_in, retry_after, expected) in [
+            (
+                "18446744073709551615",
+                "",
+                Some(Duration::from_secs(u64::MAX)),
+            ),
+            ("99999999999999999999999", "-5", None),
+            (
+                "-1",
+                "18446744073709551615",
+                Some(Duration::from_secs(u64::MAX)),
+            ),
+            ("soon", "Wed, 01 Jan 3000 00:00:00 GMT", None),
+        ] {
+            let body = r#"{"code":429,"error":"slow down"}"#;
+            let err = answer(format!(
+                "HTTP/1.1 429 Too Many Requests\r\nX-RateLimit-Remaining: 0\r\n\
+                 X-RateLimit-Reset-In: {reset_in}\r\nRetry-After: {retry_after}\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::RateLimited, "{reset_in}");
+            match expected {
+                Some(d) => assert_eq!(err.retry_after(), Some(d), "{reset_in}"),
+                // The far date: some wait, capped later by the flusher.
+                None if retry_after.contains("3000") => {
+                    assert!(err.retry_after().unwrap() > crate::http::MAX_SERVER_WAIT)
+                }
+                None => assert_eq!(err.retry_after(), None, "{reset_in} / {retry_after}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_is_not_the_apis_json_is_no_delivery() {
+        for (status, body) in [
+            (200, "<html>Sign in to the hotel Wi-Fi</html>"),
+            (200, ""),
+            (404, "Not Found"),
+            (405, "<html>Method Not Allowed</html>"),
+            (400, "<html>Bad Request</html>"),
+        ] {
+            let err = answer(format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{status} {body:?}: {err}");
+            assert!(err.to_string().contains(&status.to_string()), "{err}");
+        }
+        // Maloja's answer to an unknown method.
+        let body = r#"{"code":200,"error":"Invalid Method"}"#;
+        let err = answer(format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    }
+
+    #[test]
+    fn absurd_durations_do_not_overflow() {
+        let mut l = listen("x");
+        l.track.duration_secs = Some(u64::MAX);
+        let v = listen_json(&l, Flavor::ListenBrainz);
+        assert_eq!(
+            v["track_metadata"]["additional_info"]["duration_ms"],
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn listens_are_read_back() {
+        let body = r#"{"payload":{"count":2,"user_id":"alice","listens":[
+            {"listened_at":1700000300,"inserted_at":1700000301,"recording_msid":"x",
+             "track_metadata":{"artist_name":"AC/DC","track_name":"T.N.T.","additional_info":{}}},
+            {"listened_at":1700000000,"track_metadata":{"artist_name":"Sigur Rós","track_name":"Hoppípolla"}},
+            {"listened_at":"garbled","track_metadata":{"artist_name":"X","track_name":"Y"}}]}}"#;
+        let heard = parse_listens(body.as_bytes()).unwrap();
+        assert_eq!(heard.len(), 2);
+        assert_eq!(heard[0].at, 1_700_000_300);
+        assert_eq!(heard[1].artist, "Sigur Rós");
+        assert!(parse_listens(b"<html>").is_err());
+        assert!(parse_listens(b"{}").is_err());
+        assert_eq!(crate::http::percent_encode("a b/ü"), "a%20b%2F%C3%BC");
     }
 
     #[test]

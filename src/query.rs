@@ -222,8 +222,10 @@ async fn fetch(
             Ok(body)
         }
         Err(e)
-            if matches!(e.kind(), ErrorKind::Transient | ErrorKind::RateLimited)
-                && cached.is_some() =>
+            if matches!(
+                e.kind(),
+                ErrorKind::Transient | ErrorKind::Unknown | ErrorKind::RateLimited
+            ) && cached.is_some() =>
         {
             let hit = cached.expect("checked");
             eprintln!(

@@ -38,27 +38,64 @@ pub fn path(state_dir: &Path, target: &str) -> PathBuf {
     state_dir.join(format!("{target}.session"))
 }
 
+/// Why a stored session cannot be used. Neither variant quotes the file's
+/// contents: a damaged file may still hold most of a key.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// It exists but cannot be read (permissions, a directory in its place,
+    /// an I/O error).
+    #[error("cannot read the session file {}: {source}", path.display())]
+    Unreadable {
+        /// The session file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// It was read but does not hold a session.
+    #[error("the session file {} is damaged ({problem})", path.display())]
+    Damaged {
+        /// The session file.
+        path: PathBuf,
+        /// What is wrong, without its contents.
+        problem: String,
+    },
+}
+
 /// Read the stored session of `target`, if there is one.
-pub fn load(state_dir: &Path, target: &str) -> std::io::Result<Option<Session>> {
+pub fn load(state_dir: &Path, target: &str) -> Result<Option<Session>, LoadError> {
     let path = path(state_dir, target);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(source) => return Err(LoadError::Unreadable { path, source }),
     };
-    let stored: Stored = serde_json::from_str(&text).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "{} is damaged ({e}); run `mpd-scrobbler auth` again",
-                path.display()
-            ),
-        )
+    match parse(&bytes) {
+        Ok(stored) => Ok(Some(Session {
+            user: stored.user,
+            key: Secret::new(stored.key),
+        })),
+        Err(problem) => Err(LoadError::Damaged { path, problem }),
+    }
+}
+
+/// A session file's contents, or what is wrong with them in words that do
+/// not repeat them (serde's messages quote the offending value).
+fn parse(bytes: &[u8]) -> Result<Stored, String> {
+    use serde_json::error::Category;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("it is empty".into());
+    }
+    let stored: Stored = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        Category::Eof => "it is cut short".to_owned(),
+        Category::Syntax | Category::Io => {
+            format!("not JSON at line {}, column {}", e.line(), e.column())
+        }
+        Category::Data => "it is JSON but not a session (expected user and key)".to_owned(),
     })?;
-    Ok(Some(Session {
-        user: stored.user,
-        key: Secret::new(stored.key),
-    }))
+    if stored.key.trim().is_empty() {
+        return Err("its key is empty".into());
+    }
+    Ok(stored)
 }
 
 /// The credential to use for a target: the stored one, else the config's.
@@ -66,7 +103,7 @@ pub fn credential(
     state_dir: &Path,
     target: &str,
     from_config: Option<&Secret>,
-) -> std::io::Result<Option<Secret>> {
+) -> Result<Option<Secret>, LoadError> {
     Ok(load(state_dir, target)?
         .map(|s| s.key)
         .or_else(|| from_config.cloned()))
@@ -100,6 +137,10 @@ pub fn store(state_dir: &Path, target: &str, user: &str, key: &str) -> std::io::
     file.write_all(body.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, &path)?;
+    // The rename is durable only once the directory is: without this, a
+    // power cut can bring back the old session (or none) after `auth` said
+    // the new one was stored.
+    std::fs::File::open(state_dir)?.sync_all()?;
     Ok(path)
 }
 
@@ -128,6 +169,33 @@ mod tests {
             "sk456"
         );
         assert!(load(&state, "other").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_damaged_session_file_is_named_without_its_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&[u8], &str); 6] = [
+            (b"", "empty"),
+            (b"  \n", "empty"),
+            (b"{\"user\":\"a\",\"key\":\"sk-secret", "cut short"),
+            (b"\xff\xfe sk-secret \x00", "not JSON at line 1"),
+            (b"\"sk-secret\"", "not a session"),
+            (b"{\"user\":\"a\",\"key\":\" \"}", "key is empty"),
+        ];
+        for (bytes, problem) in cases {
+            std::fs::write(path(dir.path(), "lastfm"), bytes).unwrap();
+            let err = load(dir.path(), "lastfm").unwrap_err();
+            assert!(matches!(err, LoadError::Damaged { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(problem), "{bytes:?}: {text}");
+            assert!(text.contains("lastfm.session"), "{text}");
+            assert!(!text.contains("sk-secret"), "{text}");
+        }
+        std::fs::remove_file(path(dir.path(), "lastfm")).unwrap();
+        std::fs::create_dir(path(dir.path(), "lastfm")).unwrap();
+        let err = load(dir.path(), "lastfm").unwrap_err();
+        assert!(matches!(err, LoadError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("lastfm.session"), "{err}");
     }
 
     #[test]

@@ -13,9 +13,15 @@ use crate::scrobble::{Listen, Track};
 /// What a caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Retry later with backoff: network failures, timeouts, HTTP 5xx,
-    /// Last.fm errors 8, 11, 16 and unknown codes, malformed replies.
+    /// Retry later with backoff: connection failures (nothing was sent),
+    /// HTTP 5xx, Last.fm errors 8, 11, 16 and unknown codes, malformed replies.
     Transient,
+    /// The request may have reached the server and been stored: a timeout,
+    /// a connection reset or closed after the request went out, or an answer
+    /// whose body could not be read. Retry later like [`ErrorKind::Transient`],
+    /// but a write must not simply be resent: ask the server what it stored
+    /// first (see `crate::reconcile`).
+    Unknown,
     /// Too many requests (Last.fm 29, HTTP 429): wait as the server asks,
     /// and at least a minute for Last.fm.
     RateLimited,
@@ -24,11 +30,16 @@ pub enum ErrorKind {
     Auth,
     /// The configuration is wrong: Last.fm's invalid API key (10), bad
     /// signature, i.e. a wrong secret (13), suspended key (26), or an unusable
-    /// API URL (one that cannot be parsed, or answers with a redirect or 403).
+    /// API URL (one that cannot be parsed, or answers with a redirect, an
+    /// HTTP error without the API's error document, or something that is not
+    /// JSON). Pause the target and keep its queue.
     Config,
-    /// The request itself was refused (Last.fm 2, 3, 5, 6, 7, 27; HTTP 400
-    /// and other 4xx): resending it unchanged will not help, so isolate the
-    /// bad item.
+    /// The server does not offer this method (Last.fm 3, 27; Maloja's
+    /// Audioscrobbler endpoint answers 3 to `track.love`): skip what needs
+    /// it; a server without `track.scrobble` is a configuration problem.
+    Unsupported,
+    /// The server refused the listens sent (Last.fm 6, ListenBrainz 400):
+    /// resending them unchanged will not help, so isolate the bad item.
     Rejected,
 }
 
@@ -39,8 +50,11 @@ pub struct Failure {
     pub kind: ErrorKind,
     /// For the log.
     pub message: String,
-    /// How long the server asked us to wait, if it said.
+    /// How long the server asked us to wait, if it said; uncapped.
     pub retry_after: Option<Duration>,
+    /// For [`ErrorKind::Config`]: the key of the target's config section
+    /// to fix (`url`, `api_key`, `api_secret`).
+    pub setting: &'static str,
 }
 
 impl From<lastfm::Error> for Failure {
@@ -48,7 +62,8 @@ impl From<lastfm::Error> for Failure {
         Failure {
             kind: e.kind(),
             message: e.to_string(),
-            retry_after: None,
+            retry_after: e.retry_after(),
+            setting: e.setting(),
         }
     }
 }
@@ -59,8 +74,20 @@ impl From<listenbrainz::Error> for Failure {
             kind: e.kind(),
             message: e.to_string(),
             retry_after: e.retry_after(),
+            setting: "url",
         }
     }
+}
+
+/// One listen as the server reports it back when asked what it stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    /// Artist name, possibly corrected by the server.
+    pub artist: String,
+    /// Title, possibly corrected by the server.
+    pub title: String,
+    /// Start time (Unix seconds) as stored.
+    pub at: u64,
 }
 
 /// The client of one target.
@@ -81,6 +108,14 @@ impl Service {
         match self {
             Service::LastFm(_) => "lastfm",
             Service::ListenBrainz(_) => "listenbrainz",
+        }
+    }
+
+    /// The API URL requests go to.
+    pub fn url(&self) -> &str {
+        match self {
+            Service::LastFm(c) => c.url(),
+            Service::ListenBrainz(c) => c.url(),
         }
     }
 
@@ -129,10 +164,45 @@ impl Service {
                                   and the file has no MUSICBRAINZ_TRACKID tag"
                             .into(),
                         retry_after: None,
+                        setting: "url",
                     });
                 };
                 Ok(c.feedback(credential, mbid, i8::from(love.love)).await?)
             }
+        }
+    }
+
+    /// The account a credential belongs to, for reading its listens back;
+    /// `Ok(None)` when the server has no read method to ask (Maloja).
+    pub async fn account(&self, credential: &str) -> Result<Option<String>, Failure> {
+        match self {
+            Service::LastFm(c) => Ok(Some(c.session_user(credential).await?)),
+            Service::ListenBrainz(c) if c.flavor() == listenbrainz::Flavor::Maloja => Ok(None),
+            Service::ListenBrainz(c) => match c.validate_token(credential).await? {
+                Some(user) if !user.is_empty() => Ok(Some(user)),
+                Some(_) => Ok(None),
+                None => Err(Failure {
+                    kind: ErrorKind::Auth,
+                    message: "the server says the token is not valid".into(),
+                    retry_after: None,
+                    setting: "token",
+                }),
+            },
+        }
+    }
+
+    /// What `user`'s profile holds with start times from `first` to `last`
+    /// (both included), newest first.
+    pub async fn heard(
+        &self,
+        credential: &str,
+        user: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Heard>, Failure> {
+        match self {
+            Service::LastFm(c) => Ok(c.recent_tracks(user, first, last).await?),
+            Service::ListenBrainz(c) => Ok(c.listens(credential, user, first, last).await?),
         }
     }
 

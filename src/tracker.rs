@@ -41,8 +41,9 @@ impl Rules {
         if duration <= self.min_track {
             return Err(Unscrobblable::TooShort(duration));
         }
-        let share = duration.mul_f64(f64::from(self.played_percent) / 100.0);
-        Ok(share.min(self.max_required))
+        let share = f64::from(self.played_percent) / 100.0;
+        Ok(Duration::try_from_secs_f64(duration.as_secs_f64() * share)
+            .map_or(self.max_required, |d| d.min(self.max_required)))
     }
 }
 
@@ -143,16 +144,18 @@ struct Play {
 
 impl Play {
     fn played(&self, now: Instant) -> Duration {
-        self.banked
-            + self
-                .resumed_at
-                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+        self.banked.saturating_add(
+            self.resumed_at
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+        )
     }
 
     /// Where playback should be now if nobody touched it.
     fn expected_elapsed(&self, now: Instant) -> Duration {
         match self.resumed_at {
-            Some(_) => self.elapsed + now.saturating_duration_since(self.observed_at),
+            Some(_) => self
+                .elapsed
+                .saturating_add(now.saturating_duration_since(self.observed_at)),
             None => self.elapsed,
         }
     }
@@ -265,7 +268,8 @@ impl Tracker {
         if play.qualified {
             return None;
         }
-        Some(resumed_at + required.saturating_sub(play.banked))
+        // Beyond the clock's range means never; a new snapshot will come first.
+        resumed_at.checked_add(required.saturating_sub(play.banked))
     }
 
     /// MPD became unreachable: stop the clock until a snapshot says otherwise,
@@ -279,13 +283,6 @@ impl Tracker {
     /// The song of the current play, and whether that play has qualified.
     pub fn current(&self) -> Option<(&Track, bool)> {
         self.play.as_ref().map(|p| (&p.song.track, p.qualified))
-    }
-
-    /// The current play's song URI and start time (Unix seconds).
-    pub fn current_play(&self) -> Option<(&str, u64)> {
-        self.play
-            .as_ref()
-            .map(|p| (p.song.uri.as_str(), p.started_at))
     }
 
     /// Play time so far and the play time needed, for the current play.
@@ -305,13 +302,13 @@ impl Tracker {
             return false;
         }
         let expected = play.expected_elapsed(now);
-        if expected < *elapsed + SEEK_TOLERANCE {
+        if expected < elapsed.saturating_add(SEEK_TOLERANCE) {
             return false;
         }
         let ran_to_end = play
             .song
             .duration
-            .is_some_and(|d| expected + SEEK_TOLERANCE >= d);
+            .is_some_and(|d| expected.saturating_add(SEEK_TOLERANCE) >= d);
         ran_to_end || play.qualified
     }
 
@@ -359,6 +356,36 @@ mod tests {
             song: Some(song.clone()),
             elapsed: secs(elapsed),
         }
+    }
+
+    #[test]
+    fn extreme_lengths_and_positions_never_overflow() {
+        let rules = Rules {
+            min_track: secs(1),
+            played_percent: 100,
+            max_required: Duration::MAX,
+        };
+        assert_eq!(rules.required(Some(Duration::MAX)), Ok(Duration::MAX));
+        let mut t = Tracker::new(rules);
+        let t0 = Instant::now();
+        let huge = song(1, Some(u64::MAX));
+        let snapshot = Snapshot {
+            state: PlayState::Playing,
+            song: Some(huge.clone()),
+            elapsed: Duration::MAX,
+        };
+        t.observe(snapshot.clone(), t0, T0);
+        // Far beyond the clock's range: no deadline rather than an overflow.
+        assert_eq!(t.next_deadline(), None);
+        assert_eq!(t.tick(t0 + secs(10)), None);
+        // The same song near its start again: the replay check adds to the
+        // huge expected position.
+        let again = Snapshot {
+            elapsed: secs(0),
+            ..snapshot
+        };
+        t.observe(again, t0 + secs(20), T0 + 20);
+        assert!(t.progress(t0 + secs(30)).is_some());
     }
 
     /// Drives a tracker with a fake clock: `at(t)` is t seconds after the start.

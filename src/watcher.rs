@@ -215,7 +215,6 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
             .filter(|v| !v.is_empty())
             .collect()
     };
-    let secs = |v: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
 
     let state = match get(status, "state") {
         Some("play") => PlayState::Playing,
@@ -229,7 +228,7 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
                 .and_then(|t| t.split(':').next())
                 .and_then(secs)
         })
-        .map_or(Duration::ZERO, Duration::from_secs_f64);
+        .unwrap_or(Duration::ZERO);
     let id = get(status, "songid").and_then(|v| v.parse::<u64>().ok());
     let uri = get(song, "file");
 
@@ -239,8 +238,7 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
                 .or_else(|| get(status, "duration"))
                 .and_then(secs)
                 .or_else(|| get(song, "Time").and_then(secs))
-                .filter(|d| *d > 0.0)
-                .map(Duration::from_secs_f64);
+                .filter(|d| !d.is_zero());
             let first = |key: &str| all(key).first().map(|s| s.to_string());
             let mbid = |key: &str| first(key).filter(|m| is_uuid(m));
             let artist = all("Artist").join(", ");
@@ -280,6 +278,20 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
         song,
         elapsed,
     }
+}
+
+/// Longest time MPD may report for a position or a length: a value beyond
+/// it (1e300, say) is nonsense and counts as unknown.
+const MAX_SECS: f64 = u32::MAX as f64;
+
+/// A time in seconds as MPD writes it ("268.000"); `None` unless it is a
+/// plain number from 0 to [`MAX_SECS`] (not NaN, negative, infinite or huge).
+fn secs(v: &str) -> Option<Duration> {
+    let s = v.trim().parse::<f64>().ok()?;
+    if !(0.0..=MAX_SECS).contains(&s) {
+        return None;
+    }
+    Duration::try_from_secs_f64(s).ok()
 }
 
 /// Whether `s` is a canonical UUID (8-4-4-4-12 hex), as MusicBrainz ids are.
@@ -392,6 +404,66 @@ mod tests {
         let song = s.song.unwrap();
         assert_eq!(song.duration, None);
         assert!(song.track.artist.is_empty());
+    }
+
+    #[test]
+    fn absurd_times_from_mpd_count_as_unknown() {
+        for bad in [
+            "NaN",
+            "nan",
+            "-1",
+            "-0.5",
+            "inf",
+            "-inf",
+            "1e300",
+            "4294967296",
+            "1e20",
+            "x",
+            "",
+            "18446744073709551616",
+        ] {
+            let status = [("state", "play"), ("songid", "1"), ("elapsed", bad)];
+            let song = [
+                ("file", "x.flac"),
+                ("Artist", "A"),
+                ("Title", "T"),
+                ("duration", bad),
+            ];
+            let s = parse_snapshot(&status, &song);
+            assert_eq!(s.elapsed, Duration::ZERO, "elapsed {bad:?}");
+            let song = s.song.unwrap();
+            assert_eq!(song.duration, None, "duration {bad:?}");
+            assert_eq!(song.track.duration_secs, None, "duration {bad:?}");
+        }
+        // The old `time` field and the largest plausible value still work.
+        let s = parse_snapshot(
+            &[("state", "play"), ("songid", "1"), ("time", "1e300:5")],
+            &[("file", "x.flac"), ("Time", "4294967295")],
+        );
+        assert_eq!(s.elapsed, Duration::ZERO);
+        assert_eq!(
+            s.song.unwrap().duration,
+            Some(Duration::from_secs(4_294_967_295))
+        );
+    }
+
+    #[test]
+    fn absurd_song_ids_and_track_numbers_are_ignored() {
+        let s = parse_snapshot(
+            &[("state", "play"), ("songid", "-3")],
+            &[("file", "x.flac")],
+        );
+        assert!(s.song.is_none());
+        let s = parse_snapshot(
+            &[("state", "play"), ("songid", "99999999999999999999999")],
+            &[("file", "x.flac")],
+        );
+        assert!(s.song.is_none());
+        let s = parse_snapshot(
+            &[("state", "play"), ("songid", "1")],
+            &[("file", "x.flac"), ("Track", "99999999999/-1")],
+        );
+        assert_eq!(s.song.unwrap().track.track_number, None);
     }
 
     #[test]

@@ -105,13 +105,17 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
     let runtime = runtime()?;
     let failed = |e: String| CliError::Failed(e);
     match command {
-        Command::Run => runtime
-            .block_on(async {
+        Command::Run => {
+            let result = runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(on_signal(shutdown.clone()));
                 daemon::run(config, shutdown).await
-            })
-            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+            });
+            // A write stuck on a failing disk runs on a blocking thread;
+            // exiting must not wait for it (SIGTERM ends the daemon within 2 s).
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            result.map_err(|e| CliError::Failed(format!("{e:#}")))
+        }
         Command::Auth {
             service: AuthService::Lastfm { name, username },
         } => runtime

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::sign::Params;
 use super::{Error, ItemOutcome, Session};
 use crate::scrobble::{Listen, Track};
+use crate::target::Heard;
 
 /// Longest part of an unparseable error body kept in [`Error::Http`].
 const MAX_ERROR_BODY_CHARS: usize = 200;
@@ -72,12 +73,13 @@ pub(crate) fn read_reply(status: u16, body: &[u8]) -> Result<Value, Error> {
         return Err(Error::Http {
             status,
             body: truncate(&String::from_utf8_lossy(body)),
+            retry_after: None,
         });
     }
     // The body is deliberately not quoted: a session reply carries the key.
     match json {
         Some(value @ Value::Object(_)) => Ok(value),
-        _ => Err(Error::Malformed("reply is not a JSON object".into())),
+        _ => Err(Error::NotJson { status }),
     }
 }
 
@@ -177,6 +179,36 @@ pub(crate) fn session(reply: &Value) -> Result<Session, Error> {
     })
 }
 
+/// The scrobbles on one page of a `user.getRecentTracks` reply and the
+/// number of pages (§1.11). The track playing now carries no `date` and is
+/// left out; so is any item whose time cannot be read.
+pub(crate) fn recent_tracks(reply: &Value) -> Result<(Vec<Heard>, u64), Error> {
+    let recent = reply
+        .get("recenttracks")
+        .filter(|r| r.is_object())
+        .ok_or_else(|| Error::Malformed("no \"recenttracks\" object in reply".into()))?;
+    let heard = one_or_many(recent.get("track"))
+        .into_iter()
+        .filter_map(|t| {
+            let at = number(t.get("date")?.get("uts")?)?;
+            // With extended=1 the artist's name is under `name`.
+            let artist = t.get("artist").map_or_else(String::new, |a| {
+                a.get("name")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| text(a), str::to_owned)
+            });
+            let title = t.get("name").map(text).unwrap_or_default();
+            Some(Heard { artist, title, at })
+        })
+        .collect();
+    let pages = recent
+        .get("@attr")
+        .and_then(|a| a.get("totalPages"))
+        .and_then(number)
+        .unwrap_or(1);
+    Ok((heard, pages))
+}
+
 /// A JSON number, or a string holding one: Last.fm sends counts as numbers,
 /// Libre.fm as strings (§1.3 rule 6).
 fn number(value: &Value) -> Option<u64> {
@@ -223,6 +255,47 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn recent_tracks_skip_now_playing_and_read_both_artist_shapes() {
+        let reply: Value = serde_json::from_str(
+            r##"{"recenttracks":{
+              "@attr":{"user":"alice","page":"1","perPage":"200","totalPages":"3","total":"401"},
+              "track":[
+                {"@attr":{"nowplaying":"true"},"artist":{"#text":"Radiohead"},"name":"Karma Police"},
+                {"artist":{"#text":"Portishead","mbid":""},"name":"Glory Box",
+                 "date":{"uts":"1718150100","#text":"11 Jun 2024, 20:35"}},
+                {"artist":{"name":"Sigur Rós","url":"…"},"name":"Hoppípolla","loved":"0",
+                 "date":{"uts":"1718150000"}}]}}"##,
+        )
+        .unwrap();
+        let (heard, pages) = recent_tracks(&reply).unwrap();
+        assert_eq!(pages, 3);
+        assert_eq!(
+            heard,
+            vec![
+                Heard {
+                    artist: "Portishead".into(),
+                    title: "Glory Box".into(),
+                    at: 1_718_150_100
+                },
+                Heard {
+                    artist: "Sigur Rós".into(),
+                    title: "Hoppípolla".into(),
+                    at: 1_718_150_000
+                },
+            ]
+        );
+        // A single result is a bare object; no results can be an empty string.
+        let one: Value = serde_json::from_str(
+            r##"{"recenttracks":{"track":{"artist":{"#text":"A"},"name":"T","date":{"uts":"5"}}}}"##,
+        )
+        .unwrap();
+        assert_eq!(recent_tracks(&one).unwrap().0.len(), 1);
+        let none: Value = serde_json::from_str(r#"{"recenttracks":{"track":""}}"#).unwrap();
+        assert_eq!(recent_tracks(&none).unwrap(), (Vec::new(), 1));
+        assert!(recent_tracks(&serde_json::json!({})).is_err());
+    }
     use crate::lastfm::ErrorKind;
 
     fn track(artist: &str, title: &str) -> Track {
@@ -448,7 +521,7 @@ mod tests {
     fn unparseable_non_2xx_keeps_status_and_a_short_body() {
         let html = format!("<html>{}</html>", "x".repeat(500));
         match read_reply(502, html.as_bytes()) {
-            Err(Error::Http { status, body }) => {
+            Err(Error::Http { status, body, .. }) => {
                 assert_eq!(status, 502);
                 assert_eq!(body.chars().count(), MAX_ERROR_BODY_CHARS + 1);
                 assert!(body.starts_with("<html>xxx") && body.ends_with('…'));
@@ -457,7 +530,7 @@ mod tests {
         }
         assert!(matches!(
             read_reply(429, b""),
-            Err(Error::Http { status: 429, ref body }) if body.is_empty()
+            Err(Error::Http { status: 429, ref body, .. }) if body.is_empty()
         ));
         // A non-numeric `error` is not the 2.0 envelope.
         assert!(matches!(
@@ -469,8 +542,15 @@ mod tests {
     #[test]
     fn success_must_be_a_json_object() {
         assert_eq!(read_reply(200, b"{}").unwrap(), json!({}));
-        for body in [&b"<lfm status=\"ok\"/>"[..], b"", b"[]"] {
-            assert!(matches!(read_reply(200, body), Err(Error::Malformed(_))));
+        for body in [
+            &b"<lfm status=\"ok\"/>"[..],
+            b"",
+            b"[]",
+            b"<html>Log in</html>",
+        ] {
+            let err = read_reply(200, body).unwrap_err();
+            assert!(matches!(err, Error::NotJson { status: 200 }), "{err:?}");
+            assert_eq!(err.kind(), ErrorKind::Config, "not the API: check the url");
         }
     }
 

@@ -10,12 +10,15 @@ mod api;
 mod sign;
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
 pub use sign::api_sig;
 
+use crate::http::percent_encode;
 use crate::scrobble::{Listen, Track};
+use crate::target::Heard;
 use sign::Params;
 
 /// Last.fm's API root.
@@ -23,6 +26,11 @@ pub const LASTFM_API_URL: &str = "https://ws.audioscrobbler.com/2.0/";
 
 /// Most listens one `track.scrobble` request may carry (indices 0 to 49).
 pub const MAX_BATCH: usize = 50;
+
+/// Pages of `user.getRecentTracks` read when checking what arrived: a batch
+/// spans at most 50 scrobbles, so more pages only mean other scrobblers
+/// filled the same minutes, and an item not seen is resent, never lost.
+pub const MAX_RECENT_PAGES: u64 = 20;
 
 /// Where Last.fm users approve a desktop token. Other servers host the page
 /// themselves (see [`Client::auth_page_url`]).
@@ -89,6 +97,15 @@ pub enum Error {
         status: u16,
         /// The start of the body, for the log.
         body: String,
+        /// How long the server asked to wait (`Retry-After`), uncapped.
+        retry_after: Option<Duration>,
+    },
+    /// A 2xx reply that is not a JSON object: whatever answered is not an
+    /// Audioscrobbler 2.0 API (a wrong url, a proxy, a captive portal).
+    #[error("HTTP {status}, and the reply is not the API's JSON")]
+    NotJson {
+        /// The HTTP status code.
+        status: u16,
     },
     /// The request did not complete: connection refused, timeout, ...
     #[error("request failed: {}", crate::http::describe_error(.0))]
@@ -108,27 +125,63 @@ impl From<reqwest::Error> for Error {
 
 impl Error {
     /// Classifies the error for retry decisions (protocols.md §1.10, §1.13).
+    ///
+    /// Only error 6 is a verdict on the listens sent; every other refusal
+    /// of a whole request says the request went to the wrong place or with
+    /// the wrong keys, so it stops the target rather than condemning items.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Api { code, .. } => match code {
                 29 => ErrorKind::RateLimited,
                 4 | 9 => ErrorKind::Auth,
-                10 | 13 | 26 => ErrorKind::Config,
-                2 | 3 | 5 | 6 | 7 | 27 => ErrorKind::Rejected,
+                // Invalid service, invalid format, invalid resource: not a
+                // request this server's API understands.
+                2 | 5 | 7 | 10 | 13 | 26 => ErrorKind::Config,
+                3 | 27 => ErrorKind::Unsupported,
+                6 => ErrorKind::Rejected,
                 _ => ErrorKind::Transient,
             },
             Error::Http { status, .. } => match status {
                 429 => ErrorKind::RateLimited,
                 408 | 500.. => ErrorKind::Transient,
-                // Redirects are not followed (see `crate::http`): the API URL
-                // is outdated or points at an alias.
-                300..=399 => ErrorKind::Config,
-                _ => ErrorKind::Rejected,
+                // Anything else without the API's error document did not come
+                // from the API: a redirect (not followed, see `crate::http`),
+                // 401/403/404/405/407/410 from a wrong path, a proxy or a
+                // captive portal.
+                _ => ErrorKind::Config,
             },
+            Error::NotJson { .. } => ErrorKind::Config,
             // A request that cannot even be built (an invalid URL) fails the
             // same way on every retry.
             Error::Transport(e) if e.is_builder() => ErrorKind::Config,
+            Error::Transport(e) if crate::http::outcome_unknown(e) => ErrorKind::Unknown,
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
+        }
+    }
+
+    /// For an error of kind [`ErrorKind::Config`], the config key to fix.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            Error::Api { code: 10 | 26, .. } => "api_key",
+            Error::Api { code: 13, .. } => "api_secret",
+            _ => "url",
+        }
+    }
+
+    /// How long the server asked to wait (`Retry-After`), uncapped.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::http::BodyError> for Error {
+    fn from(e: crate::http::BodyError) -> Self {
+        match e {
+            crate::http::BodyError::Transport(e) => Error::Transport(e),
+            too_large @ crate::http::BodyError::TooLarge => Error::Malformed(too_large.to_string()),
         }
     }
 }
@@ -147,6 +200,11 @@ impl Client {
             api_key: api_key.to_owned(),
             api_secret: api_secret.to_owned(),
         }
+    }
+
+    /// The API URL.
+    pub fn url(&self) -> &str {
+        &self.api_url
     }
 
     /// Tells the server that `track` started playing (`track.updateNowPlaying`).
@@ -285,14 +343,46 @@ impl Client {
             self.api_url,
             query
                 .iter()
-                .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+                .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
                 .collect::<Vec<_>>()
                 .join("&")
         );
         let response = self.http.get(url).send().await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        api::read_reply(status, &body)
+        reply(response).await
+    }
+
+    /// The scrobbles of `user` that started from `first` to `last` (Unix
+    /// seconds, both included), read with `user.getRecentTracks` page by page
+    /// (at most [`MAX_RECENT_PAGES`] pages of 200).
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`].
+    pub async fn recent_tracks(
+        &self,
+        user: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Heard>, Error> {
+        let mut heard = Vec::new();
+        for page in 1..=MAX_RECENT_PAGES {
+            // Whether `from` and `to` are inclusive is not documented: a
+            // second of margin on each side works either way.
+            let params = [
+                ("user", user.to_owned()),
+                ("from", first.saturating_sub(1).to_string()),
+                ("to", last.saturating_add(1).to_string()),
+                ("limit", "200".to_owned()),
+                ("page", page.to_string()),
+            ];
+            let reply = self.read("user.getRecentTracks", &params).await?;
+            let (items, pages) = api::recent_tracks(&reply)?;
+            heard.extend(items);
+            if page >= pages {
+                break;
+            }
+        }
+        Ok(heard)
     }
 
     /// The mobile flow: gets a session from a user name and password
@@ -332,8 +422,8 @@ impl Client {
         };
         format!(
             "{page}?api_key={}&token={}",
-            query_escape(&self.api_key),
-            query_escape(token)
+            percent_encode(&self.api_key),
+            percent_encode(token)
         )
     }
 
@@ -378,9 +468,7 @@ impl Client {
         // Only the method name: the body holds the session key or password.
         tracing::debug!(method, "Audioscrobbler request");
         let response = self.request(method, session_key, params).send().await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        api::read_reply(status, &body)
+        reply(response).await
     }
 
     /// The signed form POST for a call. Every call is a POST: writes and
@@ -419,6 +507,22 @@ impl fmt::Debug for Session {
     }
 }
 
+/// The JSON of a successful reply, or the error it reports; the body is read
+/// up to [`crate::http::MAX_BODY`].
+async fn reply(response: reqwest::Response) -> Result<Value, Error> {
+    let status = response.status().as_u16();
+    let retry_after = crate::http::retry_after(response.headers(), SystemTime::now());
+    let body = crate::http::read_body(response).await?;
+    api::read_reply(status, &body).map_err(|e| match e {
+        Error::Http { status, body, .. } => Error::Http {
+            status,
+            body,
+            retry_after,
+        },
+        e => e,
+    })
+}
+
 /// Splits `https://user@host:port/path?query` into `("https", "host:port")`.
 /// A URL without a scheme is taken as HTTPS.
 fn split_authority(url: &str) -> (&str, &str) {
@@ -428,20 +532,6 @@ fn split_authority(url: &str) -> (&str, &str) {
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
     (scheme, authority)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn query_escape(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -637,18 +727,19 @@ mod tests {
         Error::Http {
             status,
             body: String::new(),
+            retry_after: None,
         }
     }
 
     #[test]
     fn api_error_codes_are_classified() {
         let cases = [
-            (2, ErrorKind::Rejected),
-            (3, ErrorKind::Rejected),
+            (2, ErrorKind::Config),
+            (3, ErrorKind::Unsupported),
             (4, ErrorKind::Auth),
-            (5, ErrorKind::Rejected),
+            (5, ErrorKind::Config),
             (6, ErrorKind::Rejected),
-            (7, ErrorKind::Rejected),
+            (7, ErrorKind::Config),
             (8, ErrorKind::Transient),
             (9, ErrorKind::Auth),
             (10, ErrorKind::Config),
@@ -656,7 +747,7 @@ mod tests {
             (13, ErrorKind::Config),
             (16, ErrorKind::Transient),
             (26, ErrorKind::Config),
-            (27, ErrorKind::Rejected),
+            (27, ErrorKind::Unsupported),
             (28, ErrorKind::Transient),
             (29, ErrorKind::RateLimited),
             (1234, ErrorKind::Transient),
@@ -672,9 +763,15 @@ mod tests {
             (301, ErrorKind::Config),
             (303, ErrorKind::Config),
             (308, ErrorKind::Config),
-            (400, ErrorKind::Rejected),
-            (403, ErrorKind::Rejected),
-            (404, ErrorKind::Rejected),
+            // Without the API's error document, no status is a verdict on
+            // the listens: a wrong url, a proxy, a captive portal.
+            (400, ErrorKind::Config),
+            (401, ErrorKind::Config),
+            (403, ErrorKind::Config),
+            (404, ErrorKind::Config),
+            (405, ErrorKind::Config),
+            (407, ErrorKind::Config),
+            (410, ErrorKind::Config),
             (408, ErrorKind::Transient),
             (429, ErrorKind::RateLimited),
             (500, ErrorKind::Transient),
@@ -686,6 +783,10 @@ mod tests {
             assert_eq!(http(status).kind(), kind, "status {status}");
         }
         assert_eq!(Error::Malformed(String::new()).kind(), ErrorKind::Transient);
+        assert_eq!(Error::NotJson { status: 200 }.kind(), ErrorKind::Config);
+        assert_eq!(http(404).setting(), "url");
+        assert_eq!(api(10).setting(), "api_key");
+        assert_eq!(api(13).setting(), "api_secret");
     }
 
     #[tokio::test]
@@ -703,6 +804,18 @@ mod tests {
         let err = client(&url).get_token().await.unwrap_err();
         assert!(matches!(err, Error::Transport(_)), "{err:?}");
         assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn a_scrobble_without_an_answer_has_an_unknown_outcome() {
+        // Reads the request, then closes without answering.
+        let (url, server) = crate::http::test_server::serve_raw(|_| String::new()).await;
+        let err = client(&url)
+            .scrobble(SK, &worked_example_listens())
+            .await
+            .unwrap_err();
+        server.await.unwrap();
+        assert_eq!(err.kind(), ErrorKind::Unknown, "{err:?}");
     }
 
     #[tokio::test]
@@ -798,10 +911,69 @@ mod tests {
         let (url, _server) = serve_once(503, "<html>Service Unavailable</html>").await;
         let err = client(&url).get_token().await.unwrap_err();
         assert!(
-            matches!(err, Error::Http { status: 503, ref body } if body.contains("Unavailable")),
+            matches!(err, Error::Http { status: 503, ref body, .. } if body.contains("Unavailable")),
             "{err:?}"
         );
         assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    async fn scrobble_answered_with(response: String) -> Error {
+        let (url, _server) = crate::http::test_server::serve_raw(|_| response).await;
+        client(&url)
+            .scrobble(SK, &worked_example_listens())
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn misdirected_answers_are_config_and_oversized_ones_transient() {
+        for (status, body) in [
+            (404, "Not Found"),
+            (200, "<html>Sign in to the hotel Wi-Fi</html>"),
+            (405, ""),
+            (410, "Gone"),
+            (407, "Proxy Authentication Required"),
+            (401, "<html>401</html>"),
+        ] {
+            let err = scrobble_answered_with(format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .await;
+            assert_eq!(err.kind(), ErrorKind::Config, "{status} {body:?}: {err:?}");
+            assert_eq!(err.setting(), "url");
+            assert!(err.to_string().contains(&format!("HTTP {status}")), "{err}");
+        }
+        let err = scrobble_answered_with(
+            "HTTP/1.1 200 OK\r\nContent-Length: 52428800\r\nConnection: close\r\n\r\n".into(),
+        )
+        .await;
+        assert!(
+            matches!(err, Error::Malformed(ref m) if m.contains("larger than")),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_read_and_left_uncapped_for_the_flusher() {
+        let err = scrobble_answered_with(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 18446744073709551615\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+                .into(),
+        )
+        .await;
+        assert_eq!(err.kind(), ErrorKind::Transient);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(u64::MAX)));
+        let err = scrobble_answered_with(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: -30\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+                .into(),
+        )
+        .await;
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+        assert_eq!(err.retry_after(), None);
     }
 
     #[tokio::test]

@@ -174,6 +174,8 @@ fn one_target_down_does_not_delay_the_other_and_catches_up_in_an_import() {
         lb.submissions()
     );
     assert_eq!(lastfm.scrobbles().len(), 3);
+    assert_eq!(lastfm.duplicates(), 0);
+    assert_eq!(lb.duplicates(), 0);
 }
 
 #[test]

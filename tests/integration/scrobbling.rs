@@ -131,6 +131,7 @@ fn played_track_arrives_once_with_its_start_time() {
     rig.mpd.wait_state("stop", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(rig.lastfm.scrobbles().len(), 1, "exactly once");
+    assert_eq!(rig.lastfm.duplicates(), 0);
 }
 
 #[test]
@@ -278,6 +279,7 @@ fn outage_backlog_arrives_once_in_batches() {
     );
     assert_eq!(got.len(), 3);
     assert!(rig.daemon.is_running());
+    assert_eq!(rig.lastfm.duplicates(), 0);
 }
 
 #[test]
@@ -299,6 +301,7 @@ fn server_errors_are_retried_until_they_clear() {
     assert_eq!(got[0].track, "Song 0");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(rig.lastfm.scrobbles().len(), 1);
+    assert_eq!(rig.lastfm.duplicates(), 0);
 }
 
 #[test]
@@ -319,6 +322,7 @@ fn kill_9_after_qualifying_delivers_after_restart() {
     assert_eq!(got[0].track, "Song 0");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(rig.lastfm.scrobbles().len(), 1, "none twice");
+    assert_eq!(rig.lastfm.duplicates(), 0);
 }
 
 #[test]

@@ -23,9 +23,19 @@ pub struct TestDir {
 
 impl TestDir {
     pub fn new() -> TestDir {
-        TestDir {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        // As a login session provides it: the daemon's control socket goes there.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir.path().join("xdg-runtime"))
+            .expect("runtime dir");
+        TestDir { dir }
+    }
+
+    /// `$XDG_RUNTIME_DIR` of the commands run here.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("xdg-runtime")
     }
 
     pub fn path(&self) -> &Path {
@@ -130,6 +140,7 @@ fn with_test_env(mut cmd: Command, dir: &TestDir) -> Command {
         "MPD_HOST",
         "MPD_PORT",
         "STATE_DIRECTORY",
+        "RUNTIME_DIRECTORY",
         "CREDENTIALS_DIRECTORY",
         "JOURNAL_STREAM",
         "NO_COLOR",

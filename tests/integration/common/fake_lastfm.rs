@@ -3,8 +3,13 @@
 //! check (error 13), session keys (error 9 with HTTP 403), the 50-item batch
 //! limit and contiguous indices (error 6), per-item `ignoredMessage` codes,
 //! JSON replies in Last.fm's shape (a single scrobble comes back as a bare
-//! object), and the desktop and mobile auth flows. It fails on demand and can
-//! go down (connection refused) and come back on the same port.
+//! object), and the desktop and mobile auth flows. `user.getRecentTracks`
+//! reads back what it stored (newest first, paged, the track playing now
+//! first and without a date). It fails on demand, can be slow (store, then
+//! answer after the client gave up, as a real slow server does), can go down
+//! (connection refused) and come back on the same port, and counts the
+//! duplicates it stored (same user, track and timestamp), as Last.fm keeps
+//! a resent scrobble.
 //!
 //! Runs on its own threads (see `http_server`), so sync tests, async tests
 //! and the benchmark can all use it.
@@ -47,8 +52,17 @@ pub enum Failure {
     Http(u16),
     /// A JSON API error with the HTTP status Last.fm uses for it.
     Api(u32),
-    /// Answer only after this long.
+    /// Answer only after this long (and only then handle the request).
     Hang(Duration),
+    /// Handle the request (store what it carries) after `store_after`, and
+    /// answer only after `answer_after`: a slow server the client gave up on.
+    Slow {
+        store_after: Duration,
+        answer_after: Duration,
+    },
+    /// Answer 503 after this long without storing anything: the request was
+    /// lost behind a client that already gave up.
+    Lost(Duration),
 }
 
 #[derive(Default)]
@@ -63,6 +77,9 @@ struct State {
     requests: HashMap<String, usize>,
     failure: Option<Failure>,
     fail_next: Option<(usize, Failure)>,
+    /// Every n-th track.scrobble request suffers this.
+    every_nth_scrobble: Option<(usize, Failure)>,
+    scrobble_requests: usize,
     poison: Option<String>,
     counter: u64,
     /// track.love / track.unlove calls: artist, track, love.
@@ -180,6 +197,22 @@ impl FakeLastFm {
         self.state().fail_next = Some((n, f));
     }
 
+    /// Inflict `f` on every `n`-th track.scrobble request (`None`: stop).
+    pub fn fail_every_nth_scrobble(&self, every: Option<(usize, Failure)>) {
+        self.state().every_nth_scrobble = every;
+    }
+
+    /// How many stored scrobbles repeat an earlier one: same user, artist,
+    /// title and timestamp.
+    pub fn duplicates(&self) -> usize {
+        let st = self.state();
+        let mut seen = std::collections::HashSet::new();
+        st.scrobbles
+            .iter()
+            .filter(|s| !seen.insert((&s.user, &s.artist, &s.track, s.timestamp)))
+            .count()
+    }
+
     /// Accepted track.love (`true`) and track.unlove calls.
     pub fn loves(&self) -> Vec<(String, String, bool)> {
         self.state().loves.clone()
@@ -260,12 +293,20 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
     let failure = {
         let mut st = shared.state.lock().unwrap();
         *st.requests.entry(method.clone()).or_default() += 1;
+        let scrobble = method.eq_ignore_ascii_case("track.scrobble");
+        if scrobble {
+            st.scrobble_requests += 1;
+        }
+        let nth = match st.every_nth_scrobble {
+            Some((n, f)) if scrobble && n > 0 && st.scrobble_requests % n == 0 => Some(f),
+            _ => None,
+        };
         match st.fail_next.as_mut() {
             Some((n, f)) if *n > 0 => {
                 *n -= 1;
                 Some(*f)
             }
-            _ => st.failure,
+            _ => nth.or(st.failure),
         }
     };
     match failure {
@@ -278,10 +319,22 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
         }
         Some(Failure::Api(code)) => return api_error(code, "Failure requested by the test"),
         Some(Failure::Hang(d)) => std::thread::sleep(d),
+        Some(Failure::Lost(d)) => {
+            std::thread::sleep(d);
+            return (503, "text/html", "<html><body>503</body></html>".into());
+        }
+        Some(Failure::Slow { store_after, .. }) => std::thread::sleep(store_after),
         None => {}
     }
 
     let reply = dispatch(&req.method, &method, &params, shared);
+    if let Some(Failure::Slow {
+        store_after,
+        answer_after,
+    }) = failure
+    {
+        std::thread::sleep(answer_after.saturating_sub(store_after));
+    }
     if params.get("format").map(String::as_str) == Some("json") {
         reply
     } else {
@@ -456,7 +509,15 @@ fn read(method: &str, p: &BTreeMap<String, String>, shared: &Shared) -> Reply {
         );
     }
     let st = shared.state.lock().unwrap();
-    match st.reads.get(&(method.to_string(), subject(method, p))) {
+    let fixture = st.reads.get(&(method.to_string(), subject(method, p)));
+    // A fixture serves the metadata tests; a window (`from`/`to`) or the
+    // absence of a fixture means what was stored.
+    if method == "user.getrecenttracks"
+        && (fixture.is_none() || p.contains_key("from") || p.contains_key("to"))
+    {
+        return recent_tracks(&st, p);
+    }
+    match fixture {
         Some(reply) => ok(reply.clone()),
         None if method == "artist.search" => ok(json!({"results": {
             "opensearch:totalResults": "0", "artistmatches": {"artist": []},
@@ -466,6 +527,67 @@ fn read(method: &str, p: &BTreeMap<String, String>, shared: &Shared) -> Reply {
             (404, ct, body)
         }
     }
+}
+
+/// `user.getRecentTracks` from the stored scrobbles, in Last.fm's shape
+/// (§1.11): newest first; `from`/`to` exclude their bounds; `limit` (default
+/// 50, at most 200) and 1-based `page`; the track playing now (the user's
+/// last notice, when any) comes first on page 1 with no `date`; one item is
+/// a bare object; numbers are strings.
+fn recent_tracks(st: &State, p: &BTreeMap<String, String>) -> Reply {
+    let user = p.get("user").cloned().unwrap_or_default();
+    let Some(user) = st
+        .users
+        .keys()
+        .chain(st.sessions.values())
+        .find(|u| u.eq_ignore_ascii_case(&user))
+        .cloned()
+    else {
+        let (_, ct, body) = api_error(6, "User not found");
+        return (404, ct, body);
+    };
+    let number = |k: &str| p.get(k).and_then(|v| v.parse::<u64>().ok());
+    let from = number("from");
+    let to = number("to");
+    let limit = number("limit").unwrap_or(50).clamp(1, 200) as usize;
+    let page = number("page").unwrap_or(1).max(1) as usize;
+    let mut mine: Vec<&Scrobbled> = st
+        .scrobbles
+        .iter()
+        .filter(|s| s.user == user)
+        .filter(|s| from.is_none_or(|f| s.timestamp > f) && to.is_none_or(|t| s.timestamp < t))
+        .collect();
+    mine.sort_by_key(|s| std::cmp::Reverse(s.timestamp));
+    let total = mine.len();
+    let pages = total.div_ceil(limit).max(1);
+    let mut tracks: Vec<Value> = Vec::new();
+    if page == 1 {
+        if let Some(np) = st.now_playing.iter().rev().find(|s| s.user == user) {
+            tracks.push(json!({
+                "@attr": {"nowplaying": "true"},
+                "artist": {"#text": np.artist, "mbid": ""},
+                "album": {"#text": np.album.clone().unwrap_or_default(), "mbid": ""},
+                "name": np.track, "mbid": "", "url": "", "streamable": "0",
+            }));
+        }
+    }
+    tracks.extend(mine.iter().skip((page - 1) * limit).take(limit).map(|s| {
+        json!({
+            "artist": {"#text": s.artist, "mbid": ""},
+            "album": {"#text": s.album.clone().unwrap_or_default(), "mbid": ""},
+            "name": s.track, "mbid": "", "url": "", "streamable": "0",
+            "date": {"uts": s.timestamp.to_string(), "#text": "01 Jan 2024, 00:00"},
+        })
+    }));
+    let track = match tracks.len() {
+        1 => tracks.pop().unwrap(),
+        _ => Value::Array(tracks),
+    };
+    ok(json!({"recenttracks": {
+        "@attr": {"user": user, "page": page.to_string(), "perPage": limit.to_string(),
+                  "totalPages": pages.to_string(), "total": total.to_string()},
+        "track": track,
+    }}))
 }
 
 fn ok(v: Value) -> Reply {

@@ -5,6 +5,10 @@
 //! every answer and 429 on demand. The Maloja flavour reproduces Maloja's
 //! endpoint instead (§4.2): no limits, playing_now discarded, listens keyed by
 //! timestamp, and an import that stops at the first duplicate or conflict.
+//! `GET /1/user/{user}/listens` reads back what was stored (newest first,
+//! exclusive `min_ts`/`max_ts`, `count` capped at 1000; Maloja has no such
+//! method). It can be slow (store, then answer after the client gave up) and
+//! counts the duplicates it stored (same user, track and timestamp).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,9 +53,21 @@ pub enum Failure {
     Status(u16),
     /// 429 with X-RateLimit-Reset-In.
     RateLimited { reset_in: u64 },
-    /// Answer only after this long.
+    /// Answer only after this long (and only then handle the request).
     Hang(Duration),
+    /// Handle the request (store what it carries) after `store_after`, and
+    /// answer only after `answer_after`: a slow server the client gave up on.
+    Slow {
+        store_after: Duration,
+        answer_after: Duration,
+    },
+    /// Answer 503 after this long without storing anything.
+    Lost(Duration),
 }
+
+/// Most listens one read returns (`MAX_ITEMS_PER_GET`); 25 when not asked.
+const MAX_ITEMS_PER_GET: usize = 1000;
+const DEFAULT_ITEMS_PER_GET: usize = 25;
 
 #[derive(Default)]
 struct State {
@@ -62,6 +78,9 @@ struct State {
     requests: usize,
     failure: Option<Failure>,
     fail_next: Option<(usize, Failure)>,
+    /// Every n-th submission of listens (not playing_now) suffers this.
+    every_nth_submission: Option<(usize, Failure)>,
+    listen_submissions: usize,
     poison: Option<String>,
     feedback: Vec<(String, i64)>,
 }
@@ -145,6 +164,22 @@ impl FakeListenBrainz {
         self.st().fail_next = Some((n, f));
     }
 
+    /// Inflict `f` on every `n`-th submission of listens (`None`: stop).
+    pub fn fail_every_nth_submission(&self, every: Option<(usize, Failure)>) {
+        self.st().every_nth_submission = every;
+    }
+
+    /// How many stored listens repeat an earlier one: same user, artist,
+    /// title and `listened_at`.
+    pub fn duplicates(&self) -> usize {
+        let st = self.st();
+        let mut seen = std::collections::HashSet::new();
+        st.listens
+            .iter()
+            .filter(|l| !seen.insert((&l.user, &l.artist_name, &l.track_name, l.listened_at)))
+            .count()
+    }
+
     /// Refuse any submission containing this artist with a 400.
     pub fn set_poison_artist(&self, artist: Option<&str>) {
         self.st().poison = artist.map(str::to_string);
@@ -212,12 +247,22 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
     let failure = {
         let mut st = state.lock().unwrap();
         st.requests += 1;
+        // Listens, not playing_now notices (the body says which).
+        let listens = endpoint == "submit-listens"
+            && !String::from_utf8_lossy(&req.body).contains("\"playing_now\"");
+        if listens {
+            st.listen_submissions += 1;
+        }
+        let nth = match st.every_nth_submission {
+            Some((n, f)) if listens && n > 0 && st.listen_submissions % n == 0 => Some(f),
+            _ => None,
+        };
         match st.fail_next.as_mut() {
             Some((n, f)) if *n > 0 => {
                 *n -= 1;
                 Some(*f)
             }
-            _ => st.failure,
+            _ => nth.or(st.failure),
         }
     };
     match failure {
@@ -234,8 +279,29 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
             return r;
         }
         Some(Failure::Hang(d)) => std::thread::sleep(d),
+        Some(Failure::Lost(d)) => {
+            std::thread::sleep(d);
+            return error(
+                flavor,
+                503,
+                "Cannot submit listens to queue, please try again later.",
+            );
+        }
+        Some(Failure::Slow {
+            store_after,
+            answer_after,
+        }) => {
+            std::thread::sleep(store_after);
+            let r = route(req, flavor, endpoint, state);
+            std::thread::sleep(answer_after.saturating_sub(store_after));
+            return r;
+        }
         None => {}
     }
+    route(req, flavor, endpoint, state)
+}
+
+fn route(req: &Request, flavor: Flavor, endpoint: &str, state: &Mutex<State>) -> Response {
     // The server takes the second word of the header, whatever the first.
     let token = req
         .header("authorization")
@@ -290,8 +356,110 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
             };
             submit(req, flavor, &user, state)
         }
+        ("GET", e) if flavor == Flavor::ListenBrainz && e.starts_with("user/") => {
+            match e
+                .strip_prefix("user/")
+                .and_then(|r| r.strip_suffix("/listens"))
+            {
+                Some(name) => user_listens(req, flavor, &percent_decode(name), state),
+                None => error(flavor, 404, "Not found"),
+            }
+        }
         _ => error(flavor, 404, "Not found"),
     }
+}
+
+/// `GET /1/user/{user}/listens` (protocols.md §3.8): newest first, both
+/// bounds exclusive, `count` silently capped.
+fn user_listens(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>) -> Response {
+    let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.parse::<u64>())
+    };
+    let (min_ts, max_ts, count) = match (param("min_ts"), param("max_ts"), param("count")) {
+        (Some(Err(_)), ..) | (_, Some(Err(_)), _) | (.., Some(Err(_))) => {
+            return error(flavor, 400, "Invalid parameter value.");
+        }
+        (min, max, count) => (
+            min.and_then(Result::ok),
+            max.and_then(Result::ok),
+            count.and_then(Result::ok),
+        ),
+    };
+    if let (Some(min), Some(max)) = (min_ts, max_ts) {
+        if max < min {
+            return error(flavor, 400, "max_ts should be greater than min_ts");
+        }
+    }
+    let count = count
+        .map_or(DEFAULT_ITEMS_PER_GET, |c| c as usize)
+        .min(MAX_ITEMS_PER_GET);
+    let st = state.lock().unwrap();
+    if !st.tokens.values().any(|u| u == user) {
+        return error(flavor, 404, &format!("Cannot find user: {user}"));
+    }
+    let mut mine: Vec<&Received> = st
+        .listens
+        .iter()
+        .filter(|l| l.user == user)
+        .filter(|l| {
+            let at = l.listened_at.unwrap_or(0);
+            min_ts.is_none_or(|m| at > m) && max_ts.is_none_or(|m| at < m)
+        })
+        .collect();
+    mine.sort_by_key(|l| std::cmp::Reverse(l.listened_at));
+    mine.truncate(count);
+    let listens: Vec<Value> = mine
+        .iter()
+        .map(|l| {
+            json!({
+                "listened_at": l.listened_at,
+                "inserted_at": l.listened_at,
+                "recording_msid": "00000000-0000-0000-0000-000000000000",
+                "user_name": l.user,
+                "track_metadata": {
+                    "artist_name": l.artist_name,
+                    "track_name": l.track_name,
+                    "release_name": l.release_name,
+                    "additional_info": l.additional_info,
+                },
+            })
+        })
+        .collect();
+    reply(
+        flavor,
+        200,
+        json!({"payload": {
+            "count": listens.len(),
+            "user_id": user,
+            "latest_listen_ts": st.listens.iter().filter_map(|l| l.listened_at).max(),
+            "oldest_listen_ts": st.listens.iter().filter_map(|l| l.listened_at).min(),
+            "listens": listens,
+        }}),
+    )
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn submit(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>) -> Response {

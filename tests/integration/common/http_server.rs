@@ -128,7 +128,7 @@ fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) {
     });
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;

@@ -5,5 +5,6 @@
 pub mod daemon;
 pub mod fake_lastfm;
 pub mod fake_listenbrainz;
+pub mod hostile_server;
 pub mod http_server;
 pub mod mpd;

@@ -1,0 +1,503 @@
+//! Plays on their way into the queue: the watch loop hands each qualified
+//! play to the spool and goes straight back to MPD; the writer task writes
+//! them to the queue in order, off the runtime thread.
+//!
+//! A play that cannot be written now (a full or read-only disk) stays held
+//! in memory, up to [`HOLD_LIMIT`] plays, and is written as soon as writing
+//! works again: the writer retries with a capped backoff, at once when a new
+//! play arrives. Past the limit the oldest held play is dropped (servers
+//! refuse very old scrobbles anyway), with one log line.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::describe;
+use crate::queue::{Queue, QueueError};
+use crate::scrobble::Listen;
+use crate::watchdog::Beat;
+
+/// Most plays held in memory while the queue cannot be written: about three
+/// weeks of continuous listening.
+pub const HOLD_LIMIT: usize = 10_000;
+/// First wait after a failed write.
+const RETRY_MIN: Duration = Duration::from_millis(250);
+/// Longest wait between attempts.
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Most plays written in one go.
+const BATCH: usize = 100;
+
+/// Why writing fails, as far as the user can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// No space left on the file system.
+    Full,
+    /// Read-only file system, or no permission.
+    Unwritable,
+    /// Anything else.
+    Failing,
+}
+
+/// A failed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteError {
+    /// What kind of failure.
+    pub fault: Fault,
+    /// The error, for the log and `status`.
+    pub message: String,
+}
+
+impl From<&QueueError> for WriteError {
+    fn from(e: &QueueError) -> WriteError {
+        use std::io::ErrorKind;
+        let fault = match e.io_kind() {
+            Some(ErrorKind::StorageFull | ErrorKind::QuotaExceeded) => Fault::Full,
+            Some(ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem) => Fault::Unwritable,
+            _ => Fault::Failing,
+        };
+        WriteError {
+            fault,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Where the writer puts plays. Called on a blocking thread.
+pub trait Store: Send + Sync + 'static {
+    /// Write one play durably; writing the play just written again must not
+    /// queue it twice.
+    fn write(&self, listen: &Listen) -> Result<(), WriteError>;
+}
+
+impl Store for Queue {
+    fn write(&self, listen: &Listen) -> Result<(), WriteError> {
+        self.enqueue_blocking(listen)
+            .map_err(|e| WriteError::from(&e))
+    }
+}
+
+/// The plays waiting to be written, and how writing goes.
+#[derive(Debug, Default)]
+pub struct Spool {
+    /// Held plays in order, each with its sequence number.
+    held: Mutex<VecDeque<(u64, Listen)>>,
+    next_seq: AtomicU64,
+    wake: Notify,
+    failing: Mutex<Option<WriteError>>,
+    dropped: AtomicU64,
+}
+
+/// The spool's state for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SpoolState {
+    /// Plays in memory, not yet in the queue.
+    pub held: usize,
+    /// Plays dropped because the limit was reached.
+    pub dropped: u64,
+    /// Set while writes fail.
+    pub fault: Option<Fault>,
+    /// The last write error.
+    pub why: Option<String>,
+}
+
+impl Spool {
+    /// An empty spool.
+    pub fn new() -> Spool {
+        Spool::default()
+    }
+
+    /// Hand a play over for writing. Never blocks.
+    pub fn push(&self, listen: Listen) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.push_back((seq, listen));
+        if held.len() > HOLD_LIMIT {
+            if let Some((_, old)) = held.pop_front() {
+                // One line per episode: the first drop after the limit is reached.
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::error!(
+                        "{HOLD_LIMIT} plays are held in memory because the queue cannot be \
+                         written; from now on the oldest held play is dropped for each new one \
+                         (first dropped: {} started at {})",
+                        describe(&old.track),
+                        old.started_at
+                    );
+                }
+            }
+        }
+        drop(held);
+        self.wake.notify_one();
+    }
+
+    /// Plays held in memory.
+    pub fn held(&self) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// What `status` shows.
+    pub fn state(&self) -> SpoolState {
+        let failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        SpoolState {
+            held: self.held(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            fault: failing.as_ref().map(|f| f.fault),
+            why: failing.map(|f| f.message),
+        }
+    }
+
+    fn front(&self, n: usize) -> Vec<(u64, Listen)> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.iter().take(n).cloned().collect()
+    }
+
+    /// Forget the plays up to and including `seq` (written).
+    fn written(&self, seq: u64) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        while held.front().is_some_and(|(s, _)| *s <= seq) {
+            held.pop_front();
+        }
+        if held.is_empty() {
+            self.dropped.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn set_failing(&self, e: Option<WriteError>) {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = e;
+    }
+
+    /// Drain what is held, for the log at exit.
+    fn take_all(&self) -> Vec<Listen> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.drain(..).map(|(_, l)| l).collect()
+    }
+}
+
+/// Write the front of the spool once, on a blocking thread. Returns the
+/// error that stopped it, if any.
+async fn write_some(spool: &Arc<Spool>, store: &Arc<dyn Store>) -> Result<usize, WriteError> {
+    let batch = spool.front(BATCH);
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let store = Arc::clone(store);
+    let (last, error) = tokio::task::spawn_blocking(move || {
+        let mut last = None;
+        for (seq, listen) in &batch {
+            if let Err(e) = store.write(listen) {
+                return (last, Some(e));
+            }
+            tracing::info!(
+                "queued {} (started at {})",
+                describe(&listen.track),
+                listen.started_at
+            );
+            last = Some(*seq);
+        }
+        (last, None)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        (
+            None,
+            Some(WriteError {
+                fault: Fault::Failing,
+                message: format!("the write stopped: {e}"),
+            }),
+        )
+    });
+    let mut n = 0;
+    if let Some(seq) = last {
+        let before = spool.held();
+        spool.written(seq);
+        n = before.saturating_sub(spool.held());
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
+}
+
+/// Write held plays until shutdown; `on_written` runs after each success
+/// (the daemon wakes the flushers). At shutdown, one more attempt of at
+/// most `final_attempt`, then every play still held is logged as lost.
+pub async fn run_writer(
+    spool: Arc<Spool>,
+    store: Arc<dyn Store>,
+    on_written: impl Fn(),
+    reopen: impl Fn() + Send + Sync + 'static,
+    shutdown: CancellationToken,
+    beat: Beat,
+    final_attempt: Duration,
+) {
+    let reopen = Arc::new(reopen);
+    let mut wait = RETRY_MIN;
+    let mut failing: Option<WriteError> = None;
+    loop {
+        match write_some(&spool, &store).await {
+            Ok(n) => {
+                if let Some(e) = failing.take() {
+                    tracing::info!("the queue can be written again (after: {})", e.message);
+                    spool.set_failing(None);
+                }
+                wait = RETRY_MIN;
+                if n > 0 {
+                    on_written();
+                }
+                if spool.held() > 0 {
+                    continue;
+                }
+                tokio::select! {
+                    () = spool.wake.notified() => {}
+                    () = beat.asked() => beat.answer(),
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            Err(e) => {
+                if failing.as_ref().map(|f| &f.message) != Some(&e.message) {
+                    tracing::error!(
+                        "cannot write to the queue: {}; {} plays are held in memory and \
+                         written when it works again{}",
+                        e.message,
+                        spool.held(),
+                        match e.fault {
+                            Fault::Full => " (free some space on that file system)",
+                            Fault::Unwritable => " (make the state directory writable)",
+                            Fault::Failing => "",
+                        }
+                    );
+                }
+                spool.set_failing(Some(e.clone()));
+                failing = Some(e);
+                // The next attempt reopens the database (sled's errors are
+                // sticky); reopening reads it, so it runs off this thread.
+                let r = Arc::clone(&reopen);
+                let _ = tokio::task::spawn_blocking(move || r()).await;
+                let sleep = tokio::time::sleep(wait);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        () = &mut sleep => break,
+                        () = spool.wake.notified() => break,
+                        () = beat.asked() => beat.answer(),
+                        () = shutdown.cancelled() => {
+                            finish(&spool, &store, final_attempt).await;
+                            return;
+                        }
+                    }
+                }
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+    finish(&spool, &store, final_attempt).await;
+}
+
+/// At shutdown: try once more, within `limit`, then log loudly what could
+/// not be written.
+async fn finish(spool: &Arc<Spool>, store: &Arc<dyn Store>, limit: Duration) {
+    if spool.held() == 0 {
+        return;
+    }
+    let _ = tokio::time::timeout(limit, async {
+        while spool.held() > 0 {
+            if write_some(spool, store).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let lost = spool.take_all();
+    if lost.is_empty() {
+        return;
+    }
+    tracing::error!(
+        "exiting with {} plays that could not be written to the queue; they are lost:",
+        lost.len()
+    );
+    for l in lost {
+        tracing::error!("  lost: {} started at {}", describe(&l.track), l.started_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scrobble::Track;
+
+    fn listen(i: u64) -> Listen {
+        Listen {
+            track: Track {
+                artist: "A".into(),
+                title: format!("T{i}"),
+                ..Track::default()
+            },
+            started_at: 1_700_000_000 + i,
+        }
+    }
+
+    /// Fails its first `failures` writes, then keeps what it is given.
+    #[derive(Default)]
+    struct Flaky {
+        failures: Mutex<u32>,
+        written: Mutex<Vec<Listen>>,
+        attempts: AtomicU64,
+    }
+
+    impl Store for Flaky {
+        fn write(&self, listen: &Listen) -> Result<(), WriteError> {
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            let mut f = self.failures.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                return Err(WriteError {
+                    fault: Fault::Full,
+                    message: "No space left on device".into(),
+                });
+            }
+            self.written.lock().unwrap().push(listen.clone());
+            Ok(())
+        }
+    }
+
+    fn start(
+        store: Arc<Flaky>,
+    ) -> (
+        Arc<Spool>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+        Arc<AtomicU64>,
+    ) {
+        let spool = Arc::new(Spool::new());
+        let shutdown = CancellationToken::new();
+        let reopened = Arc::new(AtomicU64::new(0));
+        let r = Arc::clone(&reopened);
+        let task = tokio::spawn(run_writer(
+            Arc::clone(&spool),
+            store,
+            || {},
+            move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            },
+            shutdown.clone(),
+            Beat::new(),
+            Duration::from_secs(1),
+        ));
+        (spool, shutdown, task, reopened)
+    }
+
+    /// Let the writer and its blocking writes run until `done` holds,
+    /// advancing the paused clock in small steps.
+    async fn until(done: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            // Blocking tasks finish on their own threads; yielding and a
+            // short real wait let them.
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(1));
+            tokio::time::advance(Duration::from_millis(50)).await;
+        }
+        panic!("condition not reached");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plays_made_while_writes_fail_are_written_in_order_once() {
+        let store = Arc::new(Flaky {
+            failures: Mutex::new(5),
+            ..Flaky::default()
+        });
+        let (spool, shutdown, task, reopened) = start(Arc::clone(&store));
+        for i in 0..3 {
+            spool.push(listen(i));
+        }
+        until(|| store.attempts.load(Ordering::Relaxed) >= 3).await;
+        assert!(store.written.lock().unwrap().is_empty());
+        let state = spool.state();
+        assert_eq!(state.held, 3);
+        assert_eq!(state.fault, Some(Fault::Full));
+        assert!(
+            reopened.load(Ordering::Relaxed) >= 1,
+            "reopened after a failure"
+        );
+        // More plays while failing; they queue behind the first.
+        for i in 3..6 {
+            spool.push(listen(i));
+        }
+        until(|| store.written.lock().unwrap().len() == 6).await;
+        assert_eq!(
+            *store.written.lock().unwrap(),
+            (0..6).map(listen).collect::<Vec<_>>()
+        );
+        assert_eq!(spool.state().held, 0);
+        assert_eq!(spool.state().fault, None);
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(store.written.lock().unwrap().len(), 6, "nothing twice");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_oldest_play_is_dropped_past_the_limit() {
+        let store = Arc::new(Flaky {
+            failures: Mutex::new(u32::MAX),
+            ..Flaky::default()
+        });
+        let (spool, shutdown, task, _) = start(Arc::clone(&store));
+        for i in 0..(HOLD_LIMIT as u64 + 5) {
+            spool.push(listen(i));
+        }
+        let state = spool.state();
+        assert_eq!(state.held, HOLD_LIMIT);
+        assert_eq!(state.dropped, 5);
+        // The failure clears: what is held goes out, the five oldest do not.
+        *store.failures.lock().unwrap() = 0;
+        spool.push(listen(HOLD_LIMIT as u64 + 5));
+        until(|| spool.held() == 0).await;
+        let written = store.written.lock().unwrap().clone();
+        assert_eq!(written.len(), HOLD_LIMIT);
+        assert_eq!(written[0], listen(6));
+        assert_eq!(written.last(), Some(&listen(HOLD_LIMIT as u64 + 5)));
+        assert_eq!(spool.state().dropped, 0, "reset once all is written");
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_while_failing_ends_promptly_and_gives_up_the_held_plays() {
+        let store = Arc::new(Flaky {
+            failures: Mutex::new(u32::MAX),
+            ..Flaky::default()
+        });
+        let (spool, shutdown, task, _) = start(Arc::clone(&store));
+        spool.push(listen(0));
+        until(|| store.attempts.load(Ordering::Relaxed) >= 2).await;
+        shutdown.cancel();
+        until(|| task.is_finished()).await;
+        assert_eq!(spool.held(), 0, "logged as lost");
+        assert!(store.written.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_writes_what_it_holds_when_it_can() {
+        let store = Arc::new(Flaky {
+            failures: Mutex::new(1),
+            ..Flaky::default()
+        });
+        let (spool, shutdown, task, _) = start(Arc::clone(&store));
+        spool.push(listen(0));
+        until(|| store.attempts.load(Ordering::Relaxed) >= 1).await;
+        // The writer now waits out its backoff; shutdown comes first.
+        shutdown.cancel();
+        until(|| task.is_finished()).await;
+        assert_eq!(*store.written.lock().unwrap(), vec![listen(0)]);
+    }
+}
