@@ -145,14 +145,29 @@ pub async fn run(config: &Config) -> Vec<Verdict> {
             }
         ),
     )];
-    if config.target_names().is_empty() {
+    if config.is_zero_config() {
+        verdicts[0] = Verdict::warn(
+            "config",
+            format!(
+                "no config file at {}: running with no online target, plays are kept in the \
+                 local history only",
+                config.path.display()
+            ),
+            format!(
+                "to scrobble, create {} with a [lastfm] or [listenbrainz] section \
+                 (see config.toml.example), run `mpd-scrobbler auth lastfm` or \
+                 `auth listenbrainz`, then `mpd-scrobbler backfill NAME`",
+                config.path.display()
+            ),
+        );
+    } else if config.target_names().is_empty() {
         verdicts[0] = Verdict::warn(
             "config",
             format!(
                 "{} is valid but has no [lastfm] or [listenbrainz] section",
                 config.path.display()
             ),
-            "add a target; plays are queued, but sent nowhere".into(),
+            "add a target; until then plays are kept in the local history only".into(),
         );
     }
 

@@ -113,6 +113,17 @@ pub struct Config {
     pub listenbrainz: Vec<ListenBrainzTarget>,
     /// The metadata cache.
     pub cache: CacheConfig,
+    /// The local listening history.
+    pub history: HistoryConfig,
+}
+
+/// The local listening history (`[history]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Record plays (the default).
+    pub enabled: bool,
+    /// Forget plays older than this; `None` keeps them forever (the default).
+    pub keep: Option<Duration>,
 }
 
 /// The metadata cache's limits.
@@ -202,6 +213,15 @@ struct RawConfig {
     listenbrainz: Option<OneOrMany<RawListenBrainz>>,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    history: RawHistory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    enabled: Option<bool>,
+    keep: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -565,6 +585,21 @@ impl Config {
             },
         };
 
+        let history = HistoryConfig {
+            enabled: raw.history.enabled.unwrap_or(true),
+            keep: match raw.history.keep.as_deref() {
+                None | Some("forever") => None,
+                Some(v) => Some(
+                    duration("history.keep", Some(v.to_owned()), Duration::ZERO).map_err(|_| {
+                        invalid(
+                            "history.keep",
+                            format!("{v:?} is neither \"forever\" nor a duration such as \"365d\""),
+                        )
+                    })?,
+                ),
+            },
+        };
+
         let state_dir = match raw.state_dir {
             Some(dir) => base.join(dir),
             None => default_state_dir(env),
@@ -722,7 +757,32 @@ impl Config {
             lastfm,
             listenbrainz,
             cache,
+            history,
         })
+    }
+
+    /// [`Config::load`], except that a missing file at the default path
+    /// (`is_default`) gives the zero-config set-up: MPD from MPD_HOST and
+    /// MPD_PORT or localhost:6600, no online target, plays kept in the local
+    /// history. A file named with `-c` must exist.
+    pub fn load_or_default(
+        path: &Path,
+        is_default: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        match Config::load(path, env) {
+            Err(ConfigError::Read { source, .. })
+                if is_default && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Config::parse(path, "", env)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether this config came from no file at all (see [`Config::load_or_default`]).
+    pub fn is_zero_config(&self) -> bool {
+        !self.path.exists()
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.
@@ -989,11 +1049,49 @@ api_secret = "s"
         assert_eq!(c.rules, Rules::default());
         assert_eq!(c.delivery.retry_max, Duration::from_secs(1800));
         assert_eq!(c.cache.ttl, Duration::from_secs(86400));
+        assert_eq!(
+            c.history,
+            HistoryConfig {
+                enabled: true,
+                keep: None
+            }
+        );
         // The commented-out [listenbrainz] section parses too once enabled.
         let lb = text
             .replace("# [listenbrainz]", "[listenbrainz]")
             .replace("# token = \"...\"", "token = \"t\"");
         assert_eq!(parse(&lb, &[]).unwrap().listenbrainz.len(), 1);
+    }
+
+    #[test]
+    fn history_keys() {
+        let c = parse("[history]\nkeep = \"365d\"\n", &[]).unwrap();
+        assert_eq!(c.history.keep, Some(Duration::from_secs(365 * 86400)));
+        assert!(c.history.enabled);
+        let c = parse("[history]\nenabled = false\n", &[]).unwrap();
+        assert!(!c.history.enabled);
+        let err = parse("[history]\nkeep = \"always\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("history.keep") && err.contains("\"always\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_default_file_is_the_zero_config_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let env = env_of(&[("MPD_HOST", "127.0.0.1"), ("MPD_PORT", "6601")]);
+        let c = Config::load_or_default(&path, true, &env).unwrap();
+        assert!(c.is_zero_config());
+        assert!(c.target_names().is_empty());
+        assert_eq!(c.mpd.address, MpdAddress::Tcp("127.0.0.1".into(), 6601));
+        assert!(c.history.enabled);
+        // A file named with -c must exist.
+        let err = Config::load_or_default(&path, false, &env).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 
     #[test]
