@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::listenbrainz::{self, Flavor};
 use crate::rules::{RawRule, RuleSet};
 use crate::stream::{RawStreams, Streams};
+use crate::targets::listenbrainz::{self, Flavor};
 use crate::tracker::Rules;
 
 /// A secret string (password, API secret, session key) that never prints.
@@ -115,10 +115,21 @@ pub struct Config {
     pub listenbrainz: Vec<ListenBrainzTarget>,
     /// The metadata cache.
     pub cache: CacheConfig,
+    /// The local listening history.
+    pub history: HistoryConfig,
     /// Internet radio: on or off, how titles split, per-station settings.
     pub streams: Streams,
     /// The `[[rule]]` sections: what not to scrobble, and rewrites.
     pub rule_set: RuleSet,
+}
+
+/// The local listening history (`[history]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Record plays (the default).
+    pub enabled: bool,
+    /// Forget plays older than this; `None` keeps them forever (the default).
+    pub keep: Option<Duration>,
 }
 
 /// The metadata cache's limits.
@@ -209,9 +220,18 @@ struct RawConfig {
     #[serde(default)]
     cache: RawCache,
     #[serde(default)]
+    history: RawHistory,
+    #[serde(default)]
     streams: RawStreams,
     #[serde(default)]
     rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    enabled: Option<bool>,
+    keep: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -575,6 +595,21 @@ impl Config {
             },
         };
 
+        let history = HistoryConfig {
+            enabled: raw.history.enabled.unwrap_or(true),
+            keep: match raw.history.keep.as_deref() {
+                None | Some("forever") => None,
+                Some(v) => Some(
+                    duration("history.keep", Some(v.to_owned()), Duration::ZERO).map_err(|_| {
+                        invalid(
+                            "history.keep",
+                            format!("{v:?} is neither \"forever\" nor a duration such as \"365d\""),
+                        )
+                    })?,
+                ),
+            },
+        };
+
         let state_dir = match raw.state_dir {
             Some(dir) => base.join(dir),
             None => default_state_dir(env),
@@ -629,7 +664,7 @@ impl Config {
             let url = check_url(
                 &key("url"),
                 t.url
-                    .unwrap_or_else(|| crate::lastfm::LASTFM_API_URL.into()),
+                    .unwrap_or_else(|| crate::targets::lastfm::LASTFM_API_URL.into()),
             )?;
             let api_key = t.api_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
                 invalid(
@@ -741,9 +776,34 @@ impl Config {
             lastfm,
             listenbrainz,
             cache,
+            history,
             streams,
             rule_set,
         })
+    }
+
+    /// [`Config::load`], except that a missing file at the default path
+    /// (`is_default`) gives the zero-config set-up: MPD from MPD_HOST and
+    /// MPD_PORT or localhost:6600, no online target, plays kept in the local
+    /// history. A file named with `-c` must exist.
+    pub fn load_or_default(
+        path: &Path,
+        is_default: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        match Config::load(path, env) {
+            Err(ConfigError::Read { source, .. })
+                if is_default && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Config::parse(path, "", env)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether this config came from no file at all (see [`Config::load_or_default`]).
+    pub fn is_zero_config(&self) -> bool {
+        !self.path.exists()
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.
@@ -881,7 +941,7 @@ api_secret = "s"
             c.state_dir,
             PathBuf::from("/home/u/.local/state/mpd-scrobbler")
         );
-        assert_eq!(c.lastfm[0].url, crate::lastfm::LASTFM_API_URL);
+        assert_eq!(c.lastfm[0].url, crate::targets::lastfm::LASTFM_API_URL);
         assert_eq!(c.lastfm[0].name, "lastfm");
         assert_eq!(c.delivery.retry_min, Duration::from_secs(30));
     }
@@ -1010,6 +1070,13 @@ api_secret = "s"
         assert_eq!(c.rules, Rules::default());
         assert_eq!(c.delivery.retry_max, Duration::from_secs(1800));
         assert_eq!(c.cache.ttl, Duration::from_secs(86400));
+        assert_eq!(
+            c.history,
+            HistoryConfig {
+                enabled: true,
+                keep: None
+            }
+        );
         // The commented-out [listenbrainz] section parses too once enabled.
         let lb = text
             .replace("# [listenbrainz]", "[listenbrainz]")
@@ -1069,6 +1136,37 @@ api_secret = "s"
         .unwrap_err()
         .to_string();
         assert!(err.contains("artst"), "{err}");
+    }
+
+    #[test]
+    fn history_keys() {
+        let c = parse("[history]\nkeep = \"365d\"\n", &[]).unwrap();
+        assert_eq!(c.history.keep, Some(Duration::from_secs(365 * 86400)));
+        assert!(c.history.enabled);
+        let c = parse("[history]\nenabled = false\n", &[]).unwrap();
+        assert!(!c.history.enabled);
+        let err = parse("[history]\nkeep = \"always\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("history.keep") && err.contains("\"always\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_default_file_is_the_zero_config_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let env = env_of(&[("MPD_HOST", "127.0.0.1"), ("MPD_PORT", "6601")]);
+        let c = Config::load_or_default(&path, true, &env).unwrap();
+        assert!(c.is_zero_config());
+        assert!(c.target_names().is_empty());
+        assert_eq!(c.mpd.address, MpdAddress::Tcp("127.0.0.1".into(), 6601));
+        assert!(c.history.enabled);
+        // A file named with -c must exist.
+        let err = Config::load_or_default(&path, false, &env).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::lastfm::json::{items, number as count, text};
+use crate::targets::lastfm::json::{items, number as count, text};
 
 fn non_empty(s: String) -> Option<String> {
     (!s.trim().is_empty()).then_some(s)

@@ -5,10 +5,10 @@
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::mpd as watcher;
 use crate::scrobble::Track;
 use crate::stream;
 use crate::tracker::PlayState;
-use crate::watcher;
 
 /// The track given on the command line; all `None` means "ask MPD".
 #[derive(Debug, Clone, Default)]

@@ -4,7 +4,10 @@
 //! The watch loop sleeps on exactly two things besides shutdown: MPD's idle
 //! events and the tracker's next deadline. Nothing polls. It never waits for
 //! the disk: a qualified play goes to the spool, whose writer task puts it
-//! in the queue (see [`spool`](crate::spool)).
+//! in the queue (see [`spool`](crate::daemon::spool)).
+
+mod spool;
+mod watchdog;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,14 +22,16 @@ use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
+use crate::history::PlayInfo;
 use crate::queue::Queue;
 use crate::rules::{Outcome, RuleSet};
 use crate::scrobble::{Listen, Track, unix_now};
-use crate::spool::{Fault, Spool, Store, WriteError};
-use crate::target::Service;
+use crate::targets::Service;
+use crate::targets::{lastfm, listenbrainz};
 use crate::tracker::{Action, Tracker};
-use crate::watchdog::Beat;
-use crate::{admin, http, lastfm, listenbrainz, session, spool, watchdog, watcher};
+use crate::{admin, history_cmd, http, mpd as watcher, session};
+use spool::{Fault, Spool, Store, WriteError};
+use watchdog::Beat;
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -84,8 +89,19 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
 /// Run the daemon until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     if config.target_names().is_empty() {
-        anyhow::bail!(
-            "{}: no scrobbling target is configured: add a [lastfm] or [listenbrainz] section",
+        if !config.history.enabled {
+            anyhow::bail!(
+                "{}: no scrobbling target is configured and the history is off: \
+                 add a [lastfm] or [listenbrainz] section",
+                config.path.display()
+            );
+        }
+        tracing::info!(
+            "running with no online target: plays are kept in the local history only \
+             (see `mpd-scrobbler history` and `stats`). To scrobble, add a [lastfm] or \
+             [listenbrainz] section to {} (config.toml.example shows how), run \
+             `mpd-scrobbler auth lastfm` or `auth listenbrainz`, then \
+             `mpd-scrobbler backfill NAME` sends the plays recorded so far",
             config.path.display()
         );
     }
@@ -95,7 +111,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.state_dir.display()
         )
     })?;
-    let queue = Queue::open_or_retry_later(&config.state_dir, &config.target_names())?;
+    let queue = history_cmd::configure(
+        Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
+        &config,
+    );
+    if let Some(keep) = config.history.keep {
+        match queue.prune_history(unix_now().saturating_sub(keep.as_secs())) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("history: forgot {n} plays older than the `keep` setting"),
+            Err(e) => tracing::warn!("history: cannot forget old plays: {e}"),
+        }
+    }
     let env = |k: &str| std::env::var(k).ok();
     // The socket only serves the commands; scrobbling goes on without it.
     let control = match control::bind(&config.state_dir, &env) {
@@ -419,6 +445,24 @@ impl Handler {
                 }
                 answer
             }
+            Request::History(filter) => {
+                let queue = self.queue.clone();
+                blocking(move || history_cmd::select(&queue, &filter).to_string()).await
+            }
+            Request::Stats(since) => {
+                let queue = self.queue.clone();
+                blocking(move || history_cmd::compute_stats(&queue, since).to_string()).await
+            }
+            Request::Backfill(req) => {
+                let queue = self.queue.clone();
+                let target = req.target.clone();
+                let answer =
+                    blocking(move || history_cmd::backfill(&queue, &req).to_string()).await;
+                for t in self.targets.iter().filter(|t| t.name == target) {
+                    t.wake.notify_one();
+                }
+                answer
+            }
         }
     }
 }
@@ -540,6 +584,7 @@ fn status(
         "playing": playing,
         "storage": storage(spool, queue, state_dir),
         "targets": targets,
+        "history": history_cmd::summary(queue),
     })
 }
 
@@ -800,8 +845,12 @@ impl Store for RoutedQueue {
                 Outcome::Ignored(_) => None,
             })
             .collect();
+        let info = PlayInfo {
+            uri: play.track.file.clone(),
+            played_secs: None,
+        };
         self.queue
-            .enqueue_each_blocking(play, &routed)
+            .enqueue_each_blocking(play, &routed, &info)
             .map_err(|e| WriteError::from(&e))
     }
 }

@@ -8,7 +8,7 @@ use super::json::{items, number, text};
 use super::sign::Params;
 use super::{Error, ItemOutcome, Session};
 use crate::scrobble::{Listen, Track};
-use crate::target::Heard;
+use crate::targets::Heard;
 
 /// Longest part of an unparseable error body kept in [`Error::Http`].
 const MAX_ERROR_BODY_CHARS: usize = 200;
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(recent_tracks(&none).unwrap(), (Vec::new(), 1));
         assert!(recent_tracks(&serde_json::json!({})).is_err());
     }
-    use crate::lastfm::ErrorKind;
+    use crate::targets::lastfm::ErrorKind;
 
     fn track(artist: &str, title: &str) -> Track {
         Track {

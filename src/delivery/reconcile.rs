@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queue::{InFlight, Key, QueueError, TargetQueue};
 use crate::scrobble::Listen;
-use crate::target::{ErrorKind, Failure, Heard, Service};
+use crate::targets::{ErrorKind, Failure, Heard, Service};
 
 /// The record of a request about to carry `batch` (never empty), sent now.
 pub fn flight(batch: &[(Key, Listen)]) -> InFlight {

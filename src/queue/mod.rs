@@ -4,9 +4,10 @@
 //! not yet answered (`inflight/<target>`), so that a crash or a timeout
 //! mid-request leaves a record of what the server may have stored.
 //!
-//! An enqueue writes the listen to every target's tree in one transaction and
-//! waits for the fsync before returning, so a play that qualified survives a
-//! crash. Items leave a queue only through [`TargetQueue::finish_in_flight`]
+//! An enqueue writes the listen to every target's tree and its record to the
+//! listening history ([`crate::history`]) in one transaction and waits for
+//! the fsync before returning, so a play that qualified survives a crash and
+//! is never in a queue without being in the history, or the other way round. Items leave a queue only through [`TargetQueue::finish_in_flight`]
 //! (the server took them, or refused them for good) or
 //! [`TargetQueue::set_aside`] (refused for good before sending).
 //!
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
+use crate::history::{self, History, PlayInfo, Record};
 use crate::scrobble::Listen;
 use open::Open;
 pub use open::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
@@ -151,6 +153,26 @@ fn storage_error(e: sled::transaction::TransactionError<std::convert::Infallible
     }
 }
 
+/// The stored form of a queued listen.
+fn stored(listen: &Listen) -> Vec<u8> {
+    serde_json::to_vec(&Stored {
+        v: FORMAT_VERSION,
+        listen: listen.clone(),
+    })
+    .expect("a listen always serialises")
+}
+
+/// What [`Queue::backfill`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// Plays queued for the target.
+    pub queued: usize,
+    /// Plays the target has already (delivered, waiting or refused).
+    pub already: usize,
+    /// Plays too old for the target, left out.
+    pub too_old: usize,
+}
+
 /// Insert `value` under `key` in every tree, atomically.
 fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled::Error> {
     trees
@@ -179,6 +201,10 @@ struct Shared {
     open: std::sync::RwLock<Option<Arc<Open>>>,
     /// Signalled when an error closes the database.
     closed: tokio::sync::Notify,
+    /// Whether plays go to the history too (`[history] enabled`).
+    history_on: bool,
+    /// Targets that ignore plays older than this many seconds.
+    max_age: Vec<(String, u64)>,
 }
 
 impl Shared {
@@ -308,12 +334,51 @@ impl Queue {
                 names: targets.iter().map(|t| t.to_string()).collect(),
                 open: std::sync::RwLock::new(None),
                 closed: tokio::sync::Notify::new(),
+                history_on: true,
+                max_age: Vec::new(),
             }),
         }
     }
 
     fn err(&self, source: sled::Error) -> QueueError {
         self.shared.fail(source)
+    }
+
+    /// The settings only [`Queue::record_history`] and
+    /// [`Queue::with_max_age`] change, right after opening.
+    fn settings(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared).expect("configured before the queue is shared")
+    }
+
+    /// Keep the listening history (the default) or not. Call right after
+    /// opening, before the queue is cloned.
+    pub fn record_history(mut self, on: bool) -> Queue {
+        self.settings().history_on = on;
+        self
+    }
+
+    /// Say that `target` ignores plays older than `secs` (Last.fm's 14
+    /// days): import and backfill leave such plays out of its queue rather
+    /// than send them to be refused. Call right after opening.
+    pub fn with_max_age(mut self, target: &str, secs: u64) -> Queue {
+        self.settings().max_age.push((target.to_owned(), secs));
+        self
+    }
+
+    fn too_old(&self, target: &str, started_at: u64, now: u64) -> bool {
+        self.shared
+            .max_age
+            .iter()
+            .any(|(t, max)| t == target && now.saturating_sub(started_at) > *max)
+    }
+
+    /// The listening history, unless the user opted out.
+    pub fn history(&self) -> Result<Option<History>, QueueError> {
+        if !self.shared.history_on {
+            return Ok(None);
+        }
+        let o = self.shared.current()?;
+        History::open(&o.db).map(Some).map_err(|e| self.err(e))
     }
 
     /// Append `listen` to every target's queue atomically and wait until it is
@@ -324,16 +389,17 @@ impl Queue {
 
     /// One play's own version for each target (the rules may rewrite it
     /// per target, or leave a target out), queued under one key in one
-    /// transaction; on disk before this returns. `play` is the play before
-    /// the rules, which tells a repeated write of it apart. Names the queue
-    /// was not opened with are left out.
+    /// transaction with its history record; on disk before this returns.
+    /// `play` is the play before the rules: the history records it, and it
+    /// tells a repeated write apart. Names the queue was not opened with are
+    /// left out.
     pub async fn enqueue_each(
         &self,
         play: &Listen,
         listens: &[(&str, Listen)],
     ) -> Result<(), QueueError> {
         let o = self.shared.current()?;
-        let Some(key) = self.insert_listens(&o, play, listens)? else {
+        let Some(key) = self.insert_listens(&o, play, listens, &PlayInfo::default())? else {
             return Ok(());
         };
         o.db.flush_async().await.map_err(|e| self.err(e))?;
@@ -346,7 +412,17 @@ impl Queue {
     /// written (an attempt whose fsync failed after sled kept it) does
     /// nothing, so retrying never queues a play twice.
     pub fn enqueue_blocking(&self, listen: &Listen) -> Result<(), QueueError> {
-        self.enqueue_each_blocking(listen, &self.everywhere(listen))
+        self.enqueue_play_blocking(listen, &PlayInfo::default())
+    }
+
+    /// [`Queue::enqueue_blocking`], with what the daemon knows of the play
+    /// beyond the listen (file, play time) for its history record.
+    pub fn enqueue_play_blocking(
+        &self,
+        listen: &Listen,
+        info: &PlayInfo,
+    ) -> Result<(), QueueError> {
+        self.enqueue_each_blocking(listen, &self.everywhere(listen), info)
     }
 
     /// [`Queue::enqueue_each`] for a blocking thread, with the guarantee of
@@ -355,9 +431,10 @@ impl Queue {
         &self,
         play: &Listen,
         listens: &[(&str, Listen)],
+        info: &PlayInfo,
     ) -> Result<(), QueueError> {
         let o = self.shared.current()?;
-        let key = self.insert_listens(&o, play, listens)?;
+        let key = self.insert_listens(&o, play, listens, info)?;
         o.db.flush().map_err(|e| self.err(e))?;
         if let Some(key) = key {
             open::record_last_write(&self.shared.path, key);
@@ -374,13 +451,15 @@ impl Queue {
             .collect()
     }
 
-    /// Insert each target's listen into its tree and note `play` as the
-    /// last one written; `None` if it already is.
+    /// Insert each target's listen into its tree and `play` into the
+    /// history, and note `play` as the last one written; `None` if it
+    /// already is.
     fn insert_listens(
         &self,
         o: &Open,
         play: &Listen,
         listens: &[(&str, Listen)],
+        info: &PlayInfo,
     ) -> Result<Option<u64>, QueueError> {
         let stored = |listen: &Listen| {
             serde_json::to_vec(&Stored {
@@ -389,30 +468,45 @@ impl Queue {
             })
             .expect("a listen always serialises")
         };
-        let last_value = stored(play);
+        let value = stored(play);
         let last = o.meta.get(LAST_LISTEN).map_err(|e| self.err(e))?;
-        if last.as_deref() == Some(last_value.as_slice()) {
+        if last.as_deref() == Some(value.as_slice()) {
             return Ok(None);
         }
-        let mut trees = Vec::with_capacity(listens.len() + 1);
+        let mut trees = Vec::with_capacity(listens.len() + 2);
         let mut values = Vec::with_capacity(listens.len());
+        let mut queued = Vec::with_capacity(listens.len());
         for (name, listen) in listens {
             if let Some(i) = self.shared.names.iter().position(|n| n == name) {
                 trees.push(o.pending[i].clone());
                 values.push(stored(listen));
+                queued.push((*name).to_owned());
             }
         }
         let key = o.next_key().map_err(|e| self.err(e))?;
+        let n = trees.len();
+        let record = if self.shared.history_on {
+            trees.push(o.db.open_tree(history::TREE).map_err(|e| self.err(e))?);
+            Some((
+                history::key(play.started_at, u64::from_be_bytes(key)),
+                Record::new(play, info, &queued).encode(),
+            ))
+        } else {
+            None
+        };
         trees.push(o.meta.clone());
         trees
             .as_slice()
             .transaction(|trees| {
-                let (meta, pending) = trees.split_last().expect("meta is last");
-                for (tree, value) in pending.iter().zip(&values) {
+                let (meta, rest) = trees.split_last().expect("meta is last");
+                for (tree, value) in rest[..n].iter().zip(&values) {
                     tree.insert(&key, value.as_slice())?;
                 }
+                if let (Some(h), Some((hkey, record))) = (rest.get(n), &record) {
+                    h.insert(hkey, record.as_slice())?;
+                }
                 meta.insert(open::LAST_ID, &key)?;
-                meta.insert(LAST_LISTEN, last_value.as_slice())?;
+                meta.insert(LAST_LISTEN, value.as_slice())?;
                 Ok::<_, Conflict>(())
             })
             .map_err(|e| self.err(storage_error(e)))?;
@@ -434,17 +528,15 @@ impl Queue {
         }
     }
 
-    /// Add listens from elsewhere (an mpdscribble journal) to every target's
-    /// queue, leaving out any already queued there with the same artist,
-    /// title and start time. Returns how many were added and skipped.
+    /// Add listens from elsewhere (an mpdscribble journal, a ListenBrainz
+    /// export) to the history and to every target's queue, leaving out, per
+    /// target, any play it already has: queued there with the same artist,
+    /// title and start time, or, through the history, already delivered to
+    /// it, or too old for it. Returns how many were added and skipped.
     pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
         let o = self.shared.current()?;
         let err = |source| self.err(source);
-        let same = |a: &Listen, b: &Listen| {
-            a.started_at == b.started_at
-                && a.track.artist == b.track.artist
-                && a.track.title == b.track.title
-        };
+        let names = &self.shared.names;
         let mut queued: Vec<Vec<Listen>> = Vec::new();
         for tree in &o.pending {
             let mut v = Vec::new();
@@ -456,27 +548,71 @@ impl Queue {
             }
             queued.push(v);
         }
+        let history = match self.shared.history_on {
+            true => Some(History::open(&o.db).map_err(err)?),
+            false => None,
+        };
+        let now = crate::scrobble::unix_now();
         let (mut added, mut skipped) = (0, 0);
         for listen in listens {
-            let value = serde_json::to_vec(&Stored {
-                v: FORMAT_VERSION,
-                listen: listen.clone(),
-            })
-            .expect("a listen always serialises");
-            let key = o.next_key().map_err(err)?;
-            let mut any = false;
-            for (tree, have) in o.pending.iter().zip(&queued) {
-                if !have.iter().any(|q| same(q, listen)) {
-                    tree.insert(key, value.as_slice()).map_err(err)?;
-                    any = true;
+            let known = match &history {
+                Some(h) => h.find(listen).map_err(err)?,
+                None => None,
+            };
+            let holds = |i: usize| queued[i].iter().any(|q| history::same_play(q, listen));
+            let wanted: Vec<usize> = (0..o.pending.len())
+                .filter(|&i| {
+                    !holds(i)
+                        && known.as_ref().is_none_or(|(_, r)| !r.has(&names[i]))
+                        && !self.too_old(&names[i], listen.started_at, now)
+                })
+                .collect();
+            // A play new to the history is recorded even when no target
+            // takes it (none configured, or it is too old for them).
+            let new_play = known.is_none() && history.is_some() && !(0..o.pending.len()).any(holds);
+            if wanted.is_empty() && !new_play {
+                skipped += 1;
+                continue;
+            }
+            let (id, record) = match known {
+                Some((hkey, mut r)) => {
+                    r.queued.extend(wanted.iter().map(|&i| names[i].clone()));
+                    (history::split_key(&hkey).map_or(0, |(_, id)| id), r)
                 }
+                None => {
+                    let holders: Vec<String> = (0..o.pending.len())
+                        .filter(|&i| holds(i) || wanted.contains(&i))
+                        .map(|i| names[i].clone())
+                        .collect();
+                    let key = o.next_key().map_err(err)?;
+                    o.meta.insert(open::LAST_ID, &key).map_err(err)?;
+                    (
+                        u64::from_be_bytes(key),
+                        Record::new(listen, &PlayInfo::default(), &holders),
+                    )
+                }
+            };
+            let value = stored(listen);
+            let mut trees: Vec<sled::Tree> = wanted.iter().map(|&i| o.pending[i].clone()).collect();
+            let n = trees.len();
+            if let Some(h) = &history {
+                trees.push(h.tree().clone());
             }
-            if any {
-                o.meta.insert(open::LAST_ID, &key).map_err(err)?;
-                added += 1
-            } else {
-                skipped += 1
-            }
+            let hkey = history::key(listen.started_at, id);
+            let record = record.encode();
+            trees
+                .as_slice()
+                .transaction(|trees| {
+                    for tree in &trees[..n] {
+                        tree.insert(&id.to_be_bytes(), value.as_slice())?;
+                    }
+                    if let Some(h) = trees.get(n) {
+                        h.insert(&hkey, record.as_slice())?;
+                    }
+                    Ok::<_, Conflict>(())
+                })
+                .map_err(|e| self.err(storage_error(e)))?;
+            added += 1;
         }
         o.db.flush().map_err(err)?;
         if let Some(last) = o.meta.get(open::LAST_ID).ok().flatten() {
@@ -485,6 +621,73 @@ impl Queue {
             }
         }
         Ok((added, skipped))
+    }
+
+    /// Forget history records of plays that started before `before`, except
+    /// those still waiting in a queue. Returns how many went.
+    pub fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
+        let Some(h) = self.history()? else {
+            return Ok(0);
+        };
+        let o = self.shared.current()?;
+        let waiting = |id: u64| {
+            let k = id.to_be_bytes();
+            o.pending.iter().any(|t| t.contains_key(k).unwrap_or(true))
+        };
+        let removed = h.prune(before, waiting).map_err(|e| self.err(e))?;
+        if removed > 0 {
+            o.db.flush().map_err(|e| self.err(e))?;
+        }
+        Ok(removed)
+    }
+
+    /// Queue for `target` the recorded plays since `since` that it has not
+    /// received, for a target added later. Plays too old for it (see
+    /// [`Queue::with_max_age`]) are counted and left out.
+    pub fn backfill(
+        &self,
+        target: &str,
+        since: Option<u64>,
+        now: u64,
+    ) -> Result<Backfill, QueueError> {
+        let Some(h) = self.history()? else {
+            return Ok(Backfill::default());
+        };
+        let o = self.shared.current()?;
+        let i = self
+            .shared
+            .names
+            .iter()
+            .position(|n| n == target)
+            .expect("backfill of a configured target");
+        let mut done = Backfill::default();
+        for item in h.range(since, None) {
+            let (hkey, mut record) = item.map_err(|e| self.err(e))?;
+            if record.has(target) {
+                done.already += 1;
+                continue;
+            }
+            if self.too_old(target, record.listen.started_at, now) {
+                done.too_old += 1;
+                continue;
+            }
+            let Some((_, id)) = history::split_key(&hkey) else {
+                continue;
+            };
+            record.queued.push(target.to_owned());
+            let value = stored(&record.listen);
+            let record = record.encode();
+            (&o.pending[i], h.tree())
+                .transaction(|(q, ht)| {
+                    q.insert(&id.to_be_bytes(), value.as_slice())?;
+                    ht.insert(&hkey, record.as_slice())?;
+                    Ok::<_, Conflict>(())
+                })
+                .map_err(|e| self.err(storage_error(e)))?;
+            done.queued += 1;
+        }
+        o.db.flush().map_err(|e| self.err(e))?;
+        Ok(done)
     }
 
     /// Queue a love for every target in one transaction, on disk before
@@ -701,10 +904,30 @@ impl TargetQueue {
             .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
             .collect();
         let t = self.trees()?;
-        (&t.pending, &t.rejected, &t.inflight)
-            .transaction(|(p, r, f)| {
+        // With the history off, a tree no play is written to: nothing to mark.
+        let history =
+            t.db.open_tree(match self.shared.history_on {
+                true => history::TREE,
+                false => "history-off",
+            })
+            .map_err(|e| self.err(e))?;
+        let now = crate::scrobble::unix_now();
+        let name = &self.name;
+        (&t.pending, &t.rejected, &t.inflight, &history)
+            .transaction(|(p, r, f, h)| {
                 for k in delivered {
-                    p.remove(k)?;
+                    let Some(v) = p.remove(k)? else { continue };
+                    // Record in the history, in this transaction, that this
+                    // target accepted the play now. A play queued before the
+                    // history existed has no record.
+                    let Ok(s) = serde_json::from_slice::<Stored>(&v) else {
+                        continue;
+                    };
+                    let hkey = history::key(s.listen.started_at, u64::from_be_bytes(*k));
+                    if let Some(mut rec) = h.get(hkey)?.and_then(|v| Record::decode(&v)) {
+                        rec.delivered.insert(name.clone(), now);
+                        h.insert(&hkey, rec.encode())?;
+                    }
                 }
                 for (k, value) in &refused {
                     p.remove(k)?;
@@ -843,6 +1066,7 @@ impl TargetQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::PlayInfo;
     use crate::scrobble::Track;
 
     fn listen(i: u64) -> Listen {
@@ -912,7 +1136,7 @@ mod tests {
         assert_eq!(a[0].id, c[0].id, "one play, one key");
         assert!(q.target("b").is_empty(), "left out");
         // The same play written again (a retried write) queues nothing.
-        q.enqueue_each_blocking(&listen(1), &[("a", listen(1))])
+        q.enqueue_each_blocking(&listen(1), &[("a", listen(1))], &PlayInfo::default())
             .unwrap();
         assert_eq!(q.target("a").len(), 1);
     }
@@ -992,6 +1216,80 @@ mod tests {
         assert_eq!(t.len(), 2, "the third item and the unsent fourth stay");
         assert_eq!(t.rejected_len(), 1);
         assert_eq!(t.items(&found.keys).unwrap(), vec![items[2].clone()]);
+    }
+
+    #[tokio::test]
+    async fn history_follows_enqueue_delivery_import_and_backfill() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+        let info = PlayInfo {
+            uri: Some("x/y.flac".into()),
+            played_secs: Some(120),
+        };
+        q.enqueue_play_blocking(&listen(1), &info).unwrap();
+        let h = q.history().unwrap().unwrap();
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(
+            (r.uri.as_deref(), r.played_secs),
+            (Some("x/y.flac"), Some(120))
+        );
+        assert_eq!(r.queued, ["a", "b"]);
+
+        // Delivery to "a" removes it there and records when.
+        let a = q.target("a");
+        let (k, l) = a.peek(1).await.unwrap().remove(0);
+        assert_eq!(l, listen(1));
+        a.finish_in_flight([0; 8], &[k], &[]).await.unwrap();
+        assert!(a.is_empty());
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(r.delivered.keys().collect::<Vec<_>>(), ["a"]);
+
+        // Re-importing it adds nothing: "a" has it, "b" still holds it.
+        assert_eq!(q.import(&[listen(1), listen(2)]).unwrap(), (1, 1));
+        assert_eq!((a.len(), q.target("b").len()), (1, 2));
+
+        // A target added later gets what it lacks; one ignoring old plays
+        // gets only the recent ones.
+        drop((a, q, h));
+        let q = Queue::open(dir.path(), &["a", "b", "c", "d"])
+            .unwrap()
+            .with_max_age("d", 10);
+        let now = 1_700_000_000 + 5;
+        assert_eq!(
+            q.backfill("c", None, now).unwrap(),
+            Backfill {
+                queued: 2,
+                already: 0,
+                too_old: 0
+            }
+        );
+        assert_eq!(q.target("c").len(), 2);
+        assert_eq!(q.backfill("c", None, now).unwrap().already, 2);
+        let old = Listen {
+            started_at: 1_600_000_000,
+            ..listen(9)
+        };
+        assert_eq!(q.import(std::slice::from_ref(&old)).unwrap(), (1, 0));
+        assert_eq!(q.target("d").len(), 0, "too old for d");
+        let d = q.backfill("d", None, now).unwrap();
+        assert_eq!((d.queued, d.too_old), (2, 1));
+        assert_eq!(q.history().unwrap().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_history_when_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a"])
+            .unwrap()
+            .record_history(false);
+        q.enqueue(&listen(1)).await.unwrap();
+        assert!(q.history().unwrap().is_none());
+        let q2 = {
+            drop(q);
+            Queue::open(dir.path(), &["a"]).unwrap()
+        };
+        assert_eq!(q2.history().unwrap().unwrap().len(), 0);
+        assert_eq!(q2.target("a").len(), 1);
     }
 
     #[tokio::test]

@@ -16,10 +16,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
 use crate::queue::{Queue, QueueError};
 use crate::scrobble::Listen;
-use crate::watchdog::Beat;
 
 /// Most plays held in memory while the queue cannot be written: about three
 /// weeks of continuous listening.
