@@ -818,6 +818,14 @@ impl Router<'_> {
         }
         send
     }
+
+    fn ignores_everywhere(&mut self, track: &Track, targets: &[Arc<TargetHandle>]) -> bool {
+        if targets.is_empty() {
+            matches!(self.rules.apply(track, ""), Outcome::Ignored(_))
+        } else {
+            self.route(track, targets).is_empty()
+        }
+    }
 }
 
 /// The queue as the spool's writer sees it: each play goes to each target
@@ -875,8 +883,9 @@ fn perform(
                 }
             }
             Action::Scrobble(listen) => {
-                // Ignored for every target: nothing to write.
-                if router.route(&listen.track, targets).is_empty() {
+                // Ignored for every target (or, with none, by a global
+                // rule): nothing to queue, nothing for the history.
+                if router.ignores_everywhere(&listen.track, targets) {
                     continue;
                 }
                 tracing::debug!("{} qualified", describe(&listen.track));
