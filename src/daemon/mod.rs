@@ -22,6 +22,7 @@ use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
+use crate::history::PlayInfo;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 use crate::targets::Service;
@@ -714,7 +715,7 @@ async fn watch_mpd(
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
-                        perform(actions, spool, targets);
+                        perform(actions, player, spool, targets);
                         notify_ready();
                     }
                     Err(e) => {
@@ -761,7 +762,7 @@ async fn watch_mpd(
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let actions = player.tracker().tick(Instant::now());
-                    perform(actions, spool, targets);
+                    perform(actions, player, spool, targets);
                 }
                 () = beat.asked() => beat.answer(),
                 () = shutdown.cancelled() => return,
@@ -784,6 +785,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// the spool.
 fn perform(
     actions: impl IntoIterator<Item = Action>,
+    player: &Player,
     spool: &Spool,
     targets: &[Arc<TargetHandle>],
 ) {
@@ -797,11 +799,27 @@ fn perform(
             }
             Action::Scrobble(listen) => {
                 tracing::debug!("{} qualified", describe(&listen.track));
-                spool.push(listen);
+                let info = play_info(player, &listen);
+                spool.push(listen, info);
             }
             Action::Skip { uri, reason } => {
                 tracing::info!("not scrobbling {uri}: {reason}");
             }
         }
+    }
+}
+
+/// The file and play time of the play that just qualified, for its history
+/// record; nothing when the tracker has moved on to another play.
+fn play_info(player: &Player, listen: &crate::scrobble::Listen) -> PlayInfo {
+    let tracker = player.tracker();
+    match (tracker.current_play(), tracker.progress(Instant::now())) {
+        (Some((uri, started_at)), Some((played, _))) if started_at == listen.started_at => {
+            PlayInfo {
+                uri: Some(uri.to_owned()),
+                played_secs: Some(played.as_secs()),
+            }
+        }
+        _ => PlayInfo::default(),
     }
 }
