@@ -408,15 +408,23 @@ impl Handler {
                 let reload = Arc::clone(&self.reload);
                 blocking(move || reload()).await
             }
-            Request::Status => status(
-                &self.address,
-                &self.player,
-                &self.queue,
-                &self.targets,
-                &self.spool,
-                &self.state_dir,
-            )
-            .to_string(),
+            // Counting queues and the history walks sled trees: not on the
+            // thread that follows MPD.
+            Request::Status => {
+                let this = self.clone();
+                blocking(move || {
+                    status(
+                        &this.address,
+                        &this.player,
+                        &this.queue,
+                        &this.targets,
+                        &this.spool,
+                        &this.state_dir,
+                    )
+                    .to_string()
+                })
+                .await
+            }
             Request::Love(l) => {
                 let this = self.clone();
                 blocking(move || love(&this.player, &this.queue, &this.targets, l).to_string())
