@@ -412,15 +412,23 @@ impl Handler {
                 let reload = Arc::clone(&self.reload);
                 blocking(move || reload()).await
             }
-            Request::Status => status(
-                &self.address,
-                &self.player,
-                &self.queue,
-                &self.targets,
-                &self.spool,
-                &self.state_dir,
-            )
-            .to_string(),
+            // Counting queues and the history walks sled trees: not on the
+            // thread that follows MPD.
+            Request::Status => {
+                let this = self.clone();
+                blocking(move || {
+                    status(
+                        &this.address,
+                        &this.player,
+                        &this.queue,
+                        &this.targets,
+                        &this.spool,
+                        &this.state_dir,
+                    )
+                    .to_string()
+                })
+                .await
+            }
             Request::Love(l) => {
                 let this = self.clone();
                 blocking(move || love(&this.player, &this.queue, &this.targets, l).to_string())
@@ -723,7 +731,7 @@ async fn watch_mpd(
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
-                        perform(actions, spool, targets, &mut router);
+                        perform(actions, player, spool, targets, &mut router);
                         notify_ready();
                     }
                     Err(e) => {
@@ -770,7 +778,7 @@ async fn watch_mpd(
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let actions = player.tracker().tick(Instant::now());
-                    perform(actions, spool, targets, &mut router);
+                    perform(actions, player, spool, targets, &mut router);
                 }
                 () = beat.asked() => beat.answer(),
                 () = shutdown.cancelled() => return,
@@ -837,7 +845,7 @@ struct RoutedQueue {
 }
 
 impl Store for RoutedQueue {
-    fn write(&self, play: &Listen) -> Result<(), WriteError> {
+    fn write(&self, play: &Listen, info: &PlayInfo) -> Result<(), WriteError> {
         let routed: Vec<(&str, Listen)> = self
             .queue
             .names()
@@ -853,12 +861,8 @@ impl Store for RoutedQueue {
                 Outcome::Ignored(_) => None,
             })
             .collect();
-        let info = PlayInfo {
-            uri: play.track.file.clone(),
-            played_secs: None,
-        };
         self.queue
-            .enqueue_each_blocking(play, &routed, &info)
+            .enqueue_each_blocking(play, &routed, info)
             .map_err(|e| WriteError::from(&e))
     }
 }
@@ -867,6 +871,7 @@ impl Store for RoutedQueue {
 /// the spool.
 fn perform(
     actions: impl IntoIterator<Item = Action>,
+    player: &Player,
     spool: &Spool,
     targets: &[Arc<TargetHandle>],
     router: &mut Router<'_>,
@@ -889,11 +894,27 @@ fn perform(
                     continue;
                 }
                 tracing::debug!("{} qualified", describe(&listen.track));
-                spool.push(listen);
+                let info = play_info(player, &listen);
+                spool.push(listen, info);
             }
             Action::Skip { uri, reason } => {
                 tracing::info!("not scrobbling {uri}: {reason}");
             }
         }
+    }
+}
+
+/// The file and play time of the play that just qualified, for its history
+/// record; nothing when the tracker has moved on to another play.
+fn play_info(player: &Player, listen: &crate::scrobble::Listen) -> PlayInfo {
+    let tracker = player.tracker();
+    match (tracker.current_play(), tracker.progress(Instant::now())) {
+        (Some((uri, started_at)), Some((played, _))) if started_at == listen.started_at => {
+            PlayInfo {
+                uri: Some(uri.to_owned()),
+                played_secs: Some(played.as_secs()),
+            }
+        }
+        _ => PlayInfo::default(),
     }
 }

@@ -1403,7 +1403,13 @@ mod tests {
             q.enqueue_blocking(&listen(1)).unwrap();
             q.enqueue_blocking(&listen(2)).unwrap();
         }
-        std::fs::write(dir.path().join("queue/opening"), b"").unwrap();
+        // One start that died there may have been killed: opened as usual.
+        std::fs::write(dir.path().join("queue/opening"), b"1").unwrap();
+        drop(Queue::open(dir.path(), &["a", "b"]).unwrap());
+        assert!(damaged_copies(dir.path()).is_empty());
+        assert!(!open_died(dir.path()));
+        // Two in a row: set aside.
+        std::fs::write(dir.path().join("queue/opening"), b"2").unwrap();
         assert!(open_died(dir.path()));
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
         assert_eq!(damaged_copies(dir.path()).len(), 1);
@@ -1417,6 +1423,31 @@ mod tests {
         q.enqueue_blocking(&listen(3)).unwrap();
         let ids: Vec<u64> = q.target("a").list().unwrap().iter().map(|i| i.id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "FIFO kept: {ids:?}");
+    }
+
+    #[test]
+    fn a_rebuild_cut_short_is_finished_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            for i in 0..3 {
+                q.enqueue_blocking(&listen(i)).unwrap();
+            }
+        }
+        // What a start killed between moving the database aside and
+        // renaming the rebuilt one into place leaves behind.
+        let aside = dir.path().join("queue.damaged-1");
+        std::fs::rename(dir.path().join("queue"), &aside).unwrap();
+        std::fs::write(
+            dir.path().join("queue.rebuilding"),
+            aside.as_os_str().as_encoded_bytes(),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("queue.rebuild")).unwrap();
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        assert_eq!(queued_titles(&q, "a").len(), 3, "nothing lost");
+        assert!(!dir.path().join("queue.rebuilding").exists());
+        assert!(!dir.path().join("queue.rebuild").exists());
     }
 
     #[test]
