@@ -282,7 +282,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         queue.clone(),
         targets.clone(),
     ));
-    watch_mpd(&config, &player, &love_tx, &spool, &targets, &shutdown, &watch_beat).await;
+    watch_mpd(
+        &config,
+        &player,
+        &love_tx,
+        &spool,
+        &targets,
+        &shutdown,
+        &watch_beat,
+    )
+    .await;
     // Loves already asked for are queued while the flushers finish.
     drop(love_tx);
 

@@ -266,18 +266,14 @@ impl Flusher {
                 }
                 continue;
             };
-            let next = self
-                .on_disk(|q| Ok((q.in_flight()?, q.peek_love()?)))
-                .await;
+            let next = self.on_disk(|q| Ok((q.in_flight()?, q.peek_love()?))).await;
             let result = match next {
                 Ok((Some((id, flight)), _)) => {
                     self.settle_in_flight(id, &flight, &credential, &mut failed_asks)
                         .await
                 }
                 Err(stop) => Err(stop),
-                Ok((None, Some((key, love)))) => {
-                    self.deliver_love(key, &love, &credential).await
-                }
+                Ok((None, Some((key, love)))) => self.deliver_love(key, &love, &credential).await,
                 Ok((None, None)) => {
                     let n = self.handle.service.max_batch();
                     let batch = match self.on_disk(move |q| block_on(q.peek(n))).await {
@@ -752,7 +748,10 @@ mod tests {
         assert_eq!(jitter(d, 500), Duration::from_secs(100));
         assert_eq!(jitter(d, 1000), Duration::from_secs(125));
         assert_eq!(jitter(d, u32::MAX), Duration::from_secs(125), "clamped");
-        assert_eq!(jitter(Duration::from_millis(200), 250), Duration::from_millis(175));
+        assert_eq!(
+            jitter(Duration::from_millis(200), 250),
+            Duration::from_millis(175)
+        );
     }
 
     #[test]
