@@ -12,7 +12,11 @@
 //!   the CPU figures against;
 //! - the binary's size.
 //!
+//! - `stats` over a history of 100,000 plays: wall time and peak RSS of the
+//!   command, against 10,000 plays to show that memory does not grow with them.
+//!
 //! `BENCH_WINDOW=10 cargo bench` shortens the two measuring windows (default 60 s).
+//! `BENCH_ONLY=history cargo bench` runs only the history section.
 
 #[path = "../tests/integration/common/fake_lastfm.rs"]
 #[allow(dead_code)]
@@ -48,6 +52,10 @@ fn main() {
         .map_or(Duration::from_secs(60), Duration::from_secs);
     let binary = env!("CARGO_BIN_EXE_mpd-scrobbler");
     println!("mpd-scrobbler benchmark ({binary})\n");
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("history") {
+        history_stats(binary);
+        return;
+    }
     let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
     println!("binary size: {:.2} MiB", size as f64 / 1048576.0);
 
@@ -66,6 +74,77 @@ fn main() {
     }
     startup_to_ready(binary, 20);
     idle_and_playback(binary, window);
+    history_stats(binary);
+}
+
+/// `stats --period all` over histories of 10,000 and 100,000 plays (500
+/// artists, 2,000 albums, 20,000 tracks): the command's wall time (best of
+/// three) and peak RSS, and the time of the aggregation alone, in process.
+fn history_stats(binary: &str) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let now = unix_now();
+    for plays in [10_000usize, 100_000] {
+        let state = tmp.path().join(format!("history{plays}"));
+        {
+            let queue = Queue::open(&state, &[]).expect("open");
+            let listens: Vec<Listen> = (0..plays)
+                .map(|i| Listen {
+                    track: Track {
+                        artist: format!("Artist {}", i % 500),
+                        title: format!("Track {}", i % 20_000),
+                        album: Some(format!("Album {}", i % 2000)),
+                        duration_secs: Some(180 + (i % 120) as u64),
+                        ..Track::default()
+                    },
+                    started_at: now - (plays - i) as u64 * 120,
+                })
+                .collect();
+            let (added, _) = queue.import(&listens).expect("import");
+            assert_eq!(added, plays);
+            let history = queue.history().expect("history").expect("history on");
+            let start = Instant::now();
+            let stats = mpd_scrobbler::stats::compute(&history, None, now).expect("stats");
+            let alone = start.elapsed();
+            assert_eq!(stats.plays as usize, plays);
+            println!(
+                "stats of {plays} plays: aggregation in process {:.0} ms",
+                ms(alone)
+            );
+        }
+        let config = tmp.path().join(format!("history{plays}.toml"));
+        std::fs::write(
+            &config,
+            format!("state_dir = {:?}\n", state.display().to_string()),
+        )
+        .expect("config");
+        let mut best = Duration::MAX;
+        let mut rss_kib = 0;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let out = Command::new("/usr/bin/time")
+                .args(["-f", "%M"])
+                .arg(binary)
+                .arg("-c")
+                .arg(&config)
+                .args(["stats", "--period", "all", "--json"])
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("run /usr/bin/time mpd-scrobbler stats");
+            best = best.min(start.elapsed());
+            assert!(out.status.success(), "{out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            rss_kib = stderr
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        println!(
+            "`stats --period all` over {plays} plays: {:.0} ms (best of 3), peak RSS {:.1} MiB",
+            ms(best),
+            rss_kib as f64 / 1024.0
+        );
+    }
 }
 
 /// Time from spawning the daemon to its READY=1 on NOTIFY_SOCKET, with mpd

@@ -12,7 +12,7 @@ use crate::control::{self, Request};
 use crate::info::local_time;
 use crate::queue::{Item, Queue};
 use crate::scrobble::Listen;
-use crate::{journal, session};
+use crate::{history, history_cmd, journal, session};
 
 /// A queue operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +150,35 @@ pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> 
     for m in &malformed {
         eprintln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
     }
+    import_listens(config, path, listens, malformed.len()).await
+}
+
+/// `import listenbrainz FILE`: read a ListenBrainz export (JSON array or
+/// JSON Lines), report unreadable listens by position, and import the rest.
+pub async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (listens, bad) = history::parse_listenbrainz_export(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    for b in &bad {
+        eprintln!(
+            "{}: listen {}: skipped: {}",
+            path.display(),
+            b.index,
+            b.problem
+        );
+    }
+    import_listens(config, path, listens, bad.len()).await
+}
+
+/// Add imported listens to the history and the queues, through the daemon
+/// when it runs.
+async fn import_listens(
+    config: &Config,
+    path: &Path,
+    listens: Vec<Listen>,
+    malformed: usize,
+) -> Result<(), String> {
     let (mut added, mut skipped) = (0, 0);
     // A large journal goes in several requests, each within the socket's
     // line limit. Without a daemon, all of it goes in at once; listens a
@@ -174,23 +203,26 @@ pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> 
         }
     }
     println!(
-        "Imported {added} scrobbles from {} ({skipped} already queued, {} malformed records skipped).",
+        "Imported {added} scrobbles from {} ({skipped} already queued or delivered, {malformed} malformed records skipped).",
         path.display(),
-        malformed.len()
     );
     Ok(())
 }
 
 /// Open the queue directly (no daemon runs), creating the state directory
 /// private to the user.
-fn open_queue(config: &Config) -> Result<Queue, String> {
+/// Open the queue database (creating the state directory), with the history
+/// and the targets' age limits as configured.
+pub fn open_queue(config: &Config) -> Result<Queue, String> {
     session::ensure_state_dir(&config.state_dir).map_err(|e| {
         format!(
             "cannot create the state directory {}: {e}",
             config.state_dir.display()
         )
     })?;
-    Queue::open(&config.state_dir, &config.target_names()).map_err(|e| e.to_string())
+    Queue::open(&config.state_dir, &config.target_names())
+        .map(|q| history_cmd::configure(q, config))
+        .map_err(|e| e.to_string())
 }
 
 /// Run `cmd` for the command line: through the daemon when it runs, on the
@@ -286,6 +318,7 @@ pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
                     t.rejected_len()
                 ));
             }
+            text.push_str(&history_cmd::render_summary(&history_cmd::summary(&queue)));
             Err(text.trim_end().to_owned())
         }
         Err(e) => Err(format!("cannot reach the daemon: {e}")),
@@ -384,6 +417,7 @@ fn render_status(v: &Value) -> String {
             t["queued"]
         ));
     }
+    out.push_str(&history_cmd::render_summary(&v["history"]));
     out
 }
 

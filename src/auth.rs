@@ -11,7 +11,8 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 use crate::control::{self, Request};
-use crate::{http, lastfm, listenbrainz, session};
+use crate::targets::{lastfm, listenbrainz};
+use crate::{http, session};
 
 /// How often the desktop flow asks whether the user has approved the token.
 const POLL_EVERY: Duration = Duration::from_secs(3);

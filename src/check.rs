@@ -14,9 +14,10 @@ use std::time::Duration;
 use mpd_client::client::{CommandError, ConnectionError, ConnectionEvent};
 
 use crate::config::{Config, LastFmTarget, ListenBrainzTarget};
-use crate::target::ErrorKind;
+use crate::targets::ErrorKind;
+use crate::targets::{lastfm, listenbrainz};
 use crate::tracker::PlayState;
-use crate::{http, lastfm, listenbrainz, queue, session, watcher};
+use crate::{http, mpd as watcher, queue, session};
 
 /// Below this much free space the queue may not be able to grow.
 const FAIL_BELOW_BYTES: u64 = 16 << 20;
@@ -144,14 +145,29 @@ pub async fn run(config: &Config) -> Vec<Verdict> {
             }
         ),
     )];
-    if config.target_names().is_empty() {
+    if config.is_zero_config() {
+        verdicts[0] = Verdict::warn(
+            "config",
+            format!(
+                "no config file at {}: running with no online target, plays are kept in the \
+                 local history only",
+                config.path.display()
+            ),
+            format!(
+                "to scrobble, create {} with a [lastfm] or [listenbrainz] section \
+                 (see config.toml.example), run `mpd-scrobbler auth lastfm` or \
+                 `auth listenbrainz`, then `mpd-scrobbler backfill NAME`",
+                config.path.display()
+            ),
+        );
+    } else if config.target_names().is_empty() {
         verdicts[0] = Verdict::warn(
             "config",
             format!(
                 "{} is valid but has no [lastfm] or [listenbrainz] section",
                 config.path.display()
             ),
-            "add a target; plays are queued, but sent nowhere".into(),
+            "add a target; until then plays are kept in the local history only".into(),
         );
     }
 
@@ -578,17 +594,8 @@ fn mib(bytes: u64) -> String {
     }
 }
 
-/// How to (re)authorise a target, as a command line.
-fn auth_command(kind: &str, name: &str, several: bool) -> String {
-    if several {
-        format!("mpd-scrobbler auth {kind} --name {name}")
-    } else {
-        format!("mpd-scrobbler auth {kind}")
-    }
-}
-
 async fn check_lastfm(config: &Config, t: &LastFmTarget, http: reqwest::Client) -> Verdict {
-    let auth = auth_command("lastfm", &t.name, config.lastfm.len() > 1);
+    let auth = config.auth_command(&t.name);
     let key = match session::credential(&config.state_dir, &t.name, t.session_key.as_ref()) {
         Ok(Some(k)) => k,
         Ok(None) => {
@@ -613,27 +620,14 @@ async fn check_lastfm(config: &Config, t: &LastFmTarget, http: reqwest::Client) 
             format!("{} accepts the session of {user:?}", t.url),
         ),
         Err(lastfm::Error::Api { code, message }) => {
-            let (detail, fix) = match code {
-                4 | 9 => (
-                    "the session key is no longer valid (access was revoked?)".to_owned(),
-                    format!("run `{auth}`"),
-                ),
-                10 => (
-                    "the API key is invalid".to_owned(),
-                    format!("set api_key in {section} of {file}"),
-                ),
-                13 => (
-                    "the signature is refused: api_secret does not belong to api_key".to_owned(),
-                    format!("set the api_secret of this API account in {section} of {file}"),
-                ),
-                26 => (
-                    "the API key is suspended".to_owned(),
-                    "ask Last.fm, or create another API account".to_owned(),
-                ),
-                _ => (
-                    format!("server error {code}"),
-                    "try again later; if it persists, check the url".to_owned(),
-                ),
+            let detail = lastfm::Error::meaning(code)
+                .map_or_else(|| format!("server error {code}"), str::to_owned);
+            let fix = match code {
+                4 | 9 => format!("run `{auth}`"),
+                10 => format!("set api_key in {section} of {file}"),
+                13 => format!("set the api_secret of this API account in {section} of {file}"),
+                26 => "ask Last.fm, or create another API account".to_owned(),
+                _ => "try again later; if it persists, check the url".to_owned(),
             };
             Verdict::fail(&t.name, format!("{}: {detail} ({message})", t.url), fix)
         }
@@ -653,7 +647,7 @@ async fn check_listenbrainz(
     t: &ListenBrainzTarget,
     http: reqwest::Client,
 ) -> Verdict {
-    let auth = auth_command("listenbrainz", &t.name, config.listenbrainz.len() > 1);
+    let auth = config.auth_command(&t.name);
     let token = match session::credential(&config.state_dir, &t.name, t.token.as_ref()) {
         Ok(Some(k)) => k,
         Ok(None) => {

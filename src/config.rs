@@ -11,11 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::listenbrainz::{self, Flavor};
+use crate::targets::listenbrainz::{self, Flavor};
 use crate::tracker::Rules;
-
-/// Default Last.fm API root.
-pub const LASTFM_URL: &str = "https://ws.audioscrobbler.com/2.0/";
 
 /// A secret string (password, API secret, session key) that never prints.
 #[derive(Clone, PartialEq, Eq)]
@@ -116,6 +113,17 @@ pub struct Config {
     pub listenbrainz: Vec<ListenBrainzTarget>,
     /// The metadata cache.
     pub cache: CacheConfig,
+    /// The local listening history.
+    pub history: HistoryConfig,
+}
+
+/// The local listening history (`[history]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Record plays (the default).
+    pub enabled: bool,
+    /// Forget plays older than this; `None` keeps them forever (the default).
+    pub keep: Option<Duration>,
 }
 
 /// The metadata cache's limits.
@@ -205,6 +213,15 @@ struct RawConfig {
     listenbrainz: Option<OneOrMany<RawListenBrainz>>,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    history: RawHistory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    enabled: Option<bool>,
+    keep: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -568,6 +585,21 @@ impl Config {
             },
         };
 
+        let history = HistoryConfig {
+            enabled: raw.history.enabled.unwrap_or(true),
+            keep: match raw.history.keep.as_deref() {
+                None | Some("forever") => None,
+                Some(v) => Some(
+                    duration("history.keep", Some(v.to_owned()), Duration::ZERO).map_err(|_| {
+                        invalid(
+                            "history.keep",
+                            format!("{v:?} is neither \"forever\" nor a duration such as \"365d\""),
+                        )
+                    })?,
+                ),
+            },
+        };
+
         let state_dir = match raw.state_dir {
             Some(dir) => base.join(dir),
             None => default_state_dir(env),
@@ -619,7 +651,11 @@ impl Config {
             let prefix = prefix("lastfm", i, n);
             let key = |k: &str| format!("{prefix}.{k}");
             let name = check_name(&key("name"), t.name.unwrap_or_else(|| "lastfm".into()))?;
-            let url = check_url(&key("url"), t.url.unwrap_or_else(|| LASTFM_URL.into()))?;
+            let url = check_url(
+                &key("url"),
+                t.url
+                    .unwrap_or_else(|| crate::targets::lastfm::LASTFM_API_URL.into()),
+            )?;
             let api_key = t.api_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
                 invalid(
                     &key("api_key"),
@@ -721,7 +757,32 @@ impl Config {
             lastfm,
             listenbrainz,
             cache,
+            history,
         })
+    }
+
+    /// [`Config::load`], except that a missing file at the default path
+    /// (`is_default`) gives the zero-config set-up: MPD from MPD_HOST and
+    /// MPD_PORT or localhost:6600, no online target, plays kept in the local
+    /// history. A file named with `-c` must exist.
+    pub fn load_or_default(
+        path: &Path,
+        is_default: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        match Config::load(path, env) {
+            Err(ConfigError::Read { source, .. })
+                if is_default && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Config::parse(path, "", env)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether this config came from no file at all (see [`Config::load_or_default`]).
+    pub fn is_zero_config(&self) -> bool {
+        !self.path.exists()
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.
@@ -732,6 +793,22 @@ impl Config {
     /// The ListenBrainz-compatible target with this name, or the only one.
     pub fn listenbrainz_target(&self, name: Option<&str>) -> Result<&ListenBrainzTarget, String> {
         pick(&self.path, "listenbrainz", &self.listenbrainz, name)
+    }
+
+    /// The command that (re)authorises the target named `name`: `--name`
+    /// is given only when `auth` could not tell the target apart without it
+    /// (it picks the only target of its kind).
+    pub fn auth_command(&self, name: &str) -> String {
+        let (kind, several) = if self.lastfm.iter().any(|t| t.name() == name) {
+            ("lastfm", self.lastfm.len() > 1)
+        } else {
+            ("listenbrainz", self.listenbrainz.len() > 1)
+        };
+        if several {
+            format!("mpd-scrobbler auth {kind} --name {name}")
+        } else {
+            format!("mpd-scrobbler auth {kind}")
+        }
     }
 
     /// Names of all targets, Last.fm-style first.
@@ -843,7 +920,7 @@ api_secret = "s"
             c.state_dir,
             PathBuf::from("/home/u/.local/state/mpd-scrobbler")
         );
-        assert_eq!(c.lastfm[0].url, LASTFM_URL);
+        assert_eq!(c.lastfm[0].url, crate::targets::lastfm::LASTFM_API_URL);
         assert_eq!(c.lastfm[0].name, "lastfm");
         assert_eq!(c.delivery.retry_min, Duration::from_secs(30));
     }
@@ -972,11 +1049,49 @@ api_secret = "s"
         assert_eq!(c.rules, Rules::default());
         assert_eq!(c.delivery.retry_max, Duration::from_secs(1800));
         assert_eq!(c.cache.ttl, Duration::from_secs(86400));
+        assert_eq!(
+            c.history,
+            HistoryConfig {
+                enabled: true,
+                keep: None
+            }
+        );
         // The commented-out [listenbrainz] section parses too once enabled.
         let lb = text
             .replace("# [listenbrainz]", "[listenbrainz]")
             .replace("# token = \"...\"", "token = \"t\"");
         assert_eq!(parse(&lb, &[]).unwrap().listenbrainz.len(), 1);
+    }
+
+    #[test]
+    fn history_keys() {
+        let c = parse("[history]\nkeep = \"365d\"\n", &[]).unwrap();
+        assert_eq!(c.history.keep, Some(Duration::from_secs(365 * 86400)));
+        assert!(c.history.enabled);
+        let c = parse("[history]\nenabled = false\n", &[]).unwrap();
+        assert!(!c.history.enabled);
+        let err = parse("[history]\nkeep = \"always\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("history.keep") && err.contains("\"always\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_default_file_is_the_zero_config_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let env = env_of(&[("MPD_HOST", "127.0.0.1"), ("MPD_PORT", "6601")]);
+        let c = Config::load_or_default(&path, true, &env).unwrap();
+        assert!(c.is_zero_config());
+        assert!(c.target_names().is_empty());
+        assert_eq!(c.mpd.address, MpdAddress::Tcp("127.0.0.1".into(), 6601));
+        assert!(c.history.enabled);
+        // A file named with -c must exist.
+        let err = Config::load_or_default(&path, false, &env).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 
     #[test]

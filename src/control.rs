@@ -17,8 +17,9 @@
 //! connection that sends no complete line for [`IDLE_TIMEOUT`] is closed.
 //!
 //! Requests: `reload` (re-read credentials; answers `ok`), `status`, `love`,
-//! `unlove`, `queue ...` (see [`QueueCmd`]) and `import <JSON listens>`,
-//! each answered with one line of JSON.
+//! `unlove`, `queue ...` (see [`QueueCmd`]) and `import <JSON listens>`, and
+//! the history's `history <JSON filter>`, `stats <JSON since>` and
+//! `backfill <JSON request>`, each answered with one line of JSON.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -30,6 +31,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::admin::QueueCmd;
+use crate::history::Filter;
+use crate::history_cmd::BackfillRequest;
 use crate::scrobble::Listen;
 
 /// Longest request line, newline excluded.
@@ -59,6 +62,12 @@ pub enum Request {
     Status,
     /// Love (`true`) or unlove the playing track.
     Love(bool),
+    /// Plays from the history.
+    History(Filter),
+    /// Stats of the plays since this time (all when `None`).
+    Stats(Option<u64>),
+    /// Queue for a target the plays it has not received.
+    Backfill(BackfillRequest),
 }
 
 impl Request {
@@ -70,10 +79,10 @@ impl Request {
             ["love"] => Some(Request::Love(true)),
             ["unlove"] => Some(Request::Love(false)),
             ["queue", rest @ ..] => QueueCmd::parse(rest).map(Request::Queue),
-            ["import", ..] => {
-                let json = line.trim_start().strip_prefix("import")?;
-                serde_json::from_str(json).ok().map(Request::Import)
-            }
+            ["import", ..] => json_after(line, "import").map(Request::Import),
+            ["history", ..] => json_after(line, "history").map(Request::History),
+            ["stats", ..] => json_after(line, "stats").map(Request::Stats),
+            ["backfill", ..] => json_after(line, "backfill").map(Request::Backfill),
             _ => None,
         }
     }
@@ -88,8 +97,21 @@ impl Request {
             Request::Import(listens) => {
                 format!("import {}", serde_json::to_string(listens).expect("JSON"))
             }
+            Request::History(f) => format!("history {}", serde_json::to_string(f).expect("JSON")),
+            Request::Stats(since) => {
+                format!("stats {}", serde_json::to_string(since).expect("JSON"))
+            }
+            Request::Backfill(b) => {
+                format!("backfill {}", serde_json::to_string(b).expect("JSON"))
+            }
         }
     }
+}
+
+/// The JSON argument of a request line starting with `word`.
+fn json_after<T: serde::de::DeserializeOwned>(line: &str, word: &str) -> Option<T> {
+    let json = line.trim_start().strip_prefix(word)?;
+    serde_json::from_str(json).ok()
 }
 
 /// `listens` as `import` requests, each within [`IMPORT_LINE_LIMIT`].

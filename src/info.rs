@@ -8,39 +8,7 @@ use std::fmt::Write;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Items of a list that Last.fm may send as an array, a bare object (one
-/// item), `""` or nothing (none).
-fn items(v: Option<&Value>) -> Vec<&Value> {
-    match v {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(o @ Value::Object(_)) => vec![o],
-        _ => Vec::new(),
-    }
-}
-
-/// A string that may be plain or under `#text` (or `name`).
-fn text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) => o
-            .get("#text")
-            .or_else(|| o.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// A count sent as a number or a numeric string.
-fn count(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
+use crate::targets::lastfm::json::{items, number as count, text};
 
 fn non_empty(s: String) -> Option<String> {
     (!s.trim().is_empty()).then_some(s)

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::cache::{self, Cache};
 use crate::config::Config;
-use crate::lastfm::{self, ErrorKind};
+use crate::targets::lastfm::{self, ErrorKind};
 use crate::tracker::PlayState;
-use crate::{http, info, session, watcher};
+use crate::{http, info, mpd as watcher, session};
 
 /// A command.
 #[derive(Debug, Clone)]
@@ -244,24 +244,16 @@ fn explain(e: &lastfm::Error, what: &str) -> String {
         lastfm::Error::Api { code: 6, message } => {
             format!("Last.fm knows nothing of {what:?} ({message})")
         }
-        lastfm::Error::Api { code: 8, .. } => {
-            "Last.fm failed to answer (error 8); try again later".into()
-        }
-        lastfm::Error::Api { code: 11 | 16, .. } => {
-            "Last.fm is temporarily unavailable; try again later".into()
-        }
         lastfm::Error::Api { code: 17, .. } => {
             format!("{what}'s listening history is private on Last.fm")
         }
-        lastfm::Error::Api { code: 26, .. } => {
-            "Last.fm has suspended this API key; check api_key in the config".into()
-        }
-        lastfm::Error::Api { code: 10, .. } => {
-            "Last.fm does not accept this API key; check api_key in the config".into()
-        }
-        lastfm::Error::Api { code: 29, .. } => {
-            "Last.fm says too many requests; wait a minute and try again".into()
-        }
+        lastfm::Error::Api { code, .. } => match lastfm::Error::meaning(*code) {
+            Some(meaning) if matches!(code, 10 | 26) => {
+                format!("Last.fm: {meaning}; check api_key in the config")
+            }
+            Some(meaning) => format!("Last.fm: {meaning}"),
+            None => format!("Last.fm: {e}"),
+        },
         e => format!("Last.fm: {e}"),
     }
 }

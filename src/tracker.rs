@@ -285,6 +285,13 @@ impl Tracker {
         self.play.as_ref().map(|p| (&p.song.track, p.qualified))
     }
 
+    /// The file or stream URI and start time of the current play.
+    pub fn current_play(&self) -> Option<(&str, u64)> {
+        self.play
+            .as_ref()
+            .map(|p| (p.song.uri.as_str(), p.started_at))
+    }
+
     /// Play time so far and the play time needed, for the current play.
     pub fn progress(&self, now: Instant) -> Option<(Duration, Option<Duration>)> {
         let play = self.play.as_ref()?;

@@ -21,14 +21,16 @@
 //! A database that cannot be opened or read, or that lost writes, is moved
 //! aside to `queue.damaged-<unix time>` with a loud log line and a report
 //! file in it; whatever sled could still read from it is copied into a
-//! fresh database under the same keys, so those scrobbles still go out. A
-//! marker file written before sled opens the database and removed after the
-//! checks means a start that died inside sled (sled panics on some damage,
-//! and the release build aborts) moves the database aside next time rather
-//! than dying again.
+//! fresh database under the same keys, so those scrobbles still go out; the
+//! fresh database is built beside the old one and renamed into place, so a
+//! crash while that happens loses nothing. A marker file written before sled
+//! opens the database and removed after the checks counts starts that died
+//! inside sled (sled panics on some damage, and the release build aborts):
+//! after two in a row the database is moved aside rather than dying again.
 
+use crate::scrobble::unix_now;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The tree of the queue's own bookkeeping.
 pub(super) const META: &str = "meta";
@@ -39,6 +41,8 @@ pub(super) const LAST_ID: &[u8] = b"last_id";
 const ID_BASE: &[u8] = b"id_base";
 /// The last key known to be on disk, written after each enqueue's fsync.
 const LAST_WRITE_FILE: &str = "last-write";
+/// How long a lock held on the database may take to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Present while sled opens the database.
 const OPENING_FILE: &str = "opening";
 /// Present while a database set aside is read for what can be saved.
@@ -108,21 +112,35 @@ pub(super) enum OpenError {
 /// Open the database at `path` (the `queue` directory in the state
 /// directory) with a tree per target, setting it aside when it is damaged.
 pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
-    if held_by_another(path) {
-        return Err(OpenError::Locked);
+    // sled releases its lock when the last of its threads lets go of a
+    // database just closed (a reopen after an error, a test), which can take
+    // a moment; another daemon holds it for good.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    while held_by_another(path) {
+        if std::time::Instant::now() >= deadline {
+            return Err(OpenError::Locked);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    finish_interrupted_rebuild(path, names)?;
     let marker = path.join(OPENING_FILE);
-    if marker.exists() {
+    // A start killed while sled opened the database (systemd, a power cut)
+    // leaves the marker too, so only a second death in a row counts.
+    let deaths: u32 = std::fs::read_to_string(&marker)
+        .ok()
+        .map_or(0, |s| s.trim().parse().unwrap_or(1));
+    if deaths >= 2 {
         return start_afresh(
             path,
             names,
-            "an earlier start died while sled was opening it".into(),
+            "two starts in a row died while sled was opening it".into(),
             None,
         );
     }
     let existed = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
     // Best effort: on a full disk there may be no room for it.
-    let _ = std::fs::create_dir_all(path).and_then(|()| std::fs::write(&marker, b""));
+    let _ = std::fs::create_dir_all(path)
+        .and_then(|()| std::fs::write(&marker, (deaths + 1).to_string()));
     let opened = match open_sled(path, names) {
         Ok(o) => o,
         Err(e) if is_lock_error(&e) => {
@@ -144,7 +162,9 @@ pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
         }
     };
     let recovered = opened.db.was_recovered();
-    let (items, unreadable) = read_all(&opened.db);
+    // Every record of the queue's own trees is read (sled checks each one);
+    // the history, which only grows, is read only when there is damage.
+    let (_, unreadable) = read_all(&opened.db, &[crate::history::TREE]);
     let mut damage = unreadable.map(|e| format!("sled cannot read all of it: {e}"));
     if damage.is_none() {
         damage = lost_writes(path, &opened, existed, recovered);
@@ -164,6 +184,7 @@ pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
             Ok(opened)
         }
         Some(why) => {
+            let (items, _) = read_all(&opened.db, &[]);
             drop(opened);
             start_afresh(path, names, why, Some(items))
         }
@@ -217,9 +238,12 @@ fn open_sled(path: &Path, names: &[String]) -> Result<Open, sled::Error> {
 /// the first read error.
 type Items = Vec<(sled::IVec, Vec<(sled::IVec, sled::IVec)>)>;
 
-fn read_all(db: &sled::Db) -> (Items, Option<sled::Error>) {
+fn read_all(db: &sled::Db, skip: &[&str]) -> (Items, Option<sled::Error>) {
     let mut out = Vec::new();
     for name in db.tree_names() {
+        if skip.iter().any(|s| name.as_ref() == s.as_bytes()) {
+            continue;
+        }
         let tree = match db.open_tree(&name) {
             Ok(t) => t,
             Err(e) => return (out, Some(e)),
@@ -272,6 +296,11 @@ fn lost_writes(path: &Path, opened: &Open, existed: bool, recovered: bool) -> Op
 /// Move the database at `path` aside, log why, and open a fresh one holding
 /// `items` under their old keys; `None` means read them from the copy set
 /// aside, once (a start that dies doing so leaves its marker there).
+///
+/// Crash-safe: the fresh database is built beside the old one and renamed
+/// into place, and a note of the copy set aside (`queue.rebuilding`) lives
+/// from before the move until after that rename, so a start that finds the
+/// note and no database finishes the rebuild from the copy set aside.
 fn start_afresh(
     path: &Path,
     names: &[String],
@@ -279,7 +308,11 @@ fn start_afresh(
     items: Option<Items>,
 ) -> Result<Open, OpenError> {
     let aside = aside_path(path);
-    if let Err(e) = std::fs::rename(path, &aside) {
+    let note = rebuild_note(path);
+    let moved = write_atomically(&note, aside.as_os_str().as_encoded_bytes())
+        .and_then(|()| std::fs::rename(path, &aside));
+    if let Err(e) = moved {
+        let _ = std::fs::remove_file(&note);
         tracing::error!(
             "the queue database {} is damaged ({why}), and it cannot be moved aside to {}: {e}",
             path.display(),
@@ -296,23 +329,8 @@ fn start_afresh(
         ),
     );
     let items = items.unwrap_or_else(|| salvage(&aside));
-    let mut fresh = open_sled(path, names).map_err(|e| {
-        if is_lock_error(&e) {
-            OpenError::Locked
-        } else {
-            OpenError::Io(e)
-        }
-    })?;
-    let (copied, max_key) = match copy_into(&mut fresh, &items) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("cannot copy what was readable into the new queue database: {e}");
-            return Err(OpenError::Io(e));
-        }
-    };
-    if let Some(max) = max_key {
-        record_last_write(path, max);
-    }
+    let (fresh, copied) = rebuild(path, names, &items)?;
+    let _ = std::fs::remove_file(&note);
     let queued: usize = items
         .iter()
         .filter(|(name, _)| name.starts_with(b"queue/"))
@@ -335,6 +353,77 @@ fn start_afresh(
         aside.display()
     );
     Ok(fresh)
+}
+
+/// The note of a rebuild under way, beside the database.
+fn rebuild_note(path: &Path) -> PathBuf {
+    path.with_file_name("queue.rebuilding")
+}
+
+/// A rebuild a start died in: when its note is there and the database is
+/// not, build the database again from the copy set aside the note names.
+fn finish_interrupted_rebuild(path: &Path, names: &[String]) -> Result<(), OpenError> {
+    let note = rebuild_note(path);
+    let Ok(aside) = std::fs::read(&note) else {
+        return Ok(());
+    };
+    let aside = PathBuf::from(std::ffi::OsString::from_vec(aside));
+    if !path.exists() && aside.is_dir() {
+        tracing::error!(
+            "an earlier start died while rebuilding the queue database from {}; finishing it",
+            aside.display()
+        );
+        let items = salvage(&aside);
+        let (fresh, copied) = rebuild(path, names, &items)?;
+        drop(fresh);
+        tracing::error!("the queue database was rebuilt with {copied} readable items");
+    }
+    let _ = std::fs::remove_file(&note);
+    Ok(())
+}
+
+/// Build a database holding `items` beside `path`, then rename it into
+/// place; it is complete before it takes the place of the old one.
+fn rebuild(path: &Path, names: &[String], items: &Items) -> Result<(Open, usize), OpenError> {
+    let building = path.with_file_name("queue.rebuild");
+    let _ = std::fs::remove_dir_all(&building);
+    let as_open_error = |e: sled::Error| {
+        if is_lock_error(&e) {
+            OpenError::Locked
+        } else {
+            OpenError::Io(e)
+        }
+    };
+    let mut fresh = open_sled(&building, names).map_err(as_open_error)?;
+    let (copied, max_key) = copy_into(&mut fresh, items).map_err(|e| {
+        tracing::error!("cannot copy what was readable into the new queue database: {e}");
+        OpenError::Io(e)
+    })?;
+    drop(fresh);
+    if let Some(max) = max_key {
+        record_last_write(&building, max);
+    }
+    let renamed = std::fs::rename(&building, path).and_then(|()| sync_dir(path));
+    if let Err(e) = renamed {
+        return Err(OpenError::Io(sled::Error::Io(e)));
+    }
+    // sled lets go of the lock on the database just built when its last
+    // thread does.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match open_sled(path, names) {
+            Ok(o) => return Ok((o, copied)),
+            Err(e) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(as_open_error(e)),
+        }
+    }
+}
+
+/// Make a rename in the directory holding `path` durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 /// Copy `items` into `fresh` under their keys and make its new keys follow
@@ -373,7 +462,7 @@ fn salvage(aside: &Path) -> Items {
     }
     let _ = std::fs::write(&marker, b"");
     let items = match open_sled(aside, &[]) {
-        Ok(o) => read_all(&o.db).0,
+        Ok(o) => read_all(&o.db, &[]).0,
         Err(e) => {
             tracing::error!(
                 "cannot read the damaged queue database {}: {e}",
@@ -396,12 +485,6 @@ fn aside_path(path: &Path) -> PathBuf {
         n += 1;
     }
     aside
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Databases set aside in `state_dir`, with their report, oldest first.

@@ -8,6 +8,7 @@ mod control_socket;
 mod harness_lastfm;
 mod harness_listenbrainz;
 mod harness_mpd;
+mod history;
 mod hostile;
 mod import;
 mod info;

@@ -121,13 +121,19 @@ pub fn toml_str(s: &str) -> String {
 
 /// The binary with `-c <config>` and the test's environment.
 fn command(dir: &TestDir) -> Command {
-    with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir)
+    let mut cmd = with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir);
+    cmd.arg("-c").arg(dir.config_path());
+    cmd
 }
 
-/// `cmd` (the binary, or a wrapper running it) given `-c <config>` and the
-/// test's environment.
+/// The state directory of a run without a config file (zero-config):
+/// `$XDG_STATE_HOME/mpd-scrobbler`.
+pub fn zero_config_state_dir(dir: &TestDir) -> PathBuf {
+    dir.path().join("xdg-state").join("mpd-scrobbler")
+}
+
+/// `cmd` (the binary, or a wrapper running it) with the test's environment.
 fn with_test_env(mut cmd: Command, dir: &TestDir) -> Command {
-    cmd.arg("-c").arg(dir.config_path());
     for var in [
         // Read by the binary: they would override the config's [mpd] and
         // state_dir, change the log format or the width of tables.
@@ -195,7 +201,18 @@ impl Daemon {
         Daemon::spawn_with(dir, env, true)
     }
 
+    /// Start `mpd-scrobbler run` with no `-c` and no file at the default
+    /// config path: the zero-config set-up, MPD from `env` (MPD_HOST, MPD_PORT).
+    pub fn spawn_zero_config(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
+        let cmd = with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir);
+        Daemon::spawn_cmd(dir, cmd, env, false)
+    }
+
     fn spawn_with(dir: &TestDir, env: &[(&str, &str)], journal: bool) -> Daemon {
+        Daemon::spawn_cmd(dir, command(dir), env, journal)
+    }
+
+    fn spawn_cmd(dir: &TestDir, mut cmd: Command, env: &[(&str, &str)], journal: bool) -> Daemon {
         use std::os::unix::fs::MetadataExt;
         // Each run gets its own numbered log, so a restarted daemon's log
         // starts empty (wait_log sees only the new run) and the old one stays.
@@ -206,7 +223,6 @@ impl Daemon {
                 Some((f, p))
             })
             .expect("log file");
-        let mut cmd = command(dir);
         if journal {
             let meta = log.metadata().expect("log metadata");
             cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
@@ -372,6 +388,14 @@ pub fn run_cli_env(
     run_to_end(cmd, args, stdin)
 }
 
+/// A one-shot command with no `-c` and no file at the default config path
+/// (the zero-config set-up), with extra environment variables.
+pub fn run_cli_zero_config(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir);
+    cmd.envs(env.iter().copied());
+    run_to_end(cmd, args, None)
+}
+
 /// `run_cli` as the unprivileged user `uid` (through `setpriv`, so the test
 /// must run as root), with a copy of the binary that user may execute. The
 /// test directory is opened to others for it; its contents keep their modes.
@@ -390,7 +414,9 @@ pub fn run_cli_as(dir: &TestDir, uid: u32, args: &[&str]) -> Output {
         .arg(format!("--regid={uid}"))
         .arg("--clear-groups")
         .arg(copy);
-    run_to_end(with_test_env(setpriv, dir), args, None)
+    let mut cmd = with_test_env(setpriv, dir);
+    cmd.arg("-c").arg(dir.config_path());
+    run_to_end(cmd, args, None)
 }
 
 fn run_to_end(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Output {

@@ -4,9 +4,10 @@
 //! not yet answered (`inflight/<target>`), so that a crash or a timeout
 //! mid-request leaves a record of what the server may have stored.
 //!
-//! An enqueue writes the listen to every target's tree in one transaction and
-//! waits for the fsync before returning, so a play that qualified survives a
-//! crash. Items leave a queue only through [`TargetQueue::finish_in_flight`]
+//! An enqueue writes the listen to every target's tree and its record to the
+//! listening history ([`crate::history`]) in one transaction and waits for
+//! the fsync before returning, so a play that qualified survives a crash and
+//! is never in a queue without being in the history, or the other way round. Items leave a queue only through [`TargetQueue::finish_in_flight`]
 //! (the server took them, or refused them for good) or
 //! [`TargetQueue::set_aside`] (refused for good before sending).
 //!
@@ -17,11 +18,11 @@ mod open;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
+use crate::history::{self, History, PlayInfo, Record};
 use crate::scrobble::Listen;
 use open::Open;
 pub use open::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
@@ -135,11 +136,41 @@ fn rejected_value(listen: &Listen, reason: &str) -> Vec<u8> {
         v: FORMAT_VERSION,
         listen: listen.clone(),
         reason: reason.to_owned(),
-        at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        at: crate::scrobble::unix_now(),
     })
     .expect("a listen always serialises")
+}
+
+/// What a queue transaction body can fail with: only storage errors, since
+/// none of them aborts.
+type Conflict = sled::transaction::ConflictableTransactionError<std::convert::Infallible>;
+
+/// The storage error of a transaction that cannot abort.
+fn storage_error(e: sled::transaction::TransactionError<std::convert::Infallible>) -> sled::Error {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => e,
+        sled::transaction::TransactionError::Abort(never) => match never {},
+    }
+}
+
+/// The stored form of a queued listen.
+fn stored(listen: &Listen) -> Vec<u8> {
+    serde_json::to_vec(&Stored {
+        v: FORMAT_VERSION,
+        listen: listen.clone(),
+    })
+    .expect("a listen always serialises")
+}
+
+/// What [`Queue::backfill`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// Plays queued for the target.
+    pub queued: usize,
+    /// Plays the target has already (delivered, waiting or refused).
+    pub already: usize,
+    /// Plays too old for the target, left out.
+    pub too_old: usize,
 }
 
 /// Insert `value` under `key` in every tree, atomically.
@@ -149,12 +180,9 @@ fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled:
             for tree in trees {
                 tree.insert(key, value)?;
             }
-            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            Ok::<_, Conflict>(())
         })
-        .map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => e,
-            sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-        })
+        .map_err(storage_error)
 }
 
 /// What every handle on the queue shares: the open database, replaced
@@ -173,6 +201,10 @@ struct Shared {
     open: std::sync::RwLock<Option<Arc<Open>>>,
     /// Signalled when an error closes the database.
     closed: tokio::sync::Notify,
+    /// Whether plays go to the history too (`[history] enabled`).
+    history_on: bool,
+    /// Targets that ignore plays older than this many seconds.
+    max_age: Vec<(String, u64)>,
 }
 
 impl Shared {
@@ -302,6 +334,8 @@ impl Queue {
                 names: targets.iter().map(|t| t.to_string()).collect(),
                 open: std::sync::RwLock::new(None),
                 closed: tokio::sync::Notify::new(),
+                history_on: true,
+                max_age: Vec::new(),
             }),
         }
     }
@@ -310,11 +344,48 @@ impl Queue {
         self.shared.fail(source)
     }
 
+    /// The settings only [`Queue::record_history`] and
+    /// [`Queue::with_max_age`] change, right after opening.
+    fn settings(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared).expect("configured before the queue is shared")
+    }
+
+    /// Keep the listening history (the default) or not. Call right after
+    /// opening, before the queue is cloned.
+    pub fn record_history(mut self, on: bool) -> Queue {
+        self.settings().history_on = on;
+        self
+    }
+
+    /// Say that `target` ignores plays older than `secs` (Last.fm's 14
+    /// days): import and backfill leave such plays out of its queue rather
+    /// than send them to be refused. Call right after opening.
+    pub fn with_max_age(mut self, target: &str, secs: u64) -> Queue {
+        self.settings().max_age.push((target.to_owned(), secs));
+        self
+    }
+
+    fn too_old(&self, target: &str, started_at: u64, now: u64) -> bool {
+        self.shared
+            .max_age
+            .iter()
+            .any(|(t, max)| t == target && now.saturating_sub(started_at) > *max)
+    }
+
+    /// The listening history, unless the user opted out.
+    pub fn history(&self) -> Result<Option<History>, QueueError> {
+        if !self.shared.history_on {
+            return Ok(None);
+        }
+        let o = self.shared.current()?;
+        History::open(&o.db).map(Some).map_err(|e| self.err(e))
+    }
+
     /// Append `listen` to every target's queue atomically and wait until it is
     /// on disk.
     pub async fn enqueue(&self, listen: &Listen) -> Result<(), QueueError> {
         let o = self.shared.current()?;
-        let Some(key) = self.insert_listen(&o, listen)? else {
+        let Some(key) = self.insert_listen(&o, listen, &PlayInfo::default())? else {
             return Ok(());
         };
         o.db.flush_async().await.map_err(|e| self.err(e))?;
@@ -327,8 +398,18 @@ impl Queue {
     /// written (an attempt whose fsync failed after sled kept it) does
     /// nothing, so retrying never queues a play twice.
     pub fn enqueue_blocking(&self, listen: &Listen) -> Result<(), QueueError> {
+        self.enqueue_play_blocking(listen, &PlayInfo::default())
+    }
+
+    /// [`Queue::enqueue_blocking`], with what the daemon knows of the play
+    /// beyond the listen (file, play time) for its history record.
+    pub fn enqueue_play_blocking(
+        &self,
+        listen: &Listen,
+        info: &PlayInfo,
+    ) -> Result<(), QueueError> {
         let o = self.shared.current()?;
-        let key = self.insert_listen(&o, listen)?;
+        let key = self.insert_listen(&o, listen, info)?;
         o.db.flush().map_err(|e| self.err(e))?;
         if let Some(key) = key {
             open::record_last_write(&self.shared.path, key);
@@ -338,7 +419,12 @@ impl Queue {
 
     /// Insert `listen` into every target's tree and note its key as the
     /// last one; `None` if it is already the last one written.
-    fn insert_listen(&self, o: &Open, listen: &Listen) -> Result<Option<u64>, QueueError> {
+    fn insert_listen(
+        &self,
+        o: &Open,
+        listen: &Listen,
+        info: &PlayInfo,
+    ) -> Result<Option<u64>, QueueError> {
         let value = serde_json::to_vec(&Stored {
             v: FORMAT_VERSION,
             listen: listen.clone(),
@@ -350,22 +436,32 @@ impl Queue {
         }
         let key = o.next_key().map_err(|e| self.err(e))?;
         let mut trees = o.pending.clone();
+        let n = trees.len();
+        let record = if self.shared.history_on {
+            trees.push(o.db.open_tree(history::TREE).map_err(|e| self.err(e))?);
+            Some((
+                history::key(listen.started_at, u64::from_be_bytes(key)),
+                Record::new(listen, info, &self.shared.names).encode(),
+            ))
+        } else {
+            None
+        };
         trees.push(o.meta.clone());
         trees
             .as_slice()
             .transaction(|trees| {
-                let (meta, pending) = trees.split_last().expect("meta is last");
-                for tree in pending {
+                let (meta, rest) = trees.split_last().expect("meta is last");
+                for tree in &rest[..n] {
                     tree.insert(&key, value.as_slice())?;
+                }
+                if let (Some(h), Some((hkey, record))) = (rest.get(n), &record) {
+                    h.insert(hkey, record.as_slice())?;
                 }
                 meta.insert(open::LAST_ID, &key)?;
                 meta.insert(LAST_LISTEN, value.as_slice())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, Conflict>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })?;
+            .map_err(|e| self.err(storage_error(e)))?;
         Ok(Some(u64::from_be_bytes(key)))
     }
 
@@ -384,17 +480,15 @@ impl Queue {
         }
     }
 
-    /// Add listens from elsewhere (an mpdscribble journal) to every target's
-    /// queue, leaving out any already queued there with the same artist,
-    /// title and start time. Returns how many were added and skipped.
+    /// Add listens from elsewhere (an mpdscribble journal, a ListenBrainz
+    /// export) to the history and to every target's queue, leaving out, per
+    /// target, any play it already has: queued there with the same artist,
+    /// title and start time, or, through the history, already delivered to
+    /// it, or too old for it. Returns how many were added and skipped.
     pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
         let o = self.shared.current()?;
         let err = |source| self.err(source);
-        let same = |a: &Listen, b: &Listen| {
-            a.started_at == b.started_at
-                && a.track.artist == b.track.artist
-                && a.track.title == b.track.title
-        };
+        let names = &self.shared.names;
         let mut queued: Vec<Vec<Listen>> = Vec::new();
         for tree in &o.pending {
             let mut v = Vec::new();
@@ -406,27 +500,71 @@ impl Queue {
             }
             queued.push(v);
         }
+        let history = match self.shared.history_on {
+            true => Some(History::open(&o.db).map_err(err)?),
+            false => None,
+        };
+        let now = crate::scrobble::unix_now();
         let (mut added, mut skipped) = (0, 0);
         for listen in listens {
-            let value = serde_json::to_vec(&Stored {
-                v: FORMAT_VERSION,
-                listen: listen.clone(),
-            })
-            .expect("a listen always serialises");
-            let key = o.next_key().map_err(err)?;
-            let mut any = false;
-            for (tree, have) in o.pending.iter().zip(&queued) {
-                if !have.iter().any(|q| same(q, listen)) {
-                    tree.insert(key, value.as_slice()).map_err(err)?;
-                    any = true;
+            let known = match &history {
+                Some(h) => h.find(listen).map_err(err)?,
+                None => None,
+            };
+            let holds = |i: usize| queued[i].iter().any(|q| history::same_play(q, listen));
+            let wanted: Vec<usize> = (0..o.pending.len())
+                .filter(|&i| {
+                    !holds(i)
+                        && known.as_ref().is_none_or(|(_, r)| !r.has(&names[i]))
+                        && !self.too_old(&names[i], listen.started_at, now)
+                })
+                .collect();
+            // A play new to the history is recorded even when no target
+            // takes it (none configured, or it is too old for them).
+            let new_play = known.is_none() && history.is_some() && !(0..o.pending.len()).any(holds);
+            if wanted.is_empty() && !new_play {
+                skipped += 1;
+                continue;
+            }
+            let (id, record) = match known {
+                Some((hkey, mut r)) => {
+                    r.queued.extend(wanted.iter().map(|&i| names[i].clone()));
+                    (history::split_key(&hkey).map_or(0, |(_, id)| id), r)
                 }
+                None => {
+                    let holders: Vec<String> = (0..o.pending.len())
+                        .filter(|&i| holds(i) || wanted.contains(&i))
+                        .map(|i| names[i].clone())
+                        .collect();
+                    let key = o.next_key().map_err(err)?;
+                    o.meta.insert(open::LAST_ID, &key).map_err(err)?;
+                    (
+                        u64::from_be_bytes(key),
+                        Record::new(listen, &PlayInfo::default(), &holders),
+                    )
+                }
+            };
+            let value = stored(listen);
+            let mut trees: Vec<sled::Tree> = wanted.iter().map(|&i| o.pending[i].clone()).collect();
+            let n = trees.len();
+            if let Some(h) = &history {
+                trees.push(h.tree().clone());
             }
-            if any {
-                o.meta.insert(open::LAST_ID, &key).map_err(err)?;
-                added += 1
-            } else {
-                skipped += 1
-            }
+            let hkey = history::key(listen.started_at, id);
+            let record = record.encode();
+            trees
+                .as_slice()
+                .transaction(|trees| {
+                    for tree in &trees[..n] {
+                        tree.insert(&id.to_be_bytes(), value.as_slice())?;
+                    }
+                    if let Some(h) = trees.get(n) {
+                        h.insert(&hkey, record.as_slice())?;
+                    }
+                    Ok::<_, Conflict>(())
+                })
+                .map_err(|e| self.err(storage_error(e)))?;
+            added += 1;
         }
         o.db.flush().map_err(err)?;
         if let Some(last) = o.meta.get(open::LAST_ID).ok().flatten() {
@@ -435,6 +573,73 @@ impl Queue {
             }
         }
         Ok((added, skipped))
+    }
+
+    /// Forget history records of plays that started before `before`, except
+    /// those still waiting in a queue. Returns how many went.
+    pub fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
+        let Some(h) = self.history()? else {
+            return Ok(0);
+        };
+        let o = self.shared.current()?;
+        let waiting = |id: u64| {
+            let k = id.to_be_bytes();
+            o.pending.iter().any(|t| t.contains_key(k).unwrap_or(true))
+        };
+        let removed = h.prune(before, waiting).map_err(|e| self.err(e))?;
+        if removed > 0 {
+            o.db.flush().map_err(|e| self.err(e))?;
+        }
+        Ok(removed)
+    }
+
+    /// Queue for `target` the recorded plays since `since` that it has not
+    /// received, for a target added later. Plays too old for it (see
+    /// [`Queue::with_max_age`]) are counted and left out.
+    pub fn backfill(
+        &self,
+        target: &str,
+        since: Option<u64>,
+        now: u64,
+    ) -> Result<Backfill, QueueError> {
+        let Some(h) = self.history()? else {
+            return Ok(Backfill::default());
+        };
+        let o = self.shared.current()?;
+        let i = self
+            .shared
+            .names
+            .iter()
+            .position(|n| n == target)
+            .expect("backfill of a configured target");
+        let mut done = Backfill::default();
+        for item in h.range(since, None) {
+            let (hkey, mut record) = item.map_err(|e| self.err(e))?;
+            if record.has(target) {
+                done.already += 1;
+                continue;
+            }
+            if self.too_old(target, record.listen.started_at, now) {
+                done.too_old += 1;
+                continue;
+            }
+            let Some((_, id)) = history::split_key(&hkey) else {
+                continue;
+            };
+            record.queued.push(target.to_owned());
+            let value = stored(&record.listen);
+            let record = record.encode();
+            (&o.pending[i], h.tree())
+                .transaction(|(q, ht)| {
+                    q.insert(&id.to_be_bytes(), value.as_slice())?;
+                    ht.insert(&hkey, record.as_slice())?;
+                    Ok::<_, Conflict>(())
+                })
+                .map_err(|e| self.err(storage_error(e)))?;
+            done.queued += 1;
+        }
+        o.db.flush().map_err(|e| self.err(e))?;
+        Ok(done)
     }
 
     /// Queue a love for every target in one transaction, on disk before
@@ -562,12 +767,9 @@ impl TargetQueue {
             .transaction(|(p, r)| {
                 p.remove(key)?;
                 r.insert(key, value)?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, Conflict>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })
+            .map_err(|e| self.err(storage_error(e)))
     }
 
     /// The oldest queued love, if any.
@@ -654,22 +856,39 @@ impl TargetQueue {
             .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
             .collect();
         let t = self.trees()?;
-        (&t.pending, &t.rejected, &t.inflight)
-            .transaction(|(p, r, f)| {
+        // With the history off, a tree no play is written to: nothing to mark.
+        let history =
+            t.db.open_tree(match self.shared.history_on {
+                true => history::TREE,
+                false => "history-off",
+            })
+            .map_err(|e| self.err(e))?;
+        let now = crate::scrobble::unix_now();
+        let name = &self.name;
+        (&t.pending, &t.rejected, &t.inflight, &history)
+            .transaction(|(p, r, f, h)| {
                 for k in delivered {
-                    p.remove(k)?;
+                    let Some(v) = p.remove(k)? else { continue };
+                    // Record in the history, in this transaction, that this
+                    // target accepted the play now. A play queued before the
+                    // history existed has no record.
+                    let Ok(s) = serde_json::from_slice::<Stored>(&v) else {
+                        continue;
+                    };
+                    let hkey = history::key(s.listen.started_at, u64::from_be_bytes(*k));
+                    if let Some(mut rec) = h.get(hkey)?.and_then(|v| Record::decode(&v)) {
+                        rec.delivered.insert(name.clone(), now);
+                        h.insert(&hkey, rec.encode())?;
+                    }
                 }
                 for (k, value) in &refused {
                     p.remove(k)?;
                     r.insert(k, value.as_slice())?;
                 }
                 f.remove(&id)?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, Conflict>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-            })?;
+            .map_err(|e| self.err(storage_error(e)))?;
         t.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -768,12 +987,9 @@ impl TargetQueue {
                 .transaction(|(p, rj)| {
                     rj.remove(&k)?;
                     p.insert(&k, value.as_slice())?;
-                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                    Ok::<_, Conflict>(())
                 })
-                .map_err(|e| match e {
-                    sled::transaction::TransactionError::Storage(e) => self.err(e),
-                    sled::transaction::TransactionError::Abort(()) => unreachable!("never aborts"),
-                })?;
+                .map_err(|e| self.err(storage_error(e)))?;
             moved += 1;
         }
         t.db.flush().map_err(|e| self.err(e))?;
@@ -802,6 +1018,7 @@ impl TargetQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::PlayInfo;
     use crate::scrobble::Track;
 
     fn listen(i: u64) -> Listen {
@@ -933,6 +1150,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn history_follows_enqueue_delivery_import_and_backfill() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+        let info = PlayInfo {
+            uri: Some("x/y.flac".into()),
+            played_secs: Some(120),
+        };
+        q.enqueue_play_blocking(&listen(1), &info).unwrap();
+        let h = q.history().unwrap().unwrap();
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(
+            (r.uri.as_deref(), r.played_secs),
+            (Some("x/y.flac"), Some(120))
+        );
+        assert_eq!(r.queued, ["a", "b"]);
+
+        // Delivery to "a" removes it there and records when.
+        let a = q.target("a");
+        let (k, l) = a.peek(1).await.unwrap().remove(0);
+        assert_eq!(l, listen(1));
+        a.finish_in_flight([0; 8], &[k], &[]).await.unwrap();
+        assert!(a.is_empty());
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(r.delivered.keys().collect::<Vec<_>>(), ["a"]);
+
+        // Re-importing it adds nothing: "a" has it, "b" still holds it.
+        assert_eq!(q.import(&[listen(1), listen(2)]).unwrap(), (1, 1));
+        assert_eq!((a.len(), q.target("b").len()), (1, 2));
+
+        // A target added later gets what it lacks; one ignoring old plays
+        // gets only the recent ones.
+        drop((a, q, h));
+        let q = Queue::open(dir.path(), &["a", "b", "c", "d"])
+            .unwrap()
+            .with_max_age("d", 10);
+        let now = 1_700_000_000 + 5;
+        assert_eq!(
+            q.backfill("c", None, now).unwrap(),
+            Backfill {
+                queued: 2,
+                already: 0,
+                too_old: 0
+            }
+        );
+        assert_eq!(q.target("c").len(), 2);
+        assert_eq!(q.backfill("c", None, now).unwrap().already, 2);
+        let old = Listen {
+            started_at: 1_600_000_000,
+            ..listen(9)
+        };
+        assert_eq!(q.import(std::slice::from_ref(&old)).unwrap(), (1, 0));
+        assert_eq!(q.target("d").len(), 0, "too old for d");
+        let d = q.backfill("d", None, now).unwrap();
+        assert_eq!((d.queued, d.too_old), (2, 1));
+        assert_eq!(q.history().unwrap().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_history_when_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a"])
+            .unwrap()
+            .record_history(false);
+        q.enqueue(&listen(1)).await.unwrap();
+        assert!(q.history().unwrap().is_none());
+        let q2 = {
+            drop(q);
+            Queue::open(dir.path(), &["a"]).unwrap()
+        };
+        assert_eq!(q2.history().unwrap().unwrap().len(), 0);
+        assert_eq!(q2.target("a").len(), 1);
+    }
+
+    #[tokio::test]
     async fn second_open_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let _q = Queue::open(dir.path(), &["a"]).unwrap();
@@ -1043,7 +1334,13 @@ mod tests {
             q.enqueue_blocking(&listen(1)).unwrap();
             q.enqueue_blocking(&listen(2)).unwrap();
         }
-        std::fs::write(dir.path().join("queue/opening"), b"").unwrap();
+        // One start that died there may have been killed: opened as usual.
+        std::fs::write(dir.path().join("queue/opening"), b"1").unwrap();
+        drop(Queue::open(dir.path(), &["a", "b"]).unwrap());
+        assert!(damaged_copies(dir.path()).is_empty());
+        assert!(!open_died(dir.path()));
+        // Two in a row: set aside.
+        std::fs::write(dir.path().join("queue/opening"), b"2").unwrap();
         assert!(open_died(dir.path()));
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
         assert_eq!(damaged_copies(dir.path()).len(), 1);
@@ -1057,6 +1354,31 @@ mod tests {
         q.enqueue_blocking(&listen(3)).unwrap();
         let ids: Vec<u64> = q.target("a").list().unwrap().iter().map(|i| i.id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "FIFO kept: {ids:?}");
+    }
+
+    #[test]
+    fn a_rebuild_cut_short_is_finished_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            for i in 0..3 {
+                q.enqueue_blocking(&listen(i)).unwrap();
+            }
+        }
+        // What a start killed between moving the database aside and
+        // renaming the rebuilt one into place leaves behind.
+        let aside = dir.path().join("queue.damaged-1");
+        std::fs::rename(dir.path().join("queue"), &aside).unwrap();
+        std::fs::write(
+            dir.path().join("queue.rebuilding"),
+            aside.as_os_str().as_encoded_bytes(),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("queue.rebuild")).unwrap();
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        assert_eq!(queued_titles(&q, "a").len(), 3, "nothing lost");
+        assert!(!dir.path().join("queue.rebuilding").exists());
+        assert!(!dir.path().join("queue.rebuild").exists());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::scrobble::{Listen, Track};
-use crate::target::{ErrorKind, Heard};
+use crate::targets::{ErrorKind, Heard};
 
 /// Default API root.
 pub const DEFAULT_URL: &str = "https://api.listenbrainz.org";

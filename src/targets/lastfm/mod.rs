@@ -6,8 +6,9 @@
 //! The client is stateless: callers keep the session key and decide about
 //! retries from [`Error::kind`] and the per-listen [`ItemOutcome`]s.
 
-mod api;
+pub(crate) mod json;
 mod sign;
+mod wire;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -18,7 +19,7 @@ pub use sign::api_sig;
 
 use crate::http::percent_encode;
 use crate::scrobble::{Listen, Track};
-use crate::target::Heard;
+use crate::targets::Heard;
 use sign::Params;
 
 /// Last.fm's API root.
@@ -115,7 +116,7 @@ pub enum Error {
     Malformed(String),
 }
 
-pub use crate::target::ErrorKind;
+pub use crate::targets::ErrorKind;
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
@@ -157,6 +158,30 @@ impl Error {
             Error::Transport(e) if crate::http::outcome_unknown(e) => ErrorKind::Unknown,
             Error::Transport(_) | Error::Malformed(_) => ErrorKind::Transient,
         }
+    }
+
+    /// What an API error code means, in words a user can act on
+    /// (protocols.md §1.10); `None` for a code without a known meaning.
+    pub fn meaning(code: u32) -> Option<&'static str> {
+        Some(match code {
+            2 => "the server does not offer this service",
+            3 => "the server does not offer this method",
+            4 => "authentication failed: the server no longer knows the token or session",
+            5 => "the server refused the request's format",
+            6 => "the server refused the request's parameters",
+            7 => "the server does not know this resource",
+            8 => "the server failed to answer; try again later",
+            9 => "the session key is no longer valid (access was revoked?)",
+            10 => "the API key is invalid",
+            11 | 16 => "the service is temporarily unavailable; try again later",
+            13 => "the signature is refused: api_secret does not belong to api_key",
+            14 => "the token has not been authorised yet",
+            15 => "the token has expired",
+            17 => "the user's listening history is private",
+            26 => "the API key is suspended",
+            29 => "too many requests; wait a minute and try again",
+            _ => return None,
+        })
     }
 
     /// For an error of kind [`ErrorKind::Config`], the config key to fix.
@@ -216,11 +241,11 @@ impl Client {
     ///
     /// Any failure of the call; see [`Error::kind`].
     pub async fn now_playing(&self, session_key: &str, track: &Track) -> Result<(), Error> {
-        let params = api::now_playing_params(track);
+        let params = wire::now_playing_params(track);
         let reply = self
             .call("track.updateNowPlaying", Some(session_key), params)
             .await?;
-        if let Some((code, message)) = api::now_playing_ignored(&reply) {
+        if let Some((code, message)) = wire::now_playing_ignored(&reply) {
             tracing::debug!(code, message, "server ignored the now-playing notice");
         }
         Ok(())
@@ -253,11 +278,11 @@ impl Client {
         if listens.is_empty() {
             return Ok(Vec::new());
         }
-        let params = api::scrobble_params(listens);
+        let params = wire::scrobble_params(listens);
         let reply = self
             .call("track.scrobble", Some(session_key), params)
             .await?;
-        api::scrobble_outcomes(&reply, listens.len())
+        wire::scrobble_outcomes(&reply, listens.len())
     }
 
     /// Starts the desktop flow: requests a token (`auth.getToken`) for the
@@ -270,7 +295,7 @@ impl Client {
     /// Any failure of the call; see [`Error::kind`].
     pub async fn get_token(&self) -> Result<String, Error> {
         let reply = self.call("auth.getToken", None, Params::new()).await?;
-        api::token(&reply)
+        wire::token(&reply)
     }
 
     /// Finishes the desktop flow: exchanges an approved token for a session
@@ -285,7 +310,7 @@ impl Client {
     pub async fn get_session(&self, token: &str) -> Result<Session, Error> {
         let params = Params::from([("token".to_owned(), token.to_owned())]);
         let reply = self.call("auth.getSession", None, params).await?;
-        api::session(&reply)
+        wire::session(&reply)
     }
 
     /// Checks a session without changing anything: a signed `user.getInfo`
@@ -376,7 +401,7 @@ impl Client {
                 ("page", page.to_string()),
             ];
             let reply = self.read("user.getRecentTracks", &params).await?;
-            let (items, pages) = api::recent_tracks(&reply)?;
+            let (items, pages) = wire::recent_tracks(&reply)?;
             heard.extend(items);
             if page >= pages {
                 break;
@@ -405,7 +430,7 @@ impl Client {
     ) -> Result<Session, Error> {
         let params = self.mobile_session_params(username, password);
         let reply = self.call("auth.getMobileSession", None, params).await?;
-        api::session(&reply)
+        wire::session(&reply)
     }
 
     /// The page where the user approves a desktop token:
@@ -513,7 +538,7 @@ async fn reply(response: reqwest::Response) -> Result<Value, Error> {
     let status = response.status().as_u16();
     let retry_after = crate::http::retry_after(response.headers(), SystemTime::now());
     let body = crate::http::read_body(response).await?;
-    api::read_reply(status, &body).map_err(|e| match e {
+    wire::read_reply(status, &body).map_err(|e| match e {
         Error::Http { status, body, .. } => Error::Http {
             status,
             body,
@@ -601,7 +626,7 @@ mod tests {
 
         // The example sends albumArtist[1] although it equals artist[1]; the
         // builder leaves such an album artist out, as the API asks.
-        let mut params = api::scrobble_params(&worked_example_listens());
+        let mut params = wire::scrobble_params(&worked_example_listens());
         let album_artist = expected.remove("albumArtist[1]").unwrap();
         let mut without_envelope = expected.clone();
         for name in ["api_key", "api_sig", "format", "method", "sk"] {
@@ -621,7 +646,7 @@ mod tests {
     #[test]
     fn worked_example_as_actually_sent() {
         let client = client(LASTFM_API_URL);
-        let params = api::scrobble_params(&worked_example_listens());
+        let params = wire::scrobble_params(&worked_example_listens());
         let sent = decode_form(&body_of(client.request("track.scrobble", Some(SK), params)));
         assert!(!sent.contains_key("albumArtist[1]"));
         // Computed independently with python3 hashlib from the §1.4 string

@@ -4,7 +4,10 @@
 //! The watch loop sleeps on exactly two things besides shutdown: MPD's idle
 //! events and the tracker's next deadline. Nothing polls. It never waits for
 //! the disk: a qualified play goes to the spool, whose writer task puts it
-//! in the queue (see [`spool`](crate::spool)).
+//! in the queue (see [`spool`](crate::daemon::spool)).
+
+mod spool;
+mod watchdog;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,13 +22,15 @@ use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
+use crate::history::PlayInfo;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
-use crate::spool::{Fault, Spool};
-use crate::target::Service;
+use crate::targets::Service;
+use crate::targets::{lastfm, listenbrainz};
 use crate::tracker::{Action, Tracker};
-use crate::watchdog::Beat;
-use crate::{admin, http, lastfm, listenbrainz, session, spool, watchdog, watcher};
+use crate::{admin, history_cmd, http, mpd as watcher, session};
+use spool::{Fault, Spool};
+use watchdog::Beat;
 
 /// Longest wait between attempts to reach MPD.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -83,8 +88,19 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
 /// Run the daemon until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     if config.target_names().is_empty() {
-        anyhow::bail!(
-            "{}: no scrobbling target is configured: add a [lastfm] or [listenbrainz] section",
+        if !config.history.enabled {
+            anyhow::bail!(
+                "{}: no scrobbling target is configured and the history is off: \
+                 add a [lastfm] or [listenbrainz] section",
+                config.path.display()
+            );
+        }
+        tracing::info!(
+            "running with no online target: plays are kept in the local history only \
+             (see `mpd-scrobbler history` and `stats`). To scrobble, add a [lastfm] or \
+             [listenbrainz] section to {} (config.toml.example shows how), run \
+             `mpd-scrobbler auth lastfm` or `auth listenbrainz`, then \
+             `mpd-scrobbler backfill NAME` sends the plays recorded so far",
             config.path.display()
         );
     }
@@ -94,7 +110,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.state_dir.display()
         )
     })?;
-    let queue = Queue::open_or_retry_later(&config.state_dir, &config.target_names())?;
+    let queue = history_cmd::configure(
+        Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
+        &config,
+    );
+    if let Some(keep) = config.history.keep {
+        match queue.prune_history(unix_now().saturating_sub(keep.as_secs())) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("history: forgot {n} plays older than the `keep` setting"),
+            Err(e) => tracing::warn!("history: cannot forget old plays: {e}"),
+        }
+    }
     let env = |k: &str| std::env::var(k).ok();
     // The socket only serves the commands; scrobbling goes on without it.
     let control = match control::bind(&config.state_dir, &env) {
@@ -126,6 +152,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             paused: AtomicBool::new(false),
             config: spec.config.clone(),
             credential_problem: std::sync::Mutex::new(None),
+            auth: config.auth_command(&spec.name),
             health: std::sync::Mutex::new(Health {
                 state: "ok",
                 ..Health::default()
@@ -430,6 +457,24 @@ impl Handler {
                 }
                 answer
             }
+            Request::History(filter) => {
+                let queue = self.queue.clone();
+                blocking(move || history_cmd::select(&queue, &filter).to_string()).await
+            }
+            Request::Stats(since) => {
+                let queue = self.queue.clone();
+                blocking(move || history_cmd::compute_stats(&queue, since).to_string()).await
+            }
+            Request::Backfill(req) => {
+                let queue = self.queue.clone();
+                let target = req.target.clone();
+                let answer =
+                    blocking(move || history_cmd::backfill(&queue, &req).to_string()).await;
+                for t in self.targets.iter().filter(|t| t.name == target) {
+                    t.wake.notify_one();
+                }
+                answer
+            }
         }
     }
 }
@@ -571,6 +616,7 @@ fn status(
         "playing": playing,
         "storage": storage(spool, queue, state_dir),
         "targets": targets,
+        "history": history_cmd::summary(queue),
     })
 }
 
@@ -705,7 +751,7 @@ async fn watch_mpd(
                 match watcher::snapshot(&client).await {
                     Ok(snap) => {
                         let actions = player.tracker().observe(snap, Instant::now(), unix_now());
-                        perform(actions, spool, targets);
+                        perform(actions, player, spool, targets);
                         notify_ready();
                     }
                     Err(e) => {
@@ -752,7 +798,7 @@ async fn watch_mpd(
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let actions = player.tracker().tick(Instant::now());
-                    perform(actions, spool, targets);
+                    perform(actions, player, spool, targets);
                 }
                 () = beat.asked() => beat.answer(),
                 () = shutdown.cancelled() => return,
@@ -775,6 +821,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// the spool.
 fn perform(
     actions: impl IntoIterator<Item = Action>,
+    player: &Player,
     spool: &Spool,
     targets: &[Arc<TargetHandle>],
 ) {
@@ -788,11 +835,27 @@ fn perform(
             }
             Action::Scrobble(listen) => {
                 tracing::debug!("{} qualified", describe(&listen.track));
-                spool.push(listen);
+                let info = play_info(player, &listen);
+                spool.push(listen, info);
             }
             Action::Skip { uri, reason } => {
                 tracing::info!("not scrobbling {uri}: {reason}");
             }
         }
+    }
+}
+
+/// The file and play time of the play that just qualified, for its history
+/// record; nothing when the tracker has moved on to another play.
+fn play_info(player: &Player, listen: &crate::scrobble::Listen) -> PlayInfo {
+    let tracker = player.tracker();
+    match (tracker.current_play(), tracker.progress(Instant::now())) {
+        (Some((uri, started_at)), Some((played, _))) if started_at == listen.started_at => {
+            PlayInfo {
+                uri: Some(uri.to_owned()),
+                played_secs: Some(played.as_secs()),
+            }
+        }
+        _ => PlayInfo::default(),
     }
 }

@@ -12,13 +12,13 @@
 //! (Maloja, a private profile) gets the whole batch again: at least once.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::queue::{InFlight, Key, QueueError, TargetQueue};
 use crate::scrobble::Listen;
-use crate::target::{ErrorKind, Failure, Heard, Service};
+use crate::targets::{ErrorKind, Failure, Heard, Service};
 
 /// The record of a request about to carry `batch` (never empty), sent now.
 pub fn flight(batch: &[(Key, Listen)]) -> InFlight {
@@ -27,16 +27,8 @@ pub fn flight(batch: &[(Key, Listen)]) -> InFlight {
         keys: batch.iter().map(|(k, _)| *k).collect(),
         first: times.clone().min().unwrap_or_default(),
         last: times.max().unwrap_or_default(),
-        sent_at_ms: now_ms(),
+        sent_at_ms: crate::scrobble::unix_now_ms(),
     }
-}
-
-/// Wall-clock time in Unix milliseconds: it must mean the same after a
-/// restart, which a monotonic clock does not.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// How long to wait before asking about a request sent at `sent_at_ms`:
@@ -51,7 +43,7 @@ pub fn ask_after(sent_at_ms: u64, now_ms: u64, timeout: Duration) -> Duration {
 /// Wait until a request sent at `sent_at_ms` may be asked about; `false`
 /// when shutdown came first.
 pub async fn wait_to_ask(sent_at_ms: u64, timeout: Duration, shutdown: &CancellationToken) -> bool {
-    let wait = ask_after(sent_at_ms, now_ms(), timeout);
+    let wait = ask_after(sent_at_ms, crate::scrobble::unix_now_ms(), timeout);
     if wait.is_zero() {
         return !shutdown.is_cancelled();
     }
@@ -370,7 +362,7 @@ mod tests {
     async fn the_wait_lasts_the_remainder_and_ends_at_shutdown() {
         let shutdown = CancellationToken::new();
         let timeout = Duration::from_secs(30);
-        let sent = now_ms() - 10_000;
+        let sent = crate::scrobble::unix_now_ms() - 10_000;
         let start = tokio::time::Instant::now();
         assert!(wait_to_ask(sent, timeout, &shutdown).await);
         let waited = start.elapsed();
@@ -382,7 +374,7 @@ mod tests {
 
         let waiting = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { wait_to_ask(now_ms(), timeout, &shutdown).await }
+            async move { wait_to_ask(crate::scrobble::unix_now_ms(), timeout, &shutdown).await }
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!waiting.is_finished());

@@ -2,13 +2,15 @@
 //! Last.fm-style and ListenBrainz-compatible clients, and the shared
 //! vocabulary for what to do when a delivery fails.
 
+pub mod lastfm;
+pub mod listenbrainz;
+
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::lastfm::{self, ItemOutcome};
-use crate::listenbrainz;
 use crate::queue::Love;
 use crate::scrobble::{Listen, Track};
+use lastfm::ItemOutcome;
 
 /// What a caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +22,7 @@ pub enum ErrorKind {
     /// a connection reset or closed after the request went out, or an answer
     /// whose body could not be read. Retry later like [`ErrorKind::Transient`],
     /// but a write must not simply be resent: ask the server what it stored
-    /// first (see `crate::reconcile`).
+    /// first (see `crate::delivery::reconcile`).
     Unknown,
     /// Too many requests (Last.fm 29, HTTP 429): wait as the server asks,
     /// and at least a minute for Last.fm.
@@ -103,14 +105,6 @@ pub enum Service {
 const LASTFM_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 impl Service {
-    /// The `auth` subcommand that renews this target's credentials.
-    pub fn auth_command(&self) -> &'static str {
-        match self {
-            Service::LastFm(_) => "lastfm",
-            Service::ListenBrainz(_) => "listenbrainz",
-        }
-    }
-
     /// The API URL requests go to.
     pub fn url(&self) -> &str {
         match self {

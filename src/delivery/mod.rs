@@ -9,7 +9,9 @@
 //! set aside, so it never blocks the rest. Items leave the queue only after a
 //! definite answer. Each request is recorded as in flight before it goes out;
 //! one left without an answer is settled by asking the server before anything
-//! is resent (`crate::reconcile`).
+//! is resent (`crate::delivery::reconcile`).
+
+pub mod reconcile;
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -21,11 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Delivery, Secret};
 use crate::http;
-use crate::lastfm::ItemOutcome;
 use crate::queue::{Key, Love, QueueError, TargetQueue};
-use crate::reconcile::{self, Account, Settled};
 use crate::scrobble::{Listen, Track, unix_now};
-use crate::target::{ErrorKind, Failure, Service};
+use crate::targets::lastfm::ItemOutcome;
+use crate::targets::{ErrorKind, Failure, Service};
+use reconcile::{Account, Settled};
 
 /// Wait after a rate-limit answer that says nothing of how long to wait
 /// (Last.fm error 29: at least a minute, protocols.md §1.10).
@@ -57,6 +59,8 @@ pub struct TargetHandle {
     /// damaged session file), when that is why there is none; the daemon
     /// has logged it.
     pub credential_problem: std::sync::Mutex<Option<String>>,
+    /// The command that renews its credentials ([`Config::auth_command`](crate::config::Config::auth_command)).
+    pub auth: String,
     /// What `status` reports.
     pub health: std::sync::Mutex<Health>,
 }
@@ -128,12 +132,7 @@ impl TargetHandle {
 
     /// The command that renews this target's credentials.
     pub fn auth_hint(&self) -> String {
-        let service = self.service.auth_command();
-        if self.name == service {
-            format!("mpd-scrobbler auth {service}")
-        } else {
-            format!("mpd-scrobbler auth {service} --name {}", self.name)
-        }
+        self.auth.clone()
     }
 }
 
@@ -836,7 +835,7 @@ mod tests {
     fn the_fix_names_the_config_key_or_the_auth_command() {
         let handle = TargetHandle {
             name: "lastfm".into(),
-            service: Service::LastFm(crate::lastfm::Client::new(
+            service: Service::LastFm(crate::targets::lastfm::Client::new(
                 http::client(Duration::from_secs(1)).unwrap(),
                 "http://127.0.0.1:9/2.0/",
                 "k",
@@ -848,6 +847,7 @@ mod tests {
             paused: AtomicBool::new(false),
             config: "[lastfm] of /etc/mpd-scrobbler.toml".into(),
             credential_problem: std::sync::Mutex::new(None),
+            auth: "mpd-scrobbler auth lastfm".into(),
             health: std::sync::Mutex::new(Health::default()),
         };
         assert_eq!(

@@ -4,10 +4,11 @@
 
 use serde_json::Value;
 
+use super::json::{items, number, text};
 use super::sign::Params;
 use super::{Error, ItemOutcome, Session};
 use crate::scrobble::{Listen, Track};
-use crate::target::Heard;
+use crate::targets::Heard;
 
 /// Longest part of an unparseable error body kept in [`Error::Http`].
 const MAX_ERROR_BODY_CHARS: usize = 200;
@@ -85,7 +86,7 @@ pub(crate) fn read_reply(status: u16, body: &[u8]) -> Result<Value, Error> {
 
 /// The `{"error": N, "message": ".."}` envelope, if `value` is one.
 fn api_error(value: &Value) -> Option<Error> {
-    let code = number(value.get("error")?)?;
+    let code = number(value.get("error"))?;
     let message = value
         .get("message")
         .and_then(Value::as_str)
@@ -108,14 +109,14 @@ pub(crate) fn scrobble_outcomes(reply: &Value, sent: usize) -> Result<Vec<ItemOu
         .get("scrobbles")
         .filter(|s| s.is_object())
         .ok_or_else(|| Error::Malformed("no \"scrobbles\" object in reply".into()))?;
-    let items = one_or_many(scrobbles.get("scrobble"));
+    let items = items(scrobbles.get("scrobble"));
     if items.len() == sent {
         return items.into_iter().map(item_outcome).collect();
     }
     let ignored = scrobbles
         .get("@attr")
         .and_then(|attr| attr.get("ignored"))
-        .and_then(number);
+        .and_then(|v| number(Some(v)));
     if ignored == Some(0) {
         Ok(vec![ItemOutcome::Accepted; sent])
     } else {
@@ -132,9 +133,8 @@ fn item_outcome(item: &Value) -> Result<ItemOutcome, Error> {
     // not something to guess about.
     let code = match ignored.and_then(|m| m.get("code")) {
         None => 0,
-        Some(code) => {
-            number(code).ok_or_else(|| Error::Malformed(format!("ignoredMessage code {code}")))?
-        }
+        Some(code) => number(Some(code))
+            .ok_or_else(|| Error::Malformed(format!("ignoredMessage code {code}")))?,
     };
     Ok(match code {
         0 | ALREADY_SCROBBLED => ItemOutcome::Accepted,
@@ -142,7 +142,7 @@ fn item_outcome(item: &Value) -> Result<ItemOutcome, Error> {
         code => ItemOutcome::Ignored {
             code: u32::try_from(code)
                 .map_err(|_| Error::Malformed(format!("ignoredMessage code {code}")))?,
-            message: ignored.map(text).unwrap_or_default(),
+            message: text(ignored),
         },
     })
 }
@@ -151,8 +151,8 @@ fn item_outcome(item: &Value) -> Result<ItemOutcome, Error> {
 /// reported one with a non-zero code.
 pub(crate) fn now_playing_ignored(reply: &Value) -> Option<(u64, String)> {
     let ignored = reply.get("nowplaying")?.get("ignoredMessage")?;
-    let code = number(ignored.get("code")?)?;
-    (code != 0).then(|| (code, text(ignored)))
+    let code = number(ignored.get("code"))?;
+    (code != 0).then(|| (code, text(Some(ignored))))
 }
 
 /// The token of an `auth.getToken` reply.
@@ -187,59 +187,23 @@ pub(crate) fn recent_tracks(reply: &Value) -> Result<(Vec<Heard>, u64), Error> {
         .get("recenttracks")
         .filter(|r| r.is_object())
         .ok_or_else(|| Error::Malformed("no \"recenttracks\" object in reply".into()))?;
-    let heard = one_or_many(recent.get("track"))
+    let heard = items(recent.get("track"))
         .into_iter()
         .filter_map(|t| {
-            let at = number(t.get("date")?.get("uts")?)?;
-            // With extended=1 the artist's name is under `name`.
-            let artist = t.get("artist").map_or_else(String::new, |a| {
-                a.get("name")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| text(a), str::to_owned)
-            });
-            let title = t.get("name").map(text).unwrap_or_default();
+            let at = number(t.get("date")?.get("uts"))?;
+            // With extended=1 the artist's name is under `name`, which
+            // `text` reads when there is no `#text`.
+            let artist = text(t.get("artist"));
+            let title = text(t.get("name"));
             Some(Heard { artist, title, at })
         })
         .collect();
     let pages = recent
         .get("@attr")
         .and_then(|a| a.get("totalPages"))
-        .and_then(number)
+        .and_then(|v| number(Some(v)))
         .unwrap_or(1);
     Ok((heard, pages))
-}
-
-/// A JSON number, or a string holding one: Last.fm sends counts as numbers,
-/// Libre.fm as strings (§1.3 rule 6).
-fn number(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// The elements of a repeated element: an array, a single bare object, or
-/// nothing at all (absent, `""`, `null`) (§1.3 rule 4).
-fn one_or_many(value: Option<&Value>) -> Vec<&Value> {
-    match value {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(item @ Value::Object(_)) => vec![item],
-        _ => Vec::new(),
-    }
-}
-
-/// The text of an element: `#text` when it has attributes, the string itself
-/// when it has none, and empty when the text was dropped (§1.3 rule 3).
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        _ => value
-            .get("#text")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    }
 }
 
 fn truncate(body: &str) -> String {
@@ -296,7 +260,7 @@ mod tests {
         assert_eq!(recent_tracks(&none).unwrap(), (Vec::new(), 1));
         assert!(recent_tracks(&serde_json::json!({})).is_err());
     }
-    use crate::lastfm::ErrorKind;
+    use crate::targets::lastfm::ErrorKind;
 
     fn track(artist: &str, title: &str) -> Track {
         Track {
