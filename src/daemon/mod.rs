@@ -306,16 +306,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         async move { on_signals(reload, &targets).await }
     });
 
+    let (love_tx, love_rx) = tokio::sync::mpsc::unbounded_channel();
+    let love_task = tokio::spawn(love_messages(
+        love_rx,
+        Arc::clone(&player),
+        queue.clone(),
+        targets.clone(),
+    ));
     watch_mpd(
         &config,
         &player,
-        &queue,
+        &love_tx,
         &spool,
         &targets,
         &shutdown,
         &watch_beat,
     )
     .await;
+    // Loves already asked for are queued while the flushers finish.
+    drop(love_tx);
 
     tracing::info!("shutting down");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -329,7 +338,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             while flushers.join_next().await.is_some() {}
         }
     };
-    let (_, _) = tokio::join!(flushers_done, writer);
+    let loves_done = tokio::time::timeout(SHUTDOWN_GRACE, love_task);
+    let (_, _, _) = tokio::join!(flushers_done, writer, loves_done);
     signal_task.abort();
     reopener.abort();
     if let Some(w) = watchdog_task {
@@ -491,17 +501,37 @@ fn notify_ready() {
     });
 }
 
-/// Show the queue depth per target in `systemctl status`.
+/// Show the queue depth per target in `systemctl status`. Counting reads
+/// the queue, which can wait on the disk, so it runs on the blocking pool.
 fn notify_status_names(queue: &Queue) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
-    let text: Vec<String> = queue
-        .names()
-        .iter()
-        .map(|name| format!("{name}: {} queued", queue.target(name).len()))
-        .collect();
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&text.join(", "))]);
+    let queue = queue.clone();
+    tokio::task::spawn_blocking(move || {
+        let text: Vec<String> = queue
+            .names()
+            .iter()
+            .map(|name| format!("{name}: {} queued", queue.target(name).len()))
+            .collect();
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&text.join(", "))]);
+    });
+}
+
+/// Queue the loves and unloves asked for by MPD messages (`true` is a
+/// love), one after the other and each on the blocking pool: queueing one
+/// waits for an fsync, which the watch loop must not.
+async fn love_messages(
+    mut asked: tokio::sync::mpsc::UnboundedReceiver<bool>,
+    player: Arc<Player>,
+    queue: Queue,
+    targets: Vec<Arc<TargetHandle>>,
+) {
+    let targets: Arc<[Arc<TargetHandle>]> = targets.into();
+    while let Some(l) = asked.recv().await {
+        let (player, queue, targets) = (Arc::clone(&player), queue.clone(), Arc::clone(&targets));
+        let _ = tokio::task::spawn_blocking(move || love(&player, &queue, &targets, l)).await;
+    }
 }
 
 /// What the watch loop shares with `status`.
@@ -667,7 +697,7 @@ async fn on_signals(reload: impl Fn() -> String, targets: &[Arc<TargetHandle>]) 
 async fn watch_mpd(
     config: &Config,
     player: &Player,
-    queue: &Queue,
+    loves: &tokio::sync::mpsc::UnboundedSender<bool>,
     spool: &Spool,
     targets: &[Arc<TargetHandle>],
     shutdown: &CancellationToken,
@@ -746,10 +776,10 @@ async fn watch_mpd(
                         for (channel, message) in messages {
                             match (channel.as_str(), message.trim()) {
                                 ("mpdscribble" | "mpd-scrobbler", "love") => {
-                                    love(player, queue, targets, true);
+                                    let _ = loves.send(true);
                                 }
                                 ("mpd-scrobbler", "unlove") => {
-                                    love(player, queue, targets, false);
+                                    let _ = loves.send(false);
                                 }
                                 _ => tracing::info!(
                                     "ignoring message {message:?} on channel {channel:?}"

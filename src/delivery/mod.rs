@@ -253,10 +253,10 @@ impl Flusher {
                     None,
                     Some(self.handle.fix_text(Fix::Auth)),
                 );
-                if !logged && !self.queue.is_empty() {
+                let queued = self.queued().await;
+                if !logged && queued > 0 {
                     tracing::warn!(
-                        "{name}: no credentials; {} scrobbles wait in the queue. Run `{}`",
-                        self.queue.len(),
+                        "{name}: no credentials; {queued} scrobbles wait in the queue. Run `{}`",
                         self.handle.auth_hint()
                     );
                 }
@@ -265,25 +265,26 @@ impl Flusher {
                 }
                 continue;
             };
-            let result = match (self.queue.in_flight(), self.queue.peek_love()) {
-                (Ok(Some((id, flight))), _) => {
+            let next = self.on_disk(|q| Ok((q.in_flight()?, q.peek_love()?))).await;
+            let result = match next {
+                Ok((Some((id, flight)), _)) => {
                     self.settle_in_flight(id, &flight, &credential, &mut failed_asks)
                         .await
                 }
-                (Err(e), _) | (Ok(None), Err(e)) => Err(Stop::Queue(e)),
-                (Ok(None), Ok(Some((key, love)))) => {
-                    self.deliver_love(key, &love, &credential).await
-                }
-                (Ok(None), Ok(None)) => {
-                    let batch = match self.queue.peek(self.handle.service.max_batch()).await {
+                Err(stop) => Err(stop),
+                Ok((None, Some((key, love)))) => self.deliver_love(key, &love, &credential).await,
+                Ok((None, None)) => {
+                    let n = self.handle.service.max_batch();
+                    let batch = match self.on_disk(move |q| block_on(q.peek(n))).await {
                         Ok(b) => b,
-                        Err(e) => {
+                        Err(Stop::Queue(e)) => {
                             tracing::error!("{name}: cannot read the queue: {e}");
                             if !self.sleep(self.backoff(&mut failures)).await {
                                 return;
                             }
                             continue;
                         }
+                        Err(_) => return,
                     };
                     if batch.is_empty() {
                         tokio::select! {
@@ -327,7 +328,7 @@ impl Flusher {
                     if failing.as_deref() != Some(why.as_str()) {
                         tracing::warn!(
                             "{name}: {why}; {} scrobbles stay queued, retrying in {} s",
-                            self.queue.len(),
+                            self.queued().await,
                             wait.as_secs_f32().ceil()
                         );
                         failing = Some(why);
@@ -355,7 +356,7 @@ impl Flusher {
                         "{name}: {} {why}. Delivery is paused and {} scrobbles stay queued; \
                          {fix_text}{after}",
                         self.handle.service.url(),
-                        self.queue.len(),
+                        self.queued().await,
                     );
                     if !self.wait_session(&mut session).await {
                         return;
@@ -365,7 +366,7 @@ impl Flusher {
                     failures = 0;
                 }
                 Err(Stop::DailyLimit) => {
-                    let wait = until_next_utc_day();
+                    let wait = until_next_utc_day(unix_now());
                     self.handle.set_health(
                         "retrying",
                         Some("daily scrobble limit reached".into()),
@@ -374,7 +375,7 @@ impl Flusher {
                     );
                     tracing::warn!(
                         "{name}: daily scrobble limit reached; {} scrobbles stay queued until {} h from now",
-                        self.queue.len(),
+                        self.queued().await,
                         wait.as_secs() / 3600
                     );
                     if !self.sleep(wait).await {
@@ -407,7 +408,7 @@ impl Flusher {
                 _ => return Err(Stop::from(e)),
             },
         }
-        self.queue.remove_love(key).await.map_err(Stop::Queue)
+        self.on_disk(move |q| block_on(q.remove_love(key))).await
     }
 
     /// Send `batch`, splitting it when the server refuses it as a whole so
@@ -425,10 +426,11 @@ impl Flusher {
                         describe(&listen.track),
                         max.as_secs() / 86400
                     );
-                    self.queue
-                        .set_aside(*key, listen, "too old for this service")
-                        .await
-                        .map_err(Stop::Queue)?;
+                    let (key, listen) = (*key, listen.clone());
+                    self.on_disk(move |q| {
+                        block_on(q.set_aside(key, &listen, "too old for this service"))
+                    })
+                    .await?;
                 }
                 _ => fresh.push((*key, listen.clone())),
             }
@@ -446,11 +448,10 @@ impl Flusher {
                 continue;
             }
             let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
+            let record = reconcile::flight(chunk);
             let flight = self
-                .queue
-                .mark_in_flight(&reconcile::flight(chunk))
-                .await
-                .map_err(Stop::Queue)?;
+                .on_disk(move |q| block_on(q.mark_in_flight(&record)))
+                .await?;
             match service.submit(credential.expose(), &listens).await {
                 Ok(outcomes) => self.settle(chunk, outcomes, flight).await?,
                 Err(mut e) => match e.kind {
@@ -465,7 +466,7 @@ impl Flusher {
                         return Err(Stop::from(e));
                     }
                     ErrorKind::Rejected if chunk.len() > 1 => {
-                        self.queue.clear_in_flight(flight).map_err(Stop::Queue)?;
+                        self.on_disk(move |q| q.clear_in_flight(flight)).await?;
                         tracing::debug!(
                             "{name}: batch of {} refused ({}); splitting it",
                             chunk.len(),
@@ -482,13 +483,12 @@ impl Flusher {
                             describe(&listen.track),
                             e.message
                         );
-                        self.queue
-                            .finish_in_flight(flight, &[], &[(*key, listen.clone(), e.message)])
-                            .await
-                            .map_err(Stop::Queue)?;
+                        let refused = [(*key, listen.clone(), e.message)];
+                        self.on_disk(move |q| block_on(q.finish_in_flight(flight, &[], &refused)))
+                            .await?;
                     }
                     _ => {
-                        self.queue.clear_in_flight(flight).map_err(Stop::Queue)?;
+                        self.on_disk(move |q| q.clear_in_flight(flight)).await?;
                         return Err(Stop::from(e));
                     }
                 },
@@ -527,16 +527,14 @@ impl Flusher {
             }
         }
         let accepted = done.len();
-        self.queue
-            .finish_in_flight(flight, &done, &refused)
-            .await
-            .map_err(Stop::Queue)?;
+        self.on_disk(move |q| block_on(q.finish_in_flight(flight, &done, &refused)))
+            .await?;
         if let Some(f) = &self.on_delivery {
             f();
         }
         tracing::info!(
             "{name}: delivered {accepted} scrobble(s), {} queued",
-            self.queue.len()
+            self.queued().await
         );
         if limited {
             Err(Stop::DailyLimit)
@@ -613,9 +611,35 @@ impl Flusher {
                      sending the request again",
                     e.message
                 );
-                self.queue.clear_in_flight(id).map_err(Stop::Queue)
+                self.on_disk(move |q| q.clear_in_flight(id)).await
             }
         }
+    }
+
+    /// Run `f` on this target's queue on the blocking pool. Any sled call
+    /// may wait for the disk: once a transaction has run, sled guards every
+    /// operation with one process-wide read-write lock, a flush holds it
+    /// for reading until its fsync returns, and a transaction waits for it
+    /// while every later reader waits behind the transaction. On the
+    /// runtime thread that froze the MPD watcher for as long as an fsync
+    /// took (seconds on an SD card or a busy disk), so song changes were
+    /// seen late and short plays were missed.
+    async fn on_disk<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(TargetQueue) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, Stop> {
+        let queue = self.queue.clone();
+        match tokio::task::spawn_blocking(move || f(queue)).await {
+            Ok(result) => result.map_err(Stop::Queue),
+            // Only a runtime shutting down cancels it (a panic aborts).
+            Err(_) => Err(Stop::Shutdown),
+        }
+    }
+
+    /// Items waiting, for log lines (read off the runtime thread, as
+    /// [`Flusher::on_disk`] explains).
+    async fn queued(&self) -> usize {
+        self.on_disk(|q| Ok(q.len())).await.unwrap_or(0)
     }
 
     fn backoff(&self, failures: &mut u32) -> Duration {
@@ -625,7 +649,7 @@ impl Flusher {
             .saturating_mul(1u32 << (*failures).min(16))
             .min(self.timing.retry_max);
         *failures = failures.saturating_add(1);
-        jitter(exp)
+        jitter(exp, random_permille())
     }
 
     /// Sleep unless a flush request or shutdown comes first; `false` means
@@ -673,12 +697,24 @@ fn retry_wait(
     }
 }
 
-/// Between 75% and 125% of `d`, so many daemons behind one outage do not
-/// retry in lockstep. A `d` too long to scale (a configured `retry_max` of
-/// centuries) is kept as is.
-fn jitter(d: Duration) -> Duration {
-    let r = RandomState::new().hash_one(SystemTime::now()) % 1000;
-    Duration::try_from_secs_f64(d.as_secs_f64() * (0.75 + r as f64 / 2000.0)).unwrap_or(d)
+/// Run a queue future to its end on a blocking-pool thread (see
+/// [`Flusher::on_disk`]); what it awaits is sled's own flush thread.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
+}
+
+/// Between 75% (`permille` 0) and 125% (`permille` 1000 or more) of `d`, so
+/// many daemons behind one outage do not retry in lockstep. A `d` too long
+/// to scale (a configured `retry_max` of centuries) is kept as is.
+fn jitter(d: Duration, permille: u32) -> Duration {
+    let r = f64::from(permille.min(1000));
+    Duration::try_from_secs_f64(d.as_secs_f64() * (0.75 + r / 2000.0)).unwrap_or(d)
+}
+
+/// A random number from 0 to 1000 for [`jitter`].
+fn random_permille() -> u32 {
+    let r = RandomState::new().hash_one(SystemTime::now()) % 1001;
+    u32::try_from(r).unwrap_or(1000)
 }
 
 /// A server's message on one log line: a proxy's error page is HTML over
@@ -687,9 +723,12 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn until_next_utc_day() -> Duration {
+/// How long from `now` (Unix seconds) until a minute past the next UTC
+/// midnight, when Last.fm's daily scrobble count starts again; the minute
+/// allows for the server's clock being a little behind ours.
+fn until_next_utc_day(now: u64) -> Duration {
     let day = 24 * 3600;
-    Duration::from_secs(day - unix_now() % day + 60)
+    Duration::from_secs(day - now % day + 60)
 }
 
 /// "Artist – Title" for log lines.
@@ -702,24 +741,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jitter_stays_in_band() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_secs(100));
-            assert!(
-                d >= Duration::from_secs(75) && d <= Duration::from_secs(125),
-                "{d:?}"
-            );
-        }
+    fn jitter_spans_75_to_125_percent() {
+        let d = Duration::from_secs(100);
+        assert_eq!(jitter(d, 0), Duration::from_secs(75));
+        assert_eq!(jitter(d, 500), Duration::from_secs(100));
+        assert_eq!(jitter(d, 1000), Duration::from_secs(125));
+        assert_eq!(jitter(d, u32::MAX), Duration::from_secs(125), "clamped");
+        assert_eq!(
+            jitter(Duration::from_millis(200), 250),
+            Duration::from_millis(175)
+        );
+    }
+
+    #[test]
+    fn random_permille_covers_its_range() {
+        let draws: Vec<u32> = (0..2000).map(|_| random_permille()).collect();
+        assert!(draws.iter().all(|r| *r <= 1000), "{draws:?}");
+        // Not stuck on one value: 2000 draws from 1001 values.
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 100, "{} distinct values", distinct.len());
     }
 
     #[test]
     fn jitter_survives_absurd_durations() {
-        // 125% of these does not fit in a Duration: no panic, and still long.
-        for _ in 0..100 {
-            assert!(jitter(Duration::MAX) >= Duration::MAX.mul_f64(0.74));
-            assert!(jitter(Duration::from_secs(u64::MAX)) >= Duration::from_secs(u64::MAX / 2));
-        }
-        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        // 125% of these does not fit in a Duration: no panic, kept as is.
+        assert_eq!(jitter(Duration::MAX, 1000), Duration::MAX);
+        assert_eq!(jitter(Duration::MAX, 0), Duration::MAX.mul_f64(0.75));
+        let big = Duration::from_secs(u64::MAX);
+        assert_eq!(jitter(big, 1000), big);
+        assert_eq!(jitter(Duration::ZERO, 1000), Duration::ZERO);
     }
 
     #[test]
@@ -811,8 +861,16 @@ mod tests {
     }
 
     #[test]
-    fn next_day_is_within_a_day() {
-        let d = until_next_utc_day();
-        assert!(d > Duration::from_secs(60) && d <= Duration::from_secs(24 * 3600 + 60));
+    fn the_daily_limit_waits_until_a_minute_past_utc_midnight() {
+        const DAY: u64 = 24 * 3600;
+        // 2024-06-11 (a multiple of a day: midnight UTC) and around it.
+        let midnight = 1_718_064_000;
+        assert_eq!(midnight % DAY, 0);
+        let wait = |now| until_next_utc_day(now).as_secs();
+        assert_eq!(wait(midnight - 1), 61, "23:59:59");
+        assert_eq!(wait(midnight), DAY + 60, "00:00:00 counts for the new day");
+        assert_eq!(wait(midnight + 1), DAY + 59, "00:00:01");
+        assert_eq!(wait(midnight + 12 * 3600), 12 * 3600 + 60, "noon");
+        assert_eq!(wait(0), DAY + 60, "the epoch");
     }
 }

@@ -265,6 +265,32 @@ impl Daemon {
         }
     }
 
+    /// How many times the log says `needle` so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Wait until the log says `needle` at least `times` times; false
+    /// after `timeout`. For a line an earlier event already wrote once
+    /// ("connected to MPD" after a reconnection).
+    pub fn wait_log_count(&self, needle: &str, times: usize, timeout: Duration) -> bool {
+        self.wait_for_log(|log| log.matches(needle).count() >= times, timeout)
+    }
+
+    /// Wait until `ready` holds for the log; false after `timeout`.
+    pub fn wait_for_log(&self, ready: impl Fn(&str) -> bool, timeout: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if ready(&self.log()) {
+                return true;
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
     }
@@ -323,6 +349,24 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// How many items `target` has waiting (or set aside, with `rejected`),
+/// from `queue list --json`: through the daemon when it runs, else read
+/// from the queue database.
+pub fn queued(dir: &TestDir, target: &str, rejected: bool) -> usize {
+    let mut args = vec!["queue", "list", "--json"];
+    if rejected {
+        args.push("--rejected");
+    }
+    let out = run_cli(dir, &args, None);
+    assert!(
+        out.status.success(),
+        "queue list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("queue list JSON");
+    v["targets"][target].as_array().map_or(0, Vec::len)
 }
 
 /// Run a one-shot command (`auth ...`, `queue list`, `run` for a second
