@@ -11,8 +11,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mpd_client::client::{CommandError, ConnectionError, ConnectionEvent};
-
 use crate::config::{Config, LastFmTarget, ListenBrainzTarget};
 use crate::targets::ErrorKind;
 use crate::targets::{lastfm, listenbrainz};
@@ -225,7 +223,7 @@ fn rules_verdict(config: &Config) -> Verdict {
 async fn check_mpd(config: &Config) -> Verdict {
     let address = config.mpd.address.to_string();
     let file = config.path.display();
-    let (client, mut events) = match watcher::connect(&config.mpd).await {
+    let mut client = match watcher::connect(&config.mpd).await {
         Ok(connected) => connected,
         Err(watcher::ConnectError::Io { source, .. }) => {
             return Verdict::fail(
@@ -253,7 +251,7 @@ async fn check_mpd(config: &Config) -> Verdict {
         }
     };
     let version = client.protocol_version().to_owned();
-    match watcher::snapshot(&client).await {
+    match client.snapshot().await {
         Ok(snapshot) => {
             let playing = match (snapshot.state, &snapshot.song) {
                 (PlayState::Stopped, _) | (_, None) => "stopped".to_owned(),
@@ -269,25 +267,20 @@ async fn check_mpd(config: &Config) -> Verdict {
                 format!("{address} answers (protocol {version}); {playing}"),
             )
         }
-        Err(watcher::ReadError::Command(CommandError::ErrorResponse { error, .. }))
-            if error.code == ACK_PERMISSION =>
-        {
-            permission_denied(config, &address, &error.message)
+        Err(watcher::ReadError::Refused { code, message }) if code == ACK_PERMISSION => {
+            permission_denied(config, &address, &message)
         }
-        Err(e @ watcher::ReadError::Command(CommandError::ConnectionClosed)) => {
+        Err(e @ watcher::ReadError::Closed) => {
             // Why it closed arrives as an event.
-            match tokio::time::timeout(Duration::from_secs(1), events.next()).await {
-                Ok(Some(ConnectionEvent::ConnectionClosed(closed))) => {
-                    if matches!(closed, ConnectionError::InvalidResponse) {
-                        permission_denied(config, &address, "idle")
-                    } else {
-                        Verdict::fail(
-                            "mpd",
-                            format!("{address}: {}", watcher::describe_closed(&closed)),
-                            "look at mpd's log; then run check again".into(),
-                        )
-                    }
+            match tokio::time::timeout(Duration::from_secs(1), client.next_event()).await {
+                Ok(watcher::Event::Closed(watcher::Closed::NoReadPermission)) => {
+                    permission_denied(config, &address, "idle")
                 }
+                Ok(watcher::Event::Closed(closed)) => Verdict::fail(
+                    "mpd",
+                    format!("{address}: {closed}"),
+                    "look at mpd's log; then run check again".into(),
+                ),
                 _ => Verdict::fail(
                     "mpd",
                     format!("{address} connected but failed: {e}"),

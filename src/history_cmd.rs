@@ -135,13 +135,12 @@ async fn ask_where(
     direct: impl FnOnce(&Queue) -> Value,
 ) -> Result<(Value, bool), String> {
     let (v, daemon) = match control::request(&config.state_dir, req).await {
-        Ok(Some(line)) => (
-            serde_json::from_str::<Value>(&line)
-                .map_err(|e| format!("the daemon answered something unreadable ({e})"))?,
-            true,
-        ),
+        Ok(Some(
+            control::Reply::History(v) | control::Reply::Stats(v) | control::Reply::Backfill(v),
+        )) => (v, true),
+        Ok(Some(other)) => return Err(crate::admin::unexpected(other)),
         Ok(None) => (direct(&crate::admin::open_queue(config)?), false),
-        Err(e) => return Err(format!("cannot reach the daemon: {e}")),
+        Err(e) => return Err(e.to_string()),
     };
     match v.get("error").and_then(Value::as_str) {
         Some(e) => Err(e.to_owned()),

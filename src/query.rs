@@ -270,10 +270,11 @@ fn age(d: Duration) -> String {
 
 /// Artist and album of the song MPD is playing.
 async fn current(config: &Config) -> Result<(String, Option<String>), QueryError> {
-    let (client, _events) = watcher::connect(&config.mpd)
+    let client = watcher::connect(&config.mpd)
         .await
         .map_err(|e| QueryError::Failed(e.to_string()))?;
-    let snap = watcher::snapshot(&client)
+    let snap = client
+        .snapshot()
         .await
         .map_err(|e| QueryError::Failed(e.to_string()))?;
     // Like `mpc current`: a stopped player has no current song to speak of.

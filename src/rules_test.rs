@@ -51,8 +51,9 @@ pub async fn run(config: &Config, given: Given) -> anyhow::Result<String> {
     if !given.is_empty() {
         return Ok(config.rule_set.report(&given.track(), &targets));
     }
-    let (client, _events) = watcher::connect(&config.mpd).await?;
-    let snapshot = watcher::snapshot(&client)
+    let client = watcher::connect(&config.mpd).await?;
+    let snapshot = client
+        .snapshot()
         .await
         .context("cannot read what MPD plays")?;
     let song = snapshot
