@@ -185,7 +185,7 @@ fn the_control_socket_is_private_bounded_and_checks_its_peer() {
     assert!(reply.contains("longer than 4096 bytes"), "{reply:?}");
     // So is `import` past its own bound (16 MiB), without the daemon holding it.
     let mut huge = UnixStream::connect(&socket).unwrap();
-    huge.write_all(b"import [").unwrap();
+    huge.write_all(b"{\"import\":[").unwrap();
     let chunk = vec![b' '; 1 << 20];
     for _ in 0..17 {
         if huge.write_all(&chunk).is_err() {
