@@ -25,9 +25,6 @@ mod status;
 mod watch;
 mod watchdog;
 
-#[cfg(test)]
-mod tests;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,3 +272,6 @@ async fn serve_control(bound: Bound, handler: Handler, shutdown: CancellationTok
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
+
+#[cfg(test)]
+mod tests;
