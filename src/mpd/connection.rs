@@ -250,3 +250,153 @@ impl MpdConnection for Client {
         Client::next_event(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::tracker::PlayState;
+
+    /// A minimal MPD on 127.0.0.1: greets, answers `idle` with one change
+    /// (then holds the next until `noidle`), and answers the commands the
+    /// daemon sends; `status` outside a command list is refused for want
+    /// of permission. Closes when the client sends `close`.
+    async fn fake_mpd() -> MpdConfig {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"OK MPD 0.24.0\n").await.unwrap();
+            let (mut idles, mut list) = (0, None::<Vec<String>>);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let line = line.replace('"', "");
+                let reply = match line.as_str() {
+                    "idle" => {
+                        idles += 1;
+                        if idles == 1 {
+                            "changed: player\nOK\n".to_owned()
+                        } else {
+                            continue;
+                        }
+                    }
+                    "noidle" => "OK\n".to_owned(),
+                    "command_list_ok_begin" => {
+                        list = Some(Vec::new());
+                        continue;
+                    }
+                    "command_list_end" => {
+                        let mut out = String::new();
+                        for cmd in list.take().unwrap_or_default() {
+                            out.push_str(match cmd.as_str() {
+                                "status" => {
+                                    "state: play\nsongid: 7\nelapsed: 12.5\nconsume: oneshot\n"
+                                }
+                                "currentsong" => {
+                                    "file: a.flac\nArtist: A\nTitle: T\nduration: 200.0\n"
+                                }
+                                _ => "",
+                            });
+                            out.push_str("list_OK\n");
+                        }
+                        out + "OK\n"
+                    }
+                    cmd if list.is_some() => {
+                        list.as_mut().unwrap().push(cmd.to_owned());
+                        continue;
+                    }
+                    "subscribe mpdscribble" => "OK\n".to_owned(),
+                    "subscribe mpd-scrobbler" => {
+                        "ACK [56@0] {subscribe} already subscribed\n".to_owned()
+                    }
+                    "readmessages" => "channel: mpdscribble\nmessage: love\n\
+                                       channel: other\nmessage: hi\nOK\n"
+                        .to_owned(),
+                    "status" => {
+                        "ACK [4@0] {status} you don't have permission for \"status\"\n".to_owned()
+                    }
+                    "close" => return,
+                    _ => "ACK [5@0] {} unknown command\n".to_owned(),
+                };
+                if write.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        MpdConfig {
+            address: MpdAddress::Tcp("127.0.0.1".into(), port),
+            password: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_real_client_speaks_in_the_projects_own_types() {
+        let mut client = Mpd::new(fake_mpd().await).connect().await.unwrap();
+        assert_eq!(client.protocol_version(), "0.24.0");
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(10), client.next_event())
+                .await
+                .unwrap(),
+            Event::Changed
+        );
+        client.subscribe().await.unwrap();
+        let snapshot = client.snapshot().await.unwrap();
+        assert_eq!(snapshot.state, PlayState::Playing);
+        assert_eq!(snapshot.elapsed, Duration::from_millis(12_500));
+        let song = snapshot.song.unwrap();
+        assert_eq!((song.id, song.track.title.as_str()), (7, "T"));
+        assert_eq!(
+            client.messages().await.unwrap(),
+            [
+                Message {
+                    channel: "mpdscribble".into(),
+                    text: "love".into()
+                },
+                Message {
+                    channel: "other".into(),
+                    text: "hi".into()
+                }
+            ]
+        );
+        let refused = client
+            .client
+            .raw_command(Command::new("status"))
+            .await
+            .map_err(ReadError::from);
+        assert_eq!(
+            refused.unwrap_err(),
+            ReadError::Refused {
+                code: 4,
+                message: "you don't have permission for \"status\"".into()
+            }
+        );
+        let _ = client.client.raw_command(Command::new("close")).await;
+        assert!(matches!(
+            tokio::time::timeout(Duration::from_secs(10), client.next_event())
+                .await
+                .unwrap(),
+            Event::Closed(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_mpd_is_an_io_error_naming_the_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let config = MpdConfig {
+            address: MpdAddress::Tcp("127.0.0.1".into(), port),
+            password: None,
+        };
+        let Err(e) = Mpd::new(config).connect().await else {
+            panic!("connected to a closed port");
+        };
+        assert!(matches!(e, ConnectError::Io { .. }), "{e}");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+}
