@@ -113,7 +113,7 @@ pub trait Target: fmt::Debug + Send + Sync {
     /// Split a batch into requests the server accepts by size; each range
     /// is one request, in order. By default, the whole batch in one.
     fn requests(&self, listens: &[Listen]) -> Vec<Range<usize>> {
-        vec![0..listens.len()]
+        std::iter::once(0..listens.len()).collect()
     }
 
     /// Announce what is playing.
