@@ -11,8 +11,8 @@
 //! one left without an answer is settled by asking the server before anything
 //! is resent (`crate::delivery::reconcile`).
 //!
-//! [`policy`] decides what each failure means and how long to wait,
-//! [`send`] makes and settles the requests, and [`state`] is what
+//! `policy` decides what each failure means and how long to wait,
+//! `send` makes and settles the requests, and `state` is what
 //! `status` shows.
 
 mod policy;

@@ -29,11 +29,11 @@ pub struct Client {
 
 impl Client {
     /// A client for the server at `api_url` (for example
-    /// [`LASTFM_API_URL`] or `https://libre.fm/2.0/`), using the API
+    /// [`LASTFM_API_URL`](super::LASTFM_API_URL) or `https://libre.fm/2.0/`), using the API
     /// account's key and shared secret.
     ///
     /// An unusable `api_url` surfaces on the first call, as an error of kind
-    /// [`ErrorKind::Config`].
+    /// [`ErrorKind::Config`](crate::targets::ErrorKind::Config).
     pub fn new(http: reqwest::Client, api_url: &str, api_key: &str, api_secret: &str) -> Client {
         Client {
             http,

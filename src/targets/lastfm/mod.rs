@@ -5,8 +5,8 @@
 //!
 //! The client is stateless: callers keep the session key and decide about
 //! retries from [`Error::kind`] and the per-listen [`ItemOutcome`]s.
-//! [`client`] makes the calls, [`wire`] builds their parameters and reads
-//! the replies, [`sign`] signs them, and [`read`] holds the read methods.
+//! `client` makes the calls, `wire` builds their parameters and reads
+//! the replies, `sign` signs them, and `read` holds the read methods.
 
 mod client;
 pub(crate) mod json;

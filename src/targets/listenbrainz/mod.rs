@@ -1,7 +1,7 @@
 //! ListenBrainz API v1 client (ListenBrainz itself and compatible servers
 //! such as Maloja): building listens from MPD's metadata, submitting them
 //! within the server's limits, and classifying failures (protocols.md §3–4).
-//! [`client`] makes the calls; [`wire`] builds the payloads, bounds
+//! `client` makes the calls; `wire` builds the payloads, bounds
 //! requests by size and reads listens back.
 
 mod client;
