@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::cache::{self, Cache};
 use crate::config::Config;
-use crate::targets::lastfm::{self, ErrorKind};
+use crate::targets::ErrorKind;
+use crate::targets::lastfm;
 use crate::tracker::PlayState;
 use crate::{http, info, mpd as watcher, session};
 

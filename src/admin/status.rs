@@ -3,7 +3,7 @@
 
 use super::{open_queue, to_json, unexpected};
 use crate::config::Config;
-use crate::control::{self, DeliveryState, Reply, Request, Status, StorageState};
+use crate::control::{self, Reply, Request, Status, StorageState};
 use crate::history_cmd;
 use crate::info::local_time;
 
@@ -105,20 +105,7 @@ fn render(v: &Status) -> String {
         }
     }
     for t in &v.targets {
-        let (why, fix) = (t.why.as_deref(), t.fix.as_deref());
-        let state = match t.state {
-            DeliveryState::Retrying => format!(
-                "retrying at {} ({})",
-                local_time(t.retry_at.unwrap_or(0)),
-                why.unwrap_or_default()
-            ),
-            DeliveryState::Paused => format!(
-                "paused: {}; fix: {}",
-                why.unwrap_or_default(),
-                fix.unwrap_or_default()
-            ),
-            DeliveryState::Ok => "ok".to_owned(),
-        };
+        let state = &t.state;
         let oldest = t
             .oldest_secs
             .map(|s| format!(", oldest {} old", ago(s)))

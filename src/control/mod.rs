@@ -20,4 +20,4 @@ pub use client::{RequestError, request};
 pub use protocol::{Loved, QueueCmd, QueueReply, Reply, Request, import_requests};
 pub use serve::{IDLE_TIMEOUT, IMPORT_LINE_LIMIT, LINE_LIMIT, Limits, serve};
 pub use socket::{Bound, bind, runtime_dir};
-pub use status::{DeliveryState, MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
+pub use status::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};

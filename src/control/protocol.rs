@@ -190,9 +190,8 @@ fn split_import(listens: &[Listen], limit: usize) -> Vec<Request> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{
-        DeliveryState, MpdLink, Playing, Status, Storage, StorageState, TargetStatus,
-    };
+    use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
+    use crate::delivery::TargetState;
 
     fn listen(i: u64) -> Listen {
         Listen {
@@ -286,17 +285,30 @@ mod tests {
                 state: StorageState::Full,
                 why: Some("ENOSPC".into()),
             },
-            targets: vec![TargetStatus {
-                fix: None,
-                last_success: Some(1_700_000_000),
-                name: "lastfm".into(),
-                oldest_secs: None,
-                queued: 4,
-                rejected: 1,
-                retry_at: Some(1_700_000_060),
-                state: DeliveryState::Retrying,
-                why: Some("HTTP 503".into()),
-            }],
+            targets: vec![
+                TargetStatus {
+                    last_success: Some(1_700_000_000),
+                    name: "lastfm".into(),
+                    oldest_secs: None,
+                    queued: 4,
+                    rejected: 1,
+                    state: TargetState::Retrying {
+                        at: 1_700_000_060,
+                        why: "HTTP 503".into(),
+                    },
+                },
+                TargetStatus {
+                    last_success: None,
+                    name: "lb".into(),
+                    oldest_secs: Some(60),
+                    queued: 0,
+                    rejected: 0,
+                    state: TargetState::Paused {
+                        why: "no token".into(),
+                        fix: "run `mpd-scrobbler auth listenbrainz`".into(),
+                    },
+                },
+            ],
         };
         let items = crate::queue::Item {
             id: 3,

@@ -1,10 +1,13 @@
 //! The answer to `status`: what the daemon sees of MPD, the current play,
 //! the state directory, each target and the history. Fields are in
-//! alphabetical order, the order `status --json` has always printed.
+//! alphabetical order, the order `status --json` has always printed (a
+//! target's state, flattened into it, excepted).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::delivery::TargetState;
 
 /// The daemon's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,24 +81,9 @@ pub struct Storage {
     pub why: Option<String>,
 }
 
-/// Whether a target is delivering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Delivering.
-    Ok,
-    /// Waiting to try again after a failure.
-    Retrying,
-    /// Waiting for the user to fix something.
-    Paused,
-}
-
 /// One target's part of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetStatus {
-    /// What fixes a pause: a command to run, or a config key to correct.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
     /// Time of the last successful delivery (Unix seconds).
     pub last_success: Option<u64>,
     /// The target's name.
@@ -106,12 +94,8 @@ pub struct TargetStatus {
     pub queued: u64,
     /// Items the server refused for good.
     pub rejected: u64,
-    /// When the next attempt is due (Unix seconds), while retrying.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_at: Option<u64>,
-    /// Whether it is delivering.
-    pub state: DeliveryState,
-    /// Why it is not delivering.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub why: Option<String>,
+    /// What delivery is doing: `state`, and `retry_at`, `why` and `fix`
+    /// as the state has them.
+    #[serde(flatten)]
+    pub state: TargetState,
 }

@@ -3,22 +3,19 @@
 //! and runs [`Daemon::run`] with the real MPD.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{Daemon, Reload};
 use crate::config::{Config, Secret};
 use crate::control;
-use crate::delivery::{Health, TargetHandle};
+use crate::delivery::TargetHandle;
 use crate::history_cmd;
 use crate::mpd::Mpd;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
-use crate::targets::Service;
-use crate::targets::{lastfm, listenbrainz};
+use crate::targets::{Target, lastfm, listenbrainz};
 use crate::tracker::Tracker;
 use crate::{http, session};
 
@@ -26,7 +23,7 @@ use crate::{http, session};
 struct Spec {
     name: String,
     url: String,
-    service: Service,
+    target: Arc<dyn Target>,
     /// Credential written in the config file; a stored one wins.
     from_config: Option<Secret>,
     /// Where it is configured, for the fix of a configuration problem.
@@ -47,7 +44,7 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
     let lastfm = config.lastfm.iter().map(|t| Spec {
         name: t.name.clone(),
         url: t.url.clone(),
-        service: Service::LastFm(lastfm::Client::new(
+        target: Arc::new(lastfm::Client::new(
             http.clone(),
             &t.url,
             &t.api_key,
@@ -59,7 +56,7 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
     let listenbrainz = config.listenbrainz.iter().map(|t| Spec {
         name: t.name.clone(),
         url: t.url.clone(),
-        service: Service::ListenBrainz(listenbrainz::Client::new(http.clone(), &t.url, t.flavor)),
+        target: Arc::new(listenbrainz::Client::new(http.clone(), &t.url, t.flavor)),
         from_config: t.token.clone(),
         config: section_of(config, "listenbrainz", config.listenbrainz.len(), &t.name),
     });
@@ -164,21 +161,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
 /// The handle of the target `spec`, its credential loaded.
 fn target(config: &Config, spec: &Spec, queue: &Queue) -> Arc<TargetHandle> {
-    let handle = Arc::new(TargetHandle {
-        name: spec.name.clone(),
-        service: spec.service.clone(),
-        session: watch::Sender::new(None),
-        wake: Notify::new(),
-        flush_now: Notify::new(),
-        paused: AtomicBool::new(false),
-        config: spec.config.clone(),
-        credential_problem: std::sync::Mutex::new(None),
-        auth: config.auth_command(&spec.name),
-        health: std::sync::Mutex::new(Health {
-            state: "ok",
-            ..Health::default()
-        }),
-    });
+    let handle = Arc::new(TargetHandle::new(
+        &spec.name,
+        Arc::clone(&spec.target),
+        spec.config.clone(),
+        config.auth_command(&spec.name),
+    ));
     load_credential(&handle, &config.state_dir, spec.from_config.as_ref());
     let unusable = handle
         .credential_problem

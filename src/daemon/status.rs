@@ -7,9 +7,7 @@ use std::sync::atomic::Ordering;
 use super::now;
 use super::spool::{Fault, Spool};
 use super::watch::Player;
-use crate::control::{
-    DeliveryState, MpdLink, Playing, Status, Storage, StorageState, TargetStatus,
-};
+use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
 use crate::delivery::TargetHandle;
 use crate::history_cmd;
 use crate::queue::Queue;
@@ -44,19 +42,12 @@ pub(super) fn status(
             let q = queue.target(&t.name);
             let health = t.health.lock().unwrap_or_else(|e| e.into_inner()).clone();
             TargetStatus {
-                fix: health.fix,
                 last_success: health.last_success,
                 name: t.name.clone(),
                 oldest_secs: q.oldest().map(|o| unix.saturating_sub(o)),
                 queued: q.len() as u64,
                 rejected: q.rejected_len() as u64,
-                retry_at: health.retry_at,
-                state: match health.state {
-                    "retrying" => DeliveryState::Retrying,
-                    "paused" => DeliveryState::Paused,
-                    _ => DeliveryState::Ok,
-                },
-                why: health.why,
+                state: health.state,
             }
         })
         .collect();

@@ -2,21 +2,21 @@
 //! queue in a temporary directory.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use crate::config::Delivery;
-use crate::delivery::{Health, TargetHandle};
+use crate::config::Secret;
+use crate::delivery::{TargetHandle, TargetState};
 use crate::mpd::{Closed, ConnectError, Event, Message, MpdConnection, MpdSource, ReadError};
 use crate::queue::Queue;
 use crate::rules::RuleSet;
-use crate::scrobble::{Track, unix_now};
-use crate::targets::{Service, lastfm};
+use crate::scrobble::{Listen, Track, unix_now};
+use crate::targets::{BoxFuture, Failure, Heard, ItemOutcome, Target};
 use crate::tracker::{PlayState, Rules, Snapshot, Song, Tracker};
 
 /// An MPD whose state the test sets; each change wakes the daemon as an
@@ -114,30 +114,91 @@ fn at(state: PlayState, song: &Song, elapsed: u64) -> Snapshot {
     }
 }
 
-/// A Last.fm target with no credential: its flusher waits for one, so
-/// whatever is queued for it stays in the queue for the test to read.
-fn unauthorised_target(name: &str) -> Arc<TargetHandle> {
-    let client = lastfm::Client::new(
-        crate::http::client(Duration::from_secs(5)).unwrap(),
-        "http://127.0.0.1:9/",
-        "key",
-        "secret",
-    );
-    Arc::new(TargetHandle {
-        name: name.into(),
-        service: Service::LastFm(client),
-        session: watch::Sender::new(None),
-        wake: Notify::new(),
-        flush_now: Notify::new(),
-        paused: AtomicBool::new(false),
-        config: format!("[lastfm] {name}"),
-        credential_problem: std::sync::Mutex::new(None),
-        auth: "mpd-scrobbler auth lastfm".into(),
-        health: std::sync::Mutex::new(Health {
-            state: "ok",
-            ..Health::default()
-        }),
-    })
+/// A stand-in target that records what reaches it and accepts everything.
+#[derive(Debug, Default)]
+struct Recorder {
+    now_playing: Mutex<Vec<String>>,
+    submitted: Mutex<Vec<Listen>>,
+}
+
+impl Target for Recorder {
+    fn url(&self) -> &str {
+        "http://recorder.invalid/"
+    }
+
+    fn max_batch(&self) -> usize {
+        50
+    }
+
+    fn now_playing<'a>(
+        &'a self,
+        _credential: &'a str,
+        track: &'a Track,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        self.now_playing.lock().unwrap().push(track.title.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn submit<'a>(
+        &'a self,
+        _credential: &'a str,
+        listens: &'a [Listen],
+    ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, Failure>> {
+        self.submitted.lock().unwrap().extend_from_slice(listens);
+        Box::pin(async move { Ok(vec![ItemOutcome::Accepted; listens.len()]) })
+    }
+
+    fn love<'a>(
+        &'a self,
+        _credential: &'a str,
+        _track: &'a Track,
+        _love: bool,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn account<'a>(
+        &'a self,
+        _credential: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Failure>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn heard<'a>(
+        &'a self,
+        _credential: &'a str,
+        _user: &'a str,
+        _first: u64,
+        _last: u64,
+    ) -> BoxFuture<'a, Result<Vec<Heard>, Failure>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// A recorder as the target `name`, with a credential or without one (then
+/// its flusher waits, and what is queued for it stays in the queue).
+fn target(name: &str, credential: Option<&str>) -> (Arc<TargetHandle>, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let handle = Arc::new(TargetHandle::new(
+        name,
+        Arc::clone(&recorder) as Arc<dyn Target>,
+        format!("[lastfm] {name}"),
+        "mpd-scrobbler auth lastfm".into(),
+    ));
+    handle.session.send_replace(credential.map(Secret::new));
+    (handle, recorder)
+}
+
+/// Wait (in the test's time) until `done`, for at most `secs`.
+async fn until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn daemon(queue: &Queue, state_dir: &Path, control: Option<crate::control::Bound>) -> Daemon {
@@ -164,7 +225,8 @@ async fn a_play_is_queued_once_a_pause_stops_the_clock_and_shutdown_is_prompt() 
     let (mpd, state, _) = scripted();
     let daemon = daemon(&queue, dir.path(), None);
     let shutdown = CancellationToken::new();
-    let run = tokio::spawn(daemon.run(mpd, vec![unauthorised_target("fake")], shutdown.clone()));
+    let (handle, recorder) = target("fake", Some("session-key"));
+    let run = tokio::spawn(daemon.run(mpd, vec![handle], shutdown.clone()));
     let wait = |secs| tokio::time::sleep(Duration::from_secs(secs));
 
     // The first song needs 30 s of its 60. It plays 10 s, pauses for far
@@ -184,6 +246,10 @@ async fn a_play_is_queued_once_a_pause_stops_the_clock_and_shutdown_is_prompt() 
     state.send_replace(at(PlayState::Playing, &second, 0));
     wait(35).await;
     state.send_replace(at(PlayState::Paused, &second, 35));
+    until(30, "delivery of the second song", || {
+        !recorder.submitted.lock().unwrap().is_empty()
+    })
+    .await;
     wait(30).await;
 
     shutdown.cancel();
@@ -198,14 +264,20 @@ async fn a_play_is_queued_once_a_pause_stops_the_clock_and_shutdown_is_prompt() 
         stopping.elapsed()
     );
 
-    let items = queue.target("fake").list().unwrap();
-    assert_eq!(items.len(), 1, "{items:?}");
-    let listen = &items[0].listen;
-    assert_eq!(listen.track.title, "Second");
+    // Delivered once, with its start time, and gone from the queue.
+    let submitted = recorder.submitted.lock().unwrap().clone();
+    assert_eq!(submitted.len(), 1, "{submitted:?}");
+    assert_eq!(submitted[0].track.title, "Second");
     assert!(
-        listen.started_at.abs_diff(started) <= 2,
+        submitted[0].started_at.abs_diff(started) <= 2,
         "started at {}, expected about {started}",
-        listen.started_at
+        submitted[0].started_at
+    );
+    assert_eq!(queue.target("fake").len(), 0);
+    // Announced at start, again on resume; not after the pause of the second.
+    assert_eq!(
+        *recorder.now_playing.lock().unwrap(),
+        ["First", "First", "Second"]
     );
 }
 
@@ -217,7 +289,7 @@ async fn a_love_message_from_mpd_queues_a_love_of_the_playing_track() {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(daemon(&queue, dir.path(), None).run(
         mpd,
-        vec![unauthorised_target("fake")],
+        vec![target("fake", None).0],
         shutdown.clone(),
     ));
     let playing = song(1, "Loved");
@@ -235,17 +307,9 @@ async fn a_love_message_from_mpd_queues_a_love_of_the_playing_track() {
     ]);
     // MPD wakes its idlers when a message arrives.
     state.send_replace(at(PlayState::Playing, &playing, 5));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let love = loop {
-        if let Some((_, love)) = queue.target("fake").peek_love().unwrap() {
-            break love;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no love queued within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let fake = queue.target("fake");
+    until(30, "a love queued", || fake.peek_love().unwrap().is_some()).await;
+    let (_, love) = fake.peek_love().unwrap().unwrap();
     assert!(love.love);
     assert_eq!(love.track.title, "Loved");
     shutdown.cancel();
@@ -255,7 +319,7 @@ async fn a_love_message_from_mpd_queues_a_love_of_the_playing_track() {
 /// Real time: the control socket is real I/O.
 #[tokio::test]
 async fn status_and_love_through_the_control_socket_speak_the_typed_protocol() {
-    use crate::control::{self, DeliveryState, Reply, Request};
+    use crate::control::{self, Reply, Request};
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(dir.path(), &["fake"]).unwrap();
     let bound = control::bind(dir.path(), &|_: &str| None).unwrap();
@@ -263,7 +327,7 @@ async fn status_and_love_through_the_control_socket_speak_the_typed_protocol() {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(daemon(&queue, dir.path(), Some(bound)).run(
         mpd,
-        vec![unauthorised_target("fake")],
+        vec![target("fake", None).0],
         shutdown.clone(),
     ));
     state.send_replace(at(PlayState::Playing, &song(1, "Now"), 3));
@@ -274,7 +338,7 @@ async fn status_and_love_through_the_control_socket_speak_the_typed_protocol() {
             panic!("{reply:?}");
         };
         // The flusher finds no credential and pauses at its own pace.
-        if status.playing.is_some() && status.targets[0].state == DeliveryState::Paused {
+        if status.playing.is_some() && status.targets[0].state.is_paused() {
             break status;
         }
         assert!(std::time::Instant::now() < deadline, "{status:?}");
@@ -287,7 +351,9 @@ async fn status_and_love_through_the_control_socket_speak_the_typed_protocol() {
     assert_eq!(playing.needed_secs, Some(30));
     assert_eq!(status.targets.len(), 1);
     assert_eq!(status.targets[0].name, "fake");
-    let fix = status.targets[0].fix.as_deref().unwrap_or_default();
+    let TargetState::Paused { fix, .. } = &status.targets[0].state else {
+        panic!("{:?}", status.targets[0]);
+    };
     assert!(fix.contains("mpd-scrobbler auth lastfm"), "{fix}");
     assert_eq!(status.storage.dir, dir.path());
 
