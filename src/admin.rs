@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::control::{self, Request};
-use crate::info::local_time;
+use crate::history::{self, commands as history_cmd, journal};
+use crate::metadata::info::local_time;
 use crate::queue::{Item, Queue};
 use crate::scrobble::Listen;
-use crate::{history, history_cmd, journal, session};
+use crate::session;
 
 /// A queue operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

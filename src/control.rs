@@ -32,7 +32,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::admin::QueueCmd;
 use crate::history::Filter;
-use crate::history_cmd::BackfillRequest;
+use crate::history::commands::BackfillRequest;
 use crate::scrobble::Listen;
 
 /// Longest request line, newline excluded.

@@ -223,4 +223,24 @@ fn rules_verdict(config: &Config) -> Verdict {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_aligns_and_counts_failures() {
+        let text = render(&[
+            Verdict::ok("config", "fine".into()),
+            Verdict::fail("listenbrainz", "refused\nfor good".into(), "run it".into()),
+        ]);
+        assert_eq!(
+            text,
+            concat!(
+                "ok    config        fine\n",
+                "FAIL  listenbrainz  refused\n",
+                "                    for good\n",
+                "                    fix: run it\n",
+                "1 of 2 checks failed.\n",
+            )
+        );
+    }
+}

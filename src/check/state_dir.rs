@@ -115,3 +115,30 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(dir).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_come_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let f = dir_facts(&state, &["lastfm"]);
+        assert_eq!(f.missing, Some((dir.path().to_owned(), true)));
+        session::store(&state, "lastfm", "alice", "sk").unwrap();
+        let f = dir_facts(&state, &["lastfm", "listenbrainz"]);
+        assert_eq!(f.missing, None);
+        assert_eq!(f.mode, 0o700);
+        assert_eq!(f.write_error, None);
+        assert_eq!(f.secrets.len(), 1);
+        assert_eq!(f.secrets[0].1, 0o600);
+        assert!(f.free.unwrap() > 0);
+        // The probe leaves nothing behind.
+        let names: Vec<_> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["lastfm.session"]);
+    }
+}

@@ -17,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, QueueCmd};
 use crate::check::{self, Level, Verdict};
 use crate::config::{self, Config};
+use crate::history::commands::{self as history_cmd, Format};
 use crate::history::{self, Filter};
-use crate::history_cmd::{self, Format};
-use crate::query::{self, Query, QueryError};
-use crate::{auth, daemon, rules_test};
+use crate::metadata::query::{self, Query, QueryError};
+use crate::rules::test as rules_test;
+use crate::{auth, daemon};
 use args::{
     AuthService, Cli, Command, ExportFormat, FilterArgs, HistoryAction, ImportFrom, QueueAction,
     RulesAction, TopKind,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::rules::RawRule;
-use crate::stream::RawStreams;
+use crate::rules::stream::RawStreams;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

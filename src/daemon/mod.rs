@@ -23,13 +23,14 @@ use crate::config::{Config, Secret};
 use crate::control::{self, Request};
 use crate::delivery::{Flusher, Health, TargetHandle, describe};
 use crate::history::PlayInfo;
+use crate::history::commands as history_cmd;
 use crate::queue::Queue;
 use crate::rules::{Outcome, RuleSet};
 use crate::scrobble::{Listen, Track, unix_now};
 use crate::targets::Service;
 use crate::targets::{lastfm, listenbrainz};
 use crate::tracker::{Action, Tracker};
-use crate::{admin, history_cmd, http, mpd as watcher, session};
+use crate::{admin, http, mpd as watcher, session};
 use spool::{Fault, Spool, Store, WriteError};
 use watchdog::Beat;
 

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cache::{self, Cache};
+use super::cache::{self, Cache};
+use super::info;
 use crate::config::Config;
 use crate::targets::lastfm::{self, ErrorKind};
 use crate::tracker::PlayState;
-use crate::{http, info, mpd as watcher, session};
+use crate::{http, mpd as watcher, session};
 
 /// A command.
 #[derive(Debug, Clone)]
