@@ -5,7 +5,7 @@
 //!
 //! The probes live in one file per checked thing; the verdicts are plain
 //! data, so the rules that turn a file mode or a server error into advice
-//! ([`judge`]) are tested without sockets.
+//! (`judge.rs`) are tested without sockets.
 
 use std::fmt;
 use std::path::Path;

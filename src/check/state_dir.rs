@@ -1,6 +1,6 @@
 //! The state directory check: facts gathered from the file system (mode,
 //! owner, a test write, free space, the secrets' files), judged by
-//! [`judge`](super::judge).
+//! `judge.rs`.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //! rest of the program can trust. Every error names the file, the key and the
 //! problem.
 //!
-//! The file is read into the serde layer ([`raw`]), then checked section by
-//! section; every secret goes through one resolver ([`secret`]). Loading
+//! The file is read into the serde layer (`raw.rs`), then checked section by
+//! section; every secret goes through one resolver (`secret.rs`). Loading
 //! takes the environment as a lookup function so tests need no process-wide
 //! `set_var`.
 

@@ -7,12 +7,18 @@
 //! An enqueue writes the listen to every target's tree and its record to the
 //! listening history ([`crate::history`]) in one transaction and waits for
 //! the fsync before returning, so a play that qualified survives a crash and
-//! is never in a queue without being in the history, or the other way round. Items leave a queue only through [`TargetQueue::finish_in_flight`]
-//! (the server took them, or refused them for good) or
-//! [`TargetQueue::set_aside`] (refused for good before sending).
+//! is never in a queue without being in the history, or the other way round.
+//! Items leave a queue only through [`TargetQueue::finish_in_flight`] (the
+//! server took them, or refused them for good) or [`TargetQueue::set_aside`]
+//! (refused for good before sending).
 //!
 //! An I/O error closes the database and the next operation opens it again
-//! (sled's errors are sticky); opening checks for damage ([`open`](self::open)).
+//! (sled's errors are sticky); opening checks for damage (`open.rs`)
+//! and sets a damaged database aside (`salvage.rs`).
+//!
+//! Files: `enqueue.rs` writes plays and loves, `import.rs` imports and
+//! backfills, `target.rs` is one target's view, `stored.rs` the stored forms,
+//! `shared.rs` the handle every clone shares.
 
 mod enqueue;
 mod import;
@@ -136,7 +142,7 @@ pub struct TargetQueue {
 impl Queue {
     /// Open (or create) the queue under `state_dir`, with a tree per target.
     /// A damaged database is set aside and a fresh one started (see
-    /// [`open`](self::open)).
+    /// `open.rs`).
     pub fn open(state_dir: &Path, targets: &[&str]) -> Result<Queue, QueueError> {
         let queue = Queue::unopened(state_dir, targets);
         let o = match open::open(&queue.shared.path, &queue.shared.names) {

@@ -1,4 +1,4 @@
-//! Setting a damaged queue database aside (see [`open`](super::open) for
+//! Setting a damaged queue database aside (see `open.rs` for
 //! how damage is found): what sled can still read of it is copied into a
 //! fresh database built beside it and renamed into place, with a report in
 //! the copy set aside, and a rebuild a start died in is finished.
