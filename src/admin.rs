@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::control::{self, Request};
+use crate::delivery::TargetState;
 use crate::history::{self, commands as history_cmd, journal};
 use crate::metadata::info::local_time;
 use crate::queue::{Item, Queue};
@@ -391,19 +392,10 @@ fn render_status(v: &Value) -> String {
         }
     }
     for t in v["targets"].as_array().into_iter().flatten() {
-        let state = match t["state"].as_str().unwrap_or_default() {
-            "retrying" => format!(
-                "retrying at {} ({})",
-                local_time(t["retry_at"].as_u64().unwrap_or(0)),
-                t["why"].as_str().unwrap_or_default()
-            ),
-            "paused" => format!(
-                "paused: {}; fix: {}",
-                t["why"].as_str().unwrap_or_default(),
-                t["fix"].as_str().unwrap_or_default()
-            ),
-            other => other.to_owned(),
-        };
+        let state = serde_json::from_value::<TargetState>(t.clone()).map_or_else(
+            |_| t["state"].as_str().unwrap_or_default().to_owned(),
+            |state| state.to_string(),
+        );
         let oldest = t["oldest_secs"]
             .as_u64()
             .map(|s| format!(", oldest {} old", ago(s)))

@@ -138,7 +138,7 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
             Err(e)
                 if matches!(
                     e.kind(),
-                    lastfm::ErrorKind::Transient | lastfm::ErrorKind::Unknown
+                    crate::targets::ErrorKind::Transient | crate::targets::ErrorKind::Unknown
                 ) =>
             {
                 tracing::debug!("polling for the session: {e}");

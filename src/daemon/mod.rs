@@ -15,20 +15,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mpd_client::client::ConnectionEvent;
-use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::QueueCmd;
 use crate::config::{Config, Secret};
 use crate::control::{self, Request};
-use crate::delivery::{Flusher, Health, TargetHandle, describe};
+use crate::delivery::{Flusher, TargetHandle, describe};
 use crate::history::PlayInfo;
 use crate::history::commands as history_cmd;
 use crate::queue::Queue;
 use crate::rules::{Outcome, RuleSet};
 use crate::scrobble::{Listen, Track, unix_now};
-use crate::targets::Service;
-use crate::targets::{lastfm, listenbrainz};
+use crate::targets::{Target, lastfm, listenbrainz};
 use crate::tracker::{Action, Tracker};
 use crate::{admin, http, mpd as watcher, session};
 use spool::{Fault, Spool, Store, WriteError};
@@ -47,7 +45,7 @@ const FINAL_FLUSH: Duration = Duration::from_millis(500);
 struct Spec {
     name: String,
     url: String,
-    service: Service,
+    target: Arc<dyn Target>,
     /// Credential written in the config file; a stored one wins.
     from_config: Option<Secret>,
     /// Where it is configured, for the fix of a configuration problem.
@@ -68,7 +66,7 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
     let lastfm = config.lastfm.iter().map(|t| Spec {
         name: t.name.clone(),
         url: t.url.clone(),
-        service: Service::LastFm(lastfm::Client::new(
+        target: Arc::new(lastfm::Client::new(
             http.clone(),
             &t.url,
             &t.api_key,
@@ -80,7 +78,7 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
     let listenbrainz = config.listenbrainz.iter().map(|t| Spec {
         name: t.name.clone(),
         url: t.url.clone(),
-        service: Service::ListenBrainz(listenbrainz::Client::new(http.clone(), &t.url, t.flavor)),
+        target: Arc::new(listenbrainz::Client::new(http.clone(), &t.url, t.flavor)),
         from_config: t.token.clone(),
         config: section_of(config, "listenbrainz", config.listenbrainz.len(), &t.name),
     });
@@ -145,21 +143,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut targets = Vec::new();
     let mut flushers = tokio::task::JoinSet::new();
     for spec in &specs {
-        let handle = Arc::new(TargetHandle {
-            name: spec.name.clone(),
-            service: spec.service.clone(),
-            session: watch::Sender::new(None),
-            wake: Notify::new(),
-            flush_now: Notify::new(),
-            paused: AtomicBool::new(false),
-            config: spec.config.clone(),
-            credential_problem: std::sync::Mutex::new(None),
-            auth: config.auth_command(&spec.name),
-            health: std::sync::Mutex::new(Health {
-                state: "ok",
-                ..Health::default()
-            }),
-        });
+        let handle = Arc::new(TargetHandle::new(
+            &spec.name,
+            Arc::clone(&spec.target),
+            spec.config.clone(),
+            config.auth_command(&spec.name),
+        ));
         load_credential(&handle, &config.state_dir, spec.from_config.as_ref());
         let unusable = handle
             .credential_problem

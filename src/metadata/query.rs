@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::cache::{self, Cache};
 use super::info;
 use crate::config::Config;
-use crate::targets::lastfm::{self, ErrorKind};
+use crate::targets::ErrorKind;
+use crate::targets::lastfm;
 use crate::tracker::PlayState;
 use crate::{http, mpd as watcher, session};
 

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::json::{items, number, text};
 use super::sign::Params;
-use super::{Error, ItemOutcome, Session};
+use super::{Error, Session};
 use crate::scrobble::{Listen, Track};
-use crate::targets::Heard;
+use crate::targets::{Heard, ItemOutcome};
 
 /// Longest part of an unparseable error body kept in [`Error::Http`].
 const MAX_ERROR_BODY_CHARS: usize = 200;
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(recent_tracks(&none).unwrap(), (Vec::new(), 1));
         assert!(recent_tracks(&serde_json::json!({})).is_err());
     }
-    use crate::targets::lastfm::ErrorKind;
+    use crate::targets::ErrorKind;
 
     fn track(artist: &str, title: &str) -> Track {
         Track {
