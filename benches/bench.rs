@@ -103,7 +103,7 @@ fn history_stats(binary: &str) {
             assert_eq!(added, plays);
             let history = queue.history().expect("history").expect("history on");
             let start = Instant::now();
-            let stats = mpd_scrobbler::stats::compute(&history, None, now).expect("stats");
+            let stats = mpd_scrobbler::history::stats::compute(&history, None, now).expect("stats");
             let alone = start.elapsed();
             assert_eq!(stats.plays as usize, plays);
             println!(

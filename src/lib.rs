@@ -5,7 +5,6 @@
 
 pub mod admin;
 pub mod auth;
-pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -13,18 +12,12 @@ pub mod control;
 pub mod daemon;
 pub mod delivery;
 pub mod history;
-pub mod history_cmd;
 pub mod http;
-pub mod info;
-pub mod journal;
+pub mod metadata;
 pub mod mpd;
-pub mod query;
 pub mod queue;
 pub mod rules;
-pub mod rules_test;
 pub mod scrobble;
 pub mod session;
-pub mod stats;
-pub mod stream;
 pub mod targets;
 pub mod tracker;

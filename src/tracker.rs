@@ -18,8 +18,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::rules::stream::{self, Streams};
 use crate::scrobble::{Listen, Track};
-use crate::stream::{self, Streams};
 
 /// When a play counts as a listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -896,7 +896,7 @@ mod tests {
         let streams: Streams = {
             #[derive(serde::Deserialize)]
             struct Doc {
-                streams: crate::stream::RawStreams,
+                streams: crate::rules::stream::RawStreams,
             }
             let doc: Doc = toml::from_str("[streams]\nenabled = false\n").unwrap();
             Streams::compile(doc.streams).unwrap()

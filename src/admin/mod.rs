@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::control::{self, QueueReply, Reply, Request};
-use crate::info::local_time;
+use crate::history::{self, commands, journal};
+use crate::metadata::info::local_time;
 use crate::queue::Queue;
 use crate::scrobble::Listen;
-use crate::{history, history_cmd, journal, session};
+use crate::session;
 
 pub use crate::control::QueueCmd;
 pub use status::status;
@@ -172,7 +173,7 @@ pub fn open_queue(config: &Config) -> Result<Queue, String> {
         )
     })?;
     Queue::open(&config.state_dir, &config.target_names())
-        .map(|q| history_cmd::configure(q, config))
+        .map(|q| commands::configure(q, config))
         .map_err(|e| e.to_string())
 }
 

@@ -4,8 +4,8 @@
 use super::{open_queue, to_json, unexpected};
 use crate::config::Config;
 use crate::control::{self, Reply, Request, Status, StorageState};
-use crate::history_cmd;
-use crate::info::local_time;
+use crate::history::commands;
+use crate::metadata::info::local_time;
 
 /// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not
 /// running (then the result is an error, for scripts).
@@ -35,7 +35,7 @@ pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
                     t.rejected_len()
                 ));
             }
-            text.push_str(&history_cmd::render_summary(&history_cmd::summary(&queue)));
+            text.push_str(&commands::render_summary(&commands::summary(&queue)));
             Err(text.trim_end().to_owned())
         }
         Err(e) => Err(e.to_string()),
@@ -119,6 +119,6 @@ fn render(v: &Status) -> String {
             t.name, t.queued
         ));
     }
-    out.push_str(&history_cmd::render_summary(&v.history));
+    out.push_str(&commands::render_summary(&v.history));
     out
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::query;
+use crate::metadata::query;
 
 /// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
 #[derive(Debug, Parser)]

@@ -17,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, QueueCmd};
 use crate::check::{self, Level, Verdict};
 use crate::config::{self, Config};
+use crate::history::commands::{self, Format};
 use crate::history::{self, Filter};
-use crate::history_cmd::{self, Format};
-use crate::query::{self, Query, QueryError};
-use crate::{auth, daemon, rules_test};
+use crate::metadata::query::{self, Query, QueryError};
+use crate::rules::test as rules_test;
+use crate::{auth, daemon};
 use args::{
     AuthService, Cli, Command, ExportFormat, FilterArgs, HistoryAction, ImportFrom, QueueAction,
     RulesAction, TopKind,
@@ -173,19 +174,19 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             let mut filter = parse_filter(&filter)?;
             filter.limit = limit;
             match action {
-                None => runtime.block_on(history_cmd::show(&config, &filter, json)),
+                None => runtime.block_on(commands::show(&config, &filter, json)),
                 Some(HistoryAction::Export { format }) => {
                     let format = match format {
                         ExportFormat::Listenbrainz => Format::ListenBrainz,
                         ExportFormat::Csv => Format::Csv,
                     };
-                    runtime.block_on(history_cmd::export(&config, &filter, format))
+                    runtime.block_on(commands::export(&config, &filter, format))
                 }
             }
             .map_err(failed)
         }
         Command::Stats { period, json } => runtime
-            .block_on(history_cmd::show_stats(&config, &period, json))
+            .block_on(commands::show_stats(&config, &period, json))
             .map_err(failed),
         Command::Backfill {
             target,
@@ -194,7 +195,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         } => {
             let since = since.as_deref().map(when).transpose()?;
             runtime
-                .block_on(history_cmd::backfill_cmd(&config, &target, since, json))
+                .block_on(commands::backfill_cmd(&config, &target, since, json))
                 .map_err(failed)
         }
         Command::Queue { action, json } => {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::status::Status;
 use crate::history::Filter;
-use crate::history_cmd::BackfillRequest;
+use crate::history::commands::BackfillRequest;
 use crate::queue::Item;
 use crate::scrobble::Listen;
 

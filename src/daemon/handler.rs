@@ -8,10 +8,11 @@ use std::sync::Arc;
 use super::spool::Spool;
 use super::watch::Player;
 use super::{Reload, love, status};
+use crate::admin;
 use crate::control::{QueueCmd, QueueReply, Reply, Request};
 use crate::delivery::TargetHandle;
+use crate::history::commands;
 use crate::queue::Queue;
-use crate::{admin, history_cmd};
 
 /// What answering needs of the daemon.
 #[derive(Clone)]
@@ -78,17 +79,17 @@ impl Handler {
             }
             Request::History(filter) => {
                 let queue = self.queue.clone();
-                blocking(move || Reply::History(history_cmd::select(&queue, &filter))).await
+                blocking(move || Reply::History(commands::select(&queue, &filter))).await
             }
             Request::Stats(since) => {
                 let queue = self.queue.clone();
-                blocking(move || Reply::Stats(history_cmd::compute_stats(&queue, since))).await
+                blocking(move || Reply::Stats(commands::compute_stats(&queue, since))).await
             }
             Request::Backfill(req) => {
                 let queue = self.queue.clone();
                 let target = req.target.clone();
                 let answer =
-                    blocking(move || Reply::Backfill(history_cmd::backfill(&queue, &req))).await;
+                    blocking(move || Reply::Backfill(commands::backfill(&queue, &req))).await;
                 for t in self.targets.iter().filter(|t| t.name == target) {
                     t.wake.notify_one();
                 }

@@ -11,7 +11,7 @@ use super::{Daemon, Reload};
 use crate::config::{Config, Secret};
 use crate::control;
 use crate::delivery::TargetHandle;
-use crate::history_cmd;
+use crate::history::commands;
 use crate::mpd::Mpd;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
@@ -93,7 +93,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.state_dir.display()
         )
     })?;
-    let queue = history_cmd::configure(
+    let queue = commands::configure(
         Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
         &config,
     );

@@ -9,7 +9,7 @@ use super::spool::{Fault, Spool};
 use super::watch::Player;
 use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
 use crate::delivery::TargetHandle;
-use crate::history_cmd;
+use crate::history::commands;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 
@@ -52,7 +52,7 @@ pub(super) fn status(
         })
         .collect();
     Status {
-        history: history_cmd::summary(queue),
+        history: commands::summary(queue),
         mpd: MpdLink {
             address: address.to_owned(),
             connected: player.connected.load(Ordering::Relaxed),

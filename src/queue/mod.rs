@@ -7,31 +7,36 @@
 //! An enqueue writes the listen to every target's tree and its record to the
 //! listening history ([`crate::history`]) in one transaction and waits for
 //! the fsync before returning, so a play that qualified survives a crash and
-//! is never in a queue without being in the history, or the other way round. Items leave a queue only through [`TargetQueue::finish_in_flight`]
-//! (the server took them, or refused them for good) or
-//! [`TargetQueue::set_aside`] (refused for good before sending).
+//! is never in a queue without being in the history, or the other way round.
+//! Items leave a queue only through [`TargetQueue::finish_in_flight`] (the
+//! server took them, or refused them for good) or [`TargetQueue::set_aside`]
+//! (refused for good before sending).
 //!
 //! An I/O error closes the database and the next operation opens it again
-//! (sled's errors are sticky); opening checks for damage ([`open`](self::open)).
+//! (sled's errors are sticky); opening checks for damage (`open.rs`)
+//! and sets a damaged database aside (`salvage.rs`).
+//!
+//! Files: `enqueue.rs` writes plays and loves, `import.rs` imports and
+//! backfills, `target.rs` is one target's view, `stored.rs` the stored forms,
+//! `shared.rs` the handle every clone shares.
 
+mod enqueue;
+mod import;
 mod open;
+mod salvage;
+mod shared;
+mod stored;
+mod target;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
-use crate::history::{self, History, PlayInfo, Record};
+use crate::history::History;
 use crate::scrobble::Listen;
-use open::Open;
-pub use open::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
-
-/// Version of the stored item format, so a later release can read old queues.
-const FORMAT_VERSION: u32 = 1;
-/// The last listen enqueued, in the `meta` tree: a retried enqueue whose
-/// first attempt reached the disk after all finds it there.
-const LAST_LISTEN: &[u8] = b"last_listen";
+pub use salvage::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
+use shared::Shared;
 
 /// A queue failure.
 #[derive(Debug, thiserror::Error)]
@@ -74,20 +79,6 @@ impl QueueError {
 /// A queued item's key: big-endian so sled's byte order is FIFO order.
 pub type Key = [u8; 8];
 
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    v: u32,
-    listen: Listen,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Rejected {
-    v: u32,
-    listen: Listen,
-    reason: String,
-    at: u64,
-}
-
 /// A request whose outcome is not known yet: recorded, on disk, before it
 /// is sent, and cleared together with the answer's effect on the queue.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -100,12 +91,6 @@ pub struct InFlight {
     pub last: u64,
     /// Wall-clock time the request went out (Unix milliseconds).
     pub sent_at_ms: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredFlight {
-    v: u32,
-    flight: InFlight,
 }
 
 /// A love or unlove of a track, queued like a scrobble so that one made
@@ -130,38 +115,6 @@ pub struct Item {
     pub reason: Option<String>,
 }
 
-/// The stored form of an item set aside for `reason`.
-fn rejected_value(listen: &Listen, reason: &str) -> Vec<u8> {
-    serde_json::to_vec(&Rejected {
-        v: FORMAT_VERSION,
-        listen: listen.clone(),
-        reason: reason.to_owned(),
-        at: crate::scrobble::unix_now(),
-    })
-    .expect("a listen always serialises")
-}
-
-/// What a queue transaction body can fail with: only storage errors, since
-/// none of them aborts.
-type Conflict = sled::transaction::ConflictableTransactionError<std::convert::Infallible>;
-
-/// The storage error of a transaction that cannot abort.
-fn storage_error(e: sled::transaction::TransactionError<std::convert::Infallible>) -> sled::Error {
-    match e {
-        sled::transaction::TransactionError::Storage(e) => e,
-        sled::transaction::TransactionError::Abort(never) => match never {},
-    }
-}
-
-/// The stored form of a queued listen.
-fn stored(listen: &Listen) -> Vec<u8> {
-    serde_json::to_vec(&Stored {
-        v: FORMAT_VERSION,
-        listen: listen.clone(),
-    })
-    .expect("a listen always serialises")
-}
-
 /// What [`Queue::backfill`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backfill {
@@ -171,104 +124,6 @@ pub struct Backfill {
     pub already: usize,
     /// Plays too old for the target, left out.
     pub too_old: usize,
-}
-
-/// Insert `value` under `key` in every tree, atomically.
-fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled::Error> {
-    trees
-        .transaction(|trees| {
-            for tree in trees {
-                tree.insert(key, value)?;
-            }
-            Ok::<_, Conflict>(())
-        })
-        .map_err(storage_error)
-}
-
-/// What every handle on the queue shares: the open database, replaced
-/// after an I/O error.
-///
-/// sled's I/O errors are sticky: after one (a full disk, say), every later
-/// write on the same handle fails even once the cause is gone. So an I/O
-/// error closes the database, and the next operation opens it again, which
-/// clears it. sled's file lock allows one open instance, so the reopen
-/// succeeds only once the operations still holding the old one are done;
-/// until then operations fail and their callers retry.
-#[derive(Debug)]
-struct Shared {
-    path: PathBuf,
-    names: Vec<String>,
-    open: std::sync::RwLock<Option<Arc<Open>>>,
-    /// Signalled when an error closes the database.
-    closed: tokio::sync::Notify,
-    /// Whether plays go to the history too (`[history] enabled`).
-    history_on: bool,
-    /// Targets that ignore plays older than this many seconds.
-    max_age: Vec<(String, u64)>,
-}
-
-impl Shared {
-    /// The open database, opening it again if an error closed it.
-    fn current(&self) -> Result<Arc<Open>, QueueError> {
-        if let Ok(o) = self.if_open() {
-            return Ok(o);
-        }
-        let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(o) = slot.as_ref() {
-            return Ok(Arc::clone(o));
-        }
-        let o = Arc::new(self.reopen()?);
-        tracing::info!("queue database {} opened again", self.path.display());
-        *slot = Some(Arc::clone(&o));
-        Ok(o)
-    }
-
-    /// The open database; a closed one stays closed. Operations on a
-    /// target's queue run on the runtime thread and leave reopening, which
-    /// reads the whole database, to the writer's blocking thread.
-    fn if_open(&self) -> Result<Arc<Open>, QueueError> {
-        self.open
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(Arc::clone)
-            .ok_or_else(|| QueueError::Closed(self.path.clone()))
-    }
-
-    fn reopen(&self) -> Result<Open, QueueError> {
-        open::open(&self.path, &self.names).map_err(|e| match e {
-            // Our own old handles, still held by an operation that has not
-            // finished.
-            open::OpenError::Locked => QueueError::Closed(self.path.clone()),
-            open::OpenError::Io(source) => QueueError::Db {
-                path: self.path.clone(),
-                source,
-            },
-        })
-    }
-
-    /// The error for `source`; an I/O error closes the database so that the
-    /// next operation opens it afresh.
-    fn fail(&self, source: sled::Error) -> QueueError {
-        if matches!(source, sled::Error::Io(_))
-            && self
-                .open
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .is_some()
-        {
-            tracing::warn!(
-                "queue database {}: {source}; closed, to be opened again",
-                self.path.display()
-            );
-            self.closed.notify_one();
-        }
-        QueueError::Db {
-            path: self.path.clone(),
-            source,
-        }
-    }
 }
 
 /// The queue database.
@@ -284,19 +139,10 @@ pub struct TargetQueue {
     name: String,
 }
 
-/// A target's trees in the currently open database.
-struct Trees {
-    db: sled::Db,
-    pending: sled::Tree,
-    rejected: sled::Tree,
-    loves: sled::Tree,
-    inflight: sled::Tree,
-}
-
 impl Queue {
     /// Open (or create) the queue under `state_dir`, with a tree per target.
     /// A damaged database is set aside and a fresh one started (see
-    /// [`open`](self::open)).
+    /// `open.rs`).
     pub fn open(state_dir: &Path, targets: &[&str]) -> Result<Queue, QueueError> {
         let queue = Queue::unopened(state_dir, targets);
         let o = match open::open(&queue.shared.path, &queue.shared.names) {
@@ -381,138 +227,6 @@ impl Queue {
         History::open(&o.db).map(Some).map_err(|e| self.err(e))
     }
 
-    /// Append `listen` to every target's queue atomically and wait until it is
-    /// on disk.
-    pub async fn enqueue(&self, listen: &Listen) -> Result<(), QueueError> {
-        self.enqueue_each(listen, &self.everywhere(listen)).await
-    }
-
-    /// One play's own version for each target (the rules may rewrite it
-    /// per target, or leave a target out), queued under one key in one
-    /// transaction with its history record; on disk before this returns.
-    /// `play` is the play before the rules: the history records it, and it
-    /// tells a repeated write apart. Names the queue was not opened with are
-    /// left out.
-    pub async fn enqueue_each(
-        &self,
-        play: &Listen,
-        listens: &[(&str, Listen)],
-    ) -> Result<(), QueueError> {
-        let o = self.shared.current()?;
-        let Some(key) = self.insert_listens(&o, play, listens, &PlayInfo::default())? else {
-            return Ok(());
-        };
-        o.db.flush_async().await.map_err(|e| self.err(e))?;
-        open::record_last_write(&self.shared.path, key);
-        Ok(())
-    }
-
-    /// [`Queue::enqueue`] for a blocking thread (the daemon's writer runs it
-    /// off the runtime). Writing a listen that is already the last one
-    /// written (an attempt whose fsync failed after sled kept it) does
-    /// nothing, so retrying never queues a play twice.
-    pub fn enqueue_blocking(&self, listen: &Listen) -> Result<(), QueueError> {
-        self.enqueue_play_blocking(listen, &PlayInfo::default())
-    }
-
-    /// [`Queue::enqueue_blocking`], with what the daemon knows of the play
-    /// beyond the listen (file, play time) for its history record.
-    pub fn enqueue_play_blocking(
-        &self,
-        listen: &Listen,
-        info: &PlayInfo,
-    ) -> Result<(), QueueError> {
-        self.enqueue_each_blocking(listen, &self.everywhere(listen), info)
-    }
-
-    /// [`Queue::enqueue_each`] for a blocking thread, with the guarantee of
-    /// [`Queue::enqueue_blocking`].
-    pub fn enqueue_each_blocking(
-        &self,
-        play: &Listen,
-        listens: &[(&str, Listen)],
-        info: &PlayInfo,
-    ) -> Result<(), QueueError> {
-        let o = self.shared.current()?;
-        let key = self.insert_listens(&o, play, listens, info)?;
-        o.db.flush().map_err(|e| self.err(e))?;
-        if let Some(key) = key {
-            open::record_last_write(&self.shared.path, key);
-        }
-        Ok(())
-    }
-
-    /// The same listen for every target.
-    fn everywhere<'a>(&'a self, listen: &Listen) -> Vec<(&'a str, Listen)> {
-        self.shared
-            .names
-            .iter()
-            .map(|n| (n.as_str(), listen.clone()))
-            .collect()
-    }
-
-    /// Insert each target's listen into its tree and `play` into the
-    /// history, and note `play` as the last one written; `None` if it
-    /// already is.
-    fn insert_listens(
-        &self,
-        o: &Open,
-        play: &Listen,
-        listens: &[(&str, Listen)],
-        info: &PlayInfo,
-    ) -> Result<Option<u64>, QueueError> {
-        let stored = |listen: &Listen| {
-            serde_json::to_vec(&Stored {
-                v: FORMAT_VERSION,
-                listen: listen.clone(),
-            })
-            .expect("a listen always serialises")
-        };
-        let value = stored(play);
-        let last = o.meta.get(LAST_LISTEN).map_err(|e| self.err(e))?;
-        if last.as_deref() == Some(value.as_slice()) {
-            return Ok(None);
-        }
-        let mut trees = Vec::with_capacity(listens.len() + 2);
-        let mut values = Vec::with_capacity(listens.len());
-        let mut queued = Vec::with_capacity(listens.len());
-        for (name, listen) in listens {
-            if let Some(i) = self.shared.names.iter().position(|n| n == name) {
-                trees.push(o.pending[i].clone());
-                values.push(stored(listen));
-                queued.push((*name).to_owned());
-            }
-        }
-        let key = o.next_key().map_err(|e| self.err(e))?;
-        let n = trees.len();
-        let record = if self.shared.history_on {
-            trees.push(o.db.open_tree(history::TREE).map_err(|e| self.err(e))?);
-            Some((
-                history::key(play.started_at, u64::from_be_bytes(key)),
-                Record::new(play, info, &queued).encode(),
-            ))
-        } else {
-            None
-        };
-        trees.push(o.meta.clone());
-        trees
-            .as_slice()
-            .transaction(|trees| {
-                let (meta, rest) = trees.split_last().expect("meta is last");
-                for (tree, value) in rest[..n].iter().zip(&values) {
-                    tree.insert(&key, value.as_slice())?;
-                }
-                if let (Some(h), Some((hkey, record))) = (rest.get(n), &record) {
-                    h.insert(hkey, record.as_slice())?;
-                }
-                meta.insert(open::LAST_ID, &key)?;
-                meta.insert(LAST_LISTEN, value.as_slice())?;
-                Ok::<_, Conflict>(())
-            })
-            .map_err(|e| self.err(storage_error(e)))?;
-        Ok(Some(u64::from_be_bytes(key)))
-    }
-
     /// The queue of one target.
     ///
     /// # Panics
@@ -526,187 +240,6 @@ impl Queue {
             shared: Arc::clone(&self.shared),
             name: name.to_owned(),
         }
-    }
-
-    /// Add listens from elsewhere (an mpdscribble journal, a ListenBrainz
-    /// export) to the history and to every target's queue, leaving out, per
-    /// target, any play it already has: queued there with the same artist,
-    /// title and start time, or, through the history, already delivered to
-    /// it, or too old for it. Returns how many were added and skipped.
-    pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
-        let o = self.shared.current()?;
-        let err = |source| self.err(source);
-        let names = &self.shared.names;
-        let mut queued: Vec<Vec<Listen>> = Vec::new();
-        for tree in &o.pending {
-            let mut v = Vec::new();
-            for item in tree.iter() {
-                let (_, value) = item.map_err(err)?;
-                if let Ok(s) = serde_json::from_slice::<Stored>(&value) {
-                    v.push(s.listen);
-                }
-            }
-            queued.push(v);
-        }
-        let history = match self.shared.history_on {
-            true => Some(History::open(&o.db).map_err(err)?),
-            false => None,
-        };
-        let now = crate::scrobble::unix_now();
-        let (mut added, mut skipped) = (0, 0);
-        for listen in listens {
-            let known = match &history {
-                Some(h) => h.find(listen).map_err(err)?,
-                None => None,
-            };
-            let holds = |i: usize| queued[i].iter().any(|q| history::same_play(q, listen));
-            let wanted: Vec<usize> = (0..o.pending.len())
-                .filter(|&i| {
-                    !holds(i)
-                        && known.as_ref().is_none_or(|(_, r)| !r.has(&names[i]))
-                        && !self.too_old(&names[i], listen.started_at, now)
-                })
-                .collect();
-            // A play new to the history is recorded even when no target
-            // takes it (none configured, or it is too old for them).
-            let new_play = known.is_none() && history.is_some() && !(0..o.pending.len()).any(holds);
-            if wanted.is_empty() && !new_play {
-                skipped += 1;
-                continue;
-            }
-            let (id, record) = match known {
-                Some((hkey, mut r)) => {
-                    r.queued.extend(wanted.iter().map(|&i| names[i].clone()));
-                    (history::split_key(&hkey).map_or(0, |(_, id)| id), r)
-                }
-                None => {
-                    let holders: Vec<String> = (0..o.pending.len())
-                        .filter(|&i| holds(i) || wanted.contains(&i))
-                        .map(|i| names[i].clone())
-                        .collect();
-                    let key = o.next_key().map_err(err)?;
-                    o.meta.insert(open::LAST_ID, &key).map_err(err)?;
-                    (
-                        u64::from_be_bytes(key),
-                        Record::new(listen, &PlayInfo::default(), &holders),
-                    )
-                }
-            };
-            let value = stored(listen);
-            let mut trees: Vec<sled::Tree> = wanted.iter().map(|&i| o.pending[i].clone()).collect();
-            let n = trees.len();
-            if let Some(h) = &history {
-                trees.push(h.tree().clone());
-            }
-            let hkey = history::key(listen.started_at, id);
-            let record = record.encode();
-            trees
-                .as_slice()
-                .transaction(|trees| {
-                    for tree in &trees[..n] {
-                        tree.insert(&id.to_be_bytes(), value.as_slice())?;
-                    }
-                    if let Some(h) = trees.get(n) {
-                        h.insert(&hkey, record.as_slice())?;
-                    }
-                    Ok::<_, Conflict>(())
-                })
-                .map_err(|e| self.err(storage_error(e)))?;
-            added += 1;
-        }
-        o.db.flush().map_err(err)?;
-        if let Some(last) = o.meta.get(open::LAST_ID).ok().flatten() {
-            if let Ok(k) = <Key>::try_from(last.as_ref()) {
-                open::record_last_write(&self.shared.path, u64::from_be_bytes(k));
-            }
-        }
-        Ok((added, skipped))
-    }
-
-    /// Forget history records of plays that started before `before`, except
-    /// those still waiting in a queue. Returns how many went.
-    pub fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
-        let Some(h) = self.history()? else {
-            return Ok(0);
-        };
-        let o = self.shared.current()?;
-        let waiting = |id: u64| {
-            let k = id.to_be_bytes();
-            o.pending.iter().any(|t| t.contains_key(k).unwrap_or(true))
-        };
-        let removed = h.prune(before, waiting).map_err(|e| self.err(e))?;
-        if removed > 0 {
-            o.db.flush().map_err(|e| self.err(e))?;
-        }
-        Ok(removed)
-    }
-
-    /// Queue for `target` the recorded plays since `since` that it has not
-    /// received, for a target added later. Plays too old for it (see
-    /// [`Queue::with_max_age`]) are counted and left out.
-    pub fn backfill(
-        &self,
-        target: &str,
-        since: Option<u64>,
-        now: u64,
-    ) -> Result<Backfill, QueueError> {
-        let Some(h) = self.history()? else {
-            return Ok(Backfill::default());
-        };
-        let o = self.shared.current()?;
-        let i = self
-            .shared
-            .names
-            .iter()
-            .position(|n| n == target)
-            .expect("backfill of a configured target");
-        let mut done = Backfill::default();
-        for item in h.range(since, None) {
-            let (hkey, mut record) = item.map_err(|e| self.err(e))?;
-            if record.has(target) {
-                done.already += 1;
-                continue;
-            }
-            if self.too_old(target, record.listen.started_at, now) {
-                done.too_old += 1;
-                continue;
-            }
-            let Some((_, id)) = history::split_key(&hkey) else {
-                continue;
-            };
-            record.queued.push(target.to_owned());
-            let value = stored(&record.listen);
-            let record = record.encode();
-            (&o.pending[i], h.tree())
-                .transaction(|(q, ht)| {
-                    q.insert(&id.to_be_bytes(), value.as_slice())?;
-                    ht.insert(&hkey, record.as_slice())?;
-                    Ok::<_, Conflict>(())
-                })
-                .map_err(|e| self.err(storage_error(e)))?;
-            done.queued += 1;
-        }
-        o.db.flush().map_err(|e| self.err(e))?;
-        Ok(done)
-    }
-
-    /// Queue a love for every target in one transaction, on disk before
-    /// this returns.
-    pub fn enqueue_love(&self, love: &Love) -> Result<(), QueueError> {
-        let o = self.shared.current()?;
-        let err = |source| self.err(source);
-        let trees: Vec<sled::Tree> = self
-            .shared
-            .names
-            .iter()
-            .map(|t| o.db.open_tree(format!("loves/{t}")))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        let value = serde_json::to_vec(love).expect("a love always serialises");
-        let key = o.next_key().map_err(err)?;
-        insert_all(&trees, &key, &value).map_err(err)?;
-        o.db.flush().map_err(err)?;
-        Ok(())
     }
 
     /// The target names the queue was opened with.
@@ -734,332 +267,6 @@ impl Queue {
     /// Wait until an error closes the database.
     pub async fn closed(&self) {
         self.shared.closed.notified().await
-    }
-}
-
-impl TargetQueue {
-    fn err(&self, source: sled::Error) -> QueueError {
-        self.shared.fail(source)
-    }
-
-    /// This target's trees in the open database.
-    fn trees(&self) -> Result<Trees, QueueError> {
-        let o = self.shared.if_open()?;
-        let i = self
-            .shared
-            .names
-            .iter()
-            .position(|n| *n == self.name)
-            .expect("checked by Queue::target");
-        let open = |prefix: &str| {
-            o.db.open_tree(format!("{prefix}/{}", self.name))
-                .map_err(|e| self.err(e))
-        };
-        Ok(Trees {
-            db: o.db.clone(),
-            pending: o.pending[i].clone(),
-            rejected: open("rejected")?,
-            loves: open("loves")?,
-            inflight: open("inflight")?,
-        })
-    }
-
-    /// The oldest `n` items, oldest first, without removing them. An item that
-    /// cannot be decoded is set aside (with a log line) rather than blocking
-    /// the queue.
-    pub async fn peek(&self, n: usize) -> Result<Vec<(Key, Listen)>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::with_capacity(n);
-        let mut unreadable = Vec::new();
-        for item in t.pending.iter() {
-            if out.len() == n {
-                break;
-            }
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let key: Key = k.as_ref().try_into().unwrap_or_default();
-            match serde_json::from_slice::<Stored>(&v) {
-                Ok(s) => out.push((key, s.listen)),
-                Err(e) => unreadable.push((k, v, e)),
-            }
-        }
-        for (k, v, e) in unreadable {
-            tracing::error!(
-                "queue item {} cannot be read ({e}); moved out of the way",
-                hex::encode(&k)
-            );
-            let mut kept = b"unreadable:".to_vec();
-            kept.extend_from_slice(&v);
-            self.move_to_rejected(&k, &kept)?;
-        }
-        Ok(out)
-    }
-
-    /// Move an item the server refused for good to the rejected list.
-    pub async fn set_aside(
-        &self,
-        key: Key,
-        listen: &Listen,
-        reason: &str,
-    ) -> Result<(), QueueError> {
-        let t = self.trees()?;
-        self.move_to_rejected(&key, &rejected_value(listen, reason))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Atomically take `key` out of the pending queue and keep `value` for
-    /// it in the rejected list.
-    fn move_to_rejected(&self, key: &[u8], value: &[u8]) -> Result<(), QueueError> {
-        let t = self.trees()?;
-        (&t.pending, &t.rejected)
-            .transaction(|(p, r)| {
-                p.remove(key)?;
-                r.insert(key, value)?;
-                Ok::<_, Conflict>(())
-            })
-            .map_err(|e| self.err(storage_error(e)))
-    }
-
-    /// The oldest queued love, if any.
-    pub fn peek_love(&self) -> Result<Option<(Key, Love)>, QueueError> {
-        let t = self.trees()?;
-        let Some((k, v)) = t.loves.first().map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        let key: Key = k.as_ref().try_into().unwrap_or_default();
-        match serde_json::from_slice(&v) {
-            Ok(love) => Ok(Some((key, love))),
-            Err(e) => {
-                tracing::error!("a queued love cannot be read ({e}); dropped");
-                t.loves.remove(k).map_err(|e| self.err(e))?;
-                self.peek_love()
-            }
-        }
-    }
-
-    /// Remove a love once delivered or refused for good.
-    pub async fn remove_love(&self, key: Key) -> Result<(), QueueError> {
-        let t = self.trees()?;
-        t.loves.remove(key).map_err(|e| self.err(e))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Record `flight` as sent, on disk before this returns: one fsync per
-    /// request. Returns the record's id.
-    pub async fn mark_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
-        let value = serde_json::to_vec(&StoredFlight {
-            v: FORMAT_VERSION,
-            flight: flight.clone(),
-        })
-        .expect("a record always serialises");
-        let t = self.trees()?;
-        let id = t.db.generate_id().map_err(|e| self.err(e))?.to_be_bytes();
-        t.inflight.insert(id, value).map_err(|e| self.err(e))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(id)
-    }
-
-    /// The oldest request whose outcome is not known, if any. A record that
-    /// cannot be read is dropped with a log line: its items are still
-    /// queued and are simply sent again.
-    pub fn in_flight(&self) -> Result<Option<(Key, InFlight)>, QueueError> {
-        let t = self.trees()?;
-        for item in t.inflight.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let key: Key = k.as_ref().try_into().unwrap_or_default();
-            match serde_json::from_slice::<StoredFlight>(&v) {
-                Ok(s) => return Ok(Some((key, s.flight))),
-                Err(e) => {
-                    tracing::error!(
-                        "in-flight record {} cannot be read ({e}); its scrobbles are sent again",
-                        hex::encode(&k)
-                    );
-                    t.inflight.remove(&k).map_err(|e| self.err(e))?;
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Forget an in-flight record after an answer that changes nothing in
-    /// the queue (a refusal before anything was stored). Not flushed: a
-    /// record that survives a crash only makes the server be asked again.
-    pub fn clear_in_flight(&self, id: Key) -> Result<(), QueueError> {
-        self.trees()?.inflight.remove(id).map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Settle an in-flight request in one transaction: remove what the
-    /// server has, set aside what it refused for good, and forget the
-    /// record; on disk before this returns.
-    pub async fn finish_in_flight(
-        &self,
-        id: Key,
-        delivered: &[Key],
-        refused: &[(Key, Listen, String)],
-    ) -> Result<(), QueueError> {
-        let refused: Vec<(Key, Vec<u8>)> = refused
-            .iter()
-            .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
-            .collect();
-        let t = self.trees()?;
-        // With the history off, a tree no play is written to: nothing to mark.
-        let history =
-            t.db.open_tree(match self.shared.history_on {
-                true => history::TREE,
-                false => "history-off",
-            })
-            .map_err(|e| self.err(e))?;
-        let now = crate::scrobble::unix_now();
-        let name = &self.name;
-        (&t.pending, &t.rejected, &t.inflight, &history)
-            .transaction(|(p, r, f, h)| {
-                for k in delivered {
-                    let Some(v) = p.remove(k)? else { continue };
-                    // Record in the history, in this transaction, that this
-                    // target accepted the play now. A play queued before the
-                    // history existed has no record.
-                    let Ok(s) = serde_json::from_slice::<Stored>(&v) else {
-                        continue;
-                    };
-                    let hkey = history::key(s.listen.started_at, u64::from_be_bytes(*k));
-                    if let Some(mut rec) = h.get(hkey)?.and_then(|v| Record::decode(&v)) {
-                        rec.delivered.insert(name.clone(), now);
-                        h.insert(&hkey, rec.encode())?;
-                    }
-                }
-                for (k, value) in &refused {
-                    p.remove(k)?;
-                    r.insert(k, value.as_slice())?;
-                }
-                f.remove(&id)?;
-                Ok::<_, Conflict>(())
-            })
-            .map_err(|e| self.err(storage_error(e)))?;
-        t.db.flush_async().await.map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Those of `keys` still queued, with their listens, in queue order.
-    pub fn items(&self, keys: &[Key]) -> Result<Vec<(Key, Listen)>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(v) = t.pending.get(k).map_err(|e| self.err(e))? {
-                if let Ok(s) = serde_json::from_slice::<Stored>(&v) {
-                    out.push((*k, s.listen));
-                }
-            }
-        }
-        out.sort_by_key(|(k, _)| *k);
-        Ok(out)
-    }
-
-    /// Start time of the oldest waiting item.
-    pub fn oldest(&self) -> Option<u64> {
-        let t = self.trees().ok()?;
-        let (_, v) = t.pending.first().ok()??;
-        serde_json::from_slice::<Stored>(&v)
-            .ok()
-            .map(|s| s.listen.started_at)
-    }
-
-    /// Every waiting item, oldest first (unreadable ones are skipped).
-    pub fn list(&self) -> Result<Vec<Item>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::new();
-        for item in t.pending.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            if let (Ok(key), Ok(s)) = (
-                <Key>::try_from(k.as_ref()),
-                serde_json::from_slice::<Stored>(&v),
-            ) {
-                out.push(Item {
-                    id: u64::from_be_bytes(key),
-                    listen: s.listen,
-                    reason: None,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every item set aside, with the reason.
-    pub fn list_rejected(&self) -> Result<Vec<Item>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::new();
-        for item in t.rejected.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            if let (Ok(key), Ok(r)) = (
-                <Key>::try_from(k.as_ref()),
-                serde_json::from_slice::<Rejected>(&v),
-            ) {
-                out.push(Item {
-                    id: u64::from_be_bytes(key),
-                    listen: r.listen,
-                    reason: Some(r.reason),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Drop one waiting item for good; `false` when there is no such item.
-    pub fn drop_item(&self, id: u64) -> Result<bool, QueueError> {
-        let t = self.trees()?;
-        let found = t
-            .pending
-            .remove(id.to_be_bytes())
-            .map_err(|e| self.err(e))?
-            .is_some();
-        t.db.flush().map_err(|e| self.err(e))?;
-        Ok(found)
-    }
-
-    /// Put every rejected item back in the queue, in its old place.
-    pub fn retry_rejected(&self) -> Result<usize, QueueError> {
-        let t = self.trees()?;
-        let mut moved = 0;
-        for item in t.rejected.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let Ok(r) = serde_json::from_slice::<Rejected>(&v) else {
-                continue;
-            };
-            let value = serde_json::to_vec(&Stored {
-                v: FORMAT_VERSION,
-                listen: r.listen,
-            })
-            .expect("a listen always serialises");
-            (&t.pending, &t.rejected)
-                .transaction(|(p, rj)| {
-                    rj.remove(&k)?;
-                    p.insert(&k, value.as_slice())?;
-                    Ok::<_, Conflict>(())
-                })
-                .map_err(|e| self.err(storage_error(e)))?;
-            moved += 1;
-        }
-        t.db.flush().map_err(|e| self.err(e))?;
-        Ok(moved)
-    }
-
-    /// Number of items waiting.
-    pub fn len(&self) -> usize {
-        let Ok(t) = self.trees() else { return 0 };
-        t.pending.len()
-    }
-
-    /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        let Ok(t) = self.trees() else { return true };
-        t.pending.is_empty()
-    }
-
-    /// Number of items set aside.
-    pub fn rejected_len(&self) -> usize {
-        let Ok(t) = self.trees() else { return 0 };
-        t.rejected.len()
     }
 }
 

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::rules::Glob;
+use super::Glob;
 use crate::scrobble::Track;
 use crate::tracker::{Song, Unscrobblable};
 

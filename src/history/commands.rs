@@ -7,13 +7,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::stats::{self, Stats, Style};
 use crate::config::Config;
 use crate::control::{self, Request};
 use crate::history::{self, Filter, Record};
-use crate::info::local_time;
+use crate::metadata::info::local_time;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
-use crate::stats::{self, Stats, Style};
 
 /// Last.fm ignores scrobbles older than this (protocols.md §1.8).
 const LASTFM_MAX_AGE: u64 = 14 * 86_400;

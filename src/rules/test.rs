@@ -4,10 +4,10 @@
 
 use anyhow::Context;
 
+use super::stream;
 use crate::config::Config;
 use crate::mpd as watcher;
 use crate::scrobble::Track;
-use crate::stream;
 use crate::tracker::PlayState;
 
 /// The track given on the command line; all `None` means "ask MPD".

@@ -9,18 +9,29 @@
 //! order, a start-time range is a key range, and the flusher finds a
 //! delivered item's record from its queue key and start time alone.
 //!
-//! This module also holds the pure parts around it: the time arguments
-//! (`--since 7d`, `--since 2024-05-01`), the export formats (ListenBrainz
-//! import shape, CSV) and the reader of ListenBrainz export files.
+//! Around it, in this folder: the time arguments and filters ([`filter`]),
+//! the formats plays go out and come in ([`formats`]: ListenBrainz's import
+//! shape, CSV, ListenBrainz exports; [`journal`]: mpdscribble's journal), the
+//! figures of `stats` ([`stats`], drawn by [`charts`]) and the commands over
+//! it ([`commands`]).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::mpd::is_uuid;
-use crate::scrobble::{Listen, Track};
+use crate::scrobble::Listen;
+
+pub mod charts;
+pub mod commands;
+pub mod filter;
+pub mod formats;
+pub mod journal;
+pub mod stats;
+
+pub use filter::{Filter, parse_when, period_start};
+pub use formats::{
+    CSV_HEADER, Unreadable, csv_line, listenbrainz_listen, parse_listenbrainz_export,
+};
 
 /// The sled tree holding the history.
 pub const TREE: &str = "history";
@@ -248,269 +259,11 @@ impl History {
     }
 }
 
-/// Which plays `history` and `history export` show.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Filter {
-    /// Plays that started at or after this (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<u64>,
-    /// Plays that started before this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<u64>,
-    /// Only the last N of them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-    /// Only plays whose artist contains this (case-insensitive).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artist: Option<String>,
-}
-
-impl Filter {
-    /// Whether `record` passes the artist filter.
-    fn admits(&self, record: &Record, artist_lower: Option<&str>) -> bool {
-        artist_lower.is_none_or(|a| record.listen.track.artist.to_lowercase().contains(a))
-    }
-
-    /// The records this filter selects, oldest first.
-    pub fn select(&self, history: &History) -> sled::Result<Vec<Record>> {
-        let artist = self.artist.as_ref().map(|a| a.to_lowercase());
-        let mut out = Vec::new();
-        let matching = history.range(self.since, self.until).filter(|r| match r {
-            Ok((_, rec)) => self.admits(rec, artist.as_deref()),
-            Err(_) => true,
-        });
-        match self.limit {
-            // The last N: walk back from the newest, then restore the order.
-            Some(n) => {
-                for item in matching.rev().take(n) {
-                    out.push(item?.1);
-                }
-                out.reverse();
-            }
-            None => {
-                for item in matching {
-                    out.push(item?.1);
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// A `--since`/`--until` value: a duration back from `now` ("7d", "2h 30m")
-/// or a local date or time ("2024-05-01", "2024-05-01 18:30"), or an RFC 3339
-/// instant with its own offset. Returns Unix seconds.
-pub fn parse_when(s: &str, now: u64, tz: &jiff::tz::TimeZone) -> Result<u64, String> {
-    let s = s.trim();
-    if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(now.saturating_sub(d.as_secs()));
-    }
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return u64::try_from(ts.as_second()).map_err(|_| format!("{s:?} is before 1970"));
-    }
-    let civil = if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-        dt
-    } else if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        d.to_datetime(jiff::civil::Time::midnight())
-    } else {
-        return Err(format!(
-            "{s:?} is neither a duration (\"7d\", \"12h\") nor a date (\"2024-05-01\", \"2024-05-01 18:30\")"
-        ));
-    };
-    let zoned = civil
-        .to_zoned(tz.clone())
-        .map_err(|e| format!("{s:?}: {e}"))?;
-    u64::try_from(zoned.timestamp().as_second()).map_err(|_| format!("{s:?} is before 1970"))
-}
-
-/// The start of a `stats --period`: `7d`, `30d`, `year` (the last 365 days)
-/// or `all` (`None`).
-pub fn period_start(period: &str, now: u64) -> Result<Option<u64>, String> {
-    let days = match period {
-        "7d" => 7,
-        "30d" => 30,
-        "year" => 365,
-        "all" => return Ok(None),
-        other => {
-            return Err(format!(
-                "{other:?} is not a period: use 7d, 30d, year or all"
-            ));
-        }
-    };
-    Ok(Some(now.saturating_sub(days * 86_400)))
-}
-
-/// A play in ListenBrainz's import shape (what `submit-listens` takes and
-/// ListenBrainz's export writes).
-pub fn listenbrainz_listen(listen: &Listen) -> Value {
-    let t = &listen.track;
-    let mut info = serde_json::Map::new();
-    let mut put = |k: &str, v: Value| {
-        info.insert(k.to_owned(), v);
-    };
-    if let Some(d) = t.duration_secs {
-        put("duration_ms", json!(d * 1000));
-    }
-    if let Some(n) = t.track_number {
-        put("tracknumber", json!(n));
-    }
-    if let Some(a) = &t.album_artist {
-        put("albumartist", json!(a));
-    }
-    for (k, v) in [
-        ("recording_mbid", &t.recording_mbid),
-        ("release_mbid", &t.release_mbid),
-        ("release_group_mbid", &t.release_group_mbid),
-        ("track_mbid", &t.track_mbid),
-    ] {
-        if let Some(v) = v {
-            put(k, json!(v));
-        }
-    }
-    if !t.artist_mbids.is_empty() {
-        put("artist_mbids", json!(t.artist_mbids));
-    }
-    put("media_player", json!("MPD"));
-    put("submission_client", json!("mpd-scrobbler"));
-    let mut meta = json!({"artist_name": t.artist, "track_name": t.title});
-    if let Some(album) = &t.album {
-        meta["release_name"] = json!(album);
-    }
-    meta["additional_info"] = Value::Object(info);
-    json!({"listened_at": listen.started_at, "track_metadata": meta})
-}
-
-/// The header of the CSV export.
-pub const CSV_HEADER: &str = "started_at,artist,title,album,album_artist,track_number,duration,recording_mbid,release_mbid,played_secs,uri";
-
-/// One CSV line (RFC 4180 quoting), without the line end.
-pub fn csv_line(r: &Record) -> String {
-    let t = &r.listen.track;
-    let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
-    let fields: [Cow<'_, str>; 11] = [
-        r.listen.started_at.to_string().into(),
-        csv_field(&t.artist),
-        csv_field(&t.title),
-        csv_field(t.album.as_deref().unwrap_or_default()),
-        csv_field(t.album_artist.as_deref().unwrap_or_default()),
-        num(t.track_number.map(u64::from)).into(),
-        num(t.duration_secs).into(),
-        csv_field(t.recording_mbid.as_deref().unwrap_or_default()),
-        csv_field(t.release_mbid.as_deref().unwrap_or_default()),
-        num(r.played_secs).into(),
-        csv_field(r.uri.as_deref().unwrap_or_default()),
-    ];
-    fields.join(",")
-}
-
-fn csv_field(s: &str) -> Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
-}
-
-/// A listen of an export file that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
-    /// 1-based position of the listen in the file.
-    pub index: usize,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// Read a ListenBrainz export: a JSON array of listens (the format of
-/// `history export --format listenbrainz` and of ListenBrainz's older
-/// exports) or one listen per line (its newer JSON Lines exports).
-pub fn parse_listenbrainz_export(text: &str) -> Result<(Vec<Listen>, Vec<Unreadable>), String> {
-    let trimmed = text.trim_start();
-    let values: Vec<Value> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).map_err(|e| format!("not a JSON array of listens: {e}"))?
-    } else {
-        let mut v = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            v.push(
-                serde_json::from_str(line)
-                    .map_err(|e| format!("line {}: not a JSON listen: {e}", i + 1))?,
-            );
-        }
-        v
-    };
-    let mut listens = Vec::new();
-    let mut bad = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        match listen_from_json(v) {
-            Ok(l) => listens.push(l),
-            Err(problem) => bad.push(Unreadable {
-                index: i + 1,
-                problem,
-            }),
-        }
-    }
-    Ok((listens, bad))
-}
-
-fn listen_from_json(v: &Value) -> Result<Listen, String> {
-    let started_at = v["listened_at"]
-        .as_u64()
-        .or_else(|| v["listened_at"].as_str().and_then(|s| s.parse().ok()))
-        .ok_or("no listened_at")?;
-    let meta = &v["track_metadata"];
-    let text = |k: &str| {
-        meta[k]
-            .as_str()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let artist = text("artist_name").ok_or("no track_metadata.artist_name")?;
-    let title = text("track_name").ok_or("no track_metadata.track_name")?;
-    let info = &meta["additional_info"];
-    let number = |k: &str| {
-        info[k]
-            .as_u64()
-            .or_else(|| info[k].as_str().and_then(|s| s.parse().ok()))
-    };
-    let mbid = |k: &str| info[k].as_str().filter(|m| is_uuid(m)).map(str::to_owned);
-    let duration_secs = number("duration_ms")
-        .map(|ms| ms / 1000)
-        .or_else(|| number("duration"))
-        .filter(|d| *d > 0);
-    Ok(Listen {
-        track: Track {
-            artist,
-            title,
-            album: text("release_name"),
-            album_artist: info["albumartist"].as_str().map(str::to_owned),
-            track_number: number("tracknumber")
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| *n > 0),
-            duration_secs,
-            recording_mbid: mbid("recording_mbid"),
-            release_mbid: mbid("release_mbid"),
-            release_group_mbid: mbid("release_group_mbid"),
-            track_mbid: mbid("track_mbid"),
-            artist_mbids: info["artist_mbids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .filter(|m| is_uuid(m))
-                .map(str::to_owned)
-                .collect(),
-            ..Track::default()
-        },
-        started_at,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scrobble::Track;
+    use serde_json::Value;
 
     fn listen(t: u64, artist: &str, title: &str) -> Listen {
         Listen {

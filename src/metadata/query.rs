@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cache::{self, Cache};
+use super::cache::{self, Cache};
+use super::info;
 use crate::config::Config;
 use crate::targets::ErrorKind;
 use crate::targets::lastfm;
 use crate::tracker::PlayState;
-use crate::{http, info, mpd as watcher, session};
+use crate::{http, mpd as watcher, session};
 
 /// A command.
 #[derive(Debug, Clone)]
