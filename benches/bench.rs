@@ -14,10 +14,13 @@
 //!   the CPU figures against;
 //! - the binary's size.
 //!
+//! - `stats` over a history of 100,000 plays: wall time and peak RSS of the
+//!   command, against 10,000 plays to show that memory does not grow with them.
+//!
 //! `BENCH_WINDOW=10 cargo bench` shortens the measuring windows (default
 //! 60 s); the per-minute figures are then extrapolated from the shorter
 //! window (the playback one overstated: its scrobble counts six times).
-//! `BENCH_ONLY=playback` (or `size`, `backlog`, `ready`, a comma-separated
+//! `BENCH_ONLY=playback` (or `size`, `backlog`, `ready`, `history`, a comma-separated
 //! list) runs only those parts, and checks only their targets.
 
 #[path = "../tests/integration/common/fake_lastfm.rs"]
@@ -66,6 +69,8 @@ mod target {
     /// Start to READY=1 with mpd up, ms: the first start and the median
     /// restart.
     pub const READY_MS: f64 = 100.0;
+    /// `stats --period all` over a history of 100,000 plays, ms.
+    pub const STATS_MS: f64 = 1000.0;
 }
 
 /// The targets checked so far, for the verdict at the end.
@@ -215,10 +220,91 @@ fn main() -> std::process::ExitCode {
     if run("playback") {
         idle_and_playback(binary, window, &mut checks);
     }
+    if run("history") {
+        history_stats(binary, &mut checks);
+    }
     if checks.verdict() {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
+    }
+}
+
+/// `stats --period all` over histories of 10,000 and 100,000 plays (500
+/// artists, 2,000 albums, 20,000 tracks): the command's wall time (best of
+/// three) and peak RSS, and the time of the aggregation alone, in process.
+fn history_stats(binary: &str, checks: &mut Checks) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let now = unix_now();
+    for plays in [10_000usize, 100_000] {
+        let state = tmp.path().join(format!("history{plays}"));
+        {
+            let queue = Queue::open(&state, &[]).expect("open");
+            let listens: Vec<Listen> = (0..plays)
+                .map(|i| Listen {
+                    track: Track {
+                        artist: format!("Artist {}", i % 500),
+                        title: format!("Track {}", i % 20_000),
+                        album: Some(format!("Album {}", i % 2000)),
+                        duration_secs: Some(180 + (i % 120) as u64),
+                        ..Track::default()
+                    },
+                    started_at: now - (plays - i) as u64 * 120,
+                })
+                .collect();
+            let (added, _) = queue.import(&listens).expect("import");
+            assert_eq!(added, plays);
+            let history = queue.history().expect("history").expect("history on");
+            let start = Instant::now();
+            let stats = mpd_scrobbler::history::stats::compute(&history, None, now).expect("stats");
+            let alone = start.elapsed();
+            assert_eq!(stats.plays as usize, plays);
+            println!(
+                "stats of {plays} plays: aggregation in process {:.0} ms",
+                ms(alone)
+            );
+        }
+        let config = tmp.path().join(format!("history{plays}.toml"));
+        std::fs::write(
+            &config,
+            format!("state_dir = {:?}\n", state.display().to_string()),
+        )
+        .expect("config");
+        let mut best = Duration::MAX;
+        let mut rss_kib = 0;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let out = Command::new("/usr/bin/time")
+                .args(["-f", "%M"])
+                .arg(binary)
+                .arg("-c")
+                .arg(&config)
+                .args(["stats", "--period", "all", "--json"])
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("run /usr/bin/time mpd-scrobbler stats");
+            best = best.min(start.elapsed());
+            assert!(out.status.success(), "{out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            rss_kib = stderr
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        println!(
+            "`stats --period all` over {plays} plays: {:.0} ms (best of 3), peak RSS {:.1} MiB",
+            ms(best),
+            rss_kib as f64 / 1024.0
+        );
+        if plays == 100_000 {
+            checks.at_most(
+                "`stats --period all` over 100,000 plays",
+                ms(best),
+                target::STATS_MS,
+                "ms",
+            );
+        }
     }
 }
 

@@ -100,12 +100,13 @@ async fn store_and_notify(
         path.display()
     );
     match control::request(&config.state_dir, Request::Reload).await {
-        Ok(Some(reply)) if reply == "ok" => println!("The running daemon now uses it."),
-        Ok(Some(reply)) => println!("The running daemon answered: {reply}"),
+        Ok(Some(control::Reply::Reloaded)) => println!("The running daemon now uses it."),
+        Ok(Some(reply)) => println!("The running daemon answered: {reply:?}"),
         Ok(None) => {}
-        Err(e) => println!(
+        Err(control::RequestError::Io(e)) => println!(
             "Could not reach the running daemon ({e}); restart it to use the new credentials."
         ),
+        Err(e) => println!("{e}; restart the daemon to use the new credentials."),
     }
     Ok(())
 }
@@ -138,7 +139,7 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
             Err(e)
                 if matches!(
                     e.kind(),
-                    lastfm::ErrorKind::Transient | lastfm::ErrorKind::Unknown
+                    crate::targets::ErrorKind::Transient | crate::targets::ErrorKind::Unknown
                 ) =>
             {
                 tracing::debug!("polling for the session: {e}");

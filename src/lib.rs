@@ -5,19 +5,18 @@
 
 pub mod admin;
 pub mod auth;
-pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod delivery;
+pub mod history;
 pub mod http;
-pub mod info;
-pub mod journal;
+pub mod metadata;
 pub mod mpd;
-pub mod query;
 pub mod queue;
+pub mod rules;
 pub mod scrobble;
 pub mod session;
 pub mod targets;

@@ -40,6 +40,18 @@ pub struct Track {
     /// MusicBrainz artist ids (MUSICBRAINZ_ARTISTID, may repeat); only valid ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artist_mbids: Vec<String>,
+    /// The stream's URL when this is a title played by an internet radio
+    /// station: ListenBrainz gets it as `origin_url`, and Last.fm hears that
+    /// the user did not choose the track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_url: Option<String>,
+    /// MPD's URI of the song (a path in the music directory, or a stream's
+    /// URL), for the rules. Not stored: rules run before queueing.
+    #[serde(skip)]
+    pub file: Option<String>,
+    /// The GENRE tags, joined; for the rules only, like `file`.
+    #[serde(skip)]
+    pub genre: Option<String>,
 }
 
 /// A qualified play: what a target receives as one scrobble.

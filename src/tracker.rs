@@ -8,9 +8,17 @@
 //! a play qualifies once, at the moment it crosses the threshold. No I/O and no
 //! timers: the caller asks [`Tracker::next_deadline`] when to call
 //! [`Tracker::tick`] next.
+//!
+//! On a live stream each title is a play: a new title (same song id, new
+//! `Title`) ends the previous play and starts one. A title's length is
+//! unknown, so it qualifies when it ends after at least `min_track` of play,
+//! or as soon as it reaches `max_required`; its timestamp is when it began,
+//! or when it was first seen.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::rules::stream::{self, Streams};
 use crate::scrobble::{Listen, Track};
 
 /// When a play counts as a listen.
@@ -69,6 +77,8 @@ pub struct Song {
     pub track: Track,
     /// Length, when known (streams have none).
     pub duration: Option<Duration>,
+    /// A stream's station name (`Name`, from icy-name). Never an artist.
+    pub station: Option<String>,
 }
 
 /// One reading of MPD's `status` and `currentsong`.
@@ -83,14 +93,22 @@ pub struct Snapshot {
 }
 
 /// Why a play will never be scrobbled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unscrobblable {
     /// The song has no artist or no title tag.
     MissingTags,
     /// The track is not longer than the minimum length.
     TooShort(Duration),
-    /// The length is unknown (a stream).
+    /// The length is unknown, and it is not a stream.
     UnknownDuration,
+    /// A stream, and `[streams] enabled = false`.
+    StreamsOff,
+    /// A stream whose `[[streams.station]]` settings say `ignore`.
+    StationIgnored,
+    /// A stream title that is not "Artist - Title": a station ID, an ad, news.
+    Unsplittable(String),
+    /// A stream title that names the station as the artist or the title.
+    StationName(String),
 }
 
 impl std::fmt::Display for Unscrobblable {
@@ -99,6 +117,19 @@ impl std::fmt::Display for Unscrobblable {
             Unscrobblable::MissingTags => f.write_str("it has no artist or no title tag"),
             Unscrobblable::TooShort(d) => write!(f, "it is too short ({} s)", d.as_secs()),
             Unscrobblable::UnknownDuration => f.write_str("its length is unknown"),
+            Unscrobblable::StreamsOff => {
+                f.write_str("stream scrobbling is off ([streams] enabled = false)")
+            }
+            Unscrobblable::StationIgnored => {
+                f.write_str("the station is ignored by a [[streams.station]] setting")
+            }
+            Unscrobblable::Unsplittable(t) => write!(
+                f,
+                "the title {t:?} is not \"Artist - Title\" (a station ID, an ad or the news?)"
+            ),
+            Unscrobblable::StationName(t) => {
+                write!(f, "the title {t:?} names the station, not an artist")
+            }
         }
     }
 }
@@ -127,9 +158,17 @@ const SEEK_TOLERANCE: Duration = Duration::from_millis(1500);
 /// Elapsed time below which a song is considered "at its start".
 const START_WINDOW: Duration = Duration::from_secs(3);
 
+/// Stream titles remembered so each is reported once, not at every change.
+const REPORTED_TITLES: usize = 64;
+
 #[derive(Debug)]
 struct Play {
+    /// As MPD reported it.
     song: Song,
+    /// What gets scrobbled: the song's tags, or a stream title split.
+    track: Track,
+    /// A title of a live stream.
+    stream: bool,
     started_at: u64,
     /// Play time banked before the current stretch of playing.
     banked: Duration,
@@ -171,13 +210,26 @@ impl Play {
 #[derive(Debug)]
 pub struct Tracker {
     rules: Rules,
+    streams: Streams,
     play: Option<Play>,
+    /// Stream skips already reported (station and reason).
+    reported: VecDeque<String>,
 }
 
 impl Tracker {
-    /// A tracker with no play in progress.
+    /// A tracker with no play in progress and the default stream settings.
     pub fn new(rules: Rules) -> Tracker {
-        Tracker { rules, play: None }
+        Tracker::with_streams(rules, Streams::default())
+    }
+
+    /// A tracker with these `[streams]` settings.
+    pub fn with_streams(rules: Rules, streams: Streams) -> Tracker {
+        Tracker {
+            rules,
+            streams,
+            play: None,
+            reported: VecDeque::new(),
+        }
     }
 
     /// Feed a fresh reading of MPD. `now` is a monotonic clock value and
@@ -186,16 +238,19 @@ impl Tracker {
     pub fn observe(&mut self, snap: Snapshot, now: Instant, unix_now: u64) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(song) = snap.song.filter(|_| snap.state != PlayState::Stopped) else {
-            self.play = None;
+            actions.extend(self.end(now));
             return actions;
         };
 
-        let same_song = self
-            .play
-            .as_ref()
-            .is_some_and(|p| p.song.id == song.id && p.song.uri == song.uri);
+        let same_song = self.play.as_ref().is_some_and(|p| {
+            p.song.id == song.id
+                && p.song.uri == song.uri
+                && (!p.stream
+                    || (p.song.track.artist == song.track.artist
+                        && p.song.track.title == song.track.title))
+        });
         if !same_song || self.is_replay(&snap.elapsed, now) {
-            self.play = None;
+            actions.extend(self.end(now));
         }
 
         match &mut self.play {
@@ -203,7 +258,7 @@ impl Tracker {
                 match (play.resumed_at.is_some(), snap.state) {
                     (false, PlayState::Playing) => {
                         play.resumed_at = Some(now);
-                        actions.extend(now_playing(&play.song));
+                        actions.extend(now_playing(play));
                     }
                     (true, PlayState::Paused) => play.pause(now),
                     _ => {}
@@ -213,22 +268,35 @@ impl Tracker {
             }
             None => {
                 let playing = snap.state == PlayState::Playing;
-                let required = match self.check(&song) {
-                    Ok(required) => Some(required),
+                let is_stream = stream::is_stream(&song);
+                let (track, required) = match self.check(&song, is_stream) {
+                    Ok((track, required)) => (track, Some(required)),
                     Err(reason) => {
-                        actions.push(Action::Skip {
-                            uri: song.uri.clone(),
-                            reason,
-                        });
-                        None
+                        // A stream has no title for a moment after tuning in:
+                        // no line for that.
+                        let report = !is_stream
+                            || (reason != Unscrobblable::MissingTags
+                                && self.first_report(&song, &reason));
+                        if report {
+                            actions.push(Action::Skip {
+                                uri: song.uri.clone(),
+                                reason,
+                            });
+                        }
+                        (song.track.clone(), None)
                     }
                 };
-                if playing {
-                    actions.extend(now_playing(&song));
-                }
-                let started_at = unix_now.saturating_sub(snap.elapsed.as_secs());
-                self.play = Some(Play {
+                // A stream's elapsed time counts from when it was tuned in,
+                // not from the start of the title.
+                let started_at = if is_stream {
+                    unix_now
+                } else {
+                    unix_now.saturating_sub(snap.elapsed.as_secs())
+                };
+                let play = Play {
                     song,
+                    track,
+                    stream: is_stream,
                     started_at,
                     banked: Duration::ZERO,
                     resumed_at: playing.then_some(now),
@@ -236,7 +304,11 @@ impl Tracker {
                     observed_at: now,
                     required,
                     qualified: false,
-                });
+                };
+                if playing {
+                    actions.extend(now_playing(&play));
+                }
+                self.play = Some(play);
             }
         }
         actions.extend(self.tick(now));
@@ -253,9 +325,37 @@ impl Tracker {
         }
         play.qualified = true;
         Some(Action::Scrobble(Listen {
-            track: play.song.track.clone(),
+            track: play.track.clone(),
             started_at: play.started_at,
         }))
+    }
+
+    /// The current play ends (another song or title, a stop, a replay). A
+    /// stream title that has not reached `max_required` qualifies now if it
+    /// played at least `min_track`.
+    fn end(&mut self, now: Instant) -> Option<Action> {
+        let play = self.play.take()?;
+        let played_enough = play.played(now) >= self.rules.min_track;
+        (play.stream && play.required.is_some() && !play.qualified && played_enough).then_some(
+            Action::Scrobble(Listen {
+                track: play.track,
+                started_at: play.started_at,
+            }),
+        )
+    }
+
+    /// Whether this stream skip is new: one line per station and reason (so
+    /// per distinct title), not one at every title change.
+    fn first_report(&mut self, song: &Song, reason: &Unscrobblable) -> bool {
+        let key = format!("{}\n{reason}", song.uri);
+        if self.reported.contains(&key) {
+            return false;
+        }
+        if self.reported.len() == REPORTED_TITLES {
+            self.reported.pop_front();
+        }
+        self.reported.push_back(key);
+        true
     }
 
     /// The instant at which the current play would qualify if it keeps
@@ -282,7 +382,14 @@ impl Tracker {
 
     /// The song of the current play, and whether that play has qualified.
     pub fn current(&self) -> Option<(&Track, bool)> {
-        self.play.as_ref().map(|p| (&p.song.track, p.qualified))
+        self.play.as_ref().map(|p| (&p.track, p.qualified))
+    }
+
+    /// The file or stream URI and start time of the current play.
+    pub fn current_play(&self) -> Option<(&str, u64)> {
+        self.play
+            .as_ref()
+            .map(|p| (p.song.uri.as_str(), p.started_at))
     }
 
     /// Play time so far and the play time needed, for the current play.
@@ -312,18 +419,27 @@ impl Tracker {
         ran_to_end || play.qualified
     }
 
-    fn check(&self, song: &Song) -> Result<Duration, Unscrobblable> {
+    /// The track to scrobble and the play time it needs, or why it never
+    /// will be scrobbled.
+    fn check(&self, song: &Song, is_stream: bool) -> Result<(Track, Duration), Unscrobblable> {
+        if is_stream {
+            return Ok((self.streams.read(song)?, self.rules.max_required));
+        }
         if song.track.artist.trim().is_empty() || song.track.title.trim().is_empty() {
             return Err(Unscrobblable::MissingTags);
         }
-        self.rules.required(song.duration)
+        Ok((song.track.clone(), self.rules.required(song.duration)?))
     }
 }
 
-fn now_playing(song: &Song) -> Option<Action> {
-    let t = &song.track;
-    (!t.artist.trim().is_empty() && !t.title.trim().is_empty())
-        .then(|| Action::NowPlaying(t.clone()))
+/// "Now playing" for a play with an artist and a title; never for a stream
+/// title that will not be scrobbled (an ignored station, a station ID).
+fn now_playing(play: &Play) -> Option<Action> {
+    let t = &play.track;
+    (!t.artist.trim().is_empty()
+        && !t.title.trim().is_empty()
+        && (!play.stream || play.required.is_some()))
+    .then(|| Action::NowPlaying(t.clone()))
 }
 
 #[cfg(test)]
@@ -347,6 +463,7 @@ mod tests {
                 ..Track::default()
             },
             duration: len.map(secs),
+            station: None,
         }
     }
 
@@ -650,6 +767,149 @@ mod tests {
         assert_eq!(h.now_playing, 1);
         h.run_until(100);
         assert_eq!(h.scrobbles.len(), 1);
+    }
+
+    const STATION: &str = "http://radio.example/live";
+
+    /// The stream as MPD reports it while it plays `title`.
+    fn on_air(title: &str) -> Song {
+        Song {
+            id: 9,
+            uri: STATION.into(),
+            track: Track {
+                title: title.into(),
+                file: Some(STATION.into()),
+                ..Track::default()
+            },
+            duration: None,
+            station: Some("Test FM".into()),
+        }
+    }
+
+    fn titles(h: &Harness) -> Vec<(String, String, u64)> {
+        h.scrobbles
+            .iter()
+            .map(|l| (l.track.artist.clone(), l.track.title.clone(), l.started_at))
+            .collect()
+    }
+
+    fn stopped() -> Snapshot {
+        Snapshot {
+            state: PlayState::Stopped,
+            song: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn stream_titles_are_plays_split_with_their_start_times() {
+        let mut h = Harness::new();
+        // Tuned in mid-stream: the first title counts from when it was seen.
+        h.see(0, snap(PlayState::Playing, &on_air(""), 499));
+        h.see(
+            0,
+            snap(PlayState::Playing, &on_air("Sigur Rós - Hoppípolla"), 500),
+        );
+        assert_eq!(h.now_playing, 1);
+        assert_eq!(h.tracker.next_deadline(), Some(h.base + secs(240)));
+        h.run_until(40);
+        assert!(h.scrobbles.is_empty(), "a title qualifies when it ends");
+        // A station ID: ends the first title, is itself skipped, once.
+        h.see(40, snap(PlayState::Playing, &on_air("Test FM jingle"), 540));
+        assert_eq!(titles(&h), [("Sigur Rós".into(), "Hoppípolla".into(), T0)]);
+        assert_eq!(h.now_playing, 1, "no now playing for a station ID");
+        h.see(50, snap(PlayState::Playing, &on_air("Björk — Jóga"), 550));
+        assert_eq!(h.scrobbles.len(), 1, "the 10 s jingle is no play");
+        assert_eq!(h.now_playing, 2);
+        h.see(90, snap(PlayState::Playing, &on_air("Test FM jingle"), 590));
+        h.see(95, snap(PlayState::Playing, &on_air("Ad - "), 595));
+        assert_eq!(titles(&h)[1], ("Björk".into(), "Jóga".into(), T0 + 50));
+        assert_eq!(
+            h.skips,
+            [
+                Unscrobblable::Unsplittable("Test FM jingle".into()),
+                Unscrobblable::Unsplittable("Ad -".into())
+            ],
+            "one report per distinct title"
+        );
+        assert!(
+            h.scrobbles
+                .iter()
+                .all(|l| l.track.stream_url.as_deref() == Some(STATION))
+        );
+    }
+
+    #[test]
+    fn stream_title_shorter_than_the_minimum_is_not_scrobbled() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(29, snap(PlayState::Playing, &on_air("B - Two"), 29));
+        assert!(h.scrobbles.is_empty());
+        h.see(59, snap(PlayState::Playing, &on_air("C - Three"), 59));
+        assert_eq!(titles(&h), [("B".into(), "Two".into(), T0 + 29)]);
+    }
+
+    #[test]
+    fn long_stream_title_qualifies_at_max_required_once() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - Long Mix"), 0));
+        h.run_until(239);
+        assert!(h.scrobbles.is_empty());
+        h.run_until(240);
+        assert_eq!(h.scrobbles.len(), 1);
+        h.see(600, snap(PlayState::Playing, &on_air("B - Next"), 600));
+        assert_eq!(h.scrobbles.len(), 1, "not again when it ends");
+    }
+
+    #[test]
+    fn stream_pause_stops_the_clock() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(20, snap(PlayState::Paused, &on_air("A - One"), 20));
+        h.see(500, snap(PlayState::Playing, &on_air("A - One"), 20));
+        assert_eq!(h.now_playing, 2, "resume sends now playing again");
+        h.see(505, snap(PlayState::Playing, &on_air("B - Two"), 25));
+        assert!(h.scrobbles.is_empty(), "25 s of play, not 505");
+        h.see(520, snap(PlayState::Paused, &on_air("B - Two"), 40));
+        h.see(900, snap(PlayState::Playing, &on_air("B - Two"), 40));
+        h.see(920, snap(PlayState::Playing, &on_air("C - Three"), 60));
+        assert_eq!(titles(&h), [("B".into(), "Two".into(), T0 + 505)]);
+    }
+
+    #[test]
+    fn stopping_a_stream_ends_its_title() {
+        let mut h = Harness::new();
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(31, stopped());
+        assert_eq!(titles(&h), [("A".into(), "One".into(), T0)]);
+        h.see(40, snap(PlayState::Playing, &on_air("B - Two"), 0));
+        h.see(45, stopped());
+        assert_eq!(h.scrobbles.len(), 1, "5 s is below the minimum");
+        // Another song ends a title too.
+        h.see(50, snap(PlayState::Playing, &on_air("C - Three"), 0));
+        h.see(90, snap(PlayState::Playing, &song(1, Some(200)), 0));
+        assert_eq!(titles(&h)[1], ("C".into(), "Three".into(), T0 + 50));
+    }
+
+    #[test]
+    fn streams_switched_off_or_ignored_are_reported_once_per_station() {
+        let streams: Streams = {
+            #[derive(serde::Deserialize)]
+            struct Doc {
+                streams: crate::rules::stream::RawStreams,
+            }
+            let doc: Doc = toml::from_str("[streams]\nenabled = false\n").unwrap();
+            Streams::compile(doc.streams).unwrap()
+        };
+        let mut h = Harness::new();
+        h.tracker = Tracker::with_streams(Rules::default(), streams);
+        h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
+        h.see(100, snap(PlayState::Playing, &on_air("B - Two"), 100));
+        h.see(200, snap(PlayState::Playing, &on_air("C - Three"), 200));
+        h.run_until(10_000);
+        assert!(h.scrobbles.is_empty());
+        assert_eq!(h.now_playing, 0);
+        assert_eq!(h.skips, [Unscrobblable::StreamsOff]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::query;
+use crate::metadata::query;
 
 /// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
 #[derive(Debug, Parser)]
@@ -56,10 +56,52 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Try the ignore and rewrite rules ([[rule]] in the config)
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
     /// Queue the unsent scrobbles of another scrobbler
     Import {
         #[command(subcommand)]
         from: ImportFrom,
+    },
+    /// The local listening history, one line per play in local time
+    /// (works with no config file and no account; `history export` writes it out)
+    History {
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Only the last N plays
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print a JSON array (started_at in Unix seconds, artist, title, album, duration)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Listening stats from the local history: totals, top artists, albums and
+    /// tracks, plays per day and per hour as bar charts
+    Stats {
+        /// The span: the last 7 or 30 days, the last 365 days, or everything
+        #[arg(long, default_value = "30d", value_parser = ["7d", "30d", "year", "all"])]
+        period: String,
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue the recorded plays that a target has not received (for a target
+    /// added later). Last.fm-style targets only take the last 14 days; older
+    /// plays are counted and skipped
+    Backfill {
+        /// The target's name (as in the config: "lastfm", "listenbrainz", ...)
+        target: String,
+        /// Only plays since this date or this long ago ("2024-05-01", "30d")
+        #[arg(long, value_name = "DATE|DURATION")]
+        since: Option<String>,
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
     },
     /// Show or fix the scrobble queue (works whether or not the daemon runs)
     Queue {
@@ -131,12 +173,71 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+pub enum RulesAction {
+    /// Show what each rule does to a track and the result per target: the
+    /// song MPD plays now (a stream's title as it would be split), or the
+    /// one given by the options
+    Test {
+        /// Artist
+        #[arg(long)]
+        artist: Option<String>,
+        /// Title
+        #[arg(long)]
+        title: Option<String>,
+        /// Album
+        #[arg(long)]
+        album: Option<String>,
+        /// Path in the music directory, or a stream's URL
+        #[arg(long)]
+        file: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum ImportFrom {
     /// mpdscribble's journal (for example ~/.cache/mpdscribble/mpdscribble.journal)
     Mpdscribble {
         /// The journal file
         journal: PathBuf,
     },
+    /// A ListenBrainz export (JSON array or JSON Lines of listens), also the
+    /// output of `history export --format listenbrainz`
+    Listenbrainz {
+        /// The export file
+        file: PathBuf,
+    },
+}
+
+/// Which plays of the history.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FilterArgs {
+    /// Plays since this local date or time, or this long ago ("2024-05-01", "2024-05-01 18:00", "7d")
+    #[arg(long, value_name = "DATE|DURATION", global = true)]
+    pub since: Option<String>,
+    /// Plays before this local date or time, or this long ago
+    #[arg(long, value_name = "DATE|DURATION", global = true)]
+    pub until: Option<String>,
+    /// Only this artist's plays (case-insensitive, part of the name is enough)
+    #[arg(long, global = true)]
+    pub artist: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum HistoryAction {
+    /// Write the plays to stdout as ListenBrainz listens (JSON) or CSV
+    Export {
+        /// The format
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A JSON array in ListenBrainz's import shape
+    Listenbrainz,
+    /// CSV with a header line
+    Csv,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -22,7 +22,10 @@ pub(crate) fn init(quiet: bool, verbose: u8) {
     // Libraries are chatty at debug level; unless the user asks for their
     // output by MPD_SCROBBLER_LOG, only their warnings show.
     let directives = std::env::var("MPD_SCROBBLER_LOG").unwrap_or_else(|_| {
-        format!("{level},sled=warn,mpd_client=warn,mpd_protocol=warn,hyper_util=warn,reqwest=warn")
+        format!(
+            "{level},sled=warn,{},hyper_util=warn,reqwest=warn",
+            crate::mpd::QUIET_LOG_TARGETS
+        )
     });
     let filter = EnvFilter::builder()
         .with_default_directive(level.into())

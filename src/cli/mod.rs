@@ -17,9 +17,15 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, QueueCmd};
 use crate::check::{self, Level, Verdict};
 use crate::config::{self, Config};
-use crate::query::{self, Query, QueryError};
+use crate::history::commands::{self, Format};
+use crate::history::{self, Filter};
+use crate::metadata::query::{self, Query, QueryError};
+use crate::rules::test as rules_test;
 use crate::{auth, daemon};
-use args::{AuthService, Cli, Command, ImportFrom, QueueAction, TopKind};
+use args::{
+    AuthService, Cli, Command, ExportFormat, FilterArgs, HistoryAction, ImportFrom, QueueAction,
+    RulesAction, TopKind,
+};
 
 /// Why a command did not succeed, and so which exit status it gets.
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +94,11 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
     }
 
     let env = |k: &str| std::env::var(k).ok();
+    // With no config file at the default path the zero-config set-up runs
+    // (MPD at MPD_HOST/MPD_PORT or localhost, plays kept in the history).
+    let is_default = cli.config.is_none();
     let path = cli.config.unwrap_or_else(|| config::default_path(&env));
-    let loaded = Config::load(&path, &env);
+    let loaded = Config::load_or_default(&path, is_default, &env);
     if let Command::Check = command {
         return check(loaded, &path);
     }
@@ -125,11 +134,70 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Status { json } => runtime
             .block_on(admin::status(&config, json))
             .map_err(failed),
+        Command::Rules {
+            action:
+                RulesAction::Test {
+                    artist,
+                    title,
+                    album,
+                    file,
+                },
+        } => {
+            let given = rules_test::Given {
+                artist,
+                title,
+                album,
+                file,
+            };
+            let report = runtime
+                .block_on(rules_test::run(&config, given))
+                .map_err(|e| CliError::Failed(format!("{e:#}")))?;
+            print!("{report}");
+            Ok(())
+        }
         Command::Import {
             from: ImportFrom::Mpdscribble { journal },
         } => runtime
             .block_on(admin::import_journal(&config, &journal))
             .map_err(failed),
+        Command::Import {
+            from: ImportFrom::Listenbrainz { file },
+        } => runtime
+            .block_on(admin::import_listenbrainz(&config, &file))
+            .map_err(failed),
+        Command::History {
+            action,
+            filter,
+            limit,
+            json,
+        } => {
+            let mut filter = parse_filter(&filter)?;
+            filter.limit = limit;
+            match action {
+                None => runtime.block_on(commands::show(&config, &filter, json)),
+                Some(HistoryAction::Export { format }) => {
+                    let format = match format {
+                        ExportFormat::Listenbrainz => Format::ListenBrainz,
+                        ExportFormat::Csv => Format::Csv,
+                    };
+                    runtime.block_on(commands::export(&config, &filter, format))
+                }
+            }
+            .map_err(failed)
+        }
+        Command::Stats { period, json } => runtime
+            .block_on(commands::show_stats(&config, &period, json))
+            .map_err(failed),
+        Command::Backfill {
+            target,
+            since,
+            json,
+        } => {
+            let since = since.as_deref().map(when).transpose()?;
+            runtime
+                .block_on(commands::backfill_cmd(&config, &target, since, json))
+                .map_err(failed)
+        }
         Command::Queue { action, json } => {
             let cmd = match action.unwrap_or(QueueAction::List { rejected: false }) {
                 QueueAction::List { rejected } => QueueCmd::List { rejected },
@@ -183,6 +251,21 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Check | Command::Completions { .. } | Command::Manpage => Ok(()),
     }
+}
+
+/// A `--since`/`--until` value in Unix seconds.
+fn when(s: &str) -> Result<u64, CliError> {
+    let now = crate::scrobble::unix_now();
+    history::parse_when(s, now, &jiff::tz::TimeZone::system()).map_err(CliError::Usage)
+}
+
+fn parse_filter(f: &FilterArgs) -> Result<Filter, CliError> {
+    Ok(Filter {
+        since: f.since.as_deref().map(when).transpose()?,
+        until: f.until.as_deref().map(when).transpose()?,
+        limit: None,
+        artist: f.artist.clone(),
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
+use crate::history::PlayInfo;
 use crate::queue::{Queue, QueueError};
 use crate::scrobble::Listen;
 
@@ -71,12 +72,12 @@ impl From<&QueueError> for WriteError {
 pub trait Store: Send + Sync + 'static {
     /// Write one play durably; writing the play just written again must not
     /// queue it twice.
-    fn write(&self, listen: &Listen) -> Result<(), WriteError>;
+    fn write(&self, listen: &Listen, info: &PlayInfo) -> Result<(), WriteError>;
 }
 
 impl Store for Queue {
-    fn write(&self, listen: &Listen) -> Result<(), WriteError> {
-        self.enqueue_blocking(listen)
+    fn write(&self, listen: &Listen, info: &PlayInfo) -> Result<(), WriteError> {
+        self.enqueue_play_blocking(listen, info)
             .map_err(|e| WriteError::from(&e))
     }
 }
@@ -85,7 +86,7 @@ impl Store for Queue {
 #[derive(Debug, Default)]
 pub struct Spool {
     /// Held plays in order, each with its sequence number.
-    held: Mutex<VecDeque<(u64, Listen)>>,
+    held: Mutex<VecDeque<(u64, Listen, PlayInfo)>>,
     next_seq: AtomicU64,
     wake: Notify,
     failing: Mutex<Option<WriteError>>,
@@ -111,13 +112,14 @@ impl Spool {
         Spool::default()
     }
 
-    /// Hand a play over for writing. Never blocks.
-    pub fn push(&self, listen: Listen) {
+    /// Hand a play over for writing, with what the history keeps of it
+    /// beyond the listen. Never blocks.
+    pub fn push(&self, listen: Listen, info: PlayInfo) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.push_back((seq, listen));
+        held.push_back((seq, listen, info));
         if held.len() > HOLD_LIMIT {
-            if let Some((_, old)) = held.pop_front() {
+            if let Some((_, old, _)) = held.pop_front() {
                 // One line per episode: the first drop after the limit is reached.
                 if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::error!(
@@ -154,7 +156,7 @@ impl Spool {
         }
     }
 
-    fn front(&self, n: usize) -> Vec<(u64, Listen)> {
+    fn front(&self, n: usize) -> Vec<(u64, Listen, PlayInfo)> {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.iter().take(n).cloned().collect()
     }
@@ -162,7 +164,7 @@ impl Spool {
     /// Forget the plays up to and including `seq` (written).
     fn written(&self, seq: u64) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        while held.front().is_some_and(|(s, _)| *s <= seq) {
+        while held.front().is_some_and(|(s, _, _)| *s <= seq) {
             held.pop_front();
         }
         if held.is_empty() {
@@ -177,7 +179,7 @@ impl Spool {
     /// Drain what is held, for the log at exit.
     fn take_all(&self) -> Vec<Listen> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.drain(..).map(|(_, l)| l).collect()
+        held.drain(..).map(|(_, l, _)| l).collect()
     }
 }
 
@@ -191,8 +193,8 @@ async fn write_some(spool: &Arc<Spool>, store: &Arc<dyn Store>) -> Result<usize,
     let store = Arc::clone(store);
     let (last, error) = tokio::task::spawn_blocking(move || {
         let mut last = None;
-        for (seq, listen) in &batch {
-            if let Err(e) = store.write(listen) {
+        for (seq, listen, info) in &batch {
+            if let Err(e) = store.write(listen, info) {
                 return (last, Some(e));
             }
             tracing::info!(
@@ -353,7 +355,7 @@ mod tests {
     }
 
     impl Store for Flaky {
-        fn write(&self, listen: &Listen) -> Result<(), WriteError> {
+        fn write(&self, listen: &Listen, _: &PlayInfo) -> Result<(), WriteError> {
             self.attempts.fetch_add(1, Ordering::Relaxed);
             let mut f = self.failures.lock().unwrap();
             if *f > 0 {
@@ -418,7 +420,7 @@ mod tests {
         });
         let (spool, shutdown, task, reopened) = start(Arc::clone(&store));
         for i in 0..3 {
-            spool.push(listen(i));
+            spool.push(listen(i), PlayInfo::default());
         }
         until(|| store.attempts.load(Ordering::Relaxed) >= 3).await;
         assert!(store.written.lock().unwrap().is_empty());
@@ -431,7 +433,7 @@ mod tests {
         );
         // More plays while failing; they queue behind the first.
         for i in 3..6 {
-            spool.push(listen(i));
+            spool.push(listen(i), PlayInfo::default());
         }
         until(|| store.written.lock().unwrap().len() == 6).await;
         assert_eq!(
@@ -453,14 +455,14 @@ mod tests {
         });
         let (spool, shutdown, task, _) = start(Arc::clone(&store));
         for i in 0..(HOLD_LIMIT as u64 + 5) {
-            spool.push(listen(i));
+            spool.push(listen(i), PlayInfo::default());
         }
         let state = spool.state();
         assert_eq!(state.held, HOLD_LIMIT);
         assert_eq!(state.dropped, 5);
         // The failure clears: what is held goes out, the five oldest do not.
         *store.failures.lock().unwrap() = 0;
-        spool.push(listen(HOLD_LIMIT as u64 + 5));
+        spool.push(listen(HOLD_LIMIT as u64 + 5), PlayInfo::default());
         until(|| spool.held() == 0).await;
         let written = store.written.lock().unwrap().clone();
         assert_eq!(written.len(), HOLD_LIMIT);
@@ -478,7 +480,7 @@ mod tests {
             ..Flaky::default()
         });
         let (spool, shutdown, task, _) = start(Arc::clone(&store));
-        spool.push(listen(0));
+        spool.push(listen(0), PlayInfo::default());
         until(|| store.attempts.load(Ordering::Relaxed) >= 2).await;
         shutdown.cancel();
         until(|| task.is_finished()).await;
@@ -493,7 +495,7 @@ mod tests {
             ..Flaky::default()
         });
         let (spool, shutdown, task, _) = start(Arc::clone(&store));
-        spool.push(listen(0));
+        spool.push(listen(0), PlayInfo::default());
         until(|| store.attempts.load(Ordering::Relaxed) >= 1).await;
         // The writer now waits out its backoff; shutdown comes first.
         shutdown.cancel();

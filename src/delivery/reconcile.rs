@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queue::{InFlight, Key, QueueError, TargetQueue};
 use crate::scrobble::Listen;
-use crate::targets::{ErrorKind, Failure, Heard, Service};
+use crate::targets::{ErrorKind, Failure, Heard, Target};
 
 /// The record of a request about to carry `batch` (never empty), sent now.
 pub fn flight(batch: &[(Key, Listen)]) -> InFlight {
@@ -177,7 +177,7 @@ pub struct Account {
 }
 
 impl Account {
-    async fn name(&self, service: &Service, credential: &str) -> Result<Option<String>, Failure> {
+    async fn name(&self, target: &dyn Target, credential: &str) -> Result<Option<String>, Failure> {
         let mut h = DefaultHasher::new();
         credential.hash(&mut h);
         let id = h.finish();
@@ -186,7 +186,7 @@ impl Account {
                 return Ok(name.clone());
             }
         }
-        let name = service.account(credential).await?;
+        let name = target.account(credential).await?;
         *self.known.lock().expect("not poisoned") = Some((id, name.clone()));
         Ok(name)
     }
@@ -202,7 +202,7 @@ impl Account {
 /// credentials were refused; [`Error::Queue`] when the queue could not be
 /// written. The record stays in both cases.
 pub async fn settle(
-    service: &Service,
+    target: &dyn Target,
     queue: &TargetQueue,
     account: &Account,
     credential: &str,
@@ -220,9 +220,9 @@ pub async fn settle(
             missing: 0,
         });
     }
-    let asked = match account.name(service, credential).await {
+    let asked = match account.name(target, credential).await {
         Ok(Some(user)) => {
-            service
+            target
                 .heard(credential, &user, flight.first, flight.last)
                 .await
         }

@@ -4,32 +4,39 @@
 //! not yet answered (`inflight/<target>`), so that a crash or a timeout
 //! mid-request leaves a record of what the server may have stored.
 //!
-//! An enqueue writes the listen to every target's tree in one transaction and
-//! waits for the fsync before returning, so a play that qualified survives a
-//! crash. Items leave a queue only through [`TargetQueue::finish_in_flight`]
-//! (the server took them, or refused them for good) or
-//! [`TargetQueue::set_aside`] (refused for good before sending).
+//! An enqueue writes the listen to every target's tree and its record to the
+//! listening history ([`crate::history`]) in one transaction and waits for
+//! the fsync before returning, so a play that qualified survives a crash and
+//! is never in a queue without being in the history, or the other way round.
+//! Items leave a queue only through [`TargetQueue::finish_in_flight`] (the
+//! server took them, or refused them for good) or [`TargetQueue::set_aside`]
+//! (refused for good before sending).
 //!
 //! An I/O error closes the database and the next operation opens it again
-//! (sled's errors are sticky); opening checks for damage ([`open`](self::open)).
+//! (sled's errors are sticky); opening checks for damage (`open.rs`)
+//! and sets a damaged database aside (`salvage.rs`).
+//!
+//! Files: `enqueue.rs` writes plays and loves, `import.rs` imports and
+//! backfills, `target.rs` is one target's view, `stored.rs` the stored forms,
+//! `shared.rs` the handle every clone shares.
 
+mod enqueue;
+mod import;
 mod open;
+mod salvage;
+mod shared;
+mod stored;
+mod target;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
+use crate::history::History;
 use crate::scrobble::Listen;
-use open::Open;
-pub use open::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
-
-/// Version of the stored item format, so a later release can read old queues.
-const FORMAT_VERSION: u32 = 1;
-/// The last listen enqueued, in the `meta` tree: a retried enqueue whose
-/// first attempt reached the disk after all finds it there.
-const LAST_LISTEN: &[u8] = b"last_listen";
+pub use salvage::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
+use shared::Shared;
 
 /// A queue failure.
 #[derive(Debug, thiserror::Error)]
@@ -76,20 +83,6 @@ impl QueueError {
 /// A queued item's key: big-endian so sled's byte order is FIFO order.
 pub type Key = [u8; 8];
 
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    v: u32,
-    listen: Listen,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Rejected {
-    v: u32,
-    listen: Listen,
-    reason: String,
-    at: u64,
-}
-
 /// A request whose outcome is not known yet: recorded, on disk, before it
 /// is sent, and cleared together with the answer's effect on the queue.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,12 +95,6 @@ pub struct InFlight {
     pub last: u64,
     /// Wall-clock time the request went out (Unix milliseconds).
     pub sent_at_ms: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredFlight {
-    v: u32,
-    flight: InFlight,
 }
 
 /// A love or unlove of a track, queued like a scrobble so that one made
@@ -132,121 +119,15 @@ pub struct Item {
     pub reason: Option<String>,
 }
 
-/// The stored form of an item set aside for `reason`.
-fn rejected_value(listen: &Listen, reason: &str) -> Vec<u8> {
-    serde_json::to_vec(&Rejected {
-        v: FORMAT_VERSION,
-        listen: listen.clone(),
-        reason: reason.to_owned(),
-        at: crate::scrobble::unix_now(),
-    })
-    .expect("a listen always serialises")
-}
-
-/// What a queue transaction body can fail with: only storage errors, since
-/// none of them aborts.
-type Conflict = sled::transaction::ConflictableTransactionError<std::convert::Infallible>;
-
-/// The storage error of a transaction that cannot abort.
-fn storage_error(e: sled::transaction::TransactionError<std::convert::Infallible>) -> sled::Error {
-    match e {
-        sled::transaction::TransactionError::Storage(e) => e,
-        sled::transaction::TransactionError::Abort(never) => match never {},
-    }
-}
-
-/// Insert `value` under `key` in every tree, atomically.
-fn insert_all(trees: &[sled::Tree], key: &Key, value: &[u8]) -> Result<(), sled::Error> {
-    trees
-        .transaction(|trees| {
-            for tree in trees {
-                tree.insert(key, value)?;
-            }
-            Ok::<_, Conflict>(())
-        })
-        .map_err(storage_error)
-}
-
-/// What every handle on the queue shares: the open database, replaced
-/// after an I/O error.
-///
-/// sled's I/O errors are sticky: after one (a full disk, say), every later
-/// write on the same handle fails even once the cause is gone. So an I/O
-/// error closes the database, and the next operation opens it again, which
-/// clears it. sled's file lock allows one open instance, so the reopen
-/// succeeds only once the operations still holding the old one are done;
-/// until then operations fail and their callers retry.
-#[derive(Debug)]
-struct Shared {
-    path: PathBuf,
-    names: Vec<String>,
-    open: std::sync::RwLock<Option<Arc<Open>>>,
-    /// Signalled when an error closes the database.
-    closed: tokio::sync::Notify,
-}
-
-impl Shared {
-    /// The open database, opening it again if an error closed it.
-    fn current(&self) -> Result<Arc<Open>, QueueError> {
-        if let Ok(o) = self.if_open() {
-            return Ok(o);
-        }
-        let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(o) = slot.as_ref() {
-            return Ok(Arc::clone(o));
-        }
-        let o = Arc::new(self.reopen()?);
-        tracing::info!("queue database {} opened again", self.path.display());
-        *slot = Some(Arc::clone(&o));
-        Ok(o)
-    }
-
-    /// The open database; a closed one stays closed. Operations on a
-    /// target's queue run on the runtime thread and leave reopening, which
-    /// reads the whole database, to the writer's blocking thread.
-    fn if_open(&self) -> Result<Arc<Open>, QueueError> {
-        self.open
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(Arc::clone)
-            .ok_or_else(|| QueueError::Closed(self.path.clone()))
-    }
-
-    fn reopen(&self) -> Result<Open, QueueError> {
-        open::open(&self.path, &self.names).map_err(|e| match e {
-            // Our own old handles, still held by an operation that has not
-            // finished.
-            open::OpenError::Locked => QueueError::Closed(self.path.clone()),
-            open::OpenError::Io(source) => QueueError::Db {
-                path: self.path.clone(),
-                source,
-            },
-        })
-    }
-
-    /// The error for `source`; an I/O error closes the database so that the
-    /// next operation opens it afresh.
-    fn fail(&self, source: sled::Error) -> QueueError {
-        if matches!(source, sled::Error::Io(_))
-            && self
-                .open
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .is_some()
-        {
-            tracing::warn!(
-                "queue database {}: {source}; closed, to be opened again",
-                self.path.display()
-            );
-            self.closed.notify_one();
-        }
-        QueueError::Db {
-            path: self.path.clone(),
-            source,
-        }
-    }
+/// What [`Queue::backfill`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// Plays queued for the target.
+    pub queued: usize,
+    /// Plays the target has already (delivered, waiting or refused).
+    pub already: usize,
+    /// Plays too old for the target, left out.
+    pub too_old: usize,
 }
 
 /// The queue database.
@@ -262,19 +143,10 @@ pub struct TargetQueue {
     name: String,
 }
 
-/// A target's trees in the currently open database.
-struct Trees {
-    db: sled::Db,
-    pending: sled::Tree,
-    rejected: sled::Tree,
-    loves: sled::Tree,
-    inflight: sled::Tree,
-}
-
 impl Queue {
     /// Open (or create) the queue under `state_dir`, with a tree per target.
     /// A damaged database is set aside and a fresh one started (see
-    /// [`open`](self::open)).
+    /// `open.rs`).
     pub fn open(state_dir: &Path, targets: &[&str]) -> Result<Queue, QueueError> {
         let queue = Queue::unopened(state_dir, targets);
         let o = match open::open(&queue.shared.path, &queue.shared.names) {
@@ -312,6 +184,8 @@ impl Queue {
                 names: targets.iter().map(|t| t.to_string()).collect(),
                 open: std::sync::RwLock::new(None),
                 closed: tokio::sync::Notify::new(),
+                history_on: true,
+                max_age: Vec::new(),
             }),
         }
     }
@@ -320,62 +194,41 @@ impl Queue {
         self.shared.fail(source)
     }
 
-    /// Append `listen` to every target's queue atomically and wait until it is
-    /// on disk.
-    pub async fn enqueue(&self, listen: &Listen) -> Result<(), QueueError> {
-        let o = self.shared.current()?;
-        let Some(key) = self.insert_listen(&o, listen)? else {
-            return Ok(());
-        };
-        o.db.flush_async().await.map_err(|e| self.err(e))?;
-        open::record_last_write(&self.shared.path, key);
-        Ok(())
+    /// The settings only [`Queue::record_history`] and
+    /// [`Queue::with_max_age`] change, right after opening.
+    fn settings(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared).expect("configured before the queue is shared")
     }
 
-    /// [`Queue::enqueue`] for a blocking thread (the daemon's writer runs it
-    /// off the runtime). Writing a listen that is already the last one
-    /// written (an attempt whose fsync failed after sled kept it) does
-    /// nothing, so retrying never queues a play twice. The thread writes
-    /// sled's log buffers itself from then on (vendor/sled/PATCHED.md).
-    pub fn enqueue_blocking(&self, listen: &Listen) -> Result<(), QueueError> {
-        sled::write_log_on_this_thread();
-        let o = self.shared.current()?;
-        let key = self.insert_listen(&o, listen)?;
-        o.db.flush().map_err(|e| self.err(e))?;
-        if let Some(key) = key {
-            open::record_last_write(&self.shared.path, key);
-        }
-        Ok(())
+    /// Keep the listening history (the default) or not. Call right after
+    /// opening, before the queue is cloned.
+    pub fn record_history(mut self, on: bool) -> Queue {
+        self.settings().history_on = on;
+        self
     }
 
-    /// Insert `listen` into every target's tree and note its key as the
-    /// last one; `None` if it is already the last one written.
-    fn insert_listen(&self, o: &Open, listen: &Listen) -> Result<Option<u64>, QueueError> {
-        let value = serde_json::to_vec(&Stored {
-            v: FORMAT_VERSION,
-            listen: listen.clone(),
-        })
-        .expect("a listen always serialises");
-        let last = o.meta.get(LAST_LISTEN).map_err(|e| self.err(e))?;
-        if last.as_deref() == Some(value.as_slice()) {
+    /// Say that `target` ignores plays older than `secs` (Last.fm's 14
+    /// days): import and backfill leave such plays out of its queue rather
+    /// than send them to be refused. Call right after opening.
+    pub fn with_max_age(mut self, target: &str, secs: u64) -> Queue {
+        self.settings().max_age.push((target.to_owned(), secs));
+        self
+    }
+
+    fn too_old(&self, target: &str, started_at: u64, now: u64) -> bool {
+        self.shared
+            .max_age
+            .iter()
+            .any(|(t, max)| t == target && now.saturating_sub(started_at) > *max)
+    }
+
+    /// The listening history, unless the user opted out.
+    pub fn history(&self) -> Result<Option<History>, QueueError> {
+        if !self.shared.history_on {
             return Ok(None);
         }
-        let key = o.next_key().map_err(|e| self.err(e))?;
-        let mut trees = o.pending.clone();
-        trees.push(o.meta.clone());
-        trees
-            .as_slice()
-            .transaction(|trees| {
-                let (meta, pending) = trees.split_last().expect("meta is last");
-                for tree in pending {
-                    tree.insert(&key, value.as_slice())?;
-                }
-                meta.insert(open::LAST_ID, &key)?;
-                meta.insert(LAST_LISTEN, value.as_slice())?;
-                Ok::<_, Conflict>(())
-            })
-            .map_err(|e| self.err(storage_error(e)))?;
-        Ok(Some(u64::from_be_bytes(key)))
+        let o = self.shared.current()?;
+        History::open(&o.db).map(Some).map_err(|e| self.err(e))
     }
 
     /// The queue of one target.
@@ -391,78 +244,6 @@ impl Queue {
             shared: Arc::clone(&self.shared),
             name: name.to_owned(),
         }
-    }
-
-    /// Add listens from elsewhere (an mpdscribble journal) to every target's
-    /// queue, leaving out any already queued there with the same artist,
-    /// title and start time. Returns how many were added and skipped.
-    pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
-        let o = self.shared.current()?;
-        let err = |source| self.err(source);
-        let same = |a: &Listen, b: &Listen| {
-            a.started_at == b.started_at
-                && a.track.artist == b.track.artist
-                && a.track.title == b.track.title
-        };
-        let mut queued: Vec<Vec<Listen>> = Vec::new();
-        for tree in &o.pending {
-            let mut v = Vec::new();
-            for item in tree.iter() {
-                let (_, value) = item.map_err(err)?;
-                if let Ok(s) = serde_json::from_slice::<Stored>(&value) {
-                    v.push(s.listen);
-                }
-            }
-            queued.push(v);
-        }
-        let (mut added, mut skipped) = (0, 0);
-        for listen in listens {
-            let value = serde_json::to_vec(&Stored {
-                v: FORMAT_VERSION,
-                listen: listen.clone(),
-            })
-            .expect("a listen always serialises");
-            let key = o.next_key().map_err(err)?;
-            let mut any = false;
-            for (tree, have) in o.pending.iter().zip(&queued) {
-                if !have.iter().any(|q| same(q, listen)) {
-                    tree.insert(key, value.as_slice()).map_err(err)?;
-                    any = true;
-                }
-            }
-            if any {
-                o.meta.insert(open::LAST_ID, &key).map_err(err)?;
-                added += 1
-            } else {
-                skipped += 1
-            }
-        }
-        o.db.flush().map_err(err)?;
-        if let Some(last) = o.meta.get(open::LAST_ID).ok().flatten() {
-            if let Ok(k) = <Key>::try_from(last.as_ref()) {
-                open::record_last_write(&self.shared.path, u64::from_be_bytes(k));
-            }
-        }
-        Ok((added, skipped))
-    }
-
-    /// Queue a love for every target in one transaction, on disk before
-    /// this returns.
-    pub fn enqueue_love(&self, love: &Love) -> Result<(), QueueError> {
-        let o = self.shared.current()?;
-        let err = |source| self.err(source);
-        let trees: Vec<sled::Tree> = self
-            .shared
-            .names
-            .iter()
-            .map(|t| o.db.open_tree(format!("loves/{t}")))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        let value = serde_json::to_vec(love).expect("a love always serialises");
-        let key = o.next_key().map_err(err)?;
-        insert_all(&trees, &key, &value).map_err(err)?;
-        o.db.flush().map_err(err)?;
-        Ok(())
     }
 
     /// The target names the queue was opened with.
@@ -493,347 +274,10 @@ impl Queue {
     }
 }
 
-impl TargetQueue {
-    fn err(&self, source: sled::Error) -> QueueError {
-        self.shared.fail(source)
-    }
-
-    /// This target's trees in the open database.
-    fn trees(&self) -> Result<Trees, QueueError> {
-        let o = self.shared.if_open()?;
-        let i = self
-            .shared
-            .names
-            .iter()
-            .position(|n| *n == self.name)
-            .expect("checked by Queue::target");
-        let open = |prefix: &str| {
-            o.db.open_tree(format!("{prefix}/{}", self.name))
-                .map_err(|e| self.err(e))
-        };
-        Ok(Trees {
-            db: o.db.clone(),
-            pending: o.pending[i].clone(),
-            rejected: open("rejected")?,
-            loves: open("loves")?,
-            inflight: open("inflight")?,
-        })
-    }
-
-    /// The oldest `n` items, oldest first, without removing them. An item that
-    /// cannot be decoded is set aside (with a log line) rather than blocking
-    /// the queue.
-    pub async fn peek(&self, n: usize) -> Result<Vec<(Key, Listen)>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::with_capacity(n);
-        let mut unreadable = Vec::new();
-        for item in t.pending.iter() {
-            if out.len() == n {
-                break;
-            }
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let key: Key = k.as_ref().try_into().unwrap_or_default();
-            match serde_json::from_slice::<Stored>(&v) {
-                Ok(s) => out.push((key, s.listen)),
-                Err(e) => unreadable.push((k, v, e)),
-            }
-        }
-        for (k, v, e) in unreadable {
-            tracing::error!(
-                "queue item {} cannot be read ({e}); moved out of the way",
-                hex::encode(&k)
-            );
-            let mut kept = b"unreadable:".to_vec();
-            kept.extend_from_slice(&v);
-            self.move_to_rejected(&k, &kept)?;
-        }
-        Ok(out)
-    }
-
-    /// Run `write`, which ends with a flush, on a blocking thread.
-    ///
-    /// A flush waits for the disk, which the runtime thread must never do.
-    /// sled's `flush_async` would hand the flush to sled's I/O pool, whose
-    /// flush hands the write of the buffer to another of its threads: two
-    /// hand-offs and their wake-ups per flush. Flushing here takes one, and
-    /// with the patched sled (vendor/sled/PATCHED.md) this thread writes
-    /// the log buffers itself, the flushed one and a transaction's.
-    async fn off_runtime<R: Send + 'static>(
-        &self,
-        write: impl FnOnce(&TargetQueue, Trees) -> Result<R, QueueError> + Send + 'static,
-    ) -> Result<R, QueueError> {
-        let t = self.trees()?;
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            sled::write_log_on_this_thread();
-            write(&this, t)
-        })
-        .await
-        .unwrap_or_else(|_| Err(QueueError::Interrupted(self.shared.path.clone())))
-    }
-
-    /// Move an item the server refused for good to the rejected list.
-    pub async fn set_aside(
-        &self,
-        key: Key,
-        listen: &Listen,
-        reason: &str,
-    ) -> Result<(), QueueError> {
-        let value = rejected_value(listen, reason);
-        self.off_runtime(move |q, t| {
-            q.move_to_rejected(&key, &value)?;
-            t.db.flush().map_err(|e| q.err(e))?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Atomically take `key` out of the pending queue and keep `value` for
-    /// it in the rejected list.
-    fn move_to_rejected(&self, key: &[u8], value: &[u8]) -> Result<(), QueueError> {
-        let t = self.trees()?;
-        (&t.pending, &t.rejected)
-            .transaction(|(p, r)| {
-                p.remove(key)?;
-                r.insert(key, value)?;
-                Ok::<_, Conflict>(())
-            })
-            .map_err(|e| self.err(storage_error(e)))
-    }
-
-    /// The oldest queued love, if any.
-    pub fn peek_love(&self) -> Result<Option<(Key, Love)>, QueueError> {
-        let t = self.trees()?;
-        let Some((k, v)) = t.loves.first().map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        let key: Key = k.as_ref().try_into().unwrap_or_default();
-        match serde_json::from_slice(&v) {
-            Ok(love) => Ok(Some((key, love))),
-            Err(e) => {
-                tracing::error!("a queued love cannot be read ({e}); dropped");
-                t.loves.remove(k).map_err(|e| self.err(e))?;
-                self.peek_love()
-            }
-        }
-    }
-
-    /// Remove a love once delivered or refused for good.
-    pub async fn remove_love(&self, key: Key) -> Result<(), QueueError> {
-        self.off_runtime(move |q, t| {
-            t.loves.remove(key).map_err(|e| q.err(e))?;
-            t.db.flush().map_err(|e| q.err(e))?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Record `flight` as sent, on disk before this returns: one fsync per
-    /// request. Returns the record's id.
-    pub async fn mark_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
-        let value = serde_json::to_vec(&StoredFlight {
-            v: FORMAT_VERSION,
-            flight: flight.clone(),
-        })
-        .expect("a record always serialises");
-        self.off_runtime(move |q, t| {
-            let id = t.db.generate_id().map_err(|e| q.err(e))?.to_be_bytes();
-            t.inflight.insert(id, value).map_err(|e| q.err(e))?;
-            t.db.flush().map_err(|e| q.err(e))?;
-            Ok(id)
-        })
-        .await
-    }
-
-    /// The oldest request whose outcome is not known, if any. A record that
-    /// cannot be read is dropped with a log line: its items are still
-    /// queued and are simply sent again.
-    pub fn in_flight(&self) -> Result<Option<(Key, InFlight)>, QueueError> {
-        let t = self.trees()?;
-        for item in t.inflight.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let key: Key = k.as_ref().try_into().unwrap_or_default();
-            match serde_json::from_slice::<StoredFlight>(&v) {
-                Ok(s) => return Ok(Some((key, s.flight))),
-                Err(e) => {
-                    tracing::error!(
-                        "in-flight record {} cannot be read ({e}); its scrobbles are sent again",
-                        hex::encode(&k)
-                    );
-                    t.inflight.remove(&k).map_err(|e| self.err(e))?;
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Forget an in-flight record after an answer that changes nothing in
-    /// the queue (a refusal before anything was stored). Not flushed: a
-    /// record that survives a crash only makes the server be asked again.
-    pub fn clear_in_flight(&self, id: Key) -> Result<(), QueueError> {
-        self.trees()?.inflight.remove(id).map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Settle an in-flight request in one transaction: remove what the
-    /// server has, set aside what it refused for good, and forget the
-    /// record; on disk before this returns.
-    pub async fn finish_in_flight(
-        &self,
-        id: Key,
-        delivered: &[Key],
-        refused: &[(Key, Listen, String)],
-    ) -> Result<(), QueueError> {
-        let refused: Vec<(Key, Vec<u8>)> = refused
-            .iter()
-            .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
-            .collect();
-        let delivered = delivered.to_vec();
-        self.off_runtime(move |q, t| {
-            (&t.pending, &t.rejected, &t.inflight)
-                .transaction(|(p, r, f)| {
-                    for k in &delivered {
-                        p.remove(k)?;
-                    }
-                    for (k, value) in &refused {
-                        p.remove(k)?;
-                        r.insert(k, value.as_slice())?;
-                    }
-                    f.remove(&id)?;
-                    Ok::<_, Conflict>(())
-                })
-                .map_err(|e| q.err(storage_error(e)))?;
-            t.db.flush().map_err(|e| q.err(e))?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Those of `keys` still queued, with their listens, in queue order.
-    pub fn items(&self, keys: &[Key]) -> Result<Vec<(Key, Listen)>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(v) = t.pending.get(k).map_err(|e| self.err(e))? {
-                if let Ok(s) = serde_json::from_slice::<Stored>(&v) {
-                    out.push((*k, s.listen));
-                }
-            }
-        }
-        out.sort_by_key(|(k, _)| *k);
-        Ok(out)
-    }
-
-    /// Start time of the oldest waiting item.
-    pub fn oldest(&self) -> Option<u64> {
-        let t = self.trees().ok()?;
-        let (_, v) = t.pending.first().ok()??;
-        serde_json::from_slice::<Stored>(&v)
-            .ok()
-            .map(|s| s.listen.started_at)
-    }
-
-    /// Every waiting item, oldest first (unreadable ones are skipped).
-    pub fn list(&self) -> Result<Vec<Item>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::new();
-        for item in t.pending.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            if let (Ok(key), Ok(s)) = (
-                <Key>::try_from(k.as_ref()),
-                serde_json::from_slice::<Stored>(&v),
-            ) {
-                out.push(Item {
-                    id: u64::from_be_bytes(key),
-                    listen: s.listen,
-                    reason: None,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every item set aside, with the reason.
-    pub fn list_rejected(&self) -> Result<Vec<Item>, QueueError> {
-        let t = self.trees()?;
-        let mut out = Vec::new();
-        for item in t.rejected.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            if let (Ok(key), Ok(r)) = (
-                <Key>::try_from(k.as_ref()),
-                serde_json::from_slice::<Rejected>(&v),
-            ) {
-                out.push(Item {
-                    id: u64::from_be_bytes(key),
-                    listen: r.listen,
-                    reason: Some(r.reason),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Drop one waiting item for good; `false` when there is no such item.
-    pub fn drop_item(&self, id: u64) -> Result<bool, QueueError> {
-        let t = self.trees()?;
-        let found = t
-            .pending
-            .remove(id.to_be_bytes())
-            .map_err(|e| self.err(e))?
-            .is_some();
-        t.db.flush().map_err(|e| self.err(e))?;
-        Ok(found)
-    }
-
-    /// Put every rejected item back in the queue, in its old place.
-    pub fn retry_rejected(&self) -> Result<usize, QueueError> {
-        let t = self.trees()?;
-        let mut moved = 0;
-        for item in t.rejected.iter() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let Ok(r) = serde_json::from_slice::<Rejected>(&v) else {
-                continue;
-            };
-            let value = serde_json::to_vec(&Stored {
-                v: FORMAT_VERSION,
-                listen: r.listen,
-            })
-            .expect("a listen always serialises");
-            (&t.pending, &t.rejected)
-                .transaction(|(p, rj)| {
-                    rj.remove(&k)?;
-                    p.insert(&k, value.as_slice())?;
-                    Ok::<_, Conflict>(())
-                })
-                .map_err(|e| self.err(storage_error(e)))?;
-            moved += 1;
-        }
-        t.db.flush().map_err(|e| self.err(e))?;
-        Ok(moved)
-    }
-
-    /// Number of items waiting.
-    pub fn len(&self) -> usize {
-        let Ok(t) = self.trees() else { return 0 };
-        t.pending.len()
-    }
-
-    /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        let Ok(t) = self.trees() else { return true };
-        t.pending.is_empty()
-    }
-
-    /// Number of items set aside.
-    pub fn rejected_len(&self) -> usize {
-        let Ok(t) = self.trees() else { return 0 };
-        t.rejected.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::PlayInfo;
     use crate::scrobble::Track;
 
     fn listen(i: u64) -> Listen {
@@ -885,6 +329,27 @@ mod tests {
             rest.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
             vec![listen(2), listen(3), listen(4)]
         );
+    }
+
+    #[tokio::test]
+    async fn enqueue_each_gives_each_target_its_own_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a", "b", "c"]).unwrap();
+        let mut rewritten = listen(1);
+        rewritten.track.title = "Rewritten".into();
+        q.enqueue_each(&listen(1), &[("a", listen(1)), ("c", rewritten.clone())])
+            .await
+            .unwrap();
+        let a = q.target("a").list().unwrap();
+        let c = q.target("c").list().unwrap();
+        assert_eq!(a[0].listen, listen(1));
+        assert_eq!(c[0].listen, rewritten);
+        assert_eq!(a[0].id, c[0].id, "one play, one key");
+        assert!(q.target("b").is_empty(), "left out");
+        // The same play written again (a retried write) queues nothing.
+        q.enqueue_each_blocking(&listen(1), &[("a", listen(1))], &PlayInfo::default())
+            .unwrap();
+        assert_eq!(q.target("a").len(), 1);
     }
 
     #[tokio::test]
@@ -962,6 +427,80 @@ mod tests {
         assert_eq!(t.len(), 2, "the third item and the unsent fourth stay");
         assert_eq!(t.rejected_len(), 1);
         assert_eq!(t.items(&found.keys).unwrap(), vec![items[2].clone()]);
+    }
+
+    #[tokio::test]
+    async fn history_follows_enqueue_delivery_import_and_backfill() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
+        let info = PlayInfo {
+            uri: Some("x/y.flac".into()),
+            played_secs: Some(120),
+        };
+        q.enqueue_play_blocking(&listen(1), &info).unwrap();
+        let h = q.history().unwrap().unwrap();
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(
+            (r.uri.as_deref(), r.played_secs),
+            (Some("x/y.flac"), Some(120))
+        );
+        assert_eq!(r.queued, ["a", "b"]);
+
+        // Delivery to "a" removes it there and records when.
+        let a = q.target("a");
+        let (k, l) = a.peek(1).await.unwrap().remove(0);
+        assert_eq!(l, listen(1));
+        a.finish_in_flight([0; 8], &[k], &[]).await.unwrap();
+        assert!(a.is_empty());
+        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
+        assert_eq!(r.delivered.keys().collect::<Vec<_>>(), ["a"]);
+
+        // Re-importing it adds nothing: "a" has it, "b" still holds it.
+        assert_eq!(q.import(&[listen(1), listen(2)]).unwrap(), (1, 1));
+        assert_eq!((a.len(), q.target("b").len()), (1, 2));
+
+        // A target added later gets what it lacks; one ignoring old plays
+        // gets only the recent ones.
+        drop((a, q, h));
+        let q = Queue::open(dir.path(), &["a", "b", "c", "d"])
+            .unwrap()
+            .with_max_age("d", 10);
+        let now = 1_700_000_000 + 5;
+        assert_eq!(
+            q.backfill("c", None, now).unwrap(),
+            Backfill {
+                queued: 2,
+                already: 0,
+                too_old: 0
+            }
+        );
+        assert_eq!(q.target("c").len(), 2);
+        assert_eq!(q.backfill("c", None, now).unwrap().already, 2);
+        let old = Listen {
+            started_at: 1_600_000_000,
+            ..listen(9)
+        };
+        assert_eq!(q.import(std::slice::from_ref(&old)).unwrap(), (1, 0));
+        assert_eq!(q.target("d").len(), 0, "too old for d");
+        let d = q.backfill("d", None, now).unwrap();
+        assert_eq!((d.queued, d.too_old), (2, 1));
+        assert_eq!(q.history().unwrap().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_history_when_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), &["a"])
+            .unwrap()
+            .record_history(false);
+        q.enqueue(&listen(1)).await.unwrap();
+        assert!(q.history().unwrap().is_none());
+        let q2 = {
+            drop(q);
+            Queue::open(dir.path(), &["a"]).unwrap()
+        };
+        assert_eq!(q2.history().unwrap().unwrap().len(), 0);
+        assert_eq!(q2.target("a").len(), 1);
     }
 
     #[tokio::test]
@@ -1075,7 +614,13 @@ mod tests {
             q.enqueue_blocking(&listen(1)).unwrap();
             q.enqueue_blocking(&listen(2)).unwrap();
         }
-        std::fs::write(dir.path().join("queue/opening"), b"").unwrap();
+        // One start that died there may have been killed: opened as usual.
+        std::fs::write(dir.path().join("queue/opening"), b"1").unwrap();
+        drop(Queue::open(dir.path(), &["a", "b"]).unwrap());
+        assert!(damaged_copies(dir.path()).is_empty());
+        assert!(!open_died(dir.path()));
+        // Two in a row: set aside.
+        std::fs::write(dir.path().join("queue/opening"), b"2").unwrap();
         assert!(open_died(dir.path()));
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
         assert_eq!(damaged_copies(dir.path()).len(), 1);
@@ -1089,6 +634,31 @@ mod tests {
         q.enqueue_blocking(&listen(3)).unwrap();
         let ids: Vec<u64> = q.target("a").list().unwrap().iter().map(|i| i.id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "FIFO kept: {ids:?}");
+    }
+
+    #[test]
+    fn a_rebuild_cut_short_is_finished_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = Queue::open(dir.path(), &["a"]).unwrap();
+            for i in 0..3 {
+                q.enqueue_blocking(&listen(i)).unwrap();
+            }
+        }
+        // What a start killed between moving the database aside and
+        // renaming the rebuilt one into place leaves behind.
+        let aside = dir.path().join("queue.damaged-1");
+        std::fs::rename(dir.path().join("queue"), &aside).unwrap();
+        std::fs::write(
+            dir.path().join("queue.rebuilding"),
+            aside.as_os_str().as_encoded_bytes(),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("queue.rebuild")).unwrap();
+        let q = Queue::open(dir.path(), &["a"]).unwrap();
+        assert_eq!(queued_titles(&q, "a").len(), 3, "nothing lost");
+        assert!(!dir.path().join("queue.rebuilding").exists());
+        assert!(!dir.path().join("queue.rebuild").exists());
     }
 
     #[test]

@@ -21,14 +21,16 @@
 //! A database that cannot be opened or read, or that lost writes, is moved
 //! aside to `queue.damaged-<unix time>` with a loud log line and a report
 //! file in it; whatever sled could still read from it is copied into a
-//! fresh database under the same keys, so those scrobbles still go out. A
-//! marker file written before sled opens the database and removed after the
-//! checks means a start that died inside sled (sled panics on some damage,
-//! and the release build aborts) moves the database aside next time rather
-//! than dying again.
+//! fresh database under the same keys, so those scrobbles still go out; the
+//! fresh database is built beside the old one and renamed into place, so a
+//! crash while that happens loses nothing. A marker file written before sled
+//! opens the database and removed after the checks counts starts that died
+//! inside sled (sled panics on some damage, and the release build aborts):
+//! after two in a row the database is moved aside rather than dying again.
 
-use crate::scrobble::unix_now;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::salvage::{finish_interrupted_rebuild, read_all, start_afresh};
 
 /// The tree of the queue's own bookkeeping.
 pub(super) const META: &str = "meta";
@@ -36,17 +38,13 @@ pub(super) const META: &str = "meta";
 pub(super) const LAST_ID: &[u8] = b"last_id";
 /// Value added to sled's ids, so that a database started afresh from a
 /// damaged one hands out keys after the ones it took over.
-const ID_BASE: &[u8] = b"id_base";
+pub(super) const ID_BASE: &[u8] = b"id_base";
 /// The last key known to be on disk, written after each enqueue's fsync.
 const LAST_WRITE_FILE: &str = "last-write";
+/// How long a lock held on the database may take to be released.
+pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Present while sled opens the database.
-const OPENING_FILE: &str = "opening";
-/// Present while a database set aside is read for what can be saved.
-const SALVAGING_FILE: &str = "salvaging";
-/// What happened to a database set aside, inside it.
-pub const REPORT_FILE: &str = "mpd-scrobbler-damage.txt";
-/// Prefix of a database set aside.
-pub const DAMAGED_PREFIX: &str = "queue.damaged-";
+pub(super) const OPENING_FILE: &str = "opening";
 
 /// An open database and the trees the queue uses.
 #[derive(Debug)]
@@ -55,7 +53,7 @@ pub(super) struct Open {
     pub(super) meta: sled::Tree,
     /// `queue/<target>`, in the order of the target names.
     pub(super) pending: Vec<sled::Tree>,
-    id_base: u64,
+    pub(super) id_base: u64,
 }
 
 impl Open {
@@ -82,7 +80,7 @@ pub(super) fn record_last_write(path: &Path, key: u64) {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
@@ -91,7 +89,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn be_u64(v: &[u8]) -> Option<u64> {
+pub(super) fn be_u64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
 }
 
@@ -108,21 +106,35 @@ pub(super) enum OpenError {
 /// Open the database at `path` (the `queue` directory in the state
 /// directory) with a tree per target, setting it aside when it is damaged.
 pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
-    if held_by_another(path) {
-        return Err(OpenError::Locked);
+    // sled releases its lock when the last of its threads lets go of a
+    // database just closed (a reopen after an error, a test), which can take
+    // a moment; another daemon holds it for good.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    while held_by_another(path) {
+        if std::time::Instant::now() >= deadline {
+            return Err(OpenError::Locked);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    finish_interrupted_rebuild(path, names)?;
     let marker = path.join(OPENING_FILE);
-    if marker.exists() {
+    // A start killed while sled opened the database (systemd, a power cut)
+    // leaves the marker too, so only a second death in a row counts.
+    let deaths: u32 = std::fs::read_to_string(&marker)
+        .ok()
+        .map_or(0, |s| s.trim().parse().unwrap_or(1));
+    if deaths >= 2 {
         return start_afresh(
             path,
             names,
-            "an earlier start died while sled was opening it".into(),
+            "two starts in a row died while sled was opening it".into(),
             None,
         );
     }
     let existed = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
     // Best effort: on a full disk there may be no room for it.
-    let _ = std::fs::create_dir_all(path).and_then(|()| std::fs::write(&marker, b""));
+    let _ = std::fs::create_dir_all(path)
+        .and_then(|()| std::fs::write(&marker, (deaths + 1).to_string()));
     let opened = match open_sled(path, names) {
         Ok(o) => o,
         Err(e) if is_lock_error(&e) => {
@@ -144,7 +156,9 @@ pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
         }
     };
     let recovered = opened.db.was_recovered();
-    let (items, unreadable) = read_all(&opened.db);
+    // Every record of the queue's own trees is read (sled checks each one);
+    // the history, which only grows, is read only when there is damage.
+    let (_, unreadable) = read_all(&opened.db, &[crate::history::TREE]);
     let mut damage = unreadable.map(|e| format!("sled cannot read all of it: {e}"));
     if damage.is_none() {
         damage = lost_writes(path, &opened, existed, recovered);
@@ -164,6 +178,7 @@ pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
             Ok(opened)
         }
         Some(why) => {
+            let (items, _) = read_all(&opened.db, &[]);
             drop(opened);
             start_afresh(path, names, why, Some(items))
         }
@@ -188,7 +203,7 @@ pub(super) fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
 }
 
-fn open_sled(path: &Path, names: &[String]) -> Result<Open, sled::Error> {
+pub(super) fn open_sled(path: &Path, names: &[String]) -> Result<Open, sled::Error> {
     let db = sled::Config::new()
         .path(path)
         // sled's default cache budget is 1 GiB; the queue needs little.
@@ -210,33 +225,6 @@ fn open_sled(path: &Path, names: &[String]) -> Result<Open, sled::Error> {
         pending,
         id_base,
     })
-}
-
-/// Every item of every tree sled can still read (the items of the trees
-/// read in full, and of the first unreadable one up to the damage), and
-/// the first read error.
-type Items = Vec<(sled::IVec, Vec<(sled::IVec, sled::IVec)>)>;
-
-fn read_all(db: &sled::Db) -> (Items, Option<sled::Error>) {
-    let mut out = Vec::new();
-    for name in db.tree_names() {
-        let tree = match db.open_tree(&name) {
-            Ok(t) => t,
-            Err(e) => return (out, Some(e)),
-        };
-        let mut items = Vec::new();
-        for item in tree.iter() {
-            match item {
-                Ok(kv) => items.push(kv),
-                Err(e) => {
-                    out.push((name, items));
-                    return (out, Some(e));
-                }
-            }
-        }
-        out.push((name, items));
-    }
-    (out, None)
 }
 
 /// Compare the database with the record of its last confirmed write.
@@ -267,155 +255,4 @@ fn lost_writes(path: &Path, opened: &Open, existed: bool, recovered: bool) -> Op
         }
         _ => None,
     }
-}
-
-/// Move the database at `path` aside, log why, and open a fresh one holding
-/// `items` under their old keys; `None` means read them from the copy set
-/// aside, once (a start that dies doing so leaves its marker there).
-fn start_afresh(
-    path: &Path,
-    names: &[String],
-    why: String,
-    items: Option<Items>,
-) -> Result<Open, OpenError> {
-    let aside = aside_path(path);
-    if let Err(e) = std::fs::rename(path, &aside) {
-        tracing::error!(
-            "the queue database {} is damaged ({why}), and it cannot be moved aside to {}: {e}",
-            path.display(),
-            aside.display()
-        );
-        return Err(OpenError::Io(sled::Error::Io(e)));
-    }
-    let _ = std::fs::remove_file(aside.join(OPENING_FILE));
-    let _ = std::fs::write(
-        aside.join(REPORT_FILE),
-        format!(
-            "The queue database was set aside at unix time {} because {why}; reading what can be saved from it did not finish.\n",
-            unix_now()
-        ),
-    );
-    let items = items.unwrap_or_else(|| salvage(&aside));
-    let mut fresh = open_sled(path, names).map_err(|e| {
-        if is_lock_error(&e) {
-            OpenError::Locked
-        } else {
-            OpenError::Io(e)
-        }
-    })?;
-    let (copied, max_key) = match copy_into(&mut fresh, &items) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("cannot copy what was readable into the new queue database: {e}");
-            return Err(OpenError::Io(e));
-        }
-    };
-    if let Some(max) = max_key {
-        record_last_write(path, max);
-    }
-    let queued: usize = items
-        .iter()
-        .filter(|(name, _)| name.starts_with(b"queue/"))
-        .map(|(_, kv)| kv.len())
-        .sum();
-    let report = format!(
-        "The queue database was set aside at unix time {} because {why}.\n\
-         {copied} items sled could still read ({queued} queued scrobbles over all targets) \
-         were copied into the new database and will be delivered; scrobbles queued after \
-         the damage may be lost. This directory is what sled left of it (sled zeroes what \
-         it takes for a torn tail when it opens a database).\n",
-        unix_now(),
-    );
-    let _ = std::fs::write(aside.join(REPORT_FILE), &report);
-    tracing::error!(
-        "THE QUEUE DATABASE {} IS DAMAGED: {why}. It was moved to {} and a new one started; \
-         {copied} readable items ({queued} queued scrobbles) were carried over, \
-         anything queued after the damage may be lost",
-        path.display(),
-        aside.display()
-    );
-    Ok(fresh)
-}
-
-/// Copy `items` into `fresh` under their keys and make its new keys follow
-/// them. Returns how many were copied and the largest 8-byte key.
-fn copy_into(fresh: &mut Open, items: &Items) -> Result<(usize, Option<u64>), sled::Error> {
-    let mut copied = 0;
-    let mut max_key: Option<u64> = None;
-    for (name, kv) in items {
-        if name.as_ref() == META.as_bytes() || name.as_ref() == b"__sled__default" {
-            continue;
-        }
-        let tree = fresh.db.open_tree(name)?;
-        for (k, v) in kv {
-            tree.insert(k, v)?;
-            copied += 1;
-            if let Some(key) = be_u64(k) {
-                max_key = Some(max_key.map_or(key, |m| m.max(key)));
-            }
-        }
-    }
-    if let Some(max) = max_key {
-        fresh.id_base = max.saturating_add(1);
-        fresh.meta.insert(ID_BASE, &fresh.id_base.to_be_bytes())?;
-        fresh.meta.insert(LAST_ID, &max.to_be_bytes())?;
-    }
-    fresh.db.flush()?;
-    Ok((copied, max_key))
-}
-
-/// What sled can read of the database set aside at `aside`, unless an
-/// earlier attempt died there.
-fn salvage(aside: &Path) -> Items {
-    let marker = aside.join(SALVAGING_FILE);
-    if marker.exists() {
-        return Vec::new();
-    }
-    let _ = std::fs::write(&marker, b"");
-    let items = match open_sled(aside, &[]) {
-        Ok(o) => read_all(&o.db).0,
-        Err(e) => {
-            tracing::error!(
-                "cannot read the damaged queue database {}: {e}",
-                aside.display()
-            );
-            Vec::new()
-        }
-    };
-    let _ = std::fs::remove_file(&marker);
-    items
-}
-
-fn aside_path(path: &Path) -> PathBuf {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let now = unix_now();
-    let mut aside = dir.join(format!("{DAMAGED_PREFIX}{now}"));
-    let mut n = 1;
-    while aside.exists() {
-        aside = dir.join(format!("{DAMAGED_PREFIX}{now}-{n}"));
-        n += 1;
-    }
-    aside
-}
-
-/// Databases set aside in `state_dir`, with their report, oldest first.
-pub fn damaged_copies(state_dir: &Path) -> Vec<(PathBuf, Option<String>)> {
-    let mut out: Vec<(PathBuf, Option<String>)> = std::fs::read_dir(state_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(DAMAGED_PREFIX))
-        .map(|e| {
-            let report = std::fs::read_to_string(e.path().join(REPORT_FILE)).ok();
-            (e.path(), report)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Whether a start died while sled opened the database (it will be set
-/// aside at the next start).
-pub fn open_died(state_dir: &Path) -> bool {
-    state_dir.join("queue").join(OPENING_FILE).exists()
 }

@@ -5,12 +5,13 @@
 pub mod lastfm;
 pub mod listenbrainz;
 
+use std::fmt;
+use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
 use std::time::Duration;
 
-use crate::queue::Love;
 use crate::scrobble::{Listen, Track};
-use lastfm::ItemOutcome;
 
 /// What a caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,28 +60,6 @@ pub struct Failure {
     pub setting: &'static str,
 }
 
-impl From<lastfm::Error> for Failure {
-    fn from(e: lastfm::Error) -> Self {
-        Failure {
-            kind: e.kind(),
-            message: e.to_string(),
-            retry_after: e.retry_after(),
-            setting: e.setting(),
-        }
-    }
-}
-
-impl From<listenbrainz::Error> for Failure {
-    fn from(e: listenbrainz::Error) -> Self {
-        Failure {
-            kind: e.kind(),
-            message: e.to_string(),
-            retry_after: e.retry_after(),
-            setting: "url",
-        }
-    }
-}
-
 /// One listen as the server reports it back when asked what it stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heard {
@@ -92,126 +71,88 @@ pub struct Heard {
     pub at: u64,
 }
 
-/// The client of one target.
-#[derive(Debug, Clone)]
-pub enum Service {
-    /// Last.fm, Libre.fm or another Audioscrobbler 2.0 server.
-    LastFm(lastfm::Client),
-    /// ListenBrainz or a compatible server.
-    ListenBrainz(listenbrainz::Client),
+/// What the server did with one listen of an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Stored, or already stored before (Libre.fm's code 91, a duplicate).
+    Accepted,
+    /// Filtered out by the server (bad artist or title, timestamp out of
+    /// range, ...). Resending it will not help. The codes differ between
+    /// servers: Libre.fm swaps 3 and 4 relative to Last.fm.
+    Ignored {
+        /// The server's code for why.
+        code: u32,
+        /// The server's explanation; may be empty.
+        message: String,
+    },
+    /// The server's daily cap was reached (Last.fm's code 5): keep the
+    /// listen and resend it the next day.
+    DailyLimitExceeded,
 }
 
-/// Last.fm ignores scrobbles older than 14 days (protocols.md §1.8).
-const LASTFM_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+/// A boxed future, so that [`Target`] can be used as `dyn Target`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-impl Service {
-    /// The API URL requests go to.
-    pub fn url(&self) -> &str {
-        match self {
-            Service::LastFm(c) => c.url(),
-            Service::ListenBrainz(c) => c.url(),
-        }
+/// One scrobbling server as delivery sees it. The Last.fm-style and
+/// ListenBrainz-compatible clients implement it, and so can a stand-in in
+/// unit tests. Every call takes the credential (session key or token),
+/// which the caller keeps.
+pub trait Target: fmt::Debug + Send + Sync {
+    /// The API URL requests go to, for log lines.
+    fn url(&self) -> &str;
+
+    /// Most listens taken from the queue for one round of requests.
+    fn max_batch(&self) -> usize;
+
+    /// Listens older than this are refused by the service anyway, so they
+    /// are set aside rather than sent; `None` when there is no such limit.
+    fn max_age(&self) -> Option<Duration> {
+        None
     }
 
-    /// Most listens in one request.
-    pub fn max_batch(&self) -> usize {
-        match self {
-            Service::LastFm(_) => lastfm::MAX_BATCH,
-            Service::ListenBrainz(c) => c.max_batch(),
-        }
-    }
-
-    /// Listens older than this are refused by the service anyway.
-    pub fn max_age(&self) -> Option<Duration> {
-        match self {
-            Service::LastFm(_) => Some(LASTFM_MAX_AGE),
-            Service::ListenBrainz(_) => None,
-        }
-    }
-
-    /// Split a batch into requests the server accepts by size.
-    pub fn requests(&self, listens: &[Listen]) -> Vec<Range<usize>> {
-        match self {
-            Service::LastFm(_) => std::iter::once(0..listens.len()).collect(),
-            Service::ListenBrainz(c) => listenbrainz::split_by_size(listens, c.flavor()),
-        }
+    /// Split a batch into requests the server accepts by size; each range
+    /// is one request, in order. By default, the whole batch in one.
+    fn requests(&self, listens: &[Listen]) -> Vec<Range<usize>> {
+        std::iter::once(0..listens.len()).collect()
     }
 
     /// Announce what is playing.
-    pub async fn now_playing(&self, credential: &str, track: &Track) -> Result<(), Failure> {
-        match self {
-            Service::LastFm(c) => Ok(c.now_playing(credential, track).await?),
-            Service::ListenBrainz(c) => Ok(c.now_playing(credential, track).await?),
-        }
-    }
+    fn now_playing<'a>(
+        &'a self,
+        credential: &'a str,
+        track: &'a Track,
+    ) -> BoxFuture<'a, Result<(), Failure>>;
 
-    /// Love or unlove a track. ListenBrainz needs the recording's MBID; a
-    /// track without one is refused here, for good.
-    pub async fn love(&self, credential: &str, love: &Love) -> Result<(), Failure> {
-        match self {
-            Service::LastFm(c) => Ok(c.love(credential, &love.track, love.love).await?),
-            Service::ListenBrainz(c) => {
-                let Some(mbid) = &love.track.recording_mbid else {
-                    return Err(Failure {
-                        kind: ErrorKind::Rejected,
-                        message: "ListenBrainz feedback needs the recording's MusicBrainz id, \
-                                  and the file has no MUSICBRAINZ_TRACKID tag"
-                            .into(),
-                        retry_after: None,
-                        setting: "url",
-                    });
-                };
-                Ok(c.feedback(credential, mbid, i8::from(love.love)).await?)
-            }
-        }
-    }
+    /// Submit one request's worth of listens; one outcome per listen, in
+    /// order. On error no outcome is known for any of them.
+    fn submit<'a>(
+        &'a self,
+        credential: &'a str,
+        listens: &'a [Listen],
+    ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, Failure>>;
+
+    /// Love (`love` true) or unlove a track. A refusal of this track for
+    /// good is [`ErrorKind::Rejected`]; a server without the method
+    /// answers [`ErrorKind::Unsupported`].
+    fn love<'a>(
+        &'a self,
+        credential: &'a str,
+        track: &'a Track,
+        love: bool,
+    ) -> BoxFuture<'a, Result<(), Failure>>;
 
     /// The account a credential belongs to, for reading its listens back;
     /// `Ok(None)` when the server has no read method to ask (Maloja).
-    pub async fn account(&self, credential: &str) -> Result<Option<String>, Failure> {
-        match self {
-            Service::LastFm(c) => Ok(Some(c.session_user(credential).await?)),
-            Service::ListenBrainz(c) if c.flavor() == listenbrainz::Flavor::Maloja => Ok(None),
-            Service::ListenBrainz(c) => match c.validate_token(credential).await? {
-                Some(user) if !user.is_empty() => Ok(Some(user)),
-                Some(_) => Ok(None),
-                None => Err(Failure {
-                    kind: ErrorKind::Auth,
-                    message: "the server says the token is not valid".into(),
-                    retry_after: None,
-                    setting: "token",
-                }),
-            },
-        }
-    }
+    fn account<'a>(&'a self, credential: &'a str)
+    -> BoxFuture<'a, Result<Option<String>, Failure>>;
 
     /// What `user`'s profile holds with start times from `first` to `last`
-    /// (both included), newest first.
-    pub async fn heard(
-        &self,
-        credential: &str,
-        user: &str,
+    /// (Unix seconds, both included), newest first.
+    fn heard<'a>(
+        &'a self,
+        credential: &'a str,
+        user: &'a str,
         first: u64,
         last: u64,
-    ) -> Result<Vec<Heard>, Failure> {
-        match self {
-            Service::LastFm(c) => Ok(c.recent_tracks(user, first, last).await?),
-            Service::ListenBrainz(c) => Ok(c.listens(credential, user, first, last).await?),
-        }
-    }
-
-    /// Submit one request's worth of listens; one outcome per listen.
-    pub async fn submit(
-        &self,
-        credential: &str,
-        listens: &[Listen],
-    ) -> Result<Vec<ItemOutcome>, Failure> {
-        match self {
-            Service::LastFm(c) => Ok(c.scrobble(credential, listens).await?),
-            Service::ListenBrainz(c) => {
-                c.submit(credential, listens).await?;
-                Ok(vec![ItemOutcome::Accepted; listens.len()])
-            }
-        }
-    }
+    ) -> BoxFuture<'a, Result<Vec<Heard>, Failure>>;
 }

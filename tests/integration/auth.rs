@@ -46,8 +46,19 @@ fn desktop_flow_waits_for_approval_and_stores_the_session() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    // Not approved yet: the command keeps polling (error 14) instead of failing.
-    std::thread::sleep(Duration::from_millis(3500));
+    // Not approved yet: the command keeps polling (error 14) instead of
+    // failing. A second poll shows it went on after the first refusal.
+    while lastfm.request_count("auth.getSession") < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "gave up before approval"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no second poll"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
         child.try_wait().unwrap().is_none(),
         "gave up before approval"

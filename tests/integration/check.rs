@@ -94,7 +94,7 @@ fn everything_right_passes_with_exit_0() {
         verdict(&text, "listenbrainz").0.contains("\"bob\""),
         "{text}"
     );
-    assert!(text.contains("All 5 checks passed."), "{text}");
+    assert!(text.contains("All 6 checks passed."), "{text}");
     // The state directory is checked, not created: that is the daemon's job.
     assert!(!s.dir.state_dir().exists());
     // Nothing was sent that changes anything.
@@ -122,7 +122,7 @@ fn wrong_or_missing_mpd_password_fails_mpd_only() {
     for item in ["config", "state dir", "lastfm", "listenbrainz"] {
         assert!(verdict(&text, item).0.starts_with("ok "), "{item}: {text}");
     }
-    assert!(text.contains("1 of 5 checks failed."), "{text}");
+    assert!(text.contains("1 of 6 checks failed."), "{text}");
 
     // No password at all: MPD lets us in but tells nothing.
     s.write_config(None, &sk);
@@ -242,7 +242,7 @@ fn secrets_from_systemd_credentials_pass() {
     );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("All 5 checks passed."), "{text}");
+    assert!(text.contains("All 6 checks passed."), "{text}");
 
     // Without them, the same config names what is missing.
     let out = run_cli(&s.dir, &["check"], None);

@@ -21,10 +21,6 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// The one socket the daemon made in `dir`'s runtime directory.
 fn runtime_socket(dir: &TestDir) -> PathBuf {
     let sockets: Vec<PathBuf> = std::fs::read_dir(dir.runtime_dir().join("mpd-scrobbler"))
@@ -189,7 +185,7 @@ fn the_control_socket_is_private_bounded_and_checks_its_peer() {
     assert!(reply.contains("longer than 4096 bytes"), "{reply:?}");
     // So is `import` past its own bound (16 MiB), without the daemon holding it.
     let mut huge = UnixStream::connect(&socket).unwrap();
-    huge.write_all(b"import [").unwrap();
+    huge.write_all(b"{\"import\":[").unwrap();
     let chunk = vec![b' '; 1 << 20];
     for _ in 0..17 {
         if huge.write_all(&chunk).is_err() {
@@ -225,8 +221,7 @@ fn the_control_socket_is_private_bounded_and_checks_its_peer() {
 
     // Another user, even where the file's mode would let it in, is refused
     // by its uid.
-    if !is_root() {
-        eprintln!("skipped the other-uid part: it needs root to switch users");
+    if !crate::common::runs_as_root("connecting as another uid (switching users)") {
         return;
     }
     let runtime = dir.runtime_dir();

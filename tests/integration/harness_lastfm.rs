@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::fake_lastfm::{API_KEY, FakeLastFm};
+use crate::common::fake_lastfm::{API_KEY, API_SECRET, FakeLastFm};
 
 /// protocols.md §1.4's worked example, byte for byte (its session key issued
 /// by the server is substituted, so the signature is recomputed).
@@ -28,7 +28,7 @@ fn post(server: &FakeLastFm, body: &str) -> (u16, serde_json::Value) {
 }
 
 #[test]
-fn checks_signature_session_and_batch_limit() {
+fn checks_signature_and_session_key() {
     let server = FakeLastFm::start();
     // The documented signature verifies; the session key is then unknown.
     let (status, body) = post(&server, EXAMPLE_BODY);
@@ -40,6 +40,73 @@ fn checks_signature_session_and_batch_limit() {
     assert_eq!(body["error"].as_i64(), Some(10), "{body}");
     assert_eq!(server.request_count("track.scrobble"), 3);
     assert!(server.scrobbles().is_empty());
+}
+
+/// A signed `track.scrobble` body with `indices` as the item numbers
+/// (names and times are plain ASCII, so they need no encoding).
+fn scrobble_body(session: &str, indices: impl Iterator<Item = usize>) -> String {
+    use md5::{Digest, Md5};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut params = std::collections::BTreeMap::new();
+    params.insert("method".to_string(), "track.scrobble".to_string());
+    params.insert("api_key".to_string(), API_KEY.to_string());
+    params.insert("sk".to_string(), session.to_string());
+    for i in indices {
+        params.insert(format!("artist[{i}]"), format!("Artist {i}"));
+        params.insert(format!("track[{i}]"), format!("Track {i}"));
+        params.insert(
+            format!("timestamp[{i}]"),
+            (now - 600 - i as u64).to_string(),
+        );
+    }
+    let mut base: String = params.iter().map(|(k, v)| format!("{k}{v}")).collect();
+    base.push_str(API_SECRET);
+    params.insert(
+        "api_sig".to_string(),
+        hex::encode(Md5::digest(base.as_bytes())),
+    );
+    params.insert("format".to_string(), "json".to_string());
+    params
+        .iter()
+        .map(|(k, v)| {
+            let k = k.replace('[', "%5B").replace(']', "%5D");
+            format!("{k}={}", v.replace(' ', "+"))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[test]
+fn refuses_batches_over_50_and_gaps_in_the_indices() {
+    let server = FakeLastFm::start();
+    let sk = server.issue_session("alice");
+    // 51 and more: error 6, and nothing of the batch is kept.
+    for n in [51, 52, 120] {
+        let (status, body) = post(&server, &scrobble_body(&sk, 0..n));
+        assert_eq!(
+            (status, body["error"].as_i64()),
+            (400, Some(6)),
+            "{n}: {body}"
+        );
+    }
+    // Item 1 missing: error 6.
+    let (_, body) = post(&server, &scrobble_body(&sk, [0, 2].into_iter()));
+    assert_eq!(body["error"].as_i64(), Some(6), "{body}");
+    assert!(server.scrobbles().is_empty());
+    assert!(server.scrobble_batches().is_empty());
+    // Exactly 50 is accepted, each item echoed.
+    let (status, body) = post(&server, &scrobble_body(&sk, 0..50));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scrobbles"]["@attr"]["accepted"], 50, "{body}");
+    assert_eq!(
+        body["scrobbles"]["scrobble"].as_array().map(Vec::len),
+        Some(50)
+    );
+    assert_eq!(server.scrobbles().len(), 50);
+    assert_eq!(server.scrobble_batches(), [50]);
 }
 
 #[test]

@@ -92,19 +92,27 @@ fn plays_in_real_time_pauses_and_seeks() {
     let mpd = MpdServer::start(&default_library());
     mpd.play_file("misc/long.flac");
     mpd.wait_state("play", Duration::from_secs(5));
-    let (t0, e0) = (Instant::now(), mpd.elapsed());
+    // Each reading is bracketed by the wall clock, so a slow answer on a
+    // busy machine widens the window instead of failing the test.
+    let (before0, e0, after0) = (Instant::now(), mpd.elapsed(), Instant::now());
+    // The situation under test: real time passing.
     std::thread::sleep(Duration::from_millis(700));
-    let (wall, played) = (t0.elapsed().as_secs_f64(), mpd.elapsed() - e0);
-    // The null output keeps real time: neither stalled nor running ahead.
+    let (before1, e1, after1) = (Instant::now(), mpd.elapsed(), Instant::now());
+    let played = e1 - e0;
+    let least = (before1 - after0).as_secs_f64();
+    let most = (after1 - before0).as_secs_f64();
+    // The null output keeps real time, give or take its 0.256 s chunk:
+    // neither stalled nor running ahead.
     assert!(
-        (wall - 0.3..=wall + 0.3).contains(&played),
-        "{played:.3} s played in {wall:.3} s"
+        (least - 0.3..=most + 0.3).contains(&played),
+        "{played:.3} s played in {least:.3} to {most:.3} s"
     );
     assert_eq!(mpd.status_value("duration").as_deref(), Some("20.000"));
 
     mpd.pause();
     mpd.wait_state("pause", Duration::from_secs(5));
     let paused_at = mpd.elapsed();
+    // The situation under test: time passing while paused.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         mpd.elapsed(),
@@ -117,8 +125,15 @@ fn plays_in_real_time_pauses_and_seeks() {
     assert_eq!(mpd.state(), "pause", "seeking keeps the pause");
     mpd.resume();
     mpd.wait_state("play", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(mpd.elapsed() > 10.0, "{}", mpd.elapsed());
+    let resumed = Instant::now();
+    while mpd.elapsed() <= 10.0 {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(5),
+            "still at {} after resuming",
+            mpd.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     mpd.stop();
     mpd.wait_state("stop", Duration::from_secs(5));
@@ -133,8 +148,10 @@ fn a_song_ends_in_stop_and_repeat_single_replays_it() {
     mpd.wait_state("stop", Duration::from_secs(5));
     // One 4 KiB chunk (0.256 s at 8 kHz mono) early, see common/mpd.rs.
     let took = t0.elapsed();
+    // Played in real time, not skipped; the upper bound only rules out a
+    // song that never ends (a busy machine may answer late).
     assert!(
-        (Duration::from_millis(600)..Duration::from_millis(1500)).contains(&took),
+        (Duration::from_millis(600)..Duration::from_secs(4)).contains(&took),
         "a 1 s song played in {took:?}"
     );
 
@@ -148,7 +165,7 @@ fn a_song_ends_in_stop_and_repeat_single_replays_it() {
     let mut restarted = false;
     let mut last = mpd.elapsed();
     let start = Instant::now();
-    while !restarted && start.elapsed() < Duration::from_secs(3) {
+    while !restarted && start.elapsed() < Duration::from_secs(6) {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(mpd.state(), "play");
         assert_eq!(mpd.status_value("songid"), id);

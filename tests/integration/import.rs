@@ -31,7 +31,7 @@ fn journal(dir: &TestDir) -> (std::path::PathBuf, [u64; 3]) {
 }
 
 #[test]
-fn journal_is_imported_once_with_original_times_and_delivered() {
+fn journal_is_imported_once_with_original_times_and_delivered_once() {
     let lastfm = FakeLastFm::start();
     let dir = TestDir::new();
     let sk = lastfm.issue_session("alice");
@@ -79,18 +79,39 @@ fn journal_is_imported_once_with_original_times_and_delivered() {
     );
     assert_eq!(got[0].album.as_deref(), Some("Takk..."));
 
-    // With the daemon running the import goes through it.
+    // With the daemon running the import goes through it, and the history
+    // knows these plays were delivered: nothing is queued or sent again.
     let out = run_cli(&dir, &["import", "mpdscribble", path], None);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Imported 3 scrobbles"));
-    assert_eq!(
-        lastfm.wait_for_scrobbles(6, Duration::from_secs(10)).len(),
-        6
+    let again = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        again.contains("Imported 0 scrobbles") && again.contains("(3 already queued or delivered"),
+        "{again}"
     );
+    let mut daemon = daemon;
+    assert!(daemon.sigterm().success(), "{}", daemon.log());
+    assert_eq!(lastfm.scrobbles().len(), 3);
+    let out = run_cli(&dir, &["queue", "--json"], None);
+    let queued: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        queued["targets"]["lastfm"],
+        serde_json::json!([]),
+        "{queued}"
+    );
+    let out = run_cli(&dir, &["history", "--json"], None);
+    let plays: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plays
+            .iter()
+            .map(|p| p["started_at"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        times
+    );
+    assert!(plays.iter().all(|p| p["delivered"]["lastfm"].is_u64()));
 }
 
 #[test]

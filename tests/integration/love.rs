@@ -107,8 +107,17 @@ fn love_while_a_target_is_down_arrives_later_and_no_mbid_is_explained() {
         daemon.log()
     );
     assert!(lb.feedback().is_empty());
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(lastfm.loves().is_empty());
+    // Last.fm was tried and the love kept for later.
+    assert!(
+        daemon.wait_for_log(
+            |log| log
+                .lines()
+                .any(|l| l.contains("lastfm:") && l.contains("retrying in")),
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
     lastfm.come_up();
     assert_eq!(
         wait(|| lastfm.loves(), 1),

@@ -159,7 +159,11 @@ fn status_shows_progress_and_each_target_state() {
     let daemon = Daemon::spawn(&dir);
     assert!(daemon.wait_log("connected to MPD", Duration::from_secs(10)));
     mpd.play_file("long.flac");
-    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        daemon.wait_log("now playing \"Long Artist", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
     let text = stdout(&dir, &["status"]);
     assert!(text.contains("MPD: connected to 127.0.0.1:"), "{text}");
     assert!(

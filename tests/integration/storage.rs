@@ -29,13 +29,6 @@ fn songs(n: usize) -> Vec<SongSpec> {
         .collect()
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
 
@@ -170,8 +163,7 @@ impl FullRig {
 
 #[test]
 fn a_full_state_dir_holds_plays_in_memory_and_delivers_them_once_space_is_freed() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root (CI runs as root, so it runs there)");
+    if !crate::common::runs_as_root("mounting a tmpfs") {
         return;
     }
     let mut rig = FullRig::start(5);
@@ -230,8 +222,7 @@ fn a_full_state_dir_holds_plays_in_memory_and_delivers_them_once_space_is_freed(
 
 #[test]
 fn sigterm_while_the_state_dir_is_full_exits_within_two_seconds() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root (CI runs as root, so it runs there)");
+    if !crate::common::runs_as_root("mounting a tmpfs") {
         return;
     }
     let mut rig = FullRig::start(3);

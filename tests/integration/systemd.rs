@@ -4,7 +4,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::common::daemon::{Daemon, TestDir};
+use crate::common::daemon::{Daemon, TestDir, run_cli};
 use crate::common::fake_lastfm::FakeLastFm;
 use crate::common::mpd::MpdServer;
 
@@ -158,7 +158,15 @@ fn started_before_mpd_and_the_network_it_is_ready_and_catches_up() {
         "{}",
         daemon.log()
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // Still up and answering, without MPD.
+    let out = run_cli(&dir, &["status", "--json"], None);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        status["mpd"]["connected"],
+        false,
+        "{status}\n{}",
+        daemon.log()
+    );
     assert!(daemon.is_running(), "{}", daemon.log());
 
     mpd.start_server();

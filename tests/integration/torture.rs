@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::daemon::{Daemon, TestDir, run_cli};
+use crate::common::daemon::{Daemon, TestDir, queued, run_cli};
 use crate::common::fake_lastfm::{self, FakeLastFm};
 use crate::common::fake_listenbrainz::{self, FakeListenBrainz};
 
@@ -372,4 +372,32 @@ fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
     );
     assert_eq!(lastfm.scrobbles().len(), ITEMS);
     assert_eq!(lb.listens().len(), ITEMS);
+}
+
+#[test]
+fn a_backlog_of_120_goes_out_as_50_50_20_to_lastfm_and_100_20_to_listenbrainz() {
+    let (lastfm, lb) = (FakeLastFm::start(), FakeListenBrainz::start());
+    let dir = TestDir::new();
+    configure(&dir, &lastfm, &lb, "5s");
+    let (path, listens) = journal(&dir, 120);
+    import(&dir, &path);
+    let mut daemon = Daemon::spawn(&dir);
+    assert!(
+        wait_delivered(&lastfm, &lb, 120, Duration::from_secs(60)),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.sigterm().success(), "{}", daemon.log());
+    assert_eq!(lastfm.scrobble_batches(), [50, 50, 20], "{}", daemon.log());
+    assert_eq!(
+        lb.submissions(),
+        [("import".to_string(), 100), ("import".to_string(), 20)]
+    );
+    assert_eq!(on_lastfm(&lastfm), listens);
+    assert_eq!(on_listenbrainz(&lb), listens);
+    assert_eq!(lastfm.scrobbles().len(), 120, "none twice");
+    assert_eq!(lb.listens().len(), 120, "none twice");
+    for target in ["lastfm", "listenbrainz"] {
+        assert_eq!(queued(&dir, target, false), 0, "{target}: nothing left");
+    }
 }

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::json::{items, number, text};
 use super::sign::Params;
-use super::{Error, ItemOutcome, Session};
+use super::{Error, Session};
 use crate::scrobble::{Listen, Track};
-use crate::targets::Heard;
+use crate::targets::{Heard, ItemOutcome};
 
 /// Longest part of an unparseable error body kept in [`Error::Http`].
 const MAX_ERROR_BODY_CHARS: usize = 200;
@@ -35,6 +35,10 @@ pub(crate) fn scrobble_params(listens: &[Listen]) -> Params {
         let name = |field: &str| format!("{field}[{i}]");
         put_track(&mut params, &listen.track, name);
         params.insert(name("timestamp"), listen.started_at.to_string());
+        // A radio title is a broadcast, not the user's choice (§1.7, §5.1).
+        if listen.track.stream_url.is_some() {
+            params.insert(name("chosenByUser"), "0".into());
+        }
     }
     params
 }
@@ -260,7 +264,7 @@ mod tests {
         assert_eq!(recent_tracks(&none).unwrap(), (Vec::new(), 1));
         assert!(recent_tracks(&serde_json::json!({})).is_err());
     }
-    use crate::targets::lastfm::ErrorKind;
+    use crate::targets::ErrorKind;
 
     fn track(artist: &str, title: &str) -> Track {
         Track {
@@ -323,6 +327,37 @@ mod tests {
         let p = scrobble_params(&[listen]);
         assert_eq!(names(&p), ["artist[0]", "timestamp[0]", "track[0]"]);
         assert_eq!(p["timestamp[0]"], "1700000000");
+    }
+
+    #[test]
+    fn a_stream_title_is_not_chosen_by_the_user_and_has_no_duration() {
+        let radio = Listen {
+            track: Track {
+                stream_url: Some("http://radio.example/live".into()),
+                ..track("Sigur Rós", "Hoppípolla")
+            },
+            started_at: 1_700_000_000,
+        };
+        let file = Listen {
+            track: Track {
+                duration_secs: Some(200),
+                ..track("Cher", "Believe")
+            },
+            started_at: 1_700_000_300,
+        };
+        let p = scrobble_params(&[radio.clone(), file]);
+        assert_eq!(p["chosenByUser[0]"], "0");
+        assert!(!p.contains_key("duration[0]"));
+        assert!(
+            !p.contains_key("chosenByUser[1]"),
+            "the default, 1, is left out"
+        );
+        assert_eq!(p["duration[1]"], "200");
+        let np = now_playing_params(&radio.track);
+        assert!(
+            !np.contains_key("chosenByUser"),
+            "not a now-playing parameter"
+        );
     }
 
     /// The success reply of §1.7, verbatim.

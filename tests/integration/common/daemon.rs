@@ -121,13 +121,19 @@ pub fn toml_str(s: &str) -> String {
 
 /// The binary with `-c <config>` and the test's environment.
 fn command(dir: &TestDir) -> Command {
-    with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir)
+    let mut cmd = with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir);
+    cmd.arg("-c").arg(dir.config_path());
+    cmd
 }
 
-/// `cmd` (the binary, or a wrapper running it) given `-c <config>` and the
-/// test's environment.
+/// The state directory of a run without a config file (zero-config):
+/// `$XDG_STATE_HOME/mpd-scrobbler`.
+pub fn zero_config_state_dir(dir: &TestDir) -> PathBuf {
+    dir.path().join("xdg-state").join("mpd-scrobbler")
+}
+
+/// `cmd` (the binary, or a wrapper running it) with the test's environment.
 fn with_test_env(mut cmd: Command, dir: &TestDir) -> Command {
-    cmd.arg("-c").arg(dir.config_path());
     for var in [
         // Read by the binary: they would override the config's [mpd] and
         // state_dir, change the log format or the width of tables.
@@ -195,7 +201,18 @@ impl Daemon {
         Daemon::spawn_with(dir, env, true)
     }
 
+    /// Start `mpd-scrobbler run` with no `-c` and no file at the default
+    /// config path: the zero-config set-up, MPD from `env` (MPD_HOST, MPD_PORT).
+    pub fn spawn_zero_config(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
+        let cmd = with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir);
+        Daemon::spawn_cmd(dir, cmd, env, false)
+    }
+
     fn spawn_with(dir: &TestDir, env: &[(&str, &str)], journal: bool) -> Daemon {
+        Daemon::spawn_cmd(dir, command(dir), env, journal)
+    }
+
+    fn spawn_cmd(dir: &TestDir, mut cmd: Command, env: &[(&str, &str)], journal: bool) -> Daemon {
         use std::os::unix::fs::MetadataExt;
         // Each run gets its own numbered log, so a restarted daemon's log
         // starts empty (wait_log sees only the new run) and the old one stays.
@@ -206,7 +223,6 @@ impl Daemon {
                 Some((f, p))
             })
             .expect("log file");
-        let mut cmd = command(dir);
         if journal {
             let meta = log.metadata().expect("log metadata");
             cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
@@ -240,6 +256,32 @@ impl Daemon {
         let start = Instant::now();
         loop {
             if self.log().contains(needle) {
+                return true;
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// How many times the log says `needle` so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Wait until the log says `needle` at least `times` times; false
+    /// after `timeout`. For a line an earlier event already wrote once
+    /// ("connected to MPD" after a reconnection).
+    pub fn wait_log_count(&self, needle: &str, times: usize, timeout: Duration) -> bool {
+        self.wait_for_log(|log| log.matches(needle).count() >= times, timeout)
+    }
+
+    /// Wait until `ready` holds for the log; false after `timeout`.
+    pub fn wait_for_log(&self, ready: impl Fn(&str) -> bool, timeout: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if ready(&self.log()) {
                 return true;
             }
             if start.elapsed() > timeout {
@@ -309,6 +351,24 @@ impl Drop for Daemon {
     }
 }
 
+/// How many items `target` has waiting (or set aside, with `rejected`),
+/// from `queue list --json`: through the daemon when it runs, else read
+/// from the queue database.
+pub fn queued(dir: &TestDir, target: &str, rejected: bool) -> usize {
+    let mut args = vec!["queue", "list", "--json"];
+    if rejected {
+        args.push("--rejected");
+    }
+    let out = run_cli(dir, &args, None);
+    assert!(
+        out.status.success(),
+        "queue list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("queue list JSON");
+    v["targets"][target].as_array().map_or(0, Vec::len)
+}
+
 /// Run a one-shot command (`auth ...`, `queue list`, `run` for a second
 /// daemon) with the test's config and environment; `stdin` is closed after
 /// writing it, or null when `None`. Fails the test after 60 s.
@@ -326,6 +386,14 @@ pub fn run_cli_env(
     let mut cmd = command(dir);
     cmd.envs(env.iter().copied());
     run_to_end(cmd, args, stdin)
+}
+
+/// A one-shot command with no `-c` and no file at the default config path
+/// (the zero-config set-up), with extra environment variables.
+pub fn run_cli_zero_config(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir);
+    cmd.envs(env.iter().copied());
+    run_to_end(cmd, args, None)
 }
 
 /// `run_cli` as the unprivileged user `uid` (through `setpriv`, so the test
@@ -346,7 +414,9 @@ pub fn run_cli_as(dir: &TestDir, uid: u32, args: &[&str]) -> Output {
         .arg(format!("--regid={uid}"))
         .arg("--clear-groups")
         .arg(copy);
-    run_to_end(with_test_env(setpriv, dir), args, None)
+    let mut cmd = with_test_env(setpriv, dir);
+    cmd.arg("-c").arg(dir.config_path());
+    run_to_end(cmd, args, None)
 }
 
 fn run_to_end(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Output {

@@ -41,6 +41,8 @@ pub struct Scrobbled {
     pub track_number: Option<String>,
     pub duration: Option<String>,
     pub mbid: Option<String>,
+    /// `chosenByUser`: "0" for radio; absent means the default, "1".
+    pub chosen_by_user: Option<String>,
     pub timestamp: u64,
     pub user: String,
 }
@@ -620,6 +622,7 @@ fn now_playing(st: &mut State, p: &BTreeMap<String, String>, user: &str) -> Repl
         track_number: item(p, "trackNumber", ""),
         duration: item(p, "duration", ""),
         mbid: item(p, "mbid", ""),
+        chosen_by_user: item(p, "chosenByUser", ""),
         timestamp: 0,
         user: user.to_string(),
     };
@@ -719,6 +722,7 @@ fn scrobble(st: &mut State, p: &BTreeMap<String, String>, user: &str) -> Reply {
                 track_number: item(p, "trackNumber", &suffix),
                 duration: item(p, "duration", &suffix),
                 mbid: item(p, "mbid", &suffix),
+                chosen_by_user: item(p, "chosenByUser", &suffix),
                 timestamp,
                 user: user.to_string(),
             });

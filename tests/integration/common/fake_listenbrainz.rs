@@ -81,6 +81,9 @@ struct State {
     /// Every n-th submission of listens (not playing_now) suffers this.
     every_nth_submission: Option<(usize, Failure)>,
     listen_submissions: usize,
+    /// When each submission of listens arrived, and whether it was answered
+    /// with a rate-limit 429.
+    submission_times: Vec<(Instant, bool)>,
     poison: Option<String>,
     feedback: Vec<(String, i64)>,
 }
@@ -149,6 +152,12 @@ impl FakeListenBrainz {
     /// Recording feedback received: (recording MBID, score).
     pub fn feedback(&self) -> Vec<(String, i64)> {
         self.st().feedback.clone()
+    }
+
+    /// When each submission of listens (not playing_now) arrived, failed
+    /// ones included, and whether it was answered with a rate-limit 429.
+    pub fn submission_times(&self) -> Vec<(Instant, bool)> {
+        self.st().submission_times.clone()
     }
 
     /// All requests, failed ones included.
@@ -257,13 +266,18 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
             Some((n, f)) if listens && n > 0 && st.listen_submissions % n == 0 => Some(f),
             _ => None,
         };
-        match st.fail_next.as_mut() {
+        let failure = match st.fail_next.as_mut() {
             Some((n, f)) if *n > 0 => {
                 *n -= 1;
                 Some(*f)
             }
             _ => nth.or(st.failure),
+        };
+        if listens {
+            let limited = matches!(failure, Some(Failure::RateLimited { .. }));
+            st.submission_times.push((Instant::now(), limited));
         }
+        failure
     };
     match failure {
         Some(Failure::Status(status)) => {

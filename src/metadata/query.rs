@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cache::{self, Cache};
+use super::cache::{self, Cache};
+use super::info;
 use crate::config::Config;
-use crate::targets::lastfm::{self, ErrorKind};
+use crate::targets::ErrorKind;
+use crate::targets::lastfm;
 use crate::tracker::PlayState;
-use crate::{http, info, mpd as watcher, session};
+use crate::{http, mpd as watcher, session};
 
 /// A command.
 #[derive(Debug, Clone)]
@@ -270,10 +272,11 @@ fn age(d: Duration) -> String {
 
 /// Artist and album of the song MPD is playing.
 async fn current(config: &Config) -> Result<(String, Option<String>), QueryError> {
-    let (client, _events) = watcher::connect(&config.mpd)
+    let client = watcher::connect(&config.mpd)
         .await
         .map_err(|e| QueryError::Failed(e.to_string()))?;
-    let snap = watcher::snapshot(&client)
+    let snap = client
+        .snapshot()
         .await
         .map_err(|e| QueryError::Failed(e.to_string()))?;
     // Like `mpc current`: a stopped player has no current song to speak of.

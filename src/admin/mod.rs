@@ -1,0 +1,269 @@
+//! `mpd-scrobbler queue`: listing, dropping and retrying queued items. The
+//! same operations run inside the daemon (reached through the control
+//! socket, since sled lets only one process open the queue) and directly on
+//! the database when no daemon runs. Also `import`, `love` and `status`
+//! (`status.rs`).
+
+mod status;
+
+use std::path::Path;
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::control::{self, QueueReply, Reply, Request};
+use crate::history::{self, commands, journal};
+use crate::metadata::info::local_time;
+use crate::queue::Queue;
+use crate::scrobble::Listen;
+use crate::session;
+
+pub use crate::control::QueueCmd;
+pub use status::status;
+
+/// Run a list, drop or retry on `queue` (an error reply on failure).
+/// Flush needs the daemon and is answered there.
+pub fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
+    let names: Vec<String> = queue.names().to_vec();
+    let result = (|| -> Result<QueueReply, String> {
+        match cmd {
+            QueueCmd::List { rejected } => {
+                let mut targets = BTreeMap::new();
+                for name in &names {
+                    let t = queue.target(name);
+                    let items = if *rejected {
+                        t.list_rejected()
+                    } else {
+                        t.list()
+                    }
+                    .map_err(|e| e.to_string())?;
+                    targets.insert(name.clone(), items);
+                }
+                Ok(QueueReply::Listed(targets))
+            }
+            QueueCmd::Drop { id, target } => {
+                if let Some(t) = target.as_ref().filter(|t| !names.contains(t)) {
+                    return Err(format!(
+                        "no target named {t:?} (configured: {})",
+                        names.join(", ")
+                    ));
+                }
+                let mut dropped = Vec::new();
+                for name in names
+                    .iter()
+                    .filter(|n| target.as_ref().is_none_or(|t| t == *n))
+                {
+                    if queue
+                        .target(name)
+                        .drop_item(*id)
+                        .map_err(|e| e.to_string())?
+                    {
+                        dropped.push(name.clone());
+                    }
+                }
+                if dropped.is_empty() {
+                    return Err(format!("no queued item {id}"));
+                }
+                Ok(QueueReply::Dropped(dropped))
+            }
+            QueueCmd::Retry => {
+                let mut moved = BTreeMap::new();
+                for name in &names {
+                    let n = queue
+                        .target(name)
+                        .retry_rejected()
+                        .map_err(|e| e.to_string())?;
+                    moved.insert(name.clone(), n as u64);
+                }
+                Ok(QueueReply::Retried(moved))
+            }
+            QueueCmd::Flush => Err("flushing needs the running daemon".into()),
+        }
+    })();
+    result.map_or_else(Reply::Error, Reply::Queue)
+}
+
+/// Add journal listens to every queue.
+pub fn import(queue: &Queue, listens: &[Listen]) -> Reply {
+    match queue.import(listens) {
+        Ok((added, skipped)) => Reply::Imported {
+            added: added as u64,
+            skipped: skipped as u64,
+        },
+        Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
+/// `import mpdscribble JOURNAL`: read the journal, report malformed records
+/// by line, and queue the rest through the daemon or directly.
+pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (listens, malformed) = journal::parse(&text);
+    for m in &malformed {
+        eprintln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
+    }
+    import_listens(config, path, listens, malformed.len()).await
+}
+
+/// `import listenbrainz FILE`: read a ListenBrainz export (JSON array or
+/// JSON Lines), report unreadable listens by position, and import the rest.
+pub async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (listens, bad) = history::parse_listenbrainz_export(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    for b in &bad {
+        eprintln!(
+            "{}: listen {}: skipped: {}",
+            path.display(),
+            b.index,
+            b.problem
+        );
+    }
+    import_listens(config, path, listens, bad.len()).await
+}
+
+/// Add imported listens to the history and the queues, through the daemon
+/// when it runs.
+async fn import_listens(
+    config: &Config,
+    path: &Path,
+    listens: Vec<Listen>,
+    malformed: usize,
+) -> Result<(), String> {
+    let (mut added, mut skipped) = (0, 0);
+    // A large journal goes in several requests, each within the socket's
+    // line limit. Without a daemon, all of it goes in at once; listens a
+    // vanished daemon already took count as already queued.
+    for request in control::import_requests(&listens) {
+        let (answer, direct) = match control::request(&config.state_dir, request).await {
+            Ok(Some(reply)) => (reply, false),
+            Ok(None) => (import(&open_queue(config)?, &listens), true),
+            Err(e) => return Err(e.to_string()),
+        };
+        match answer {
+            Reply::Imported {
+                added: a,
+                skipped: s,
+            } => {
+                added += a;
+                skipped += s;
+            }
+            other => return Err(unexpected(other)),
+        }
+        if direct {
+            break;
+        }
+    }
+    println!(
+        "Imported {added} scrobbles from {} ({skipped} already queued or delivered, {malformed} malformed records skipped).",
+        path.display(),
+    );
+    Ok(())
+}
+
+/// Open the queue database (creating the state directory), with the history
+/// and the targets' age limits as configured.
+pub fn open_queue(config: &Config) -> Result<Queue, String> {
+    session::ensure_state_dir(&config.state_dir).map_err(|e| {
+        format!(
+            "cannot create the state directory {}: {e}",
+            config.state_dir.display()
+        )
+    })?;
+    Queue::open(&config.state_dir, &config.target_names())
+        .map(|q| commands::configure(q, config))
+        .map_err(|e| e.to_string())
+}
+
+/// Run `cmd` for the command line: through the daemon when it runs, on the
+/// database otherwise; print the answer as text or JSON.
+pub async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
+    let answer = match control::request(&config.state_dir, Request::Queue(cmd.clone())).await {
+        Ok(Some(reply)) => reply,
+        Ok(None) if cmd == QueueCmd::Flush => {
+            return Err("no daemon is running; queued scrobbles go out when it starts".into());
+        }
+        Ok(None) => {
+            let queue = open_queue(config)?;
+            execute(&queue, &cmd)
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let Reply::Queue(answer) = answer else {
+        return Err(unexpected(answer));
+    };
+    if json_out {
+        println!("{}", to_json(&answer));
+    } else {
+        print!("{}", render(&cmd, &answer));
+    }
+    Ok(())
+}
+
+/// The error a reply of the wrong kind makes: the daemon's own error, or
+/// a daemon that speaks another version of the protocol.
+pub(crate) fn unexpected(reply: Reply) -> String {
+    match reply {
+        Reply::Error(e) => e,
+        other => format!("the daemon answered something unexpected: {other:?}"),
+    }
+}
+
+/// Pretty JSON, for `--json`.
+pub(crate) fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
+    let mut out = String::new();
+    match (cmd, answer) {
+        (QueueCmd::List { rejected }, QueueReply::Listed(targets)) => {
+            let what = if *rejected { "rejected" } else { "queued" };
+            for (name, items) in targets {
+                out.push_str(&format!("{name}: {} {what}\n", items.len()));
+                for i in items {
+                    let reason = i
+                        .reason
+                        .as_ref()
+                        .map(|r| format!("  ({r})"))
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "  {:>20}  {}  {} – {}{reason}\n",
+                        i.id,
+                        local_time(i.listen.started_at),
+                        i.listen.track.artist,
+                        i.listen.track.title
+                    ));
+                }
+            }
+        }
+        (_, QueueReply::Flushed(_)) => out.push_str("The daemon is delivering now.\n"),
+        (QueueCmd::Drop { id, .. }, QueueReply::Dropped(from)) => {
+            out.push_str(&format!("Dropped {id} from {}.\n", from.join(", ")));
+        }
+        (_, QueueReply::Retried(moved)) => {
+            for (name, n) in moved {
+                out.push_str(&format!("{name}: {n} put back in the queue\n"));
+            }
+        }
+        (_, other) => out.push_str(&format!("{}\n", to_json(other))),
+    }
+    out
+}
+
+/// `mpd-scrobbler love|unlove`: the running daemon knows what is playing and
+/// queues it durably for every target.
+pub async fn love(config: &Config, love: bool) -> Result<(), String> {
+    let verb = if love { "love" } else { "unlove" };
+    let reply = control::request(&config.state_dir, Request::Love(love))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the daemon is not running; start it to {verb} what MPD plays"))?;
+    let Reply::Loved(loved) = reply else {
+        return Err(unexpected(reply));
+    };
+    println!("Queued {verb} of {} – {}.", loved.artist, loved.title);
+    Ok(())
+}

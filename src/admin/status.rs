@@ -1,0 +1,124 @@
+//! `mpd-scrobbler status`: the daemon's view as text (or JSON), or the
+//! queue's when no daemon runs.
+
+use super::{open_queue, to_json, unexpected};
+use crate::config::Config;
+use crate::control::{self, Reply, Request, Status, StorageState};
+use crate::history::commands;
+use crate::metadata::info::local_time;
+
+/// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not
+/// running (then the result is an error, for scripts).
+///
+/// # Errors
+///
+/// No daemon runs (the error is the queue's view), or it cannot be reached.
+pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
+    match control::request(&config.state_dir, Request::Status).await {
+        Ok(Some(Reply::Status(status))) => {
+            if json_out {
+                println!("{}", to_json(&status));
+            } else {
+                print!("{}", render(&status));
+            }
+            Ok(())
+        }
+        Ok(Some(other)) => Err(unexpected(other)),
+        Ok(None) => {
+            let queue = open_queue(config)?;
+            let mut text = String::from("The daemon is not running.\n");
+            for name in queue.names() {
+                let t = queue.target(name);
+                text.push_str(&format!(
+                    "{name}: {} queued, {} rejected\n",
+                    t.len(),
+                    t.rejected_len()
+                ));
+            }
+            text.push_str(&commands::render_summary(&commands::summary(&queue)));
+            Err(text.trim_end().to_owned())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn clock(secs: u64) -> String {
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86400),
+    }
+}
+
+fn render(v: &Status) -> String {
+    let mut out = String::new();
+    let address = &v.mpd.address;
+    if v.mpd.connected {
+        out.push_str(&format!("MPD: connected to {address}\n"));
+    } else {
+        out.push_str(&format!("MPD: not connected ({address}); retrying\n"));
+    }
+    if let Some(p) = &v.playing {
+        let progress = match (p.qualified, p.needed_secs) {
+            (true, _) => "scrobbled".to_owned(),
+            (_, Some(needed)) => format!(
+                "played {} of {} needed",
+                clock(p.played_secs),
+                clock(needed)
+            ),
+            (_, None) => "will not be scrobbled".to_owned(),
+        };
+        out.push_str(&format!(
+            "Current: {} – {}, {progress}\n",
+            p.artist, p.title
+        ));
+    } else {
+        out.push_str("Current: nothing playing\n");
+    }
+    let storage = &v.storage;
+    if storage.state != StorageState::Ok || storage.held != 0 {
+        let state = match storage.state {
+            StorageState::Full => "the state directory is FULL",
+            StorageState::Unwritable => "the state directory is NOT WRITABLE",
+            StorageState::Ok => "ok",
+            StorageState::Closed => "queue writes closed",
+            StorageState::Failing => "queue writes failing",
+        };
+        let dropped = match storage.dropped {
+            0 => String::new(),
+            n => format!(" ({n} oldest dropped)"),
+        };
+        out.push_str(&format!(
+            "Storage: {state}; {} plays held in memory{dropped}\n",
+            storage.held
+        ));
+        if let Some(why) = &storage.why {
+            out.push_str(&format!("  error: {why}\n"));
+        }
+        if let Some(fix) = &storage.fix {
+            out.push_str(&format!("  fix: {fix}\n"));
+        }
+    }
+    for t in &v.targets {
+        let state = &t.state;
+        let oldest = t
+            .oldest_secs
+            .map(|s| format!(", oldest {} old", ago(s)))
+            .unwrap_or_default();
+        let last = t
+            .last_success
+            .map(local_time)
+            .unwrap_or_else(|| "never".into());
+        out.push_str(&format!(
+            "{}: {state}; {} queued{oldest}; last delivery {last}\n",
+            t.name, t.queued
+        ));
+    }
+    out.push_str(&commands::render_summary(&v.history));
+    out
+}

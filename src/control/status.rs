@@ -1,0 +1,101 @@
+//! The answer to `status`: what the daemon sees of MPD, the current play,
+//! the state directory, each target and the history. Fields are in
+//! alphabetical order, the order `status --json` has always printed (a
+//! target's state, flattened into it, excepted).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::TargetState;
+
+/// The daemon's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The history's summary, as the history module makes it.
+    pub history: serde_json::Value,
+    /// The link to MPD.
+    pub mpd: MpdLink,
+    /// The current play, if any.
+    pub playing: Option<Playing>,
+    /// Whether plays can be written.
+    pub storage: Storage,
+    /// Each target, in the config's order.
+    pub targets: Vec<TargetStatus>,
+}
+
+/// The link to MPD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpdLink {
+    /// Where MPD is.
+    pub address: String,
+    /// Whether the daemon follows it now.
+    pub connected: bool,
+}
+
+/// The current play.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Playing {
+    /// The track's artist.
+    pub artist: String,
+    /// Seconds needed to scrobble it; `None` when it will not be.
+    pub needed_secs: Option<u64>,
+    /// Seconds played so far.
+    pub played_secs: u64,
+    /// Whether it has been scrobbled.
+    pub qualified: bool,
+    /// The track's title.
+    pub title: String,
+}
+
+/// Whether the queue can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageState {
+    /// Writing works.
+    Ok,
+    /// The database is being opened again after an error.
+    Closed,
+    /// The file system is full.
+    Full,
+    /// The state directory is not writable.
+    Unwritable,
+    /// Writing fails for another reason.
+    Failing,
+}
+
+/// The state directory's part of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Storage {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// Plays dropped because too many were held.
+    pub dropped: u64,
+    /// What to do, when writing does not work.
+    pub fix: Option<String>,
+    /// Plays held in memory, waiting to be written.
+    pub held: u64,
+    /// Whether writing works.
+    pub state: StorageState,
+    /// The last write error, while writing fails.
+    pub why: Option<String>,
+}
+
+/// One target's part of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    /// Time of the last successful delivery (Unix seconds).
+    pub last_success: Option<u64>,
+    /// The target's name.
+    pub name: String,
+    /// Age of the oldest queued item, in seconds.
+    pub oldest_secs: Option<u64>,
+    /// Items waiting.
+    pub queued: u64,
+    /// Items the server refused for good.
+    pub rejected: u64,
+    /// What delivery is doing: `state`, and `retry_at`, `why` and `fix`
+    /// as the state has them.
+    #[serde(flatten)]
+    pub state: TargetState,
+}

@@ -1,0 +1,104 @@
+//! The reply to `status`, built from the daemon's parts.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::now;
+use super::spool::{Fault, Spool};
+use super::watch::Player;
+use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
+use crate::delivery::TargetHandle;
+use crate::history::commands;
+use crate::queue::Queue;
+use crate::scrobble::unix_now;
+
+/// The daemon's state. Reads the queue: call it on the blocking pool.
+pub(super) fn status(
+    address: &str,
+    player: &Player,
+    queue: &Queue,
+    targets: &[Arc<TargetHandle>],
+    spool: &Spool,
+    state_dir: &Path,
+) -> Status {
+    let unix = unix_now();
+    let playing = {
+        let tracker = player.tracker();
+        tracker.current().map(|(track, qualified)| {
+            let (played, needed) = tracker.progress(now()).unwrap_or_default();
+            Playing {
+                artist: track.artist.clone(),
+                needed_secs: needed.map(|n| n.as_secs()),
+                played_secs: played.as_secs(),
+                qualified,
+                title: track.title.clone(),
+            }
+        })
+    };
+    let targets = targets
+        .iter()
+        .map(|t| {
+            let q = queue.target(&t.name);
+            let health = t.health.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            TargetStatus {
+                last_success: health.last_success,
+                name: t.name.clone(),
+                oldest_secs: q.oldest().map(|o| unix.saturating_sub(o)),
+                queued: q.len() as u64,
+                rejected: q.rejected_len() as u64,
+                state: health.state,
+            }
+        })
+        .collect();
+    Status {
+        history: commands::summary(queue),
+        mpd: MpdLink {
+            address: address.to_owned(),
+            connected: player.connected.load(Ordering::Relaxed),
+        },
+        playing,
+        storage: storage(spool, queue, state_dir),
+        targets,
+    }
+}
+
+/// The state directory's part of `status`: whether plays can be written,
+/// how many wait in memory, and what to do.
+fn storage(spool: &Spool, queue: &Queue, state_dir: &Path) -> Storage {
+    let s = spool.state();
+    let dir = state_dir.display();
+    let (state, fix) = match s.fault {
+        None if queue.is_open() => (StorageState::Ok, None),
+        None => (
+            StorageState::Closed,
+            Some("the queue database is being opened again after an error; see the log".into()),
+        ),
+        Some(Fault::Full) => (
+            StorageState::Full,
+            Some(format!(
+                "free some space on the file system of {dir} (`df -h {dir}`); \
+                 held plays are written as soon as there is room"
+            )),
+        ),
+        Some(Fault::Unwritable) => (
+            StorageState::Unwritable,
+            Some(format!(
+                "make {dir} writable for the user that runs the daemon (or remount it \
+                 read-write); held plays are written as soon as it is"
+            )),
+        ),
+        Some(Fault::Failing) => (
+            StorageState::Failing,
+            Some("see the daemon's log; held plays are written as soon as writing works".into()),
+        ),
+    };
+    Storage {
+        dir: state_dir.to_owned(),
+        dropped: s.dropped,
+        fix,
+        held: s.held as u64,
+        state,
+        why: s.why,
+    }
+}

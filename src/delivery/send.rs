@@ -1,0 +1,253 @@
+//! The flusher's requests: a batch split into the server's requests and
+//! settled item by item, a love, and a request left without an answer.
+
+use super::policy::Stop;
+use super::reconcile::{self, Settled};
+use super::{Flusher, block_on, describe};
+use crate::config::Secret;
+use crate::queue::{Key, Love};
+use crate::scrobble::{Listen, unix_now};
+use crate::targets::{ErrorKind, ItemOutcome};
+
+/// Failed attempts at asking the server about an unanswered request before
+/// its items are simply sent again (at least once rather than never).
+const MAX_FAILED_ASKS: u32 = 3;
+
+impl Flusher {
+    /// Send one queued love or unlove; refused ones are dropped with a log line.
+    pub(super) async fn deliver_love(
+        &self,
+        key: Key,
+        love: &Love,
+        credential: &Secret,
+    ) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        let verb = if love.love { "love" } else { "unlove" };
+        match self
+            .handle
+            .target
+            .love(credential.expose(), &love.track, love.love)
+            .await
+        {
+            Ok(()) => tracing::info!("{name}: {verb}d {}", describe(&love.track)),
+            Err(e) => match e.kind {
+                ErrorKind::Rejected | ErrorKind::Unsupported => tracing::warn!(
+                    "{name}: cannot {verb} {}: {}; dropped",
+                    describe(&love.track),
+                    e.message
+                ),
+                _ => return Err(Stop::from(e)),
+            },
+        }
+        self.on_disk(move |q| block_on(q.remove_love(key))).await
+    }
+
+    /// Send `batch`, splitting it when the server refuses it as a whole so
+    /// that one bad item cannot hold back the others.
+    pub(super) async fn deliver(
+        &self,
+        batch: &[(Key, Listen)],
+        credential: &Secret,
+    ) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        let target = &*self.handle.target;
+        let now = unix_now();
+        let mut fresh = Vec::with_capacity(batch.len());
+        for (key, listen) in batch {
+            match target.max_age() {
+                Some(max) if now.saturating_sub(listen.started_at) > max.as_secs() => {
+                    tracing::warn!(
+                        "{name}: not sending {}: it is more than {} days old and the service would ignore it",
+                        describe(&listen.track),
+                        max.as_secs() / 86400
+                    );
+                    let (key, listen) = (*key, listen.clone());
+                    self.on_disk(move |q| {
+                        block_on(q.set_aside(key, &listen, "too old for this service"))
+                    })
+                    .await?;
+                }
+                _ => fresh.push((*key, listen.clone())),
+            }
+        }
+        let listens: Vec<Listen> = fresh.iter().map(|(_, l)| l.clone()).collect();
+        // Requests go out in queue order: the stack holds them last first.
+        let mut pending: Vec<&[(Key, Listen)]> = target
+            .requests(&listens)
+            .into_iter()
+            .rev()
+            .map(|r| &fresh[r])
+            .collect();
+        while let Some(chunk) = pending.pop() {
+            if chunk.is_empty() {
+                continue;
+            }
+            let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
+            let record = reconcile::flight(chunk);
+            let flight = self
+                .on_disk(move |q| block_on(q.mark_in_flight(&record)))
+                .await?;
+            match target.submit(credential.expose(), &listens).await {
+                Ok(outcomes) => self.settle(chunk, outcomes, flight).await?,
+                Err(mut e) => match e.kind {
+                    // The record stays: the server is asked what it stored
+                    // before any of it is sent again.
+                    ErrorKind::Unknown => {
+                        e.message = format!(
+                            "{} (no answer to a request of {}; the server will be asked what it stored)",
+                            e.message,
+                            chunk.len()
+                        );
+                        return Err(Stop::from(e));
+                    }
+                    ErrorKind::Rejected if chunk.len() > 1 => {
+                        self.on_disk(move |q| q.clear_in_flight(flight)).await?;
+                        tracing::debug!(
+                            "{name}: batch of {} refused ({}); splitting it",
+                            chunk.len(),
+                            e.message
+                        );
+                        let (a, b) = chunk.split_at(chunk.len() / 2);
+                        pending.push(b);
+                        pending.push(a);
+                    }
+                    ErrorKind::Rejected => {
+                        let (key, listen) = &chunk[0];
+                        tracing::warn!(
+                            "{name}: the server refused {} ({}); it is set aside",
+                            describe(&listen.track),
+                            e.message
+                        );
+                        let refused = [(*key, listen.clone(), e.message)];
+                        self.on_disk(move |q| block_on(q.finish_in_flight(flight, &[], &refused)))
+                            .await?;
+                    }
+                    _ => {
+                        self.on_disk(move |q| q.clear_in_flight(flight)).await?;
+                        return Err(Stop::from(e));
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Act on the per-item answers of one accepted request, in one write
+    /// that also clears its in-flight record.
+    async fn settle(
+        &self,
+        chunk: &[(Key, Listen)],
+        outcomes: Vec<ItemOutcome>,
+        flight: Key,
+    ) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        let mut done = Vec::with_capacity(chunk.len());
+        let mut refused = Vec::new();
+        let mut limited = false;
+        for ((key, listen), outcome) in chunk.iter().zip(outcomes) {
+            match outcome {
+                ItemOutcome::Accepted => done.push(*key),
+                ItemOutcome::Ignored { code, message } => {
+                    tracing::warn!(
+                        "{name}: the server ignored {} (code {code}: {message}); dropped from the queue",
+                        describe(&listen.track)
+                    );
+                    refused.push((
+                        *key,
+                        listen.clone(),
+                        format!("ignored, code {code}: {message}"),
+                    ));
+                }
+                ItemOutcome::DailyLimitExceeded => limited = true,
+            }
+        }
+        let accepted = done.len();
+        self.on_disk(move |q| block_on(q.finish_in_flight(flight, &done, &refused)))
+            .await?;
+        if let Some(f) = &self.on_delivery {
+            f();
+        }
+        tracing::info!(
+            "{name}: delivered {accepted} scrobble(s), {} queued",
+            self.queued().await
+        );
+        if limited {
+            Err(Stop::DailyLimit)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Settle a request that got no answer: once the request timeout has
+    /// passed since it was sent, ask the server what it stored, drop that
+    /// from the queue and leave the rest to be sent again. When the server
+    /// cannot be asked, or asking keeps failing, everything is sent again.
+    pub(super) async fn settle_in_flight(
+        &self,
+        id: Key,
+        flight: &crate::queue::InFlight,
+        credential: &Secret,
+        failed_asks: &mut u32,
+    ) -> Result<(), Stop> {
+        let name = &self.handle.name;
+        if !reconcile::wait_to_ask(
+            flight.sent_at_ms,
+            self.timing.request_timeout,
+            &self.shutdown,
+        )
+        .await
+        {
+            return Err(Stop::Shutdown);
+        }
+        let settled = tokio::select! {
+            s = reconcile::settle(
+                &*self.handle.target,
+                &self.queue,
+                &self.account,
+                credential.expose(),
+                id,
+                flight,
+            ) => s,
+            () = self.shutdown.cancelled() => return Err(Stop::Shutdown),
+        };
+        match settled {
+            Ok(Settled::Checked { found, missing }) => {
+                *failed_asks = 0;
+                if found > 0 {
+                    if let Some(f) = &self.on_delivery {
+                        f();
+                    }
+                }
+                tracing::info!(
+                    "{name}: the server has {found} of the {} scrobble(s) of an unanswered request; \
+                     {missing} will be sent again",
+                    found + missing
+                );
+                Ok(())
+            }
+            Ok(Settled::Unaskable(why)) => {
+                *failed_asks = 0;
+                tracing::debug!(
+                    "{name}: cannot ask the server what it stored of an unanswered request ({why}); \
+                     sending it again"
+                );
+                Ok(())
+            }
+            Err(reconcile::Error::Queue(e)) => Err(Stop::Queue(e)),
+            Err(reconcile::Error::Ask(e)) if e.kind == ErrorKind::Auth => Err(Stop::from(e)),
+            Err(reconcile::Error::Ask(e)) => {
+                *failed_asks += 1;
+                if *failed_asks < MAX_FAILED_ASKS {
+                    return Err(Stop::from(e));
+                }
+                *failed_asks = 0;
+                tracing::debug!(
+                    "{name}: asking the server what it stored failed {MAX_FAILED_ASKS} times ({}); \
+                     sending the request again",
+                    e.message
+                );
+                self.on_disk(move |q| q.clear_in_flight(id)).await
+            }
+        }
+    }
+}

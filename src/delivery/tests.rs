@@ -1,0 +1,539 @@
+//! The flusher against a stand-in target, on a real queue in a temporary
+//! directory, with tokio's clock paused: what went out in which requests,
+//! what left the queue or was set aside, how long each wait was, and what
+//! `status` would show meanwhile.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Flusher, TargetHandle, TargetState};
+use crate::config::{Delivery, Secret};
+use crate::queue::Queue;
+use crate::scrobble::{Listen, Track, unix_now};
+use crate::targets::{BoxFuture, Failure, Heard, ItemOutcome, Target, lastfm, listenbrainz};
+
+const NAME: &str = "t";
+const DAY: u64 = 24 * 3600;
+
+/// What the stand-in answers to one submit.
+enum Answer {
+    Outcomes(Vec<ItemOutcome>),
+    Fail(Failure),
+}
+
+/// One submit as the stand-in received it.
+#[derive(Debug, Clone)]
+struct Call {
+    at: Instant,
+    credential: String,
+    titles: Vec<String>,
+}
+
+/// A target that records every request and answers from a script; once
+/// the script is used up, it accepts everything.
+#[derive(Debug, Default)]
+struct Fake {
+    max_batch: usize,
+    max_age: Option<Duration>,
+    /// Listens per request, when the target splits batches.
+    per_request: Option<usize>,
+    script: Mutex<VecDeque<Answer>>,
+    calls: Mutex<Vec<Call>>,
+    count: watch::Sender<usize>,
+    now_playing: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Outcomes(o) => write!(f, "{o:?}"),
+            Answer::Fail(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+impl Fake {
+    fn new(max_batch: usize) -> Fake {
+        Fake {
+            max_batch,
+            ..Fake::default()
+        }
+    }
+
+    fn answers(self, script: impl IntoIterator<Item = Answer>) -> Fake {
+        *self.script.lock().unwrap() = script.into_iter().collect();
+        self
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        self.calls().iter().map(|c| c.titles.len()).collect()
+    }
+
+    /// Wait (in paused time, so without cost) until `n` submits arrived.
+    async fn wait_calls(&self, n: usize) {
+        let mut count = self.count.subscribe();
+        let waited =
+            tokio::time::timeout(Duration::from_secs(3 * DAY), count.wait_for(|c| *c >= n));
+        assert!(
+            waited.await.is_ok(),
+            "{n} submits expected, got {:?}",
+            self.sizes()
+        );
+    }
+}
+
+impl Target for Fake {
+    fn url(&self) -> &str {
+        "http://fake.invalid/"
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    fn requests(&self, listens: &[Listen]) -> Vec<Range<usize>> {
+        let step = self.per_request.unwrap_or(listens.len()).max(1);
+        (0..listens.len())
+            .step_by(step)
+            .map(|i| i..(i + step).min(listens.len()))
+            .collect()
+    }
+
+    fn now_playing<'a>(
+        &'a self,
+        _credential: &'a str,
+        track: &'a Track,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        self.now_playing.lock().unwrap().push(track.title.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn submit<'a>(
+        &'a self,
+        credential: &'a str,
+        listens: &'a [Listen],
+    ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, Failure>> {
+        Box::pin(async move {
+            self.calls.lock().unwrap().push(Call {
+                at: Instant::now(),
+                credential: credential.to_owned(),
+                titles: listens.iter().map(|l| l.track.title.clone()).collect(),
+            });
+            self.count.send_modify(|c| *c += 1);
+            match self.script.lock().unwrap().pop_front() {
+                Some(Answer::Outcomes(o)) => Ok(o),
+                Some(Answer::Fail(e)) => Err(e),
+                None => Ok(vec![ItemOutcome::Accepted; listens.len()]),
+            }
+        })
+    }
+
+    fn love<'a>(
+        &'a self,
+        _credential: &'a str,
+        _track: &'a Track,
+        _love: bool,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn account<'a>(
+        &'a self,
+        _credential: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Failure>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn heard<'a>(
+        &'a self,
+        _credential: &'a str,
+        _user: &'a str,
+        _first: u64,
+        _last: u64,
+    ) -> BoxFuture<'a, Result<Vec<Heard>, Failure>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// A flusher running over a real queue, delivering to a [`Fake`].
+struct Rig {
+    _dir: tempfile::TempDir,
+    queue: Queue,
+    fake: Arc<Fake>,
+    handle: Arc<TargetHandle>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn listen(title: &str, started_at: u64) -> Listen {
+    Listen {
+        track: Track {
+            artist: "Artist".into(),
+            title: title.into(),
+            ..Track::default()
+        },
+        started_at,
+    }
+}
+
+/// `n` listens titled "0", "1", ... that started in the last few hours.
+fn listens(n: usize) -> Vec<Listen> {
+    let start = unix_now() - 4 * 3600;
+    (0..n)
+        .map(|i| listen(&i.to_string(), start + 60 * i as u64))
+        .collect()
+}
+
+fn titles(range: Range<usize>) -> Vec<String> {
+    range.map(|i| i.to_string()).collect()
+}
+
+impl Rig {
+    /// Queue `queued`, then start delivering to `fake` with a credential.
+    fn start(fake: Fake, queued: &[Listen]) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path(), &[NAME]).unwrap();
+        queue.import(queued).unwrap();
+        assert_eq!(queue.target(NAME).len(), queued.len());
+        let fake = Arc::new(fake);
+        let handle = Arc::new(TargetHandle::new(
+            NAME,
+            Arc::clone(&fake) as Arc<dyn Target>,
+            "[lastfm] of /etc/mpd-scrobbler.toml".into(),
+            "mpd-scrobbler auth lastfm".into(),
+        ));
+        handle.session.send_replace(Some(Secret::new("sk-1")));
+        let shutdown = CancellationToken::new();
+        let timing = Delivery {
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+        };
+        let task = tokio::spawn(
+            Flusher::new(
+                Arc::clone(&handle),
+                queue.target(NAME),
+                timing,
+                shutdown.clone(),
+            )
+            .run(),
+        );
+        Rig {
+            _dir: dir,
+            queue,
+            fake,
+            handle,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Wait until the state is no longer `Ok`, and return it. Steps of a
+    /// millisecond of paused time: no wait of the flusher's ends meanwhile.
+    async fn wait_state(&self, done: impl Fn(&TargetState) -> bool) -> TargetState {
+        for _ in 0..10_000 {
+            let state = self.handle.state();
+            if done(&state) {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("state stayed {:?}", self.handle.state());
+    }
+
+    async fn wait_queued(&self, n: usize) {
+        for _ in 0..10_000 {
+            if self.queue.target(NAME).len() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("{} queued, expected {n}", self.queue.target(NAME).len());
+    }
+
+    fn rejected(&self) -> Vec<(String, String)> {
+        self.queue
+            .target(NAME)
+            .list_rejected()
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.listen.track.title, i.reason.unwrap_or_default()))
+            .collect()
+    }
+
+    async fn stop(self) -> Arc<Fake> {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+        self.fake
+    }
+}
+
+/// The time between two submits.
+fn gap(calls: &[Call], i: usize) -> Duration {
+    calls[i].at - calls[i - 1].at
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_over_50_goes_in_requests_of_50_in_queue_order() {
+    let rig = Rig::start(Fake::new(lastfm::MAX_BATCH), &listens(120));
+    rig.fake.wait_calls(3).await;
+    rig.wait_queued(0).await;
+    assert_eq!(rig.handle.state(), TargetState::Ok);
+    assert!(rig.handle.health.lock().unwrap().last_success.is_some());
+    let fake = rig.stop().await;
+    assert_eq!(fake.sizes(), [50, 50, 20]);
+    let sent: Vec<String> = fake.calls().into_iter().flat_map(|c| c.titles).collect();
+    assert_eq!(sent, titles(0..120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_goes_in_the_requests_the_target_splits_it_into() {
+    let fake = Fake {
+        per_request: Some(20),
+        ..Fake::new(50)
+    };
+    let rig = Rig::start(fake, &listens(60));
+    rig.fake.wait_calls(4).await;
+    rig.wait_queued(0).await;
+    let fake = rig.stop().await;
+    // A batch of 50 in three requests, then the last 10.
+    assert_eq!(fake.sizes(), [20, 20, 10, 10]);
+    assert_eq!(fake.calls()[2].titles, titles(40..50));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_the_server_ignores_is_set_aside_and_the_rest_leave_the_queue() {
+    let fake = Fake::new(50).answers([Answer::Outcomes(vec![
+        ItemOutcome::Accepted,
+        ItemOutcome::Ignored {
+            code: 1,
+            message: "Artist name failed filter".into(),
+        },
+        ItemOutcome::Accepted,
+    ])]);
+    let rig = Rig::start(fake, &listens(3));
+    rig.fake.wait_calls(1).await;
+    rig.wait_queued(0).await;
+    assert_eq!(
+        rig.rejected(),
+        [(
+            "1".to_owned(),
+            "ignored, code 1: Artist name failed filter".to_owned()
+        )]
+    );
+    assert_eq!(
+        rig.wait_state(|s| *s == TargetState::Ok).await,
+        TargetState::Ok
+    );
+    let fake = rig.stop().await;
+    assert_eq!(fake.sizes(), [3], "sent once, not again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_daily_limit_keeps_the_rest_until_a_minute_past_utc_midnight() {
+    let fake = Fake::new(50).answers([Answer::Outcomes(vec![
+        ItemOutcome::Accepted,
+        ItemOutcome::DailyLimitExceeded,
+        ItemOutcome::DailyLimitExceeded,
+    ])]);
+    let rig = Rig::start(fake, &listens(3));
+    rig.fake.wait_calls(1).await;
+    let state = rig
+        .wait_state(|s| matches!(s, TargetState::Retrying { .. }))
+        .await;
+    let TargetState::Retrying { at, why } = state else {
+        unreachable!()
+    };
+    assert_eq!(why, "daily scrobble limit reached");
+    assert_eq!(at % DAY, 60, "a minute past midnight UTC: {at}");
+    assert!(at > unix_now() && at <= unix_now() + DAY + 60, "{at}");
+    assert_eq!(rig.queue.target(NAME).len(), 2, "the first one left");
+    let before = unix_now();
+    rig.fake.wait_calls(2).await;
+    rig.wait_queued(0).await;
+    let fake = rig.stop().await;
+    let calls = fake.calls();
+    assert_eq!(calls[1].titles, titles(1..3));
+    // The wall clock stands nearly still while tokio's jumps ahead.
+    let waited = gap(&calls, 1).as_secs();
+    assert!(
+        waited + 2 >= at - before && waited <= at - before + 2,
+        "waited {waited} s, {} s were left until {at}",
+        at - before
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn scrobbles_older_than_the_targets_limit_are_set_aside_never_sent() {
+    let fake = Fake {
+        max_age: Some(lastfm::MAX_AGE),
+        ..Fake::new(50)
+    };
+    let now = unix_now();
+    let queued = [
+        listen("15 days", now - 15 * DAY),
+        listen("an hour", now - 3600),
+        listen("20 days", now - 20 * DAY),
+        listen("13 days", now - 13 * DAY),
+    ];
+    let rig = Rig::start(fake, &queued);
+    rig.fake.wait_calls(1).await;
+    rig.wait_queued(0).await;
+    let mut rejected = rig.rejected();
+    rejected.sort();
+    let too_old = "too old for this service".to_owned();
+    assert_eq!(
+        rejected,
+        [
+            ("15 days".to_owned(), too_old.clone()),
+            ("20 days".to_owned(), too_old)
+        ]
+    );
+    let fake = rig.stop().await;
+    assert_eq!(fake.sizes(), [2]);
+    let mut sent = fake.calls()[0].titles.clone();
+    sent.sort();
+    assert_eq!(sent, ["13 days", "an hour"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configuration_refusal_pauses_with_the_config_fix() {
+    let refusal = lastfm::Error::Api {
+        code: 10,
+        message: "Invalid API key".into(),
+    };
+    let fake = Fake::new(50).answers([Answer::Fail(refusal.into())]);
+    let rig = Rig::start(fake, &listens(2));
+    rig.fake.wait_calls(1).await;
+    let state = rig.wait_state(TargetState::is_paused).await;
+    let TargetState::Paused { why, fix } = state else {
+        unreachable!()
+    };
+    assert!(why.contains("Invalid API key"), "{why}");
+    assert_eq!(
+        fix,
+        "fix `api_key` in [lastfm] of /etc/mpd-scrobbler.toml and restart mpd-scrobbler"
+    );
+    assert!(!fix.contains("auth"), "{fix}");
+    // Paused: an hour later nothing more went out, not even now playing.
+    rig.handle.now_playing(&listen("np", unix_now()).track);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(rig.handle.state().is_paused());
+    assert_eq!(rig.queue.target(NAME).len(), 2, "kept");
+    let fake = rig.stop().await;
+    assert_eq!(fake.sizes(), [2]);
+    assert!(fake.now_playing.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_29_waits_a_minute_at_least() {
+    let limited = lastfm::Error::Api {
+        code: 29,
+        message: "Rate Limit Exceeded".into(),
+    };
+    let fake = Fake::new(50).answers([Answer::Fail(limited.into())]);
+    let rig = Rig::start(fake, &listens(2));
+    rig.fake.wait_calls(1).await;
+    let state = rig
+        .wait_state(|s| matches!(s, TargetState::Retrying { .. }))
+        .await;
+    let TargetState::Retrying { at, why } = state else {
+        unreachable!()
+    };
+    assert!(why.contains("Rate Limit Exceeded"), "{why}");
+    assert!(at >= unix_now() + 58, "{at}");
+    rig.fake.wait_calls(2).await;
+    rig.wait_queued(0).await;
+    let fake = rig.stop().await;
+    let waited = gap(&fake.calls(), 1);
+    // retry_min is 1 s: the minute is the rate limit's, not the backoff's.
+    assert!(
+        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+        "{waited:?}"
+    );
+    assert_eq!(fake.sizes(), [2, 2]);
+}
+
+/// A ListenBrainz 429 asking to wait `secs` (X-RateLimit-Reset-In).
+fn too_many_requests(secs: u64) -> Failure {
+    listenbrainz::Error::Http {
+        status: 429,
+        message: "slow down".into(),
+        reset_in: Some(Duration::from_secs(secs)),
+    }
+    .into()
+}
+
+#[tokio::test(start_paused = true)]
+async fn http_429_waits_what_the_server_asks_up_to_an_hour() {
+    let fake = Fake::new(50).answers([
+        Answer::Fail(too_many_requests(120)),
+        Answer::Fail(too_many_requests(5 * 3600)),
+    ]);
+    let rig = Rig::start(fake, &listens(1));
+    rig.fake.wait_calls(3).await;
+    rig.wait_queued(0).await;
+    let fake = rig.stop().await;
+    let calls = fake.calls();
+    // What the server asked, and a second more to clear the window's edge.
+    let first = gap(&calls, 1);
+    assert!(
+        first >= Duration::from_secs(121) && first < Duration::from_secs(122),
+        "{first:?}"
+    );
+    let capped = gap(&calls, 2);
+    assert!(
+        capped >= Duration::from_secs(3601) && capped < Duration::from_secs(3602),
+        "{capped:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_pauses_for_new_credentials_and_they_resume_delivery() {
+    let refused = listenbrainz::Error::Http {
+        status: 401,
+        message: "Invalid authorization token.".into(),
+        reset_in: None,
+    };
+    let fake = Fake::new(50).answers([Answer::Fail(refused.into())]);
+    let rig = Rig::start(fake, &listens(2));
+    rig.fake.wait_calls(1).await;
+    let state = rig.wait_state(TargetState::is_paused).await;
+    let TargetState::Paused { why, fix } = state else {
+        unreachable!()
+    };
+    assert!(why.contains("refused the credentials"), "{why}");
+    assert_eq!(fix, "run `mpd-scrobbler auth lastfm`");
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(rig.fake.sizes(), [2], "nothing sent while paused");
+
+    rig.handle.session.send_replace(Some(Secret::new("sk-2")));
+    rig.fake.wait_calls(2).await;
+    rig.wait_queued(0).await;
+    rig.wait_state(|s| *s == TargetState::Ok).await;
+    rig.handle.now_playing(&listen("np", unix_now()).track);
+    for _ in 0..1000 {
+        if !rig.fake.now_playing.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let fake = rig.stop().await;
+    let credentials: Vec<String> = fake.calls().into_iter().map(|c| c.credential).collect();
+    assert_eq!(credentials, ["sk-1", "sk-2"]);
+    assert_eq!(*fake.now_playing.lock().unwrap(), ["np"]);
+}

@@ -1,0 +1,179 @@
+//! The formats plays leave and enter the history in: ListenBrainz's import
+//! shape, CSV (RFC 4180), and ListenBrainz export files (a JSON array or
+//! JSON Lines).
+
+use std::borrow::Cow;
+
+use serde_json::{Value, json};
+
+use super::Record;
+use crate::mpd::is_uuid;
+use crate::scrobble::{Listen, Track};
+
+/// A play in ListenBrainz's import shape (what `submit-listens` takes and
+/// ListenBrainz's export writes).
+pub fn listenbrainz_listen(listen: &Listen) -> Value {
+    let t = &listen.track;
+    let mut info = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        info.insert(k.to_owned(), v);
+    };
+    if let Some(d) = t.duration_secs {
+        put("duration_ms", json!(d * 1000));
+    }
+    if let Some(n) = t.track_number {
+        put("tracknumber", json!(n));
+    }
+    if let Some(a) = &t.album_artist {
+        put("albumartist", json!(a));
+    }
+    for (k, v) in [
+        ("recording_mbid", &t.recording_mbid),
+        ("release_mbid", &t.release_mbid),
+        ("release_group_mbid", &t.release_group_mbid),
+        ("track_mbid", &t.track_mbid),
+    ] {
+        if let Some(v) = v {
+            put(k, json!(v));
+        }
+    }
+    if !t.artist_mbids.is_empty() {
+        put("artist_mbids", json!(t.artist_mbids));
+    }
+    put("media_player", json!("MPD"));
+    put("submission_client", json!("mpd-scrobbler"));
+    let mut meta = json!({"artist_name": t.artist, "track_name": t.title});
+    if let Some(album) = &t.album {
+        meta["release_name"] = json!(album);
+    }
+    meta["additional_info"] = Value::Object(info);
+    json!({"listened_at": listen.started_at, "track_metadata": meta})
+}
+
+/// The header of the CSV export.
+pub const CSV_HEADER: &str = "started_at,artist,title,album,album_artist,track_number,duration,recording_mbid,release_mbid,played_secs,uri";
+
+/// One CSV line (RFC 4180 quoting), without the line end.
+pub fn csv_line(r: &Record) -> String {
+    let t = &r.listen.track;
+    let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let fields: [Cow<'_, str>; 11] = [
+        r.listen.started_at.to_string().into(),
+        csv_field(&t.artist),
+        csv_field(&t.title),
+        csv_field(t.album.as_deref().unwrap_or_default()),
+        csv_field(t.album_artist.as_deref().unwrap_or_default()),
+        num(t.track_number.map(u64::from)).into(),
+        num(t.duration_secs).into(),
+        csv_field(t.recording_mbid.as_deref().unwrap_or_default()),
+        csv_field(t.release_mbid.as_deref().unwrap_or_default()),
+        num(r.played_secs).into(),
+        csv_field(r.uri.as_deref().unwrap_or_default()),
+    ];
+    fields.join(",")
+}
+
+fn csv_field(s: &str) -> Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+/// A listen of an export file that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// 1-based position of the listen in the file.
+    pub index: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Read a ListenBrainz export: a JSON array of listens (the format of
+/// `history export --format listenbrainz` and of ListenBrainz's older
+/// exports) or one listen per line (its newer JSON Lines exports).
+pub fn parse_listenbrainz_export(text: &str) -> Result<(Vec<Listen>, Vec<Unreadable>), String> {
+    let trimmed = text.trim_start();
+    let values: Vec<Value> = if trimmed.starts_with('[') {
+        serde_json::from_str(trimmed).map_err(|e| format!("not a JSON array of listens: {e}"))?
+    } else {
+        let mut v = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            v.push(
+                serde_json::from_str(line)
+                    .map_err(|e| format!("line {}: not a JSON listen: {e}", i + 1))?,
+            );
+        }
+        v
+    };
+    let mut listens = Vec::new();
+    let mut bad = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        match listen_from_json(v) {
+            Ok(l) => listens.push(l),
+            Err(problem) => bad.push(Unreadable {
+                index: i + 1,
+                problem,
+            }),
+        }
+    }
+    Ok((listens, bad))
+}
+
+fn listen_from_json(v: &Value) -> Result<Listen, String> {
+    let started_at = v["listened_at"]
+        .as_u64()
+        .or_else(|| v["listened_at"].as_str().and_then(|s| s.parse().ok()))
+        .ok_or("no listened_at")?;
+    let meta = &v["track_metadata"];
+    let text = |k: &str| {
+        meta[k]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let artist = text("artist_name").ok_or("no track_metadata.artist_name")?;
+    let title = text("track_name").ok_or("no track_metadata.track_name")?;
+    let info = &meta["additional_info"];
+    let number = |k: &str| {
+        info[k]
+            .as_u64()
+            .or_else(|| info[k].as_str().and_then(|s| s.parse().ok()))
+    };
+    let mbid = |k: &str| info[k].as_str().filter(|m| is_uuid(m)).map(str::to_owned);
+    let duration_secs = number("duration_ms")
+        .map(|ms| ms / 1000)
+        .or_else(|| number("duration"))
+        .filter(|d| *d > 0);
+    Ok(Listen {
+        track: Track {
+            artist,
+            title,
+            album: text("release_name"),
+            album_artist: info["albumartist"].as_str().map(str::to_owned),
+            track_number: number("tracknumber")
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0),
+            duration_secs,
+            recording_mbid: mbid("recording_mbid"),
+            release_mbid: mbid("release_mbid"),
+            release_group_mbid: mbid("release_group_mbid"),
+            track_mbid: mbid("track_mbid"),
+            artist_mbids: info["artist_mbids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|m| is_uuid(m))
+                .map(str::to_owned)
+                .collect(),
+            ..Track::default()
+        },
+        started_at,
+    })
+}

@@ -1,0 +1,436 @@
+//! The local listening history: every qualifying play, kept for good in the
+//! queue's sled database (tree `history`), whether or not any target is
+//! configured. The queues are what is still owed to each target; the history
+//! is the record of what was played, and of which target accepted which
+//! play and when.
+//!
+//! Keys are the play's start time (big-endian Unix seconds) followed by the
+//! id its queue entries carry, so a scan in key order is a scan in time
+//! order, a start-time range is a key range, and the flusher finds a
+//! delivered item's record from its queue key and start time alone.
+//!
+//! Around it, in this folder: the time arguments and filters ([`filter`]),
+//! the formats plays go out and come in ([`formats`]: ListenBrainz's import
+//! shape, CSV, ListenBrainz exports; [`journal`]: mpdscribble's journal), the
+//! figures of `stats` ([`stats`], drawn by [`charts`]) and the commands over
+//! it ([`commands`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scrobble::Listen;
+
+pub mod charts;
+pub mod commands;
+pub mod filter;
+pub mod formats;
+pub mod journal;
+pub mod stats;
+
+pub use filter::{Filter, parse_when, period_start};
+pub use formats::{
+    CSV_HEADER, Unreadable, csv_line, listenbrainz_listen, parse_listenbrainz_export,
+};
+
+/// The sled tree holding the history.
+pub const TREE: &str = "history";
+
+/// Version of the stored record, so a later release can read old histories.
+const FORMAT_VERSION: u32 = 1;
+
+/// A history key: start time, then the play's id (its queue key).
+pub type HistoryKey = [u8; 16];
+
+/// The key of the play with this start time and id.
+pub fn key(started_at: u64, id: u64) -> HistoryKey {
+    let mut k = [0; 16];
+    k[..8].copy_from_slice(&started_at.to_be_bytes());
+    k[8..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The start time and id of a key; `None` for a key of another shape.
+pub fn split_key(k: &[u8]) -> Option<(u64, u64)> {
+    let start: [u8; 8] = k.get(..8)?.try_into().ok()?;
+    let id: [u8; 8] = k.get(8..16)?.try_into().ok()?;
+    (k.len() == 16).then(|| (u64::from_be_bytes(start), u64::from_be_bytes(id)))
+}
+
+/// What the daemon knows of a play beyond the listen itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlayInfo {
+    /// The song's file (relative to MPD's music directory) or stream URL.
+    pub uri: Option<String>,
+    /// Real play time, in seconds, when the play was recorded.
+    pub played_secs: Option<u64>,
+}
+
+/// One play in the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format version.
+    pub v: u32,
+    /// Everything a target needs: the track's tags and the start time.
+    pub listen: Listen,
+    /// File or stream URL, when it came from MPD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Real play time in seconds when the play was recorded (it had just
+    /// qualified); `None` for imported plays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub played_secs: Option<u64>,
+    /// The targets the play was queued for (delivered, waiting or refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<String>,
+    /// Target name → when it accepted the play (Unix seconds).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delivered: BTreeMap<String, u64>,
+}
+
+impl Record {
+    /// A new record of `listen`, queued for `targets`.
+    pub fn new(listen: &Listen, info: &PlayInfo, targets: &[String]) -> Record {
+        Record {
+            v: FORMAT_VERSION,
+            listen: listen.clone(),
+            uri: info.uri.clone(),
+            played_secs: info.played_secs,
+            queued: targets.to_vec(),
+            delivered: BTreeMap::new(),
+        }
+    }
+
+    /// The stored bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a record always serialises")
+    }
+
+    /// Read stored bytes.
+    pub fn decode(bytes: &[u8]) -> Option<Record> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// Whether `target` has the play already: it accepted it, or it was
+    /// queued for it (still waiting, or refused for good).
+    pub fn has(&self, target: &str) -> bool {
+        self.delivered.contains_key(target) || self.queued.iter().any(|t| t == target)
+    }
+
+    /// The entry `history --json` prints.
+    pub fn entry(&self) -> Entry {
+        let t = &self.listen.track;
+        Entry {
+            started_at: self.listen.started_at,
+            artist: t.artist.clone(),
+            title: t.title.clone(),
+            album: t.album.clone(),
+            duration: t.duration_secs,
+            played_secs: self.played_secs,
+            delivered: self.delivered.clone(),
+        }
+    }
+}
+
+/// One play as `history --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Start (Unix seconds, UTC).
+    pub started_at: u64,
+    /// Artist.
+    pub artist: String,
+    /// Title.
+    pub title: String,
+    /// Album, if tagged.
+    pub album: Option<String>,
+    /// Track length in seconds, if known.
+    pub duration: Option<u64>,
+    /// Real play time when recorded, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub played_secs: Option<u64>,
+    /// Target → when it accepted the play.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delivered: BTreeMap<String, u64>,
+}
+
+/// Whether `a` and `b` are the same play: same start, artist and title
+/// (what import and backfill match on; servers key listens the same way).
+pub fn same_play(a: &Listen, b: &Listen) -> bool {
+    a.started_at == b.started_at
+        && a.track.artist == b.track.artist
+        && a.track.title == b.track.title
+}
+
+/// The history tree.
+#[derive(Debug, Clone)]
+pub struct History {
+    tree: sled::Tree,
+}
+
+impl History {
+    /// The history of an open database.
+    pub fn open(db: &sled::Db) -> sled::Result<History> {
+        Ok(History {
+            tree: db.open_tree(TREE)?,
+        })
+    }
+
+    /// The sled tree, for transactions that span it and the queues.
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Number of plays (a scan: sled keeps no count).
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether no play is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Start time of the first play.
+    pub fn first_started(&self) -> Option<u64> {
+        let (k, _) = self.tree.first().ok()??;
+        split_key(&k).map(|(t, _)| t)
+    }
+
+    /// The recorded play that is the same as `listen`, if any.
+    pub fn find(&self, listen: &Listen) -> sled::Result<Option<(HistoryKey, Record)>> {
+        for item in self.tree.scan_prefix(listen.started_at.to_be_bytes()) {
+            let (k, v) = item?;
+            let (Ok(k), Some(r)) = (HistoryKey::try_from(k.as_ref()), Record::decode(&v)) else {
+                continue;
+            };
+            if same_play(&r.listen, listen) {
+                return Ok(Some((k, r)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The raw entries with `since <= start < until`, in time order (the
+    /// iterator runs backwards too, for "the last N").
+    pub fn raw_range(
+        &self,
+        since: Option<u64>,
+        until: Option<u64>,
+    ) -> impl DoubleEndedIterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + use<> {
+        let lo = key(since.unwrap_or(0), 0);
+        match until {
+            Some(u) => self.tree.range(lo..key(u, 0)),
+            None => self.tree.range(lo..),
+        }
+    }
+
+    /// The records with `since <= start < until`, in time order; unreadable
+    /// ones are skipped.
+    pub fn range(
+        &self,
+        since: Option<u64>,
+        until: Option<u64>,
+    ) -> impl DoubleEndedIterator<Item = sled::Result<(HistoryKey, Record)>> + use<> {
+        self.raw_range(since, until).filter_map(|item| match item {
+            Err(e) => Some(Err(e)),
+            Ok((k, v)) => Some(Ok((
+                HistoryKey::try_from(k.as_ref()).ok()?,
+                Record::decode(&v)?,
+            ))),
+        })
+    }
+
+    /// Forget plays that started before `before`, except those still
+    /// waiting in a queue (`waiting(id)`): the history keeps everything the
+    /// queues hold. Returns how many were removed.
+    pub fn prune(&self, before: u64, waiting: impl Fn(u64) -> bool) -> sled::Result<usize> {
+        let mut removed = 0;
+        for item in self.tree.range(..key(before, 0)) {
+            let (k, _) = item?;
+            match split_key(&k) {
+                Some((_, id)) if waiting(id) => {}
+                _ => {
+                    self.tree.remove(k)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scrobble::Track;
+    use serde_json::Value;
+
+    fn listen(t: u64, artist: &str, title: &str) -> Listen {
+        Listen {
+            track: Track {
+                artist: artist.into(),
+                title: title.into(),
+                album: Some("Takk...".into()),
+                duration_secs: Some(268),
+                track_number: Some(3),
+                recording_mbid: Some("a3e4a7b4-9f6b-4b8e-9d43-3f0e0bde0c51".into()),
+                ..Track::default()
+            },
+            started_at: t,
+        }
+    }
+
+    fn history() -> (tempfile::TempDir, History) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        (dir, History::open(&db).unwrap())
+    }
+
+    fn put(h: &History, id: u64, l: &Listen) {
+        h.tree()
+            .insert(
+                key(l.started_at, id),
+                Record::new(l, &PlayInfo::default(), &[]).encode(),
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn keys_sort_by_time_then_id() {
+        assert!(key(1, 900) < key(2, 1));
+        assert!(key(2, 1) < key(2, 2));
+        assert_eq!(
+            split_key(&key(1_700_000_000, 42)),
+            Some((1_700_000_000, 42))
+        );
+        assert_eq!(split_key(b"short"), None);
+    }
+
+    #[test]
+    fn filter_selects_range_artist_and_last_n() {
+        let (_d, h) = history();
+        for i in 0..10u64 {
+            let artist = if i % 2 == 0 { "Sigur Rós" } else { "AC/DC" };
+            put(
+                &h,
+                100 + i,
+                &listen(1000 + i * 10, artist, &format!("t{i}")),
+            );
+        }
+        let times = |f: &Filter| -> Vec<u64> {
+            f.select(&h)
+                .unwrap()
+                .iter()
+                .map(|r| r.listen.started_at)
+                .collect()
+        };
+        assert_eq!(times(&Filter::default()).len(), 10);
+        let f = Filter {
+            since: Some(1020),
+            until: Some(1060),
+            ..Filter::default()
+        };
+        assert_eq!(times(&f), [1020, 1030, 1040, 1050]);
+        let f = Filter {
+            artist: Some("sigur".into()),
+            limit: Some(2),
+            ..Filter::default()
+        };
+        assert_eq!(times(&f), [1060, 1080]);
+        assert_eq!(h.first_started(), Some(1000));
+        assert!(h.find(&listen(1030, "AC/DC", "t3")).unwrap().is_some());
+        assert!(h.find(&listen(1030, "AC/DC", "t4")).unwrap().is_none());
+    }
+
+    #[test]
+    fn prune_keeps_what_a_queue_still_holds() {
+        let (_d, h) = history();
+        for i in 0..5u64 {
+            put(&h, i, &listen(1000 + i, "A", "T"));
+        }
+        assert_eq!(h.prune(1003, |id| id == 1).unwrap(), 2);
+        let left: Vec<u64> = h
+            .range(None, None)
+            .map(|r| r.unwrap().1.listen.started_at)
+            .collect();
+        assert_eq!(left, [1001, 1003, 1004]);
+    }
+
+    #[test]
+    fn when_takes_durations_dates_and_instants() {
+        let tz = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+        let now = 1_700_000_000;
+        assert_eq!(parse_when("7d", now, &tz), Ok(now - 7 * 86400));
+        assert_eq!(parse_when("2h 30m", now, &tz), Ok(now - 9000));
+        // 2023-11-14 00:00 at UTC+2 is 2023-11-13 22:00 UTC.
+        assert_eq!(parse_when("2023-11-14", now, &tz), Ok(1_699_912_800));
+        assert_eq!(parse_when("2023-11-14 01:30", now, &tz), Ok(1_699_918_200));
+        assert_eq!(
+            parse_when("2023-11-14T00:00:00Z", now, &tz),
+            Ok(1_699_920_000)
+        );
+        let err = parse_when("last tuesday", now, &tz).unwrap_err();
+        assert!(err.contains("\"last tuesday\""), "{err}");
+        assert_eq!(period_start("30d", now), Ok(Some(now - 30 * 86400)));
+        assert_eq!(period_start("year", now), Ok(Some(now - 365 * 86400)));
+        assert_eq!(period_start("all", now), Ok(None));
+        assert!(period_start("week", now).is_err());
+    }
+
+    #[test]
+    fn listenbrainz_export_reads_back_the_same_listens() {
+        let mut l = listen(1_700_000_000, "Sigur Rós", "Hoppípolla");
+        l.track.album_artist = Some("Sigur Rós".into());
+        l.track.artist_mbids = vec!["f6f2a5f8-3e2a-4a0e-8bfb-5f5f5f5f5f5f".into()];
+        let plain = Listen {
+            track: Track {
+                artist: "AC/DC".into(),
+                title: "T.N.T.".into(),
+                ..Track::default()
+            },
+            started_at: 1_700_000_300,
+        };
+        let file =
+            serde_json::to_string(&vec![listenbrainz_listen(&l), listenbrainz_listen(&plain)])
+                .unwrap();
+        let v: Value = serde_json::from_str(&file).unwrap();
+        assert_eq!(v[0]["listened_at"], 1_700_000_000);
+        assert_eq!(v[0]["track_metadata"]["release_name"], "Takk...");
+        assert_eq!(
+            v[0]["track_metadata"]["additional_info"]["duration_ms"],
+            268_000
+        );
+        let (back, bad) = parse_listenbrainz_export(&file).unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(back, [l.clone(), plain.clone()]);
+        // JSON Lines, as ListenBrainz's newer exports, with a broken listen.
+        let lines = format!(
+            "{}\n{{\"listened_at\": 5, \"track_metadata\": {{}}}}\n",
+            listenbrainz_listen(&plain)
+        );
+        let (back, bad) = parse_listenbrainz_export(&lines).unwrap();
+        assert_eq!(back, [plain]);
+        assert_eq!(bad[0].index, 2);
+        assert!(bad[0].problem.contains("artist_name"));
+        assert!(parse_listenbrainz_export("[{").is_err());
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let mut r = Record::new(
+            &listen(1_700_000_000, "Rock, \"Roll\"", "Line\nbreak"),
+            &PlayInfo {
+                uri: Some("a/b.flac".into()),
+                played_secs: Some(134),
+            },
+            &[],
+        );
+        r.listen.track.album = None;
+        assert_eq!(
+            csv_line(&r),
+            "1700000000,\"Rock, \"\"Roll\"\"\",\"Line\nbreak\",,,3,268,\
+             a3e4a7b4-9f6b-4b8e-9d43-3f0e0bde0c51,,134,a/b.flac"
+        );
+        assert_eq!(CSV_HEADER.split(',').count(), 11);
+    }
+}

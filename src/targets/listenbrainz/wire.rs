@@ -1,0 +1,298 @@
+//! The ListenBrainz wire format: listen payloads with `additional_info`,
+//! batches bounded by the server's size rules, error bodies, and the
+//! listens read back.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::{Error, Flavor};
+use crate::scrobble::{Listen, Track};
+use crate::targets::Heard;
+
+/// Average bytes per listen the server accepts over a whole request
+/// (`MAX_LISTEN_SIZE`), and the cap of a request body (`MAX_LISTEN_PAYLOAD_SIZE`).
+const MAX_LISTEN_SIZE: usize = 10_240;
+const MAX_PAYLOAD_SIZE: usize = 10_240_000;
+
+/// The listens of a `/1/user/{user}/listens` reply.
+pub(super) fn parse_listens(body: &[u8]) -> Result<Vec<Heard>, Error> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Malformed(format!("listens reply is not JSON: {e}")))?;
+    let listens = v
+        .get("payload")
+        .and_then(|p| p.get("listens"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Malformed("listens reply has no payload.listens".into()))?;
+    Ok(listens
+        .iter()
+        .filter_map(|l| {
+            let meta = l.get("track_metadata")?;
+            let name = |key: &str| meta.get(key).and_then(Value::as_str).map(str::to_owned);
+            Some(Heard {
+                artist: name("artist_name")?,
+                title: name("track_name")?,
+                at: l.get("listened_at")?.as_u64()?,
+            })
+        })
+        .collect())
+}
+
+pub(super) fn http_error(status: u16, body: &[u8], reset_in: Option<Duration>) -> Error {
+    let api_message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+    // A 400 or 409 judges the listens only when the API itself says why.
+    if api_message.is_none() && matches!(status, 400 | 409) {
+        return Error::NotJson { status };
+    }
+    let message = api_message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        text.chars().take(200).collect()
+    });
+    Error::Http {
+        status,
+        message,
+        reset_in,
+    }
+}
+
+pub(super) fn document(listen_type: &str, payload: impl Iterator<Item = Value>) -> String {
+    json!({"listen_type": listen_type, "payload": payload.collect::<Vec<_>>()}).to_string()
+}
+
+/// One listen as the server wants it.
+pub fn listen_json(l: &Listen, flavor: Flavor) -> Value {
+    json!({"listened_at": l.started_at, "track_metadata": track_metadata(&l.track, flavor)})
+}
+
+/// `track_metadata` with `additional_info` filled from what MPD knows; keys
+/// without a value are left out, as the server asks.
+pub fn track_metadata(t: &Track, flavor: Flavor) -> Value {
+    let mut info = Map::new();
+    let mut put = |k: &str, v: Value| {
+        info.insert(k.to_owned(), v);
+    };
+    put("media_player", json!("MPD"));
+    put("submission_client", json!("mpd-scrobbler"));
+    put(
+        "submission_client_version",
+        json!(env!("CARGO_PKG_VERSION")),
+    );
+    if let Some(d) = t.duration_secs.filter(|d| *d > 0) {
+        match flavor {
+            // Maloja reads `duration` (seconds) and ignores duration_ms.
+            Flavor::Maloja => put("duration", json!(d)),
+            Flavor::ListenBrainz => put("duration_ms", json!(d.saturating_mul(1000))),
+        }
+    }
+    if let Some(n) = t.track_number {
+        put("tracknumber", json!(n.to_string()));
+    }
+    for (key, value) in [
+        ("recording_mbid", &t.recording_mbid),
+        ("release_mbid", &t.release_mbid),
+        ("release_group_mbid", &t.release_group_mbid),
+        ("track_mbid", &t.track_mbid),
+    ] {
+        if let Some(v) = value {
+            put(key, json!(v));
+        }
+    }
+    if !t.artist_mbids.is_empty() {
+        put("artist_mbids", json!(t.artist_mbids));
+    }
+    if let Some(url) = &t.stream_url {
+        put("origin_url", json!(url));
+    }
+    let mut meta = Map::new();
+    meta.insert("artist_name".into(), json!(clean(&t.artist)));
+    meta.insert("track_name".into(), json!(clean(&t.title)));
+    if let Some(album) = t
+        .album
+        .as_deref()
+        .map(clean)
+        .filter(|a| !a.trim().is_empty())
+    {
+        meta.insert("release_name".into(), json!(album));
+    }
+    meta.insert("additional_info".into(), Value::Object(info));
+    Value::Object(meta)
+}
+
+/// The server refuses any string holding NUL; a tag never needs one.
+fn clean(s: &str) -> String {
+    s.replace('\0', "")
+}
+
+/// Split `listens` into runs whose request bodies stay within the server's
+/// size rules (on average at most 10 KiB per listen, at most ~10 MB per
+/// request). Each run has at least one listen.
+pub fn split_by_size(listens: &[Listen], flavor: Flavor) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 64);
+    for (i, l) in listens.iter().enumerate() {
+        let size = listen_json(l, flavor).to_string().len() + 1;
+        let n = i - start;
+        if n > 0 && (bytes + size > (n + 1) * MAX_LISTEN_SIZE || bytes + size > MAX_PAYLOAD_SIZE) {
+            runs.push(start..i);
+            start = i;
+            bytes = 64;
+        }
+        bytes += size;
+    }
+    if start < listens.len() {
+        runs.push(start..listens.len());
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen(title: &str) -> Listen {
+        Listen {
+            track: Track {
+                artist: "Foo, Bar".into(),
+                title: title.into(),
+                album: Some("Takk...".into()),
+                track_number: Some(3),
+                duration_secs: Some(268),
+                recording_mbid: Some("b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab".into()),
+                artist_mbids: vec![
+                    "11111111-2222-3333-4444-555555555555".into(),
+                    "66666666-7777-8888-9999-000000000000".into(),
+                ],
+                ..Track::default()
+            },
+            started_at: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn listen_carries_additional_info() {
+        let v = listen_json(&listen("Hoppípolla"), Flavor::ListenBrainz);
+        assert_eq!(v["listened_at"], 1_700_000_000);
+        let m = &v["track_metadata"];
+        assert_eq!(m["artist_name"], "Foo, Bar");
+        assert_eq!(m["track_name"], "Hoppípolla");
+        assert_eq!(m["release_name"], "Takk...");
+        let info = &m["additional_info"];
+        assert_eq!(info["media_player"], "MPD");
+        assert_eq!(info["submission_client"], "mpd-scrobbler");
+        assert_eq!(info["submission_client_version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(info["duration_ms"], 268_000);
+        assert!(info.get("duration").is_none(), "never both");
+        assert_eq!(info["tracknumber"], "3");
+        assert_eq!(
+            info["recording_mbid"],
+            "b8f4c4b6-2c3f-4a9e-9a5e-0123456789ab"
+        );
+        assert_eq!(info["artist_mbids"].as_array().unwrap().len(), 2);
+        assert!(
+            info.get("release_mbid").is_none(),
+            "unknown keys are left out"
+        );
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            2,
+            "only listened_at and track_metadata"
+        );
+    }
+
+    #[test]
+    fn a_stream_title_carries_its_origin_url() {
+        let mut l = listen("Hoppípolla");
+        l.track.stream_url = Some("http://radio.example/live".into());
+        l.track.duration_secs = None;
+        let info = &listen_json(&l, Flavor::ListenBrainz)["track_metadata"]["additional_info"];
+        assert_eq!(info["origin_url"], "http://radio.example/live");
+        assert!(info.get("duration_ms").is_none());
+        let file =
+            &listen_json(&listen("x"), Flavor::ListenBrainz)["track_metadata"]["additional_info"];
+        assert!(file.get("origin_url").is_none(), "a local file has none");
+    }
+
+    #[test]
+    fn maloja_gets_duration_in_seconds() {
+        let v = listen_json(&listen("x"), Flavor::Maloja);
+        let info = &v["track_metadata"]["additional_info"];
+        assert_eq!(info["duration"], 268);
+        assert!(info.get("duration_ms").is_none());
+    }
+
+    #[test]
+    fn playing_now_has_no_listened_at() {
+        let body = document(
+            "playing_now",
+            [json!({"track_metadata": track_metadata(&listen("x").track, Flavor::ListenBrainz)})]
+                .into_iter(),
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["listen_type"], "playing_now");
+        assert!(v["payload"][0].get("listened_at").is_none());
+    }
+
+    #[test]
+    fn batches_respect_the_size_rules() {
+        let small: Vec<Listen> = (0..10).map(|i| listen(&format!("t{i}"))).collect();
+        assert_eq!(split_by_size(&small, Flavor::ListenBrainz), vec![0..10]);
+        // A listen far above the 10 KiB average gets a request of its own
+        // when its neighbours cannot make up for it.
+        let mut big = small.clone();
+        big[3].track.title = "x".repeat(150_000);
+        let runs = split_by_size(&big, Flavor::ListenBrainz);
+        assert!(runs.len() >= 2, "{runs:?}");
+        for r in &runs {
+            let body = document(
+                "import",
+                big[r.clone()]
+                    .iter()
+                    .map(|l| listen_json(l, Flavor::ListenBrainz)),
+            );
+            assert!(
+                r.len() == 1 || body.len() <= r.len() * MAX_LISTEN_SIZE,
+                "{r:?}: {}",
+                body.len()
+            );
+        }
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), big.len());
+    }
+
+    #[test]
+    fn absurd_durations_do_not_overflow() {
+        let mut l = listen("x");
+        l.track.duration_secs = Some(u64::MAX);
+        let v = listen_json(&l, Flavor::ListenBrainz);
+        assert_eq!(
+            v["track_metadata"]["additional_info"]["duration_ms"],
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn listens_are_read_back() {
+        let body = r#"{"payload":{"count":2,"user_id":"alice","listens":[
+            {"listened_at":1700000300,"inserted_at":1700000301,"recording_msid":"x",
+             "track_metadata":{"artist_name":"AC/DC","track_name":"T.N.T.","additional_info":{}}},
+            {"listened_at":1700000000,"track_metadata":{"artist_name":"Sigur Rós","track_name":"Hoppípolla"}},
+            {"listened_at":"garbled","track_metadata":{"artist_name":"X","track_name":"Y"}}]}}"#;
+        let heard = parse_listens(body.as_bytes()).unwrap();
+        assert_eq!(heard.len(), 2);
+        assert_eq!(heard[0].at, 1_700_000_300);
+        assert_eq!(heard[1].artist, "Sigur Rós");
+        assert!(parse_listens(b"<html>").is_err());
+        assert!(parse_listens(b"{}").is_err());
+        assert_eq!(crate::http::percent_encode("a b/ü"), "a%20b%2F%C3%BC");
+    }
+
+    #[test]
+    fn nul_characters_are_removed() {
+        let mut l = listen("a\0b");
+        l.track.artist = "\0Art".into();
+        let v = listen_json(&l, Flavor::ListenBrainz);
+        assert_eq!(v["track_metadata"]["track_name"], "ab");
+        assert_eq!(v["track_metadata"]["artist_name"], "Art");
+    }
+}
