@@ -147,7 +147,7 @@ impl Checks {
                 ),
             };
             println!(
-                "  {:<62} {:>9.2} {:<9} target {op} {:<8} {verdict}",
+                "  {:<62} {:>9.2} {:<9} target {op} {:<8.2} {verdict}",
                 c.what, c.measured, c.unit, c.limit
             );
         }
