@@ -23,6 +23,16 @@
 //! `BENCH_ONLY=playback` (or `size`, `backlog`, `ready`, `history`, a comma-separated
 //! list) runs only those parts, and checks only their targets.
 
+// The harness in tests/integration/common is shared by path between the
+// test and bench crates; its `pub` items are reachable from neither.
+#![allow(unreachable_pub)]
+// Test fixtures and figures: sizes and times made by the tests themselves.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 #[path = "../tests/integration/common/fake_lastfm.rs"]
 #[allow(dead_code)]
 mod fake_lastfm;

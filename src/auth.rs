@@ -22,7 +22,7 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Options of `auth lastfm`.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Which `[[lastfm]]` target, when several are configured.
     pub name: Option<String>,
     /// Use the mobile flow for this account.
@@ -30,7 +30,7 @@ pub struct Options {
 }
 
 /// Run the command; prints progress on stdout.
-pub async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
+pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
     let target = config
         .lastfm_target(opts.name.as_deref())
         .map_err(anyhow::Error::msg)?;
@@ -62,7 +62,7 @@ pub async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
 }
 
 /// `auth listenbrainz`: read a token, check it, store it.
-pub async fn listenbrainz(config: &Config, name: Option<&str>) -> anyhow::Result<()> {
+pub(crate) async fn listenbrainz(config: &Config, name: Option<&str>) -> anyhow::Result<()> {
     let target = config
         .listenbrainz_target(name)
         .map_err(anyhow::Error::msg)?;

@@ -3,21 +3,21 @@
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod auth;
-pub mod check;
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod check;
 pub mod cli;
-pub mod config;
-pub mod control;
-pub mod daemon;
-pub mod delivery;
+pub(crate) mod config;
+pub(crate) mod control;
+pub(crate) mod daemon;
+pub(crate) mod delivery;
 pub mod history;
 pub mod http;
-pub mod metadata;
-pub mod mpd;
+pub(crate) mod metadata;
+pub(crate) mod mpd;
 pub mod queue;
-pub mod rules;
+pub(crate) mod rules;
 pub mod scrobble;
-pub mod session;
-pub mod targets;
-pub mod tracker;
+pub(crate) mod session;
+pub(crate) mod targets;
+pub(crate) mod tracker;

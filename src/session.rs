@@ -18,7 +18,7 @@ struct Stored {
 
 /// A stored session.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The account it belongs to.
     pub user: String,
     /// The session key.
@@ -26,7 +26,7 @@ pub struct Session {
 }
 
 /// Create the state directory (and parents) private to the user.
-pub fn ensure_state_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn ensure_state_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -34,14 +34,14 @@ pub fn ensure_state_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Where the session of `target` lives.
-pub fn path(state_dir: &Path, target: &str) -> PathBuf {
+pub(crate) fn path(state_dir: &Path, target: &str) -> PathBuf {
     state_dir.join(format!("{target}.session"))
 }
 
 /// Why a stored session cannot be used. Neither variant quotes the file's
 /// contents: a damaged file may still hold most of a key.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// It exists but cannot be read (permissions, a directory in its place,
     /// an I/O error).
     #[error("cannot read the session file {}: {source}", path.display())]
@@ -62,7 +62,7 @@ pub enum LoadError {
 }
 
 /// Read the stored session of `target`, if there is one.
-pub fn load(state_dir: &Path, target: &str) -> Result<Option<Session>, LoadError> {
+pub(crate) fn load(state_dir: &Path, target: &str) -> Result<Option<Session>, LoadError> {
     let path = path(state_dir, target);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -99,7 +99,7 @@ fn parse(bytes: &[u8]) -> Result<Stored, String> {
 }
 
 /// The credential to use for a target: the stored one, else the config's.
-pub fn credential(
+pub(crate) fn credential(
     state_dir: &Path,
     target: &str,
     from_config: Option<&Secret>,
@@ -110,7 +110,12 @@ pub fn credential(
 }
 
 /// Store a session for `target`, atomically and readable only by the user.
-pub fn store(state_dir: &Path, target: &str, user: &str, key: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn store(
+    state_dir: &Path,
+    target: &str,
+    user: &str,
+    key: &str,
+) -> std::io::Result<PathBuf> {
     ensure_state_dir(state_dir)?;
     let path = path(state_dir, target);
     let tmp = path.with_extension("session.tmp");

@@ -57,7 +57,7 @@ impl Rules {
 
 /// Playback state as MPD reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlayState {
+pub(crate) enum PlayState {
     /// Nothing is playing.
     Stopped,
     /// The current song is playing.
@@ -83,7 +83,7 @@ pub struct Song {
 
 /// One reading of MPD's `status` and `currentsong`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Playback state.
     pub state: PlayState,
     /// The current song, if any.
@@ -136,7 +136,7 @@ impl std::fmt::Display for Unscrobblable {
 
 /// What the caller should do after feeding the tracker.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Tell the targets what is playing now (never queued).
     NowPlaying(Track),
     /// This play qualified: queue it durably.
@@ -208,7 +208,7 @@ impl Play {
 /// The state machine. Feed it every snapshot with [`Tracker::observe`] and
 /// call [`Tracker::tick`] at [`Tracker::next_deadline`].
 #[derive(Debug)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     rules: Rules,
     streams: Streams,
     play: Option<Play>,
@@ -218,12 +218,13 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker with no play in progress and the default stream settings.
-    pub fn new(rules: Rules) -> Tracker {
+    #[cfg(test)]
+    pub(crate) fn new(rules: Rules) -> Tracker {
         Tracker::with_streams(rules, Streams::default())
     }
 
     /// A tracker with these `[streams]` settings.
-    pub fn with_streams(rules: Rules, streams: Streams) -> Tracker {
+    pub(crate) fn with_streams(rules: Rules, streams: Streams) -> Tracker {
         Tracker {
             rules,
             streams,
@@ -235,7 +236,7 @@ impl Tracker {
     /// Feed a fresh reading of MPD. `now` is a monotonic clock value and
     /// `unix_now` the wall clock in Unix seconds, both taken when the
     /// snapshot was read.
-    pub fn observe(&mut self, snap: Snapshot, now: Instant, unix_now: u64) -> Vec<Action> {
+    pub(crate) fn observe(&mut self, snap: Snapshot, now: Instant, unix_now: u64) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(song) = snap.song.filter(|_| snap.state != PlayState::Stopped) else {
             actions.extend(self.end(now));
@@ -317,7 +318,7 @@ impl Tracker {
 
     /// Check whether the play has qualified by `now`; call it at
     /// [`Tracker::next_deadline`].
-    pub fn tick(&mut self, now: Instant) -> Option<Action> {
+    pub(crate) fn tick(&mut self, now: Instant) -> Option<Action> {
         let play = self.play.as_mut()?;
         let required = play.required?;
         if play.qualified || play.played(now) < required {
@@ -361,7 +362,7 @@ impl Tracker {
     /// The instant at which the current play would qualify if it keeps
     /// playing, so the caller can sleep exactly until then. `None` when
     /// nothing can happen without a new snapshot.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let play = self.play.as_ref()?;
         let resumed_at = play.resumed_at?;
         let required = play.required?;
@@ -374,26 +375,26 @@ impl Tracker {
 
     /// MPD became unreachable: stop the clock until a snapshot says otherwise,
     /// since whether it kept playing is unknown.
-    pub fn suspend(&mut self, now: Instant) {
+    pub(crate) fn suspend(&mut self, now: Instant) {
         if let Some(play) = &mut self.play {
             play.pause(now);
         }
     }
 
     /// The song of the current play, and whether that play has qualified.
-    pub fn current(&self) -> Option<(&Track, bool)> {
+    pub(crate) fn current(&self) -> Option<(&Track, bool)> {
         self.play.as_ref().map(|p| (&p.track, p.qualified))
     }
 
     /// The file or stream URI and start time of the current play.
-    pub fn current_play(&self) -> Option<(&str, u64)> {
+    pub(crate) fn current_play(&self) -> Option<(&str, u64)> {
         self.play
             .as_ref()
             .map(|p| (p.song.uri.as_str(), p.started_at))
     }
 
     /// Play time so far and the play time needed, for the current play.
-    pub fn progress(&self, now: Instant) -> Option<(Duration, Option<Duration>)> {
+    pub(crate) fn progress(&self, now: Instant) -> Option<(Duration, Option<Duration>)> {
         let play = self.play.as_ref()?;
         Some((play.played(now), play.required))
     }

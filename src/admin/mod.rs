@@ -18,12 +18,12 @@ use crate::queue::Queue;
 use crate::scrobble::Listen;
 use crate::session;
 
-pub use crate::control::QueueCmd;
-pub use status::status;
+pub(crate) use crate::control::QueueCmd;
+pub(crate) use status::status;
 
 /// Run a list, drop or retry on `queue` (an error reply on failure).
 /// Flush needs the daemon and is answered there.
-pub fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
+pub(crate) fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
     let names: Vec<String> = queue.names().to_vec();
     let result = (|| -> Result<QueueReply, String> {
         match cmd {
@@ -84,7 +84,7 @@ pub fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
 }
 
 /// Add journal listens to every queue.
-pub fn import(queue: &Queue, listens: &[Listen]) -> Reply {
+pub(crate) fn import(queue: &Queue, listens: &[Listen]) -> Reply {
     match queue.import(listens) {
         Ok((added, skipped)) => Reply::Imported {
             added: added as u64,
@@ -96,7 +96,7 @@ pub fn import(queue: &Queue, listens: &[Listen]) -> Reply {
 
 /// `import mpdscribble JOURNAL`: read the journal, report malformed records
 /// by line, and queue the rest through the daemon or directly.
-pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
+pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (listens, malformed) = journal::parse(&text);
@@ -108,7 +108,7 @@ pub async fn import_journal(config: &Config, path: &Path) -> Result<(), String> 
 
 /// `import listenbrainz FILE`: read a ListenBrainz export (JSON array or
 /// JSON Lines), report unreadable listens by position, and import the rest.
-pub async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
+pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (listens, bad) = history::parse_listenbrainz_export(&text)
@@ -165,7 +165,7 @@ async fn import_listens(
 
 /// Open the queue database (creating the state directory), with the history
 /// and the targets' age limits as configured.
-pub fn open_queue(config: &Config) -> Result<Queue, String> {
+pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
     session::ensure_state_dir(&config.state_dir).map_err(|e| {
         format!(
             "cannot create the state directory {}: {e}",
@@ -179,7 +179,7 @@ pub fn open_queue(config: &Config) -> Result<Queue, String> {
 
 /// Run `cmd` for the command line: through the daemon when it runs, on the
 /// database otherwise; print the answer as text or JSON.
-pub async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
+pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
     let answer = match control::request(&config.state_dir, Request::Queue(cmd.clone())).await {
         Ok(Some(reply)) => reply,
         Ok(None) if cmd == QueueCmd::Flush => {
@@ -255,7 +255,7 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
 
 /// `mpd-scrobbler love|unlove`: the running daemon knows what is playing and
 /// queues it durably for every target.
-pub async fn love(config: &Config, love: bool) -> Result<(), String> {
+pub(crate) async fn love(config: &Config, love: bool) -> Result<(), String> {
     let verb = if love { "love" } else { "unlove" };
     let reply = control::request(&config.state_dir, Request::Love(love))
         .await

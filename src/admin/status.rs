@@ -13,7 +13,7 @@ use crate::metadata::info::local_time;
 /// # Errors
 ///
 /// No daemon runs (the error is the queue's view), or it cannot be reached.
-pub async fn status(config: &Config, json_out: bool) -> Result<(), String> {
+pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String> {
     match control::request(&config.state_dir, Request::Status).await {
         Ok(Some(Reply::Status(status))) => {
             if json_out {

@@ -28,7 +28,7 @@ const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How an item fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     /// Works.
     Ok,
     /// Works, but deserves attention.
@@ -39,7 +39,7 @@ pub enum Level {
 
 /// The verdict on one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// What was checked: `config`, `mpd`, `state dir`, or a target's name.
     pub item: String,
     /// How it fared.
@@ -79,7 +79,7 @@ impl Verdict {
     }
 
     /// The verdict for a config that does not load.
-    pub fn bad_config(error: &dyn fmt::Display, path: &Path) -> Verdict {
+    pub(crate) fn bad_config(error: &dyn fmt::Display, path: &Path) -> Verdict {
         Verdict::fail(
             "config",
             error.to_string(),
@@ -102,7 +102,7 @@ impl fmt::Display for Level {
 }
 
 /// The verdicts as aligned lines with the fixes under them, and a summary.
-pub fn render(verdicts: &[Verdict]) -> String {
+pub(crate) fn render(verdicts: &[Verdict]) -> String {
     let width = verdicts.iter().map(|v| v.item.len()).max().unwrap_or(0);
     let mut out = String::new();
     let indent = " ".repeat(4 + 2 + width + 2);
@@ -133,7 +133,7 @@ pub fn render(verdicts: &[Verdict]) -> String {
 
 /// Run every check for a config that loaded. The servers are asked at the
 /// same time, so a check of several targets takes as long as the slowest.
-pub async fn run(config: &Config) -> Vec<Verdict> {
+pub(crate) async fn run(config: &Config) -> Vec<Verdict> {
     let mut verdicts = vec![Verdict::ok(
         "config",
         format!(

@@ -10,7 +10,7 @@ use crate::metadata::query;
 /// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-pub struct Cli {
+pub(super) struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/mpd-scrobbler/config.toml]
     #[arg(short, long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
@@ -28,7 +28,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// Run the daemon (the default)
     Run,
     /// Connect an account and store its session key in the state directory
@@ -173,7 +173,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum RulesAction {
+pub(super) enum RulesAction {
     /// Show what each rule does to a track and the result per target: the
     /// song MPD plays now (a stream's title as it would be split), or the
     /// one given by the options
@@ -194,7 +194,7 @@ pub enum RulesAction {
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum ImportFrom {
+pub(super) enum ImportFrom {
     /// mpdscribble's journal (for example ~/.cache/mpdscribble/mpdscribble.journal)
     Mpdscribble {
         /// The journal file
@@ -210,7 +210,7 @@ pub enum ImportFrom {
 
 /// Which plays of the history.
 #[derive(Debug, Clone, clap::Args)]
-pub struct FilterArgs {
+pub(super) struct FilterArgs {
     /// Plays since this local date or time, or this long ago ("2024-05-01", "2024-05-01 18:00", "7d")
     #[arg(long, value_name = "DATE|DURATION", global = true)]
     pub since: Option<String>,
@@ -223,7 +223,7 @@ pub struct FilterArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum HistoryAction {
+pub(super) enum HistoryAction {
     /// Write the plays to stdout as ListenBrainz listens (JSON) or CSV
     Export {
         /// The format
@@ -233,7 +233,7 @@ pub enum HistoryAction {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ExportFormat {
+pub(super) enum ExportFormat {
     /// A JSON array in ListenBrainz's import shape
     Listenbrainz,
     /// CSV with a header line
@@ -241,7 +241,7 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum QueueAction {
+pub(super) enum QueueAction {
     /// List queued items per target (the default)
     List {
         /// The items servers refused for good instead
@@ -263,7 +263,7 @@ pub enum QueueAction {
 }
 
 #[derive(Debug, Clone, Copy, clap::Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Print JSON for scripts
     #[arg(long)]
     pub json: bool,
@@ -282,13 +282,13 @@ impl From<OutputArgs> for query::Options {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum TopKind {
+pub(super) enum TopKind {
     Artists,
     Tracks,
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum AuthService {
+pub(super) enum AuthService {
     /// Last.fm, or the Audioscrobbler 2.0 server of a [lastfm] section's `url` (Libre.fm, ...)
     Lastfm {
         /// Which [[lastfm]] target, when several are configured

@@ -21,10 +21,10 @@ mod sections;
 mod targets;
 mod toml_error;
 
-pub use mpd::{MpdAddress, MpdConfig};
-pub use secret::Secret;
-pub use sections::{CacheConfig, Delivery, HistoryConfig};
-pub use targets::{LastFmTarget, ListenBrainzTarget, Named};
+pub(crate) use mpd::{MpdAddress, MpdConfig};
+pub(crate) use secret::Secret;
+pub(crate) use sections::{CacheConfig, Delivery, HistoryConfig};
+pub(crate) use targets::{LastFmTarget, ListenBrainzTarget, Named};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ impl Source<'_> {
 
 /// The config file used when `-c` is not given:
 /// `$XDG_CONFIG_HOME/mpd-scrobbler/config.toml`, else `~/.config/...`.
-pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+pub(crate) fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     let base = non_empty(env("XDG_CONFIG_HOME"))
         .map(PathBuf::from)
         .unwrap_or_else(|| home(env).join(".config"));

@@ -38,7 +38,7 @@ pub struct ListenBrainzTarget {
 }
 
 /// A target of either kind, for code that only needs its name.
-pub trait Named {
+pub(crate) trait Named {
     /// The target's name.
     fn name(&self) -> &str;
 }

@@ -11,7 +11,7 @@ use super::socket::{SUN_PATH_MAX, client_paths};
 
 /// Why a request got no reply.
 #[derive(Debug, thiserror::Error)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     /// The socket is there but the exchange failed.
     #[error("cannot reach the daemon: {0}")]
     Io(#[from] std::io::Error),
@@ -26,7 +26,7 @@ pub enum RequestError {
 /// # Errors
 ///
 /// A socket is there but the exchange failed, or the reply is unreadable.
-pub async fn request(state_dir: &Path, req: Request) -> Result<Option<Reply>, RequestError> {
+pub(crate) async fn request(state_dir: &Path, req: Request) -> Result<Option<Reply>, RequestError> {
     let env = |k: &str| std::env::var(k).ok();
     let mut failed = None;
     for path in client_paths(state_dir, &env) {

@@ -16,8 +16,8 @@ mod serve;
 mod socket;
 mod status;
 
-pub use client::{RequestError, request};
-pub use protocol::{Loved, QueueCmd, QueueReply, Reply, Request, import_requests};
-pub use serve::{IDLE_TIMEOUT, IMPORT_LINE_LIMIT, LINE_LIMIT, Limits, serve};
-pub use socket::{Bound, bind, runtime_dir};
-pub use status::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
+pub(crate) use client::{RequestError, request};
+pub(crate) use protocol::{Loved, QueueCmd, QueueReply, Reply, Request, import_requests};
+pub(crate) use serve::{IMPORT_LINE_LIMIT, Limits, serve};
+pub(crate) use socket::{Bound, bind};
+pub(crate) use status::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};

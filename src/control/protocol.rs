@@ -14,12 +14,12 @@ use crate::queue::Item;
 use crate::scrobble::Listen;
 
 /// How an `import` request line starts, which earns it the longer limit.
-pub const IMPORT_PREFIX: &[u8] = b"{\"import\":";
+pub(super) const IMPORT_PREFIX: &[u8] = b"{\"import\":";
 
 /// A request the daemon understands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Request {
+pub(crate) enum Request {
     /// Re-read session keys and resume paused targets.
     Reload,
     /// A queue operation.
@@ -41,7 +41,7 @@ pub enum Request {
 /// A queue operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum QueueCmd {
+pub(crate) enum QueueCmd {
     /// List waiting (or rejected) items per target.
     List {
         /// The rejected list instead.
@@ -63,7 +63,7 @@ pub enum QueueCmd {
 /// The daemon's answer to a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Reply {
+pub(crate) enum Reply {
     /// Credentials re-read.
     Reloaded,
     /// The answer to `status`.
@@ -91,7 +91,7 @@ pub enum Reply {
 
 /// What a love or unlove queued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Loved {
+pub(crate) struct Loved {
     /// "love" or "unlove".
     pub queued: String,
     /// The track's artist.
@@ -103,7 +103,7 @@ pub struct Loved {
 /// The answer to a queue operation, as `queue --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum QueueReply {
+pub(crate) enum QueueReply {
     /// Waiting (or rejected) items per target.
     #[serde(rename = "targets")]
     Listed(BTreeMap<String, Vec<Item>>),
@@ -117,7 +117,7 @@ pub enum QueueReply {
 
 impl Request {
     /// The request as it goes on the socket, newline included.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         line(self)
     }
 
@@ -126,14 +126,14 @@ impl Request {
     /// # Errors
     ///
     /// The line is not a request.
-    pub fn parse(line: &str) -> Result<Request, serde_json::Error> {
+    pub(crate) fn parse(line: &str) -> Result<Request, serde_json::Error> {
         serde_json::from_str(line)
     }
 }
 
 impl Reply {
     /// The reply as it goes on the socket, newline included.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         line(self)
     }
 
@@ -142,7 +142,7 @@ impl Reply {
     /// # Errors
     ///
     /// The line is not a reply.
-    pub fn parse(line: &str) -> Result<Reply, serde_json::Error> {
+    pub(crate) fn parse(line: &str) -> Result<Reply, serde_json::Error> {
         serde_json::from_str(line)
     }
 }
@@ -160,7 +160,7 @@ fn line(value: &impl Serialize) -> String {
 
 /// `listens` as `import` requests, each within
 /// [`IMPORT_LINE_LIMIT`](super::IMPORT_LINE_LIMIT).
-pub fn import_requests(listens: &[Listen]) -> Vec<Request> {
+pub(crate) fn import_requests(listens: &[Listen]) -> Vec<Request> {
     split_import(listens, super::IMPORT_LINE_LIMIT)
 }
 

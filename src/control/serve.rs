@@ -13,16 +13,16 @@ use super::protocol::{IMPORT_PREFIX, Reply, Request};
 use super::socket::peer_allowed;
 
 /// Longest request line, newline excluded.
-pub const LINE_LIMIT: usize = 4 << 10;
+pub(crate) const LINE_LIMIT: usize = 4 << 10;
 /// Longest `import` line: about 60,000 listens. `import` sends a larger
 /// journal in several requests.
-pub const IMPORT_LINE_LIMIT: usize = 16 << 20;
+pub(crate) const IMPORT_LINE_LIMIT: usize = 16 << 20;
 /// A connection that sends no complete line for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bounds on a connection; [`Limits::default`] is what the daemon uses.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Longest request line.
     pub line: usize,
     /// Longest `import` line.
@@ -87,7 +87,7 @@ async fn read_line(
 
 /// Serve one connection: check the peer, then read requests line by line
 /// and answer each with the handler's reply, within `limits`.
-pub async fn serve<F, Fut>(stream: UnixStream, limits: Limits, mut handler: F)
+pub(crate) async fn serve<F, Fut>(stream: UnixStream, limits: Limits, mut handler: F)
 where
     F: FnMut(Request) -> Fut,
     Fut: Future<Output = Reply>,

@@ -28,7 +28,7 @@ const APP_DIR: &str = "mpd-scrobbler";
 /// The runtime directory the environment names for this program: systemd's
 /// `$RUNTIME_DIRECTORY` as it is, or `$XDG_RUNTIME_DIR/mpd-scrobbler`.
 /// Relative paths are ignored, as the XDG spec asks.
-pub fn runtime_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+pub(crate) fn runtime_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     let absolute = |v: Option<String>| v.map(PathBuf::from).filter(|p| p.is_absolute());
     // systemd joins several RuntimeDirectory= entries with ':'.
     let systemd = env("RUNTIME_DIRECTORY")
@@ -76,7 +76,7 @@ pub(super) fn client_paths(state_dir: &Path, env: &dyn Fn(&str) -> Option<String
 
 /// The daemon's socket, bound and listening.
 #[derive(Debug)]
-pub struct Bound {
+pub(crate) struct Bound {
     /// The listener.
     pub listener: UnixListener,
     /// The socket file.
@@ -87,7 +87,7 @@ pub struct Bound {
 
 impl Bound {
     /// Remove the socket file and its symlink (at shutdown).
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
         if let Some(link) = &self.link {
             let _ = std::fs::remove_file(link);
@@ -100,7 +100,10 @@ impl Bound {
 /// be used is logged and passed over; the error says why neither worked.
 /// Only call this while holding the queue lock: a socket file left by a
 /// crashed daemon with this state directory is then known to be stale.
-pub fn bind(state_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> std::io::Result<Bound> {
+pub(crate) fn bind(
+    state_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::io::Result<Bound> {
     let entry = state_dir.join(IN_STATE_DIR);
     if let Some(dir) = runtime_dir(env) {
         let path = dir.join(socket_name_for(state_dir));

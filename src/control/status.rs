@@ -11,7 +11,7 @@ use crate::delivery::TargetState;
 
 /// The daemon's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// The history's summary, as the history module makes it.
     pub history: serde_json::Value,
     /// The link to MPD.
@@ -26,7 +26,7 @@ pub struct Status {
 
 /// The link to MPD.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MpdLink {
+pub(crate) struct MpdLink {
     /// Where MPD is.
     pub address: String,
     /// Whether the daemon follows it now.
@@ -35,7 +35,7 @@ pub struct MpdLink {
 
 /// The current play.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Playing {
+pub(crate) struct Playing {
     /// The track's artist.
     pub artist: String,
     /// Seconds needed to scrobble it; `None` when it will not be.
@@ -51,7 +51,7 @@ pub struct Playing {
 /// Whether the queue can be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StorageState {
+pub(crate) enum StorageState {
     /// Writing works.
     Ok,
     /// The database is being opened again after an error.
@@ -66,7 +66,7 @@ pub enum StorageState {
 
 /// The state directory's part of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Storage {
+pub(crate) struct Storage {
     /// The state directory.
     pub dir: PathBuf,
     /// Plays dropped because too many were held.
@@ -83,7 +83,7 @@ pub struct Storage {
 
 /// One target's part of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetStatus {
+pub(crate) struct TargetStatus {
     /// Time of the last successful delivery (Unix seconds).
     pub last_success: Option<u64>,
     /// The target's name.

@@ -44,7 +44,7 @@ use spool::Spool;
 use watch::Player;
 use watchdog::Beat;
 
-pub use start::run;
+pub(crate) use start::run;
 
 /// At shutdown, how long the writer may try to write what it holds, and
 /// how long flushers may take to finish a request. Both run at once, and
@@ -55,10 +55,10 @@ const FINAL_FLUSH: Duration = Duration::from_millis(500);
 
 /// Re-read the targets' credentials (SIGHUP, `reload`); the answer for the
 /// control socket.
-pub type Reload = Arc<dyn Fn() -> String + Send + Sync>;
+pub(crate) type Reload = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Everything the daemon runs on besides MPD and the targets.
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// The queue (and history), open.
     pub queue: Queue,
     /// The scrobble rules and stream settings, as a fresh tracker.
@@ -88,7 +88,7 @@ impl Daemon {
     /// Follow `mpd` and deliver to `targets` until `shutdown` is cancelled;
     /// then let the writer and the flushers finish (briefly) and flush the
     /// queue.
-    pub async fn run<S: MpdSource>(
+    pub(crate) async fn run<S: MpdSource>(
         self,
         mpd: S,
         targets: Vec<Arc<TargetHandle>>,

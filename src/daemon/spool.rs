@@ -24,7 +24,7 @@ use crate::scrobble::Listen;
 
 /// Most plays held in memory while the queue cannot be written: about three
 /// weeks of continuous listening.
-pub const HOLD_LIMIT: usize = 10_000;
+pub(super) const HOLD_LIMIT: usize = 10_000;
 /// First wait after a failed write.
 const RETRY_MIN: Duration = Duration::from_millis(250);
 /// Longest wait between attempts.
@@ -35,7 +35,7 @@ const BATCH: usize = 100;
 /// Why writing fails, as far as the user can act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Fault {
+pub(super) enum Fault {
     /// No space left on the file system.
     Full,
     /// Read-only file system, or no permission.
@@ -46,7 +46,7 @@ pub enum Fault {
 
 /// A failed write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteError {
+pub(super) struct WriteError {
     /// What kind of failure.
     pub fault: Fault,
     /// The error, for the log and `status`.
@@ -69,7 +69,7 @@ impl From<&QueueError> for WriteError {
 }
 
 /// Where the writer puts plays. Called on a blocking thread.
-pub trait Store: Send + Sync + 'static {
+pub(super) trait Store: Send + Sync + 'static {
     /// Write one play durably; writing the play just written again must not
     /// queue it twice.
     fn write(&self, listen: &Listen, info: &PlayInfo) -> Result<(), WriteError>;
@@ -84,7 +84,7 @@ impl Store for Queue {
 
 /// The plays waiting to be written, and how writing goes.
 #[derive(Debug, Default)]
-pub struct Spool {
+pub(super) struct Spool {
     /// Held plays in order, each with its sequence number.
     held: Mutex<VecDeque<(u64, Listen, PlayInfo)>>,
     next_seq: AtomicU64,
@@ -95,7 +95,7 @@ pub struct Spool {
 
 /// The spool's state for `status`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SpoolState {
+pub(super) struct SpoolState {
     /// Plays in memory, not yet in the queue.
     pub held: usize,
     /// Plays dropped because the limit was reached.
@@ -108,13 +108,13 @@ pub struct SpoolState {
 
 impl Spool {
     /// An empty spool.
-    pub fn new() -> Spool {
+    pub(super) fn new() -> Spool {
         Spool::default()
     }
 
     /// Hand a play over for writing, with what the history keeps of it
     /// beyond the listen. Never blocks.
-    pub fn push(&self, listen: Listen, info: PlayInfo) {
+    pub(super) fn push(&self, listen: Listen, info: PlayInfo) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.push_back((seq, listen, info));
@@ -137,12 +137,12 @@ impl Spool {
     }
 
     /// Plays held in memory.
-    pub fn held(&self) -> usize {
+    pub(super) fn held(&self) -> usize {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// What `status` shows.
-    pub fn state(&self) -> SpoolState {
+    pub(super) fn state(&self) -> SpoolState {
         let failing = self
             .failing
             .lock()
@@ -231,7 +231,7 @@ async fn write_some(spool: &Arc<Spool>, store: &Arc<dyn Store>) -> Result<usize,
 /// Write held plays until shutdown; `on_written` runs after each success
 /// (the daemon wakes the flushers). At shutdown, one more attempt of at
 /// most `final_attempt`, then every play still held is logged as lost.
-pub async fn run_writer(
+pub(super) async fn run_writer(
     spool: Arc<Spool>,
     store: Arc<dyn Store>,
     on_written: impl Fn(),

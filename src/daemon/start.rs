@@ -69,7 +69,7 @@ fn specs(config: &Config, http: &reqwest::Client) -> Vec<Spec> {
 ///
 /// Nothing to do (no target and no history), or the state directory, the
 /// queue or the HTTP client cannot be set up.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     if config.target_names().is_empty() {
         if !config.history.enabled {
             anyhow::bail!(

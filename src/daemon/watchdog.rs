@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 /// One loop's side of the watchdog.
 #[derive(Debug, Clone, Default)]
-pub struct Beat {
+pub(super) struct Beat {
     inner: Arc<BeatInner>,
 }
 
@@ -30,19 +30,19 @@ struct BeatInner {
 
 impl Beat {
     /// A beat that has answered (a fresh loop counts as alive).
-    pub fn new() -> Beat {
+    pub(super) fn new() -> Beat {
         let beat = Beat::default();
         beat.inner.answered.store(true, Ordering::Relaxed);
         beat
     }
 
     /// Resolves when the watchdog asks; the loop then calls [`Beat::answer`].
-    pub async fn asked(&self) {
-        self.inner.ask.notified().await
+    pub(super) async fn asked(&self) {
+        self.inner.ask.notified().await;
     }
 
     /// Say the loop is alive.
-    pub fn answer(&self) {
+    pub(super) fn answer(&self) {
         self.inner.answered.store(true, Ordering::Relaxed);
     }
 
@@ -56,7 +56,7 @@ impl Beat {
 
 /// Ping systemd's watchdog every third of `period` while all `beats`
 /// answer; stops at shutdown.
-pub async fn run(period: Duration, beats: Vec<Beat>, shutdown: CancellationToken) {
+pub(super) async fn run(period: Duration, beats: Vec<Beat>, shutdown: CancellationToken) {
     let every = period / 3;
     let mut silent = false;
     loop {

@@ -16,7 +16,7 @@
 //! `status` shows.
 
 mod policy;
-pub mod reconcile;
+pub(crate) mod reconcile;
 mod send;
 mod state;
 
@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use state::{Health, TargetState};
+pub(crate) use state::{Health, TargetState};
 
 use crate::config::{Delivery, Secret};
 use crate::queue::{QueueError, TargetQueue};
@@ -37,7 +37,7 @@ use reconcile::Account;
 
 /// What the rest of the daemon shares with a target's flusher.
 #[derive(Debug)]
-pub struct TargetHandle {
+pub(crate) struct TargetHandle {
     /// Target name.
     pub name: String,
     /// The target's client.
@@ -64,7 +64,12 @@ pub struct TargetHandle {
 impl TargetHandle {
     /// A handle for the target `name` served by `target`, in the
     /// [`TargetState::Ok`] state, without a credential yet.
-    pub fn new(name: &str, target: Arc<dyn Target>, config: String, auth: String) -> TargetHandle {
+    pub(crate) fn new(
+        name: &str,
+        target: Arc<dyn Target>,
+        config: String,
+        auth: String,
+    ) -> TargetHandle {
         TargetHandle {
             name: name.to_owned(),
             target,
@@ -87,13 +92,14 @@ impl TargetHandle {
     }
 
     /// What delivery is doing now.
-    pub fn state(&self) -> TargetState {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> TargetState {
         self.health().state.clone()
     }
 
     /// Send "now playing" unless the target is paused or has no credential.
     /// Failures are only logged: a stale now-playing is worse than none.
-    pub fn now_playing(self: &Arc<Self>, track: &Track) {
+    pub(crate) fn now_playing(self: &Arc<Self>, track: &Track) {
         if self.health().state.is_paused() {
             return;
         }
@@ -116,13 +122,13 @@ impl TargetHandle {
     }
 
     /// The command that renews this target's credentials.
-    pub fn auth_hint(&self) -> String {
+    pub(crate) fn auth_hint(&self) -> String {
         self.auth.clone()
     }
 }
 
 /// The flusher of one target.
-pub struct Flusher {
+pub(crate) struct Flusher {
     handle: Arc<TargetHandle>,
     queue: TargetQueue,
     timing: Delivery,
@@ -141,7 +147,7 @@ impl std::fmt::Debug for Flusher {
 
 impl Flusher {
     /// A flusher for `handle`'s target over its queue.
-    pub fn new(
+    pub(crate) fn new(
         handle: Arc<TargetHandle>,
         queue: TargetQueue,
         timing: Delivery,
@@ -158,14 +164,14 @@ impl Flusher {
     }
 
     /// Call `f` after every delivery (the daemon reports queue depths to systemd).
-    pub fn on_delivery(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Flusher {
+    pub(crate) fn on_delivery(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Flusher {
         self.on_delivery = Some(f);
         self
     }
 
     /// Deliver until shutdown. Never returns early: every failure is
     /// handled by waiting, backing off or pausing.
-    pub async fn run(self) {
+    pub(crate) async fn run(self) {
         let name = &self.handle.name;
         let mut session = self.handle.session.subscribe();
         let mut failures: u32 = 0;
@@ -376,7 +382,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// "Artist – Title" for log lines.
-pub fn describe(t: &Track) -> String {
+pub(crate) fn describe(t: &Track) -> String {
     format!("\"{} – {}\"", t.artist, t.title)
 }
 

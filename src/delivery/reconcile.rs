@@ -21,7 +21,7 @@ use crate::scrobble::Listen;
 use crate::targets::{ErrorKind, Failure, Heard, Target};
 
 /// The record of a request about to carry `batch` (never empty), sent now.
-pub fn flight(batch: &[(Key, Listen)]) -> InFlight {
+pub(crate) fn flight(batch: &[(Key, Listen)]) -> InFlight {
     let times = batch.iter().map(|(_, l)| l.started_at);
     InFlight {
         keys: batch.iter().map(|(k, _)| *k).collect(),
@@ -34,7 +34,7 @@ pub fn flight(batch: &[(Key, Listen)]) -> InFlight {
 /// How long to wait before asking about a request sent at `sent_at_ms`:
 /// until `timeout` has passed since the send. Never more than `timeout`, so
 /// a clock set back cannot stall delivery.
-pub fn ask_after(sent_at_ms: u64, now_ms: u64, timeout: Duration) -> Duration {
+pub(crate) fn ask_after(sent_at_ms: u64, now_ms: u64, timeout: Duration) -> Duration {
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     let due = sent_at_ms.saturating_add(timeout_ms);
     Duration::from_millis(due.saturating_sub(now_ms).min(timeout_ms))
@@ -42,7 +42,11 @@ pub fn ask_after(sent_at_ms: u64, now_ms: u64, timeout: Duration) -> Duration {
 
 /// Wait until a request sent at `sent_at_ms` may be asked about; `false`
 /// when shutdown came first.
-pub async fn wait_to_ask(sent_at_ms: u64, timeout: Duration, shutdown: &CancellationToken) -> bool {
+pub(crate) async fn wait_to_ask(
+    sent_at_ms: u64,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
     let wait = ask_after(sent_at_ms, crate::scrobble::unix_now_ms(), timeout);
     if wait.is_zero() {
         return !shutdown.is_cancelled();
@@ -56,7 +60,7 @@ pub async fn wait_to_ask(sent_at_ms: u64, timeout: Duration, shutdown: &Cancella
 /// A name reduced to what survives the server's corrections: lower case,
 /// Latin diacritics folded, "feat." credits and a leading "The" dropped,
 /// "&" read as "and", and only letters and digits kept.
-pub fn loose(name: &str) -> String {
+pub(crate) fn loose(name: &str) -> String {
     let lower = name.to_lowercase();
     let mut cut = lower.len();
     for marker in [
@@ -115,7 +119,7 @@ fn fold(c: char) -> Option<&'static str> {
 
 /// Whether two names are the same once the server's corrections are
 /// allowed for.
-pub fn same_name(a: &str, b: &str) -> bool {
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
     let (a, b) = (loose(a), loose(b));
     // A name made only of punctuation reduces to nothing; compare it as is.
     !a.is_empty() && a == b
@@ -125,7 +129,7 @@ pub fn same_name(a: &str, b: &str) -> bool {
 /// item matches a listen that started in the same second when its artist or
 /// its title is the same (the server may correct one of them); each listen
 /// heard accounts for one item at most.
-pub fn present(batch: &[(Key, Listen)], heard: &[Heard]) -> Vec<Key> {
+pub(crate) fn present(batch: &[(Key, Listen)], heard: &[Heard]) -> Vec<Key> {
     let mut used = vec![false; heard.len()];
     let mut found = Vec::new();
     for (key, listen) in batch {
@@ -145,7 +149,7 @@ pub fn present(batch: &[(Key, Listen)], heard: &[Heard]) -> Vec<Key> {
 
 /// What became of an in-flight record.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Settled {
+pub(crate) enum Settled {
     /// The server was asked: `found` items were there and left the queue,
     /// `missing` stay to be sent again.
     Checked {
@@ -160,7 +164,7 @@ pub enum Settled {
 
 /// Why a record could not be settled now; it stays for another try.
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// Asking failed in a way that may pass (network, server busy), or the
     /// credentials were refused.
     Ask(Failure),
@@ -170,7 +174,7 @@ pub enum Error {
 
 /// The account name behind a credential, learned from the server once.
 #[derive(Debug, Default)]
-pub struct Account {
+pub(crate) struct Account {
     /// A hash of the credential (not the credential itself) and the name;
     /// `None` as name when the server has no read method.
     known: std::sync::Mutex<Option<(u64, Option<String>)>>,
@@ -201,7 +205,7 @@ impl Account {
 /// [`Error::Ask`] when asking failed for a reason that may pass or the
 /// credentials were refused; [`Error::Queue`] when the queue could not be
 /// written. The record stays in both cases.
-pub async fn settle(
+pub(crate) async fn settle(
     target: &dyn Target,
     queue: &TargetQueue,
     account: &Account,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// `{"state": "retrying", "retry_at": .., "why": ..}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
-pub enum TargetState {
+pub(crate) enum TargetState {
     /// Delivering, or nothing to deliver.
     #[default]
     Ok,
@@ -36,7 +36,7 @@ pub enum TargetState {
 
 impl TargetState {
     /// Whether delivery waits for the user.
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         matches!(self, TargetState::Paused { .. })
     }
 }
@@ -59,7 +59,7 @@ impl fmt::Display for TargetState {
 
 /// A target's part of `status`, kept by its flusher.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     /// What delivery is doing.
     #[serde(flatten)]
     pub state: TargetState,

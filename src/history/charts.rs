@@ -47,7 +47,7 @@ pub fn bar(value: u64, max: u64, cells: usize) -> String {
     if max == 0 || value == 0 || cells == 0 {
         return String::new();
     }
-    let eighths = ((value as u128 * cells as u128 * 8) / max as u128).max(1) as usize;
+    let eighths = ((u128::from(value) * cells as u128 * 8) / u128::from(max)).max(1) as usize;
     let mut s = "█".repeat(eighths / 8);
     if eighths % 8 > 0 {
         s.push(EIGHTHS[eighths % 8 - 1]);

@@ -145,10 +145,15 @@ impl Aggregator {
         self.scratch.push(SEP);
         self.scratch.push_str(title);
         bump(&mut self.tracks, &self.scratch);
-        if let Ok(ts) = jiff::Timestamp::from_second(started_at as i64) {
+        if let Some(ts) = timestamp(started_at) {
             let local = self.tz.to_datetime(ts);
             *self.days.entry(local.date()).or_default() += 1;
-            self.hours[local.hour() as usize] += 1;
+            if let Some(hour) = usize::try_from(local.hour())
+                .ok()
+                .and_then(|h| self.hours.get_mut(h))
+            {
+                *hour += 1;
+            }
         }
     }
 
@@ -184,12 +189,12 @@ impl Aggregator {
                 None => (k, String::new()),
             }
         };
-        let today = jiff::Timestamp::from_second(now as i64)
+        let today = timestamp(now)
             .map(|ts| self.tz.to_datetime(ts).date())
             .unwrap_or_default();
         let first = self
             .since
-            .and_then(|s| jiff::Timestamp::from_second(s as i64).ok())
+            .and_then(timestamp)
             .map(|ts| self.tz.to_datetime(ts).date())
             .or_else(|| self.days.keys().next().copied())
             .unwrap_or(today);
@@ -273,6 +278,11 @@ pub fn compute_in(
         agg.add_stored(&v);
     }
     Ok(agg.finish(now))
+}
+
+/// A Unix time as a timestamp; `None` when it is out of jiff's range.
+fn timestamp(secs: u64) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_second(i64::try_from(secs).ok()?).ok()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ struct Entry {
 
 /// A cached reply.
 #[derive(Debug, Clone)]
-pub struct Hit {
+pub(crate) struct Hit {
     /// The reply.
     pub body: Value,
     /// How old it is.
@@ -35,7 +35,7 @@ pub struct Hit {
 
 /// The cache; a no-op when the database could not be opened.
 #[derive(Debug)]
-pub struct Cache {
+pub(crate) struct Cache {
     db: Option<sled::Db>,
     ttl: Duration,
     max_entries: usize,
@@ -43,7 +43,7 @@ pub struct Cache {
 
 impl Cache {
     /// Open the cache under `state_dir`.
-    pub fn open(state_dir: &Path, ttl: Duration, max_entries: usize) -> Cache {
+    pub(crate) fn open(state_dir: &Path, ttl: Duration, max_entries: usize) -> Cache {
         let path = state_dir.join("cache");
         let started = Instant::now();
         // Before sled, which would create it with the umask's mode.
@@ -87,7 +87,7 @@ impl Cache {
     }
 
     /// The entry for `key`, fresh or not.
-    pub fn get(&self, key: &str) -> Option<Hit> {
+    pub(crate) fn get(&self, key: &str) -> Option<Hit> {
         let raw = self.db.as_ref()?.get(key).ok()??;
         let entry: Entry = serde_json::from_slice(&raw).ok()?;
         let age = Duration::from_secs(unix_now().saturating_sub(entry.at));
@@ -99,7 +99,7 @@ impl Cache {
     }
 
     /// Store a reply, evicting the oldest entries beyond the size bound.
-    pub fn put(&self, key: &str, body: &Value) {
+    pub(crate) fn put(&self, key: &str, body: &Value) {
         let Some(db) = &self.db else { return };
         let entry = serde_json::to_vec(&Entry {
             at: unix_now(),
@@ -131,7 +131,7 @@ impl Cache {
 
 /// The cache key of a call: the method and its parameters, with names
 /// lower-cased and whitespace collapsed so "Sigur  rós" and "sigur Rós" meet.
-pub fn key(method: &str, params: &[(&str, String)]) -> String {
+pub(crate) fn key(method: &str, params: &[(&str, String)]) -> String {
     let mut parts: Vec<String> = params
         .iter()
         .map(|(k, v)| {

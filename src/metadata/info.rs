@@ -33,7 +33,7 @@ fn names(v: Option<&Value>, inner: &str) -> Vec<String> {
 
 /// `artist.getInfo`.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct Artist {
+pub(crate) struct Artist {
     pub name: String,
     pub mbid: Option<String>,
     pub url: Option<String>,
@@ -46,7 +46,7 @@ pub struct Artist {
 }
 
 /// Read `artist.getInfo`; `full` keeps the whole biography, not the summary.
-pub fn artist(reply: &Value, full: bool) -> Option<Artist> {
+pub(crate) fn artist(reply: &Value, full: bool) -> Option<Artist> {
     let a = reply.get("artist")?;
     let bio = a.get("bio");
     let raw = bio
@@ -68,7 +68,7 @@ pub fn artist(reply: &Value, full: bool) -> Option<Artist> {
 
 /// One track of an album.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct AlbumTrack {
+pub(crate) struct AlbumTrack {
     pub rank: Option<u64>,
     pub name: String,
     pub duration: Option<u64>,
@@ -76,7 +76,7 @@ pub struct AlbumTrack {
 
 /// `album.getInfo`.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct Album {
+pub(crate) struct Album {
     pub name: String,
     pub artist: String,
     pub url: Option<String>,
@@ -87,7 +87,7 @@ pub struct Album {
 }
 
 /// Read `album.getInfo`.
-pub fn album(reply: &Value) -> Option<Album> {
+pub(crate) fn album(reply: &Value) -> Option<Album> {
     let a = reply.get("album")?;
     let tracks = items(a.get("tracks").and_then(|t| t.get("track")))
         .into_iter()
@@ -110,7 +110,7 @@ pub fn album(reply: &Value) -> Option<Album> {
 
 /// One row of a search or top list.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct Row {
+pub(crate) struct Row {
     pub rank: Option<u64>,
     pub artist: Option<String>,
     pub name: String,
@@ -120,7 +120,7 @@ pub struct Row {
 }
 
 /// Read `artist.search`.
-pub fn search(reply: &Value) -> Vec<Row> {
+pub(crate) fn search(reply: &Value) -> Vec<Row> {
     let found = reply
         .get("results")
         .and_then(|r| r.get("artistmatches"))
@@ -139,7 +139,7 @@ pub fn search(reply: &Value) -> Vec<Row> {
 }
 
 /// Read `user.getTopArtists` (`kind` "artist") or `user.getTopTracks` ("track").
-pub fn top(reply: &Value, kind: &str) -> Vec<Row> {
+pub(crate) fn top(reply: &Value, kind: &str) -> Vec<Row> {
     let list = reply.get(format!("top{kind}s")).and_then(|t| t.get(kind));
     items(list)
         .into_iter()
@@ -155,7 +155,7 @@ pub fn top(reply: &Value, kind: &str) -> Vec<Row> {
 
 /// One recent track.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct Recent {
+pub(crate) struct Recent {
     pub artist: String,
     pub name: String,
     pub album: Option<String>,
@@ -165,7 +165,7 @@ pub struct Recent {
 }
 
 /// Read `user.getRecentTracks`.
-pub fn recent(reply: &Value) -> Vec<Recent> {
+pub(crate) fn recent(reply: &Value) -> Vec<Recent> {
     let list = reply.get("recenttracks").and_then(|r| r.get("track"));
     items(list)
         .into_iter()
@@ -185,7 +185,7 @@ pub fn recent(reply: &Value) -> Vec<Recent> {
 
 /// Biographies come as HTML with a "Read more on Last.fm" link and a licence
 /// footer; keep the words.
-pub fn plain_text(html: &str) -> String {
+pub(crate) fn plain_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut in_tag = false;
     for c in html.chars() {
@@ -215,7 +215,7 @@ pub fn plain_text(html: &str) -> String {
 }
 
 /// Wrap `text` to `width` columns, keeping paragraph breaks.
-pub fn wrap(text: &str, width: usize) -> String {
+pub(crate) fn wrap(text: &str, width: usize) -> String {
     let width = width.max(20);
     let mut out = String::new();
     for (i, para) in text.split("\n\n").enumerate() {
@@ -240,7 +240,7 @@ pub fn wrap(text: &str, width: usize) -> String {
 }
 
 /// A Unix time as local date and time, for display.
-pub fn local_time(unix: u64) -> String {
+pub(crate) fn local_time(unix: u64) -> String {
     let Some(ts) = i64::try_from(unix)
         .ok()
         .and_then(|s| jiff::Timestamp::from_second(s).ok())
@@ -253,7 +253,7 @@ pub fn local_time(unix: u64) -> String {
 }
 
 /// Thousands separators for counts.
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -266,7 +266,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// Render artist information for a terminal `width` columns wide.
-pub fn render_artist(a: &Artist, width: usize) -> String {
+pub(crate) fn render_artist(a: &Artist, width: usize) -> String {
     let mut s = format!("{}\n", a.name);
     if let (Some(l), Some(p)) = (a.listeners, a.playcount) {
         let _ = writeln!(s, "{} listeners, {} plays", thousands(l), thousands(p));
@@ -293,7 +293,7 @@ fn minutes(secs: u64) -> String {
 }
 
 /// Render album information.
-pub fn render_album(a: &Album) -> String {
+pub(crate) fn render_album(a: &Album) -> String {
     let mut s = format!("{} – {}\n", a.artist, a.name);
     if let (Some(l), Some(p)) = (a.listeners, a.playcount) {
         let _ = writeln!(s, "{} listeners, {} plays", thousands(l), thousands(p));
@@ -323,7 +323,7 @@ pub fn render_album(a: &Album) -> String {
 }
 
 /// Render a ranked list with aligned columns; `unit` names the count.
-pub fn render_rows(rows: &[Row], unit: &str) -> String {
+pub(crate) fn render_rows(rows: &[Row], unit: &str) -> String {
     if rows.is_empty() {
         return "Nothing found.\n".into();
     }
@@ -350,7 +350,7 @@ pub fn render_rows(rows: &[Row], unit: &str) -> String {
 }
 
 /// Render recent tracks; `local_time` formats a Unix time for display.
-pub fn render_recent(tracks: &[Recent], local_time: impl Fn(u64) -> String) -> String {
+pub(crate) fn render_recent(tracks: &[Recent], local_time: impl Fn(u64) -> String) -> String {
     if tracks.is_empty() {
         return "No recent tracks.\n".into();
     }

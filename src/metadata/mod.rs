@@ -3,6 +3,6 @@
 //! parsing and rendering of the replies ([`info`]), and the on-disk cache in
 //! front of them ([`cache`]).
 
-pub mod cache;
-pub mod info;
-pub mod query;
+pub(crate) mod cache;
+pub(crate) mod info;
+pub(crate) mod query;

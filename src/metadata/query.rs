@@ -16,7 +16,7 @@ use crate::{http, mpd as watcher, session};
 
 /// A command.
 #[derive(Debug, Clone)]
-pub enum Query {
+pub(crate) enum Query {
     /// `artist [NAME]`.
     Artist {
         /// Artist; the one MPD plays when `None`.
@@ -60,7 +60,7 @@ pub enum Query {
 
 /// Output and cache options.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// JSON instead of text.
     pub json: bool,
     /// Skip the cache.
@@ -79,7 +79,7 @@ pub enum QueryError {
 }
 
 /// Run `query` and print its result.
-pub async fn run(config: &Config, query: Query, opts: Options) -> Result<(), QueryError> {
+pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<(), QueryError> {
     let target = config.lastfm.first().ok_or_else(|| {
         QueryError::Usage(format!(
             "{}: these commands read from Last.fm and need a [lastfm] section with api_key",

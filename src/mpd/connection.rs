@@ -17,13 +17,13 @@ use crate::tracker::Snapshot;
 
 /// The MPD of the configuration, as the daemon's [`MpdSource`].
 #[derive(Debug, Clone)]
-pub struct Mpd {
+pub(crate) struct Mpd {
     config: MpdConfig,
 }
 
 impl Mpd {
     /// The MPD at `config`'s address.
-    pub fn new(config: MpdConfig) -> Mpd {
+    pub(crate) fn new(config: MpdConfig) -> Mpd {
         Mpd { config }
     }
 }
@@ -42,7 +42,7 @@ impl MpdSource for Mpd {
 
 /// A connection to MPD: commands, and its change events.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     client: mpd_client::Client,
     events: ConnectionEvents,
 }
@@ -52,7 +52,7 @@ pub struct Client {
 /// # Errors
 ///
 /// MPD is unreachable, refuses the password, or does not greet in time.
-pub async fn connect(cfg: &MpdConfig) -> Result<Client, ConnectError> {
+pub(crate) async fn connect(cfg: &MpdConfig) -> Result<Client, ConnectError> {
     let address = cfg.address.to_string();
     let io_err = |source| ConnectError::Io {
         address: address.clone(),
@@ -143,7 +143,7 @@ fn closed(e: ConnectionError) -> Closed {
 
 impl Client {
     /// The protocol version MPD greeted with.
-    pub fn protocol_version(&self) -> &str {
+    pub(crate) fn protocol_version(&self) -> &str {
         self.client.protocol_version()
     }
 
@@ -152,7 +152,7 @@ impl Client {
     /// # Errors
     ///
     /// The command failed, the connection closed, or MPD did not answer in time.
-    pub async fn snapshot(&self) -> Result<Snapshot, ReadError> {
+    pub(crate) async fn snapshot(&self) -> Result<Snapshot, ReadError> {
         let list = CommandList::new(Command::new("status")).command(Command::new("currentsong"));
         let frames = tokio::time::timeout(COMMAND_TIMEOUT, self.client.raw_command_list(list))
             .await
@@ -178,7 +178,7 @@ impl Client {
     /// # Errors
     ///
     /// MPD refused or did not answer.
-    pub async fn subscribe(&self) -> Result<(), ReadError> {
+    pub(crate) async fn subscribe(&self) -> Result<(), ReadError> {
         for channel in CHANNELS {
             let cmd = Command::new("subscribe").argument(channel);
             match tokio::time::timeout(COMMAND_TIMEOUT, self.client.raw_command(cmd)).await {
@@ -197,7 +197,7 @@ impl Client {
     /// # Errors
     ///
     /// The command failed, the connection closed, or MPD did not answer in time.
-    pub async fn messages(&self) -> Result<Vec<Message>, ReadError> {
+    pub(crate) async fn messages(&self) -> Result<Vec<Message>, ReadError> {
         let frame = tokio::time::timeout(
             COMMAND_TIMEOUT,
             self.client.raw_command(Command::new("readmessages")),
@@ -224,7 +224,7 @@ impl Client {
     }
 
     /// The next change MPD reports, or why the connection closed.
-    pub async fn next_event(&mut self) -> Event {
+    pub(crate) async fn next_event(&mut self) -> Event {
         match self.events.next().await {
             Some(ConnectionEvent::SubsystemChange(_)) => Event::Changed,
             Some(ConnectionEvent::ConnectionClosed(e)) => Event::Closed(closed(e)),

@@ -12,26 +12,26 @@ mod snapshot;
 
 use std::time::Duration;
 
-pub use connection::{Client, Mpd, connect};
-pub use snapshot::{is_uuid, parse_snapshot};
+pub(crate) use connection::{Mpd, connect};
+pub(crate) use snapshot::{is_uuid, parse_snapshot};
 
 use crate::tracker::Snapshot;
 
 /// Deadline for connecting and for each command, so a half-dead link is
 /// noticed instead of hanging the watcher.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Log directives that keep the MPD client library's debug output out of
 /// the daemon's log (only its warnings show).
-pub const QUIET_LOG_TARGETS: &str = "mpd_client=warn,mpd_protocol=warn";
+pub(crate) const QUIET_LOG_TARGETS: &str = "mpd_client=warn,mpd_protocol=warn";
 
 /// Channels whose messages the daemon acts on: mpdscribble's (so existing
 /// key bindings keep working) and its own.
-pub const CHANNELS: [&str; 2] = ["mpdscribble", "mpd-scrobbler"];
+pub(crate) const CHANNELS: [&str; 2] = ["mpdscribble", "mpd-scrobbler"];
 
 /// Where the daemon's MPD comes from: something it can connect to, again
 /// after each loss.
-pub trait MpdSource {
+pub(crate) trait MpdSource {
     /// One connection.
     type Connection: MpdConnection;
 
@@ -43,7 +43,7 @@ pub trait MpdSource {
 }
 
 /// One connection to MPD, as the daemon uses it.
-pub trait MpdConnection: Send {
+pub(crate) trait MpdConnection: Send {
     /// Subscribe to [`CHANNELS`], for love messages.
     fn subscribe(&mut self) -> impl Future<Output = Result<(), ReadError>> + Send;
 
@@ -60,7 +60,7 @@ pub trait MpdConnection: Send {
 
 /// What MPD reports between reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// Something changed: read the state again.
     Changed,
     /// The connection is gone.
@@ -69,7 +69,7 @@ pub enum Event {
 
 /// Why a connection closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Closed {
+pub(crate) enum Closed {
     /// MPD answered `idle` with an error, which in practice is MPD refusing
     /// a client without the "read" permission.
     #[error(
@@ -86,7 +86,7 @@ pub enum Closed {
 
 /// A message sent to one of the [`CHANNELS`] (`mpc sendmessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// The channel.
     pub channel: String,
     /// What was sent.
@@ -95,7 +95,7 @@ pub struct Message {
 
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// MPD is not reachable (yet).
     #[error("cannot connect to MPD at {address}: {source}")]
     Io {
@@ -119,7 +119,7 @@ pub enum ConnectError {
 
 /// Why reading from MPD failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// MPD answered with an error (an `ACK`).
     #[error("MPD command failed: command returned an error [code {code}]: {message}")]
     Refused {

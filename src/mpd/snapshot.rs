@@ -10,7 +10,7 @@ use crate::scrobble::Track;
 use crate::tracker::{PlayState, Snapshot, Song};
 
 /// Build a snapshot from the fields of `status` and `currentsong`.
-pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapshot {
+pub(crate) fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapshot {
     fn get<'a>(fields: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
         fields
             .iter()
@@ -60,7 +60,7 @@ pub fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapsho
                 track_number: first("Track")
                     .and_then(|t| t.split('/').next()?.trim().parse::<u32>().ok())
                     .filter(|n| *n > 0),
-                duration_secs: duration.map(|d| d.as_secs_f64().round() as u64),
+                duration_secs: duration.map(|d| d.as_secs() + u64::from(d.subsec_millis() >= 500)),
                 recording_mbid: mbid("MUSICBRAINZ_TRACKID"),
                 release_mbid: mbid("MUSICBRAINZ_ALBUMID"),
                 release_group_mbid: mbid("MUSICBRAINZ_RELEASEGROUPID"),
@@ -109,7 +109,7 @@ fn secs(v: &str) -> Option<Duration> {
 }
 
 /// Whether `s` is a canonical UUID (8-4-4-4-12 hex), as MusicBrainz ids are.
-pub fn is_uuid(s: &str) -> bool {
+pub(crate) fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
         && b.iter().enumerate().all(|(i, c)| match i {

@@ -23,7 +23,7 @@ impl Queue {
         let mut queued: Vec<Vec<Listen>> = Vec::new();
         for tree in &o.pending {
             let mut v = Vec::new();
-            for item in tree.iter() {
+            for item in tree {
                 let (_, value) = item.map_err(err)?;
                 if let Ok(s) = serde_json::from_slice::<Stored>(&value) {
                     v.push(s.listen);

@@ -270,7 +270,7 @@ impl Queue {
 
     /// Wait until an error closes the database.
     pub async fn closed(&self) {
-        self.shared.closed.notified().await
+        self.shared.closed.notified().await;
     }
 }
 
@@ -581,8 +581,10 @@ mod tests {
     #[test]
     fn garbage_over_the_whole_file_is_never_a_silent_loss() {
         survives_or_reports(|db| {
-            let len = std::fs::metadata(db).unwrap().len() as usize;
-            let garbage: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+            let len = usize::try_from(std::fs::metadata(db).unwrap().len()).unwrap();
+            let garbage: Vec<u8> = (0..len)
+                .map(|i| u8::try_from(i * 7919 % 251).unwrap())
+                .collect();
             std::fs::write(db, garbage).unwrap();
         });
     }

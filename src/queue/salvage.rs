@@ -35,7 +35,7 @@ pub(super) fn read_all(db: &sled::Db, skip: &[&str]) -> (Items, Option<sled::Err
             Err(e) => return (out, Some(e)),
         };
         let mut items = Vec::new();
-        for item in tree.iter() {
+        for item in &tree {
             match item {
                 Ok(kv) => items.push(kv),
                 Err(e) => {

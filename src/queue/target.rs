@@ -54,7 +54,7 @@ impl TargetQueue {
         let t = self.trees()?;
         let mut out = Vec::with_capacity(n);
         let mut unreadable = Vec::new();
-        for item in t.pending.iter() {
+        for item in &t.pending {
             if out.len() == n {
                 break;
             }
@@ -177,7 +177,7 @@ impl TargetQueue {
     /// queued and are simply sent again.
     pub fn in_flight(&self) -> Result<Option<(Key, InFlight)>, QueueError> {
         let t = self.trees()?;
-        for item in t.inflight.iter() {
+        for item in &t.inflight {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let key: Key = k.as_ref().try_into().unwrap_or_default();
             match serde_json::from_slice::<StoredFlight>(&v) {
@@ -293,7 +293,7 @@ impl TargetQueue {
     pub fn list(&self) -> Result<Vec<Item>, QueueError> {
         let t = self.trees()?;
         let mut out = Vec::new();
-        for item in t.pending.iter() {
+        for item in &t.pending {
             let (k, v) = item.map_err(|e| self.err(e))?;
             if let (Ok(key), Ok(s)) = (
                 <Key>::try_from(k.as_ref()),
@@ -313,7 +313,7 @@ impl TargetQueue {
     pub fn list_rejected(&self) -> Result<Vec<Item>, QueueError> {
         let t = self.trees()?;
         let mut out = Vec::new();
-        for item in t.rejected.iter() {
+        for item in &t.rejected {
             let (k, v) = item.map_err(|e| self.err(e))?;
             if let (Ok(key), Ok(r)) = (
                 <Key>::try_from(k.as_ref()),
@@ -345,7 +345,7 @@ impl TargetQueue {
     pub fn retry_rejected(&self) -> Result<usize, QueueError> {
         let t = self.trees()?;
         let mut moved = 0;
-        for item in t.rejected.iter() {
+        for item in &t.rejected {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let Ok(r) = serde_json::from_slice::<Rejected>(&v) else {
                 continue;

@@ -33,7 +33,7 @@ pub(crate) struct RawRule {
 
 /// A rule that does not compile: the key (`rule[2].regex`) and the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
+pub(crate) struct RuleError {
     /// Dotted key.
     pub key: String,
     /// What is wrong.

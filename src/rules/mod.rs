@@ -12,11 +12,10 @@ use regex_lite::Regex;
 use crate::scrobble::Track;
 
 mod compile;
-pub mod stream;
-pub mod test;
+pub(crate) mod stream;
+pub(crate) mod test;
 
 pub(crate) use compile::RawRule;
-pub use compile::RuleError;
 
 /// A field of a track that a rule can look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,14 +103,14 @@ impl Field {
 /// A shell-style pattern: `*` is any run of characters, `?` one character,
 /// anything else itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob {
+pub(crate) struct Glob {
     pattern: Vec<char>,
     case_insensitive: bool,
 }
 
 impl Glob {
     /// A glob, optionally ignoring case.
-    pub fn new(pattern: &str, case_insensitive: bool) -> Glob {
+    pub(crate) fn new(pattern: &str, case_insensitive: bool) -> Glob {
         let pattern = if case_insensitive {
             pattern.to_lowercase()
         } else {
@@ -124,7 +123,7 @@ impl Glob {
     }
 
     /// Whether the whole of `text` matches.
-    pub fn is_match(&self, text: &str) -> bool {
+    pub(crate) fn is_match(&self, text: &str) -> bool {
         let text: Vec<char> = if self.case_insensitive {
             text.to_lowercase().chars().collect()
         } else {
@@ -446,6 +445,7 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::compile::RuleError;
 
     fn compile(text: &str, targets: &[&str]) -> Result<RuleSet, RuleError> {
         #[derive(serde::Deserialize)]

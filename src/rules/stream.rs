@@ -12,11 +12,11 @@ use crate::tracker::{Song, Unscrobblable};
 
 /// Separators tried when no other is configured: the ASCII hyphen and the
 /// en and em dashes, each between spaces.
-pub const DEFAULT_SEPARATORS: [&str; 3] = [" - ", " – ", " — "];
+pub(crate) const DEFAULT_SEPARATORS: [&str; 3] = [" - ", " – ", " — "];
 
 /// Which part of a station's title comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
+pub(crate) enum Order {
     /// "Artist - Title", what most stations send.
     #[default]
     ArtistTitle,
@@ -26,7 +26,7 @@ pub enum Order {
 
 /// Settings for the stations a glob matches.
 #[derive(Debug, Clone)]
-pub struct Station {
+pub(crate) struct Station {
     url: Option<Glob>,
     name: Option<Glob>,
     order: Order,
@@ -75,7 +75,7 @@ struct RawStation {
 
 /// Whether `song` is a live stream: a URL other than `file://` whose length
 /// MPD does not know. A file served over HTTP with a length plays as a file.
-pub fn is_stream(song: &Song) -> bool {
+pub(crate) fn is_stream(song: &Song) -> bool {
     song.duration.is_none()
         && song
             .uri
@@ -212,7 +212,7 @@ impl Streams {
 }
 
 /// Split at the earliest of `separators`; both sides must be non-empty.
-pub fn split<'a>(text: &'a str, separators: &[String]) -> Option<(&'a str, &'a str)> {
+pub(crate) fn split<'a>(text: &'a str, separators: &[String]) -> Option<(&'a str, &'a str)> {
     let (at, sep) = separators
         .iter()
         .filter_map(|s| text.find(s.as_str()).map(|i| (i, s)))

@@ -12,7 +12,7 @@ use crate::tracker::PlayState;
 
 /// The track given on the command line; all `None` means "ask MPD".
 #[derive(Debug, Clone, Default)]
-pub struct Given {
+pub(crate) struct Given {
     /// `--artist`.
     pub artist: Option<String>,
     /// `--title`.
@@ -46,7 +46,7 @@ impl Given {
 /// # Errors
 ///
 /// MPD cannot be reached or plays nothing.
-pub async fn run(config: &Config, given: Given) -> anyhow::Result<String> {
+pub(crate) async fn run(config: &Config, given: Given) -> anyhow::Result<String> {
     let targets = config.target_names();
     if !given.is_empty() {
         return Ok(config.rule_set.report(&given.track(), &targets));

@@ -2,8 +2,8 @@
 //! Last.fm-style and ListenBrainz-compatible clients, and the shared
 //! vocabulary for what to do when a delivery fails.
 
-pub mod lastfm;
-pub mod listenbrainz;
+pub(crate) mod lastfm;
+pub(crate) mod listenbrainz;
 
 use std::fmt;
 use std::future::Future;
@@ -15,7 +15,7 @@ use crate::scrobble::{Listen, Track};
 
 /// What a caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// Retry later with backoff: connection failures (nothing was sent),
     /// HTTP 5xx, Last.fm errors 8, 11, 16 and unknown codes, malformed replies.
     Transient,
@@ -48,7 +48,7 @@ pub enum ErrorKind {
 
 /// A failed delivery, reduced to what the flusher acts on.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// What to do.
     pub kind: ErrorKind,
     /// For the log.
@@ -62,7 +62,7 @@ pub struct Failure {
 
 /// One listen as the server reports it back when asked what it stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Heard {
+pub(crate) struct Heard {
     /// Artist name, possibly corrected by the server.
     pub artist: String,
     /// Title, possibly corrected by the server.
@@ -73,7 +73,7 @@ pub struct Heard {
 
 /// What the server did with one listen of an accepted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemOutcome {
+pub(crate) enum ItemOutcome {
     /// Stored, or already stored before (Libre.fm's code 91, a duplicate).
     Accepted,
     /// Filtered out by the server (bad artist or title, timestamp out of
@@ -91,13 +91,13 @@ pub enum ItemOutcome {
 }
 
 /// A boxed future, so that [`Target`] can be used as `dyn Target`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One scrobbling server as delivery sees it. The Last.fm-style and
 /// ListenBrainz-compatible clients implement it, and so can a stand-in in
 /// unit tests. Every call takes the credential (session key or token),
 /// which the caller keeps.
-pub trait Target: fmt::Debug + Send + Sync {
+pub(crate) trait Target: fmt::Debug + Send + Sync {
     /// The API URL requests go to, for log lines.
     fn url(&self) -> &str;
 

@@ -20,7 +20,7 @@ const LASTFM_AUTH_PAGE: &str = "https://www.last.fm/api/auth/";
 ///
 /// Cheap to clone: the HTTP client inside is shared.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     pub(super) http: reqwest::Client,
     pub(super) api_url: String,
     pub(super) api_key: String,
@@ -34,7 +34,12 @@ impl Client {
     ///
     /// An unusable `api_url` surfaces on the first call, as an error of kind
     /// [`ErrorKind::Config`](crate::targets::ErrorKind::Config).
-    pub fn new(http: reqwest::Client, api_url: &str, api_key: &str, api_secret: &str) -> Client {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        api_url: &str,
+        api_key: &str,
+        api_secret: &str,
+    ) -> Client {
         Client {
             http,
             api_url: api_url.to_owned(),
@@ -44,7 +49,7 @@ impl Client {
     }
 
     /// The API URL.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.api_url
     }
 
@@ -56,7 +61,7 @@ impl Client {
     /// # Errors
     ///
     /// Any failure of the call; see [`Error::kind`].
-    pub async fn now_playing(&self, session_key: &str, track: &Track) -> Result<(), Error> {
+    pub(crate) async fn now_playing(&self, session_key: &str, track: &Track) -> Result<(), Error> {
         let params = wire::now_playing_params(track);
         let reply = self
             .call("track.updateNowPlaying", Some(session_key), params)
@@ -81,7 +86,7 @@ impl Client {
     /// # Panics
     ///
     /// If `listens` holds more than [`MAX_BATCH`] listens.
-    pub async fn scrobble(
+    pub(crate) async fn scrobble(
         &self,
         session_key: &str,
         listens: &[Listen],
@@ -109,7 +114,7 @@ impl Client {
     /// # Errors
     ///
     /// Any failure of the call; see [`Error::kind`].
-    pub async fn get_token(&self) -> Result<String, Error> {
+    pub(crate) async fn get_token(&self) -> Result<String, Error> {
         let reply = self.call("auth.getToken", None, Params::new()).await?;
         wire::token(&reply)
     }
@@ -123,7 +128,7 @@ impl Client {
     /// yet (poll again after a few seconds), 15 when it expired and 4 when it
     /// is invalid (start over with [`get_token`](Self::get_token)); otherwise
     /// any failure of the call.
-    pub async fn get_session(&self, token: &str) -> Result<Session, Error> {
+    pub(crate) async fn get_session(&self, token: &str) -> Result<Session, Error> {
         let params = Params::from([("token".to_owned(), token.to_owned())]);
         let reply = self.call("auth.getSession", None, params).await?;
         wire::session(&reply)
@@ -133,7 +138,12 @@ impl Client {
     /// # Errors
     ///
     /// Any failure of the call; see [`Error::kind`].
-    pub async fn love(&self, session_key: &str, track: &Track, love: bool) -> Result<(), Error> {
+    pub(crate) async fn love(
+        &self,
+        session_key: &str,
+        track: &Track,
+        love: bool,
+    ) -> Result<(), Error> {
         let method = if love { "track.love" } else { "track.unlove" };
         let params = Params::from([
             ("artist".to_owned(), track.artist.clone()),
@@ -154,7 +164,7 @@ impl Client {
     ///
     /// Any failure of the call; wrong credentials give an [`Error::Api`]
     /// (Last.fm and Maloja: code 4).
-    pub async fn get_mobile_session(
+    pub(crate) async fn get_mobile_session(
         &self,
         username: &str,
         password: &str,
@@ -169,7 +179,7 @@ impl Client {
     /// the API URL's scheme, host and port followed by
     /// `/api/auth/?api_key=..&token=..` for any other server (Libre.fm's
     /// rule).
-    pub fn auth_page_url(&self, token: &str) -> String {
+    pub(crate) fn auth_page_url(&self, token: &str) -> String {
         let page = if self.is_lastfm() {
             LASTFM_AUTH_PAGE.to_owned()
         } else {
@@ -288,7 +298,8 @@ mod tests {
     use super::*;
     use crate::http::test_server::serve_once;
     use crate::targets::ErrorKind;
-    use crate::targets::lastfm::{LASTFM_API_URL, api_sig};
+    use crate::targets::lastfm::LASTFM_API_URL;
+    use crate::targets::lastfm::sign::api_sig;
 
     const API_KEY: &str = "0123456789abcdef0123456789abcdef";
     const SECRET: &str = "fedcba9876543210fedcba9876543210";

@@ -17,30 +17,29 @@ mod wire;
 use std::fmt;
 use std::time::Duration;
 
-pub use client::Client;
-pub use sign::api_sig;
+pub(crate) use client::Client;
 
 use crate::scrobble::{Listen, Track};
 use crate::targets::{BoxFuture, ErrorKind, Failure, Heard, ItemOutcome, Target};
 
 /// Last.fm's API root.
-pub const LASTFM_API_URL: &str = "https://ws.audioscrobbler.com/2.0/";
+pub(crate) const LASTFM_API_URL: &str = "https://ws.audioscrobbler.com/2.0/";
 
 /// Most listens one `track.scrobble` request may carry (indices 0 to 49).
-pub const MAX_BATCH: usize = 50;
+pub(crate) const MAX_BATCH: usize = 50;
 
 /// Pages of `user.getRecentTracks` read when checking what arrived: a batch
 /// spans at most 50 scrobbles, so more pages only mean other scrobblers
 /// filled the same minutes, and an item not seen is resent, never lost.
-pub const MAX_RECENT_PAGES: u64 = 20;
+pub(crate) const MAX_RECENT_PAGES: u64 = 20;
 
 /// Last.fm ignores scrobbles older than 14 days (protocols.md §1.8).
-pub const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// An authenticated session. The key does not expire unless the user revokes
 /// the application, so it is stored (like a password) and reused.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Session {
+pub(crate) struct Session {
     /// The account name as the server spells it; empty where the server does
     /// not say (Maloja).
     pub name: String,
@@ -49,7 +48,7 @@ pub struct Session {
 }
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The server answered with an API error (`{"error": N, "message": ..}`),
     /// whatever the HTTP status.
     #[error("server error {code}: {message}")]
@@ -97,7 +96,7 @@ impl Error {
     /// Only error 6 is a verdict on the listens sent; every other refusal
     /// of a whole request says the request went to the wrong place or with
     /// the wrong keys, so it stops the target rather than condemning items.
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             Error::Api { code, .. } => match code {
                 29 => ErrorKind::RateLimited,
@@ -129,7 +128,7 @@ impl Error {
 
     /// What an API error code means, in words a user can act on
     /// (protocols.md §1.10); `None` for a code without a known meaning.
-    pub fn meaning(code: u32) -> Option<&'static str> {
+    pub(crate) fn meaning(code: u32) -> Option<&'static str> {
         Some(match code {
             2 => "the server does not offer this service",
             3 => "the server does not offer this method",
@@ -152,7 +151,7 @@ impl Error {
     }
 
     /// For an error of kind [`ErrorKind::Config`], the config key to fix.
-    pub fn setting(&self) -> &'static str {
+    pub(crate) fn setting(&self) -> &'static str {
         match self {
             Error::Api { code: 10 | 26, .. } => "api_key",
             Error::Api { code: 13, .. } => "api_secret",
@@ -161,7 +160,7 @@ impl Error {
     }
 
     /// How long the server asked to wait (`Retry-After`), uncapped.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Http { retry_after, .. } => *retry_after,
             _ => None,

@@ -21,7 +21,7 @@ impl Client {
     /// # Errors
     ///
     /// Any failure of the call; see [`Error::kind`].
-    pub async fn session_user(&self, session_key: &str) -> Result<String, Error> {
+    pub(crate) async fn session_user(&self, session_key: &str) -> Result<String, Error> {
         let reply = self
             .call("user.getInfo", Some(session_key), Params::new())
             .await?;
@@ -38,7 +38,11 @@ impl Client {
     /// # Errors
     ///
     /// Any failure of the call; "not found" is [`Error::Api`] code 6.
-    pub async fn read(&self, method: &str, params: &[(&str, String)]) -> Result<Value, Error> {
+    pub(crate) async fn read(
+        &self,
+        method: &str,
+        params: &[(&str, String)],
+    ) -> Result<Value, Error> {
         tracing::debug!(method, "Audioscrobbler read");
         let mut query: Vec<(&str, &str)> = vec![
             ("method", method),
@@ -66,7 +70,7 @@ impl Client {
     /// # Errors
     ///
     /// Any failure of the call; see [`Error::kind`].
-    pub async fn recent_tracks(
+    pub(crate) async fn recent_tracks(
         &self,
         user: &str,
         first: u64,

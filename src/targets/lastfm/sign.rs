@@ -19,7 +19,7 @@ const UNSIGNED: [&str; 3] = ["format", "callback", "api_sig"];
 /// as 32 lowercase hex digits.
 ///
 /// Values are signed raw, exactly as they will be sent before URL encoding.
-pub fn api_sig(params: &BTreeMap<String, String>, secret: &str) -> String {
+pub(crate) fn api_sig(params: &BTreeMap<String, String>, secret: &str) -> String {
     md5_hex(&signature_base(params, secret))
 }
 

@@ -18,7 +18,7 @@ const MIN_PAGE_CAP: usize = 100;
 
 /// A client for one server.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     root: String,
     flavor: Flavor,
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for the API rooted at `url` (the part before `/1/`).
-    pub fn new(http: reqwest::Client, url: &str, flavor: Flavor) -> Client {
+    pub(crate) fn new(http: reqwest::Client, url: &str, flavor: Flavor) -> Client {
         Client {
             http,
             root: url.trim_end_matches('/').to_owned(),
@@ -48,17 +48,17 @@ impl Client {
     }
 
     /// The API root.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.root
     }
 
     /// Which server this is.
-    pub fn flavor(&self) -> Flavor {
+    pub(crate) fn flavor(&self) -> Flavor {
         self.flavor
     }
 
     /// Listens per request for this server.
-    pub fn max_batch(&self) -> usize {
+    pub(crate) fn max_batch(&self) -> usize {
         match self.flavor {
             Flavor::ListenBrainz => MAX_BATCH,
             Flavor::Maloja => 1,
@@ -66,7 +66,7 @@ impl Client {
     }
 
     /// Send `playing_now` (nothing for Maloja, which discards it).
-    pub async fn now_playing(&self, token: &str, track: &Track) -> Result<(), Error> {
+    pub(crate) async fn now_playing(&self, token: &str, track: &Track) -> Result<(), Error> {
         if self.flavor == Flavor::Maloja {
             return Ok(());
         }
@@ -81,7 +81,7 @@ impl Client {
 
     /// Submit listens: one as `single`, several as one `import`. The caller
     /// keeps batches within [`Client::max_batch`] and [`split_by_size`].
-    pub async fn submit(&self, token: &str, listens: &[Listen]) -> Result<(), Error> {
+    pub(crate) async fn submit(&self, token: &str, listens: &[Listen]) -> Result<(), Error> {
         if listens.is_empty() {
             return Ok(());
         }
@@ -95,7 +95,7 @@ impl Client {
     }
 
     /// Recording feedback: score 1 loves, 0 clears (`/1/feedback/recording-feedback`).
-    pub async fn feedback(
+    pub(crate) async fn feedback(
         &self,
         token: &str,
         recording_mbid: &str,
@@ -116,7 +116,7 @@ impl Client {
     }
 
     /// Check a token; `Ok(Some(user))` when valid, `Ok(None)` when not.
-    pub async fn validate_token(&self, token: &str) -> Result<Option<String>, Error> {
+    pub(crate) async fn validate_token(&self, token: &str) -> Result<Option<String>, Error> {
         let resp = self
             .http
             .get(format!("{}/1/validate-token", self.root))
@@ -152,7 +152,7 @@ impl Client {
     /// seconds, both included), newest first (`GET /1/user/{user}/listens`,
     /// protocols.md §3.8), paging back with `max_ts` at most
     /// [`MAX_LISTEN_PAGES`] times.
-    pub async fn listens(
+    pub(crate) async fn listens(
         &self,
         token: &str,
         user: &str,
@@ -253,7 +253,7 @@ fn wait_asked(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, Error> {
     crate::http::read_body(resp).await.map_err(|e| match e {
         crate::http::BodyError::Transport(e) => transport(e),
-        too_large => Error::Malformed(too_large.to_string()),
+        too_large @ crate::http::BodyError::TooLarge => Error::Malformed(too_large.to_string()),
     })
 }
 
@@ -360,7 +360,7 @@ mod tests {
                 Some(d) => assert_eq!(err.retry_after(), Some(d), "{reset_in}"),
                 // The far date: some wait, capped later by the flusher.
                 None if retry_after.contains("3000") => {
-                    assert!(err.retry_after().unwrap() > crate::http::MAX_SERVER_WAIT)
+                    assert!(err.retry_after().unwrap() > crate::http::MAX_SERVER_WAIT);
                 }
                 None => assert_eq!(err.retry_after(), None, "{reset_in} / {retry_after}"),
             }

@@ -9,21 +9,21 @@ mod wire;
 
 use std::time::Duration;
 
-pub use client::Client;
-pub use wire::{listen_json, split_by_size, track_metadata};
+pub(crate) use client::Client;
+pub(crate) use wire::split_by_size;
 
 use crate::scrobble::{Listen, Track};
 use crate::targets::{BoxFuture, ErrorKind, Failure, Heard, ItemOutcome, Target};
 
 /// Default API root.
-pub const DEFAULT_URL: &str = "https://api.listenbrainz.org";
+pub(crate) const DEFAULT_URL: &str = "https://api.listenbrainz.org";
 
 /// Listens per `import` request. The server takes up to 1000; smaller
 /// batches keep each request quick and a rejected batch cheap to bisect.
-pub const MAX_BATCH: usize = 100;
+pub(crate) const MAX_BATCH: usize = 100;
 
 /// Pages read at most when checking what arrived; an item not seen is resent.
-pub const MAX_LISTEN_PAGES: usize = 20;
+pub(crate) const MAX_LISTEN_PAGES: usize = 20;
 
 /// Which server speaks the protocol; Maloja differs in ways that matter (§4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub enum Flavor {
 
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The server answered with an error status.
     #[error("HTTP {status}: {message}")]
     Http {
@@ -76,7 +76,7 @@ impl Error {
     /// What the caller should do (protocols.md §3.5). Only 400 (and
     /// Maloja's 409 for a taken timestamp) judges the listens sent; any other
     /// refusal means the url or the server is wrong, not the listens.
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             Error::Http { status, .. } => match status {
                 429 => ErrorKind::RateLimited,
@@ -93,7 +93,7 @@ impl Error {
     }
 
     /// How long the server asked us to wait, if it did; uncapped.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Http { reset_in, .. } => *reset_in,
             Error::Quiet(left) => Some(*left),

@@ -62,13 +62,13 @@ pub(super) fn document(listen_type: &str, payload: impl Iterator<Item = Value>) 
 }
 
 /// One listen as the server wants it.
-pub fn listen_json(l: &Listen, flavor: Flavor) -> Value {
+pub(crate) fn listen_json(l: &Listen, flavor: Flavor) -> Value {
     json!({"listened_at": l.started_at, "track_metadata": track_metadata(&l.track, flavor)})
 }
 
 /// `track_metadata` with `additional_info` filled from what MPD knows; keys
 /// without a value are left out, as the server asks.
-pub fn track_metadata(t: &Track, flavor: Flavor) -> Value {
+pub(crate) fn track_metadata(t: &Track, flavor: Flavor) -> Value {
     let mut info = Map::new();
     let mut put = |k: &str, v: Value| {
         info.insert(k.to_owned(), v);
@@ -128,7 +128,7 @@ fn clean(s: &str) -> String {
 /// Split `listens` into runs whose request bodies stay within the server's
 /// size rules (on average at most 10 KiB per listen, at most ~10 MB per
 /// request). Each run has at least one listen.
-pub fn split_by_size(listens: &[Listen], flavor: Flavor) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn split_by_size(listens: &[Listen], flavor: Flavor) -> Vec<std::ops::Range<usize>> {
     let mut runs = Vec::new();
     let (mut start, mut bytes) = (0, 64);
     for (i, l) in listens.iter().enumerate() {
