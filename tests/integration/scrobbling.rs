@@ -289,8 +289,14 @@ fn pause_stops_the_clock_and_resume_keeps_the_start_time() {
         rig.daemon.log()
     );
     // The situation under test: 2 s of the 4 s needed, then a pause longer
-    // than the whole threshold.
-    std::thread::sleep(Duration::from_millis(2000));
+    // than the whole threshold. mpd's clock, not a sleep: under load mpd
+    // can take seconds to start its output, and paused before that it
+    // resumes without telling its idle clients (seen with mpd 0.23).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while rig.mpd.elapsed() < 2.0 {
+        assert!(std::time::Instant::now() < deadline, "mpd never got to 2 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     rig.mpd.cmd("pause 1");
     rig.mpd.wait_state("pause", Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(4));
