@@ -107,6 +107,30 @@ fn wait_log_count(daemon: &Daemon, needle: &str, times: usize, limit: Duration) 
     false
 }
 
+/// Both stand-ins store their next request after `store_after` and answer
+/// it after `answer_after`, as a slow server does.
+fn next_request_slow(
+    lastfm: &FakeLastFm,
+    lb: &FakeListenBrainz,
+    store_after: Duration,
+    answer_after: Duration,
+) {
+    lastfm.fail_next(
+        1,
+        fake_lastfm::Failure::Slow {
+            store_after,
+            answer_after,
+        },
+    );
+    lb.fail_next(
+        1,
+        fake_listenbrainz::Failure::Slow {
+            store_after,
+            answer_after,
+        },
+    );
+}
+
 #[test]
 fn a_request_stored_after_the_client_gave_up_is_not_sent_again() {
     let (lastfm, lb) = (FakeLastFm::start(), FakeListenBrainz::start());
@@ -117,20 +141,7 @@ fn a_request_stored_after_the_client_gave_up_is_not_sent_again() {
     // Stored within the timeout, answered well after it.
     let slow = Duration::from_secs(1);
     let answer = Duration::from_secs(4);
-    lastfm.fail_next(
-        1,
-        fake_lastfm::Failure::Slow {
-            store_after: slow,
-            answer_after: answer,
-        },
-    );
-    lb.fail_next(
-        1,
-        fake_listenbrainz::Failure::Slow {
-            store_after: slow,
-            answer_after: answer,
-        },
-    );
+    next_request_slow(&lastfm, &lb, slow, answer);
     let mut daemon = Daemon::spawn(&dir);
     assert!(
         wait_log_count(
@@ -197,20 +208,7 @@ fn a_restart_after_a_crash_mid_request_waits_out_the_timeout_before_asking() {
     let (path, listens) = journal(&dir, 3);
     import(&dir, &path);
     let slow = Duration::from_millis(2500);
-    lastfm.fail_next(
-        1,
-        fake_lastfm::Failure::Slow {
-            store_after: slow,
-            answer_after: slow,
-        },
-    );
-    lb.fail_next(
-        1,
-        fake_listenbrainz::Failure::Slow {
-            store_after: slow,
-            answer_after: slow,
-        },
-    );
+    next_request_slow(&lastfm, &lb, slow, slow);
     let mut daemon = Daemon::spawn(&dir);
     let start = Instant::now();
     while lastfm.request_count("track.scrobble") == 0 || lb.request_count() == 0 {
