@@ -22,6 +22,8 @@
 //! window (the playback one overstated: its scrobble counts six times).
 //! `BENCH_ONLY=playback` (or `size`, `backlog`, `ready`, `history`, a comma-separated
 //! list) runs only those parts, and checks only their targets.
+//! `BENCH_DAEMON_PREFIX` runs the daemon of the backlog and playback parts
+//! under a command (`link/hot-code.sh` uses valgrind).
 
 // The harness in tests/integration/common is shared by path between the
 // test and bench crates; its `pub` items are reachable from neither.
@@ -787,7 +789,18 @@ fn spawn(binary: &str, config: &Path, dir: &Path) -> Child {
         config.file_stem().unwrap().to_string_lossy()
     )))
     .expect("log file");
-    Command::new(binary)
+    // `link/hot-code.sh` runs the daemon under valgrind to list the
+    // functions it runs; the figures measured are then meaningless.
+    let mut command = match std::env::var("BENCH_DAEMON_PREFIX") {
+        Ok(prefix) if !prefix.trim().is_empty() => {
+            let mut words = prefix.split_whitespace();
+            let mut c = Command::new(words.next().unwrap_or_default());
+            c.args(words).arg(binary);
+            c
+        }
+        _ => Command::new(binary),
+    };
+    command
         .arg("-c")
         .arg(config)
         .arg("run")
