@@ -20,7 +20,7 @@ pub(super) enum Next {
     /// A request left without an answer: settle it before anything else.
     Unanswered(Key, InFlight),
     /// A queued love or unlove.
-    Love(Key, Love),
+    Love(Key, Box<Love>),
     /// Listens to send.
     Send(Batch),
     /// Nothing is queued.
@@ -52,7 +52,7 @@ pub(super) fn next(
         return Ok(Next::Unanswered(id, flight));
     }
     if let Some((key, love)) = queue.peek_love()? {
-        return Ok(Next::Love(key, love));
+        return Ok(Next::Love(key, Box::new(love)));
     }
     let n = target.max_batch();
     loop {

@@ -84,6 +84,7 @@ pub(super) fn record_last_write(path: &Path, key: u64) {
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
+        .truncate(false)
         .mode(0o600)
         .open(path.join(LAST_WRITE_FILE))
         .and_then(|f| f.write_all_at(format!("{key:020}\n").as_bytes(), 0));
