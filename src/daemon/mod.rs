@@ -15,6 +15,7 @@
 //! `status` by `status.rs`, love by `love.rs`; systemd hears from
 //! `notify.rs` and `watchdog.rs`.
 
+mod alarm;
 mod handler;
 mod love;
 mod notify;
@@ -38,6 +39,7 @@ use crate::mpd::MpdSource;
 use crate::queue::Queue;
 use crate::rules::RuleSet;
 use crate::tracker::Tracker;
+pub(crate) use alarm::Waits;
 use handler::Handler;
 use route::RoutedQueue;
 use spool::Spool;
@@ -73,6 +75,9 @@ pub(crate) struct Daemon {
     pub control: Option<Bound>,
     /// What `reload` does.
     pub reload: Reload,
+    /// Which clock the daemon's waits follow: the kernel's, or tokio's
+    /// (which the unit tests pause).
+    pub waits: Waits,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -102,6 +107,7 @@ impl Daemon {
             state_dir,
             control,
             reload,
+            waits,
         } = self;
         let mut flushers = tokio::task::JoinSet::new();
         for handle in &targets {
@@ -181,6 +187,7 @@ impl Daemon {
             targets: &targets,
             rules: &rules,
             beat: &watch_beat,
+            waits,
         }
         .run(&mpd, &shutdown)
         .await;
