@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Delivery;
 use crate::control::{self, Bound};
 use crate::delivery::{Flusher, TargetHandle};
+use crate::disk::Disk;
 use crate::mpd::MpdSource;
 use crate::queue::Queue;
 use crate::rules::RuleSet;
@@ -109,6 +110,13 @@ impl Daemon {
             reload,
             waits,
         } = self;
+        let disk = match waits {
+            Waits::Kernel => Disk::thread().unwrap_or_else(|e| {
+                tracing::warn!("cannot start the disk thread ({e}); using tokio's blocking pool");
+                Disk::pool()
+            }),
+            Waits::Tokio => Disk::pool(),
+        };
         let mut flushers = tokio::task::JoinSet::new();
         for handle in &targets {
             let on_delivery: Arc<dyn Fn() + Send + Sync> = {
@@ -119,6 +127,7 @@ impl Daemon {
                 Flusher::new(
                     Arc::clone(handle),
                     queue.target(&handle.name),
+                    disk.clone(),
                     delivery,
                     shutdown.clone(),
                 )
@@ -132,21 +141,18 @@ impl Daemon {
         let writer = tokio::spawn({
             let targets = targets.clone();
             let written_queue = queue.clone();
-            let reopen_queue = queue.clone();
             spool::run_writer(
                 Arc::clone(&spool),
                 Arc::new(RoutedQueue {
                     queue: queue.clone(),
                     rules: rules.clone(),
                 }),
+                disk.clone(),
                 move || {
                     notify::queue_depth(&written_queue);
                     for t in &targets {
                         t.wake.notify_one();
                     }
-                },
-                move || {
-                    let _ = reopen_queue.reopen_blocking();
                 },
                 shutdown.clone(),
                 writer_beat.clone(),

@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use state::{Health, TargetState};
 
 use crate::config::{Delivery, Secret};
+use crate::disk::{Disk, Pending};
 use crate::queue::{QueueError, TargetQueue};
 use crate::scrobble::{Track, unix_now};
 use crate::targets::Target;
@@ -140,7 +140,8 @@ pub(crate) struct Flusher {
     account: Account,
     /// The last settling write, left to finish on its own
     /// ([`Flusher::on_disk_later`]); awaited before the next call.
-    pending: std::sync::Mutex<Option<JoinHandle<Result<(), QueueError>>>>,
+    pending: std::sync::Mutex<Option<Pending<Result<(), QueueError>>>>,
+    disk: Disk,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -152,10 +153,12 @@ impl std::fmt::Debug for Flusher {
 }
 
 impl Flusher {
-    /// A flusher for `handle`'s target over its queue.
+    /// A flusher for `handle`'s target over its queue, whose calls run on
+    /// `disk`.
     pub(crate) fn new(
         handle: Arc<TargetHandle>,
         queue: TargetQueue,
+        disk: Disk,
         timing: Delivery,
         shutdown: CancellationToken,
     ) -> Flusher {
@@ -167,6 +170,7 @@ impl Flusher {
             on_delivery: None,
             account: Account::default(),
             pending: std::sync::Mutex::new(None),
+            disk,
         }
     }
 
@@ -345,37 +349,37 @@ impl Flusher {
         }
     }
 
-    /// Run `f` on this target's queue on the blocking pool. Any sled call
-    /// may wait for the disk: once a transaction has run, sled guards every
-    /// operation with one process-wide read-write lock, a flush holds it
-    /// for reading until its fsync returns, and a transaction waits for it
-    /// while every later reader waits behind the transaction. On the
-    /// runtime thread that froze the MPD watcher for as long as an fsync
-    /// took (seconds on an SD card or a busy disk), so song changes were
-    /// seen late and short plays were missed.
+    /// Run `f` on this target's queue on the disk thread ([`crate::disk`]).
+    /// Any sled call may wait for the disk: once a transaction has run,
+    /// sled guards every operation with one process-wide read-write lock, a
+    /// flush holds it for reading until its fsync returns, and a transaction
+    /// waits for it while every later reader waits behind the transaction.
+    /// On the runtime thread that froze the MPD watcher for as long as an
+    /// fsync took (seconds on an SD card or a busy disk), so song changes
+    /// were seen late and short plays were missed.
     async fn on_disk<T: Send + 'static>(
         &self,
         f: impl FnOnce(TargetQueue) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, Stop> {
         self.settled().await?;
         let queue = self.queue.clone();
-        match tokio::task::spawn_blocking(move || f(queue)).await {
-            Ok(result) => result.map_err(Stop::Queue),
-            // Only a runtime shutting down cancels it (a panic aborts).
-            Err(_) => Err(Stop::Shutdown),
+        match self.disk.run(move || f(queue)).await {
+            Some(result) => result.map_err(Stop::Queue),
+            // Only a runtime shutting down drops a job unrun.
+            None => Err(Stop::Shutdown),
         }
     }
 
-    /// Start `f` on the blocking pool without waiting for it: nothing waits
-    /// on the runtime thread, which is not woken when it ends. The next
-    /// [`Flusher::on_disk`] waits for it first, so the queue is read in
-    /// order, and reports its failure.
+    /// Start `f` on the disk thread without waiting for it: the runtime
+    /// thread is not woken when it ends. The next [`Flusher::on_disk`]
+    /// waits for it first (so the queue is read after it on tokio's pool
+    /// too) and reports its failure.
     fn on_disk_later(
         &self,
         f: impl FnOnce(TargetQueue) -> Result<(), QueueError> + Send + 'static,
     ) {
         let queue = self.queue.clone();
-        let job = tokio::task::spawn_blocking(move || f(queue));
+        let job = self.disk.run(move || f(queue));
         let previous = self
             .pending
             .lock()
@@ -394,8 +398,8 @@ impl Flusher {
         match job {
             None => Ok(()),
             Some(job) => match job.await {
-                Ok(result) => result.map_err(Stop::Queue),
-                Err(_) => Err(Stop::Shutdown),
+                Some(result) => result.map_err(Stop::Queue),
+                None => Err(Stop::Shutdown),
             },
         }
     }

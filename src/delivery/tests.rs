@@ -227,6 +227,7 @@ impl Rig {
             Flusher::new(
                 Arc::clone(&handle),
                 queue.target(NAME),
+                crate::disk::Disk::pool(),
                 timing,
                 shutdown.clone(),
             )
