@@ -326,6 +326,11 @@ pub(crate) struct IoBufs {
     // file, and there may be buffers that have been written out-of-order
     // to stable storage due to interesting thread interleavings.
     pub stable_lsn: AtomicLsn,
+    // mpd-scrobbler patch: intervals written by a `write_log_on_this_thread`
+    // thread without a sync of their own, marked stable by the next
+    // `make_stable` after one `fdatasync` for all of them.
+    pub unsynced: Mutex<Vec<(Lsn, usize)>>,
+    pub unsynced_len: AtomicUsize,
     pub max_reserved_lsn: AtomicLsn,
     pub max_header_stable_lsn: Arc<AtomicLsn>,
     pub segment_accountant: Mutex<SegmentAccountant>,
@@ -429,6 +434,8 @@ impl IoBufs {
             interval_updated: Condvar::new(),
 
             stable_lsn: AtomicLsn::new(stable),
+            unsynced: Mutex::new(vec![]),
+            unsynced_len: AtomicUsize::new(0),
             max_reserved_lsn: AtomicLsn::new(stable),
             max_header_stable_lsn: Arc::new(AtomicLsn::new(next_lsn)),
             segment_accountant: Mutex::new(segment_accountant),
@@ -741,11 +748,15 @@ impl IoBufs {
                 wrote += wrote_completion.wait()?;
             }
         }
+        // mpd-scrobbler patch: a thread that writes the log itself waits
+        // for the disk once per flush, in `make_stable`, rather than once
+        // per buffer here.
+        let deferred = writes_here() && !self.config.temporary;
         #[cfg(not(feature = "io_uring"))]
         {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
-            if !self.config.temporary {
+            if !self.config.temporary && !deferred {
                 #[cfg(target_os = "linux")]
                 {
                     use std::os::unix::io::AsRawFd;
@@ -793,7 +804,18 @@ impl IoBufs {
                 maxed,
                 complete_len
             );
-            self.mark_interval(base_lsn, complete_len);
+            if deferred {
+                let mut unsynced = self.unsynced.lock();
+                unsynced.push((base_lsn, complete_len));
+                self.unsynced_len.store(unsynced.len(), SeqCst);
+                drop(unsynced);
+                // A `make_stable` waiting for these LSNs syncs them itself.
+                // Taking the mutex linearizes with its check before waiting.
+                drop(self.intervals.lock());
+                let _notified = self.interval_updated.notify_all();
+            } else {
+                self.mark_interval(base_lsn, complete_len);
+            }
         }
 
         M.written_bytes.measure(total_len as u64);
@@ -815,6 +837,23 @@ impl IoBufs {
             self.max_header_stable_lsn.load(Acquire);
 
         self.sa_stabilize(current_max_header_stable_lsn, &guard)
+    }
+
+    /// mpd-scrobbler patch: make the intervals written without a sync
+    /// durable with one `fdatasync`, then mark them stable. The lock is
+    /// held through the sync, so a caller that finds the list empty knows
+    /// that what was in it is on disk.
+    pub(crate) fn sync_deferred(&self) -> Result<()> {
+        let mut unsynced = self.unsynced.lock();
+        if unsynced.is_empty() {
+            return Ok(());
+        }
+        self.config.file.sync_data()?;
+        for (lsn, len) in unsynced.drain(..) {
+            self.mark_interval(lsn, len);
+        }
+        self.unsynced_len.store(0, SeqCst);
+        Ok(())
     }
 
     // It's possible that IO buffers are written out of order!
@@ -930,6 +969,14 @@ pub(in crate::pagecache) fn make_stable_inner(
     let mut stable = first_stable;
 
     while stable < lsn {
+        // mpd-scrobbler patch: what this or another thread wrote without a
+        // sync (`write_to_log`) becomes stable here.
+        iobufs.sync_deferred()?;
+        stable = iobufs.stable();
+        if stable >= lsn {
+            break;
+        }
+
         if let Err(e) = iobufs.config.global_error() {
             let intervals = iobufs.intervals.lock();
 
@@ -986,6 +1033,12 @@ pub(in crate::pagecache) fn make_stable_inner(
                     return Ok(assert_usize(stable - first_stable));
                 }
             }
+        }
+
+        if stable < lsn && iobufs.unsynced_len.load(SeqCst) > 0 {
+            // mpd-scrobbler patch: written but not synced; the loop syncs.
+            drop(waiter);
+            continue;
         }
 
         if stable < lsn {
