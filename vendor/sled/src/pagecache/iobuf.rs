@@ -969,13 +969,6 @@ pub(in crate::pagecache) fn make_stable_inner(
     let mut stable = first_stable;
 
     while stable < lsn {
-        // mpd-scrobbler patch: what this or another thread wrote without a
-        // sync (`write_to_log`) becomes stable here.
-        iobufs.sync_deferred()?;
-        stable = iobufs.stable();
-        if stable >= lsn {
-            break;
-        }
 
         if let Err(e) = iobufs.config.global_error() {
             let intervals = iobufs.intervals.lock();
@@ -1006,6 +999,15 @@ pub(in crate::pagecache) fn make_stable_inner(
             // data we need to flush (and maybe no other
             // thread is still alive to do so)
             continue;
+        }
+
+        // mpd-scrobbler patch: everything up to `lsn` is written; what this
+        // or another thread wrote without a sync (`write_to_log`) becomes
+        // stable here, with one sync.
+        iobufs.sync_deferred()?;
+        stable = iobufs.stable();
+        if stable >= lsn {
+            break;
         }
 
         // block until another thread updates the stable lsn
