@@ -22,6 +22,11 @@
 //! window (the playback one overstated: its scrobble counts six times).
 //! `BENCH_ONLY=playback` (or `size`, `backlog`, `ready`, `history`, a comma-separated
 //! list) runs only those parts, and checks only their targets.
+//!
+//! What is measured is the binary `cargo build --release` makes, built into
+//! `target/bench-shipped` ([`shipped_binary`] says why), or `BENCH_BINARY`.
+//! `BENCH_STRACE=FILE` also records the daemon's system calls over the
+//! played minute with strace, to see where its wake-ups go.
 //! `BENCH_DAEMON_PREFIX` runs the daemon of the backlog and playback parts
 //! under a command (`link/hot-code.sh` uses valgrind).
 
@@ -198,7 +203,10 @@ fn main() -> std::process::ExitCode {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|p| p.trim() == part))
     };
-    let binary = env!("CARGO_BIN_EXE_mpd-scrobbler");
+    let Some(shipped) = shipped_binary() else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let binary = shipped.to_str().expect("a UTF-8 target directory");
     println!("mpd-scrobbler benchmark ({binary})\n");
     let mut checks = Checks::default();
     if run("size") {
@@ -239,6 +247,43 @@ fn main() -> std::process::ExitCode {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
+    }
+}
+
+/// The daemon as `cargo build --release` makes it, built into its own
+/// target directory. The binary `cargo bench` builds beside this benchmark
+/// is not that one: cargo unifies the dev-dependencies' features into it,
+/// and tokio's `test-util` (which the tests' paused clock needs) makes every
+/// finished blocking task wake the runtime thread once more. `BENCH_BINARY`
+/// names another binary to measure instead.
+fn shipped_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("BENCH_BINARY") {
+        return Some(PathBuf::from(path));
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| manifest.join("target"), PathBuf::from)
+        .join("bench-shipped");
+    println!("building the release binary into {}", target_dir.display());
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            "mpd-scrobbler",
+            "--manifest-path",
+        ])
+        .arg(manifest.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(target_dir.join("release").join("mpd-scrobbler")),
+        other => {
+            eprintln!("cannot build the release binary: {other:?}");
+            None
+        }
     }
 }
 
@@ -580,7 +625,21 @@ fn idle_and_playback(binary: &str, window: Duration, checks: &mut Checks) {
     let gap = Duration::from_secs(10);
     let reference = wake_up_cost((window.as_secs() / gap.as_secs()).max(1) as u32, gap);
     let before = server.scrobbles().len();
+    let tracer = std::env::var_os("BENCH_STRACE").map(|out| {
+        std::process::Command::new("strace")
+            .args(["-f", "-tt", "-T", "-o"])
+            .arg(out)
+            .args(["-p", &pid.to_string()])
+            .spawn()
+            .expect("strace")
+    });
     let playing = measure(pid, window);
+    if let Some(mut t) = tracer {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &t.id().to_string()])
+            .status();
+        let _ = t.wait();
+    }
     let in_window = server.scrobbles().len() - before;
     let reference = reference.join().expect("sleeper");
     let per_min = 60.0 / window.as_secs_f64();

@@ -46,7 +46,13 @@ pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .timeout(timeout)
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
         .pool_max_idle_per_host(2)
-        .pool_idle_timeout(Duration::from_secs(60))
+        // No idle timeout: with one, hyper's pool wakes every interval while
+        // a connection is idle, three wake-ups a minute of the daemon's
+        // budget of ten. An idle connection ends when the server closes it
+        // or the kernel's keepalive (reqwest's default, 15 s) finds it dead,
+        // and a request that meets a connection closing before it is sent is
+        // retried by hyper.
+        .pool_idle_timeout(None)
         .redirect(reqwest::redirect::Policy::none())
         .build()
 }

@@ -11,6 +11,7 @@ pub(crate) mod config;
 pub(crate) mod control;
 pub(crate) mod daemon;
 pub(crate) mod delivery;
+pub(crate) mod disk;
 pub mod history;
 pub mod http;
 pub(crate) mod metadata;

@@ -15,6 +15,7 @@
 //! `status` by `status.rs`, love by `love.rs`; systemd hears from
 //! `notify.rs` and `watchdog.rs`.
 
+mod alarm;
 mod handler;
 mod love;
 mod notify;
@@ -34,10 +35,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Delivery;
 use crate::control::{self, Bound};
 use crate::delivery::{Flusher, TargetHandle};
+use crate::disk::Disk;
 use crate::mpd::MpdSource;
 use crate::queue::Queue;
 use crate::rules::RuleSet;
 use crate::tracker::Tracker;
+pub(crate) use alarm::Waits;
 use handler::Handler;
 use route::RoutedQueue;
 use spool::Spool;
@@ -73,6 +76,9 @@ pub(crate) struct Daemon {
     pub control: Option<Bound>,
     /// What `reload` does.
     pub reload: Reload,
+    /// Which clock the daemon's waits follow: the kernel's, or tokio's
+    /// (which the unit tests pause).
+    pub waits: Waits,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -102,7 +108,15 @@ impl Daemon {
             state_dir,
             control,
             reload,
+            waits,
         } = self;
+        let disk = match waits {
+            Waits::Kernel => Disk::thread().unwrap_or_else(|e| {
+                tracing::warn!("cannot start the disk thread ({e}); using tokio's blocking pool");
+                Disk::pool()
+            }),
+            Waits::Tokio => Disk::pool(),
+        };
         let mut flushers = tokio::task::JoinSet::new();
         for handle in &targets {
             let on_delivery: Arc<dyn Fn() + Send + Sync> = {
@@ -113,6 +127,7 @@ impl Daemon {
                 Flusher::new(
                     Arc::clone(handle),
                     queue.target(&handle.name),
+                    disk.clone(),
                     delivery,
                     shutdown.clone(),
                 )
@@ -126,21 +141,18 @@ impl Daemon {
         let writer = tokio::spawn({
             let targets = targets.clone();
             let written_queue = queue.clone();
-            let reopen_queue = queue.clone();
             spool::run_writer(
                 Arc::clone(&spool),
                 Arc::new(RoutedQueue {
                     queue: queue.clone(),
                     rules: rules.clone(),
                 }),
+                disk.clone(),
                 move || {
                     notify::queue_depth(&written_queue);
                     for t in &targets {
                         t.wake.notify_one();
                     }
-                },
-                move || {
-                    let _ = reopen_queue.reopen_blocking();
                 },
                 shutdown.clone(),
                 writer_beat.clone(),
@@ -181,6 +193,7 @@ impl Daemon {
             targets: &targets,
             rules: &rules,
             beat: &watch_beat,
+            waits,
         }
         .run(&mpd, &shutdown)
         .await;

@@ -91,4 +91,8 @@ impl Store for RoutedQueue {
             .enqueue_each_blocking(play, &routed, info)
             .map_err(|e| WriteError::from(&e))
     }
+
+    fn reopen(&self) {
+        let _ = self.queue.reopen_blocking();
+    }
 }

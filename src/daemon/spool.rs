@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
+use crate::disk::Disk;
 use crate::history::PlayInfo;
 use crate::queue::{Queue, QueueError};
 use crate::scrobble::Listen;
@@ -73,12 +74,19 @@ pub(super) trait Store: Send + Sync + 'static {
     /// Write one play durably; writing the play just written again must not
     /// queue it twice.
     fn write(&self, listen: &Listen, info: &PlayInfo) -> Result<(), WriteError>;
+
+    /// Start afresh after a failed write (sled's errors are sticky).
+    fn reopen(&self);
 }
 
 impl Store for Queue {
     fn write(&self, listen: &Listen, info: &PlayInfo) -> Result<(), WriteError> {
         self.enqueue_play_blocking(listen, info)
             .map_err(|e| WriteError::from(&e))
+    }
+
+    fn reopen(&self) {
+        let _ = self.reopen_blocking();
     }
 }
 
@@ -185,37 +193,42 @@ impl Spool {
 
 /// Write the front of the spool once, on a blocking thread. Returns the
 /// error that stopped it, if any.
-async fn write_some(spool: &Arc<Spool>, store: &Arc<dyn Store>) -> Result<usize, WriteError> {
+async fn write_some(
+    spool: &Arc<Spool>,
+    store: &Arc<dyn Store>,
+    disk: &Disk,
+) -> Result<usize, WriteError> {
     let batch = spool.front(BATCH);
     if batch.is_empty() {
         return Ok(0);
     }
     let store = Arc::clone(store);
-    let (last, error) = tokio::task::spawn_blocking(move || {
-        let mut last = None;
-        for (seq, listen, info) in &batch {
-            if let Err(e) = store.write(listen, info) {
-                return (last, Some(e));
+    let (last, error) = disk
+        .run(move || {
+            let mut last = None;
+            for (seq, listen, info) in &batch {
+                if let Err(e) = store.write(listen, info) {
+                    return (last, Some(e));
+                }
+                tracing::info!(
+                    "queued {} (started at {})",
+                    describe(&listen.track),
+                    listen.started_at
+                );
+                last = Some(*seq);
             }
-            tracing::info!(
-                "queued {} (started at {})",
-                describe(&listen.track),
-                listen.started_at
-            );
-            last = Some(*seq);
-        }
-        (last, None)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        (
-            None,
-            Some(WriteError {
-                fault: Fault::Failing,
-                message: format!("the write stopped: {e}"),
-            }),
-        )
-    });
+            (last, None)
+        })
+        .await
+        .unwrap_or_else(|| {
+            (
+                None,
+                Some(WriteError {
+                    fault: Fault::Failing,
+                    message: "the write stopped: the runtime is shutting down".into(),
+                }),
+            )
+        });
     let mut n = 0;
     if let Some(seq) = last {
         let before = spool.held();
@@ -234,17 +247,16 @@ async fn write_some(spool: &Arc<Spool>, store: &Arc<dyn Store>) -> Result<usize,
 pub(super) async fn run_writer(
     spool: Arc<Spool>,
     store: Arc<dyn Store>,
+    disk: Disk,
     on_written: impl Fn(),
-    reopen: impl Fn() + Send + Sync + 'static,
     shutdown: CancellationToken,
     beat: Beat,
     final_attempt: Duration,
 ) {
-    let reopen = Arc::new(reopen);
     let mut wait = RETRY_MIN;
     let mut failing: Option<WriteError> = None;
     loop {
-        match write_some(&spool, &store).await {
+        match write_some(&spool, &store, &disk).await {
             Ok(n) => {
                 if let Some(e) = failing.take() {
                     tracing::info!("the queue can be written again (after: {})", e.message);
@@ -281,8 +293,8 @@ pub(super) async fn run_writer(
                 failing = Some(e);
                 // The next attempt reopens the database (sled's errors are
                 // sticky); reopening reads it, so it runs off this thread.
-                let r = Arc::clone(&reopen);
-                let _ = tokio::task::spawn_blocking(move || r()).await;
+                let reopening = Arc::clone(&store);
+                let _ = disk.run(move || reopening.reopen()).await;
                 let sleep = tokio::time::sleep(wait);
                 tokio::pin!(sleep);
                 loop {
@@ -291,7 +303,7 @@ pub(super) async fn run_writer(
                         () = spool.wake.notified() => break,
                         () = beat.asked() => beat.answer(),
                         () = shutdown.cancelled() => {
-                            finish(&spool, &store, final_attempt).await;
+                            finish(&spool, &store, &disk, final_attempt).await;
                             return;
                         }
                     }
@@ -300,18 +312,18 @@ pub(super) async fn run_writer(
             }
         }
     }
-    finish(&spool, &store, final_attempt).await;
+    finish(&spool, &store, &disk, final_attempt).await;
 }
 
 /// At shutdown: try once more, within `limit`, then log loudly what could
 /// not be written.
-async fn finish(spool: &Arc<Spool>, store: &Arc<dyn Store>, limit: Duration) {
+async fn finish(spool: &Arc<Spool>, store: &Arc<dyn Store>, disk: &Disk, limit: Duration) {
     if spool.held() == 0 {
         return;
     }
     let _ = tokio::time::timeout(limit, async {
         while spool.held() > 0 {
-            if write_some(spool, store).await.is_err() {
+            if write_some(spool, store, disk).await.is_err() {
                 break;
             }
         }
@@ -352,6 +364,7 @@ mod tests {
         failures: Mutex<u32>,
         written: Mutex<Vec<Listen>>,
         attempts: AtomicU64,
+        reopened: AtomicU64,
     }
 
     impl Store for Flaky {
@@ -368,32 +381,25 @@ mod tests {
             self.written.lock().unwrap().push(listen.clone());
             Ok(())
         }
+
+        fn reopen(&self) {
+            self.reopened.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    fn start(
-        store: Arc<Flaky>,
-    ) -> (
-        Arc<Spool>,
-        CancellationToken,
-        tokio::task::JoinHandle<()>,
-        Arc<AtomicU64>,
-    ) {
+    fn start(store: Arc<Flaky>) -> (Arc<Spool>, CancellationToken, tokio::task::JoinHandle<()>) {
         let spool = Arc::new(Spool::new());
         let shutdown = CancellationToken::new();
-        let reopened = Arc::new(AtomicU64::new(0));
-        let r = Arc::clone(&reopened);
         let task = tokio::spawn(run_writer(
             Arc::clone(&spool),
             store,
+            Disk::pool(),
             || {},
-            move || {
-                r.fetch_add(1, Ordering::Relaxed);
-            },
             shutdown.clone(),
             Beat::new(),
             Duration::from_secs(1),
         ));
-        (spool, shutdown, task, reopened)
+        (spool, shutdown, task)
     }
 
     /// Let the writer and its blocking writes run until `done` holds,
@@ -418,7 +424,7 @@ mod tests {
             failures: Mutex::new(5),
             ..Flaky::default()
         });
-        let (spool, shutdown, task, reopened) = start(Arc::clone(&store));
+        let (spool, shutdown, task) = start(Arc::clone(&store));
         for i in 0..3 {
             spool.push(listen(i), PlayInfo::default());
         }
@@ -428,7 +434,7 @@ mod tests {
         assert_eq!(state.held, 3);
         assert_eq!(state.fault, Some(Fault::Full));
         assert!(
-            reopened.load(Ordering::Relaxed) >= 1,
+            store.reopened.load(Ordering::Relaxed) >= 1,
             "reopened after a failure"
         );
         // More plays while failing; they queue behind the first.
@@ -453,7 +459,7 @@ mod tests {
             failures: Mutex::new(u32::MAX),
             ..Flaky::default()
         });
-        let (spool, shutdown, task, _) = start(Arc::clone(&store));
+        let (spool, shutdown, task) = start(Arc::clone(&store));
         for i in 0..(HOLD_LIMIT as u64 + 5) {
             spool.push(listen(i), PlayInfo::default());
         }
@@ -479,7 +485,7 @@ mod tests {
             failures: Mutex::new(u32::MAX),
             ..Flaky::default()
         });
-        let (spool, shutdown, task, _) = start(Arc::clone(&store));
+        let (spool, shutdown, task) = start(Arc::clone(&store));
         spool.push(listen(0), PlayInfo::default());
         until(|| store.attempts.load(Ordering::Relaxed) >= 2).await;
         shutdown.cancel();
@@ -494,7 +500,7 @@ mod tests {
             failures: Mutex::new(1),
             ..Flaky::default()
         });
-        let (spool, shutdown, task, _) = start(Arc::clone(&store));
+        let (spool, shutdown, task) = start(Arc::clone(&store));
         spool.push(listen(0), PlayInfo::default());
         until(|| store.attempts.load(Ordering::Relaxed) >= 1).await;
         // The writer now waits out its backoff; shutdown comes first.

@@ -151,6 +151,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         state_dir: config.state_dir.clone(),
         control,
         reload,
+        waits: super::Waits::Kernel,
     };
     daemon
         .run(Mpd::new(config.mpd.clone()), targets, shutdown)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::Daemon;
+use super::{Daemon, Waits};
 use crate::config::Delivery;
 use crate::config::Secret;
 use crate::delivery::{TargetHandle, TargetState};
@@ -214,6 +214,7 @@ fn daemon(queue: &Queue, state_dir: &Path, control: Option<crate::control::Bound
         state_dir: state_dir.to_owned(),
         control,
         reload: Arc::new(|| "ok".into()),
+        waits: Waits::Tokio,
     }
 }
 

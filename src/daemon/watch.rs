@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
+use super::alarm::{Alarm, Waits};
 use super::notify;
 use super::now;
 use super::route::Router;
@@ -57,6 +58,8 @@ pub(super) struct Watcher<'a> {
     pub(super) targets: &'a [Arc<TargetHandle>],
     pub(super) rules: &'a RuleSet,
     pub(super) beat: &'a Beat,
+    /// Which clock the qualifying deadline follows.
+    pub(super) waits: Waits,
 }
 
 /// Why following one connection ended.
@@ -71,6 +74,7 @@ impl Watcher<'_> {
         let mut retry = RECONNECT_MIN;
         let mut last_error = None;
         let mut router = Router::new(self.rules);
+        let mut alarm = Alarm::new(self.waits);
         loop {
             let connecting = mpd.connect();
             tokio::pin!(connecting);
@@ -118,7 +122,9 @@ impl Watcher<'_> {
             }
             retry = RECONNECT_MIN;
             last_error = None;
-            let end = self.follow(&mut connection, &mut router, shutdown).await;
+            let end = self
+                .follow(&mut connection, &mut router, &mut alarm, shutdown)
+                .await;
             // Whether MPD kept playing while unreachable is unknown: stop the clock.
             self.player.tracker().suspend(now());
             self.player.connected.store(false, Ordering::Relaxed);
@@ -133,6 +139,7 @@ impl Watcher<'_> {
         &self,
         connection: &mut impl MpdConnection,
         router: &mut Router<'_>,
+        alarm: &mut Alarm,
         shutdown: &CancellationToken,
     ) -> End {
         let mut resync = true;
@@ -173,7 +180,7 @@ impl Watcher<'_> {
                         return End::Lost;
                     }
                 },
-                () = sleep_until(deadline), if deadline.is_some() => {
+                () = sleep_until(alarm, deadline), if deadline.is_some() => {
                     let actions = self.player.tracker().tick(now());
                     self.perform(actions, router);
                 }
@@ -229,9 +236,9 @@ impl Watcher<'_> {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+async fn sleep_until(alarm: &mut Alarm, deadline: Option<Instant>) {
     match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
+        Some(d) => alarm.until(d).await,
         None => std::future::pending().await,
     }
 }

@@ -19,6 +19,7 @@ mod policy;
 pub(crate) mod reconcile;
 mod send;
 mod state;
+mod step;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +30,13 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use state::{Health, TargetState};
 
 use crate::config::{Delivery, Secret};
+use crate::disk::{Disk, Pending};
 use crate::queue::{QueueError, TargetQueue};
 use crate::scrobble::{Track, unix_now};
 use crate::targets::Target;
 use policy::{Fix, Stop, random_permille, retry_wait, until_next_utc_day};
 use reconcile::Account;
+use step::Next;
 
 /// What the rest of the daemon shares with a target's flusher.
 #[derive(Debug)]
@@ -135,6 +138,10 @@ pub(crate) struct Flusher {
     shutdown: CancellationToken,
     on_delivery: Option<Arc<dyn Fn() + Send + Sync>>,
     account: Account,
+    /// The last settling write, left to finish on its own
+    /// ([`Flusher::on_disk_later`]); awaited before the next call.
+    pending: std::sync::Mutex<Option<Pending<Result<(), QueueError>>>>,
+    disk: Disk,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -146,10 +153,12 @@ impl std::fmt::Debug for Flusher {
 }
 
 impl Flusher {
-    /// A flusher for `handle`'s target over its queue.
+    /// A flusher for `handle`'s target over its queue, whose calls run on
+    /// `disk`.
     pub(crate) fn new(
         handle: Arc<TargetHandle>,
         queue: TargetQueue,
+        disk: Disk,
         timing: Delivery,
         shutdown: CancellationToken,
     ) -> Flusher {
@@ -160,6 +169,8 @@ impl Flusher {
             shutdown,
             on_delivery: None,
             account: Account::default(),
+            pending: std::sync::Mutex::new(None),
+            disk,
         }
     }
 
@@ -170,13 +181,23 @@ impl Flusher {
     }
 
     /// Deliver until shutdown. Never returns early: every failure is
-    /// handled by waiting, backing off or pausing.
+    /// handled by waiting, backing off or pausing. The last settling write
+    /// is finished before it returns, so the daemon's final flush has it.
     pub(crate) async fn run(self) {
+        self.deliver_until_shutdown().await;
+        if let Err(Stop::Queue(e)) = self.settled().await {
+            tracing::error!("{}: the queue failed: {e}", self.handle.name);
+        }
+    }
+
+    async fn deliver_until_shutdown(&self) {
         let name = &self.handle.name;
         let mut session = self.handle.session.subscribe();
         let mut failures: u32 = 0;
         let mut failing: Option<String> = None;
         let mut failed_asks: u32 = 0;
+        // Set when the queue was found empty: wait for a play to be queued.
+        let mut idle = false;
         loop {
             let Some(credential) = session.borrow_and_update().clone() else {
                 let problem = self
@@ -203,36 +224,38 @@ impl Flusher {
                 }
                 continue;
             };
-            let next = self.on_disk(|q| Ok((q.in_flight()?, q.peek_love()?))).await;
-            let result = match next {
-                Ok((Some((id, flight)), _)) => {
+            if idle {
+                tokio::select! {
+                    () = self.handle.wake.notified() => {}
+                    changed = session.changed() => if changed.is_err() { return },
+                    () = self.shutdown.cancelled() => return,
+                }
+                idle = false;
+                continue;
+            }
+            let (target, who) = (Arc::clone(&self.handle.target), name.clone());
+            let step = self
+                .on_disk(move |q| step::next(&q, &*target, &who, unix_now()))
+                .await;
+            let result = match step {
+                Ok(Next::Unanswered(id, flight)) => {
                     self.settle_in_flight(id, &flight, &credential, &mut failed_asks)
                         .await
                 }
-                Err(stop) => Err(stop),
-                Ok((None, Some((key, love)))) => self.deliver_love(key, &love, &credential).await,
-                Ok((None, None)) => {
-                    let n = self.handle.target.max_batch();
-                    let batch = match self.on_disk(move |q| block_on(q.peek(n))).await {
-                        Ok(b) => b,
-                        Err(Stop::Queue(e)) => {
-                            tracing::error!("{name}: cannot read the queue: {e}");
-                            if !self.sleep(self.backoff(&mut failures)).await {
-                                return;
-                            }
-                            continue;
-                        }
-                        Err(_) => return,
-                    };
-                    if batch.is_empty() {
-                        tokio::select! {
-                            () = self.handle.wake.notified() => continue,
-                            changed = session.changed() => if changed.is_err() { return } else { continue },
-                            () = self.shutdown.cancelled() => return,
-                        }
-                    }
-                    self.deliver(&batch, &credential).await
+                Ok(Next::Love(key, love)) => self.deliver_love(key, &love, &credential).await,
+                Ok(Next::Send(batch)) => {
+                    let full = batch.full;
+                    let sent = self.deliver(batch, &credential).await;
+                    // A batch short of the limit took all there was: wait
+                    // for the next play rather than look again.
+                    idle = sent.is_ok() && !full;
+                    sent
                 }
+                Ok(Next::Idle) => {
+                    idle = true;
+                    continue;
+                }
+                Err(stop) => Err(stop),
             };
             match result {
                 Ok(()) => {
@@ -317,7 +340,7 @@ impl Flusher {
                 }
                 Err(Stop::Shutdown) => return,
                 Err(Stop::Queue(e)) => {
-                    tracing::error!("{name}: queue write failed: {e}");
+                    tracing::error!("{name}: the queue failed: {e}");
                     if !self.sleep(self.backoff(&mut failures)).await {
                         return;
                     }
@@ -326,23 +349,58 @@ impl Flusher {
         }
     }
 
-    /// Run `f` on this target's queue on the blocking pool. Any sled call
-    /// may wait for the disk: once a transaction has run, sled guards every
-    /// operation with one process-wide read-write lock, a flush holds it
-    /// for reading until its fsync returns, and a transaction waits for it
-    /// while every later reader waits behind the transaction. On the
-    /// runtime thread that froze the MPD watcher for as long as an fsync
-    /// took (seconds on an SD card or a busy disk), so song changes were
-    /// seen late and short plays were missed.
+    /// Run `f` on this target's queue on the disk thread ([`crate::disk`]).
+    /// Any sled call may wait for the disk: once a transaction has run,
+    /// sled guards every operation with one process-wide read-write lock, a
+    /// flush holds it for reading until its fsync returns, and a transaction
+    /// waits for it while every later reader waits behind the transaction.
+    /// On the runtime thread that froze the MPD watcher for as long as an
+    /// fsync took (seconds on an SD card or a busy disk), so song changes
+    /// were seen late and short plays were missed.
     async fn on_disk<T: Send + 'static>(
         &self,
         f: impl FnOnce(TargetQueue) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, Stop> {
+        self.settled().await?;
         let queue = self.queue.clone();
-        match tokio::task::spawn_blocking(move || f(queue)).await {
-            Ok(result) => result.map_err(Stop::Queue),
-            // Only a runtime shutting down cancels it (a panic aborts).
-            Err(_) => Err(Stop::Shutdown),
+        match self.disk.run(move || f(queue)).await {
+            Some(result) => result.map_err(Stop::Queue),
+            // Only a runtime shutting down drops a job unrun.
+            None => Err(Stop::Shutdown),
+        }
+    }
+
+    /// Start `f` on the disk thread without waiting for it: the runtime
+    /// thread is not woken when it ends. The next [`Flusher::on_disk`]
+    /// waits for it first (so the queue is read after it on tokio's pool
+    /// too) and reports its failure.
+    fn on_disk_later(
+        &self,
+        f: impl FnOnce(TargetQueue) -> Result<(), QueueError> + Send + 'static,
+    ) {
+        let queue = self.queue.clone();
+        let job = self.disk.run(move || f(queue));
+        let previous = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(job);
+        debug_assert!(previous.is_none(), "awaited by on_disk first");
+    }
+
+    /// Wait for the write started by [`Flusher::on_disk_later`], if any.
+    async fn settled(&self) -> Result<(), Stop> {
+        let job = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match job {
+            None => Ok(()),
+            Some(job) => match job.await {
+                Some(result) => result.map_err(Stop::Queue),
+                None => Err(Stop::Shutdown),
+            },
         }
     }
 
@@ -373,12 +431,6 @@ impl Flusher {
             () = self.shutdown.cancelled() => false,
         }
     }
-}
-
-/// Run a queue future to its end on a blocking-pool thread (see
-/// [`Flusher::on_disk`]); what it awaits is sled's own flush thread.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Handle::current().block_on(f)
 }
 
 /// "Artist – Title" for log lines.

@@ -215,10 +215,7 @@ pub(crate) async fn settle(
 ) -> Result<Settled, Error> {
     let batch = queue.items(&flight.keys).map_err(Error::Queue)?;
     if batch.is_empty() {
-        queue
-            .finish_in_flight(id, &[], &[])
-            .await
-            .map_err(Error::Queue)?;
+        finish(queue, id, Vec::new()).await?;
         return Ok(Settled::Checked {
             found: 0,
             missing: 0,
@@ -253,14 +250,21 @@ pub(crate) async fn settle(
         Err(e) => return Err(Error::Ask(e)),
     };
     let found = present(&batch, &heard);
-    queue
-        .finish_in_flight(id, &found, &[])
-        .await
-        .map_err(Error::Queue)?;
+    let (n_found, n_missing) = (found.len(), batch.len() - found.len());
+    finish(queue, id, found).await?;
     Ok(Settled::Checked {
-        found: found.len(),
-        missing: batch.len() - found.len(),
+        found: n_found,
+        missing: n_missing,
     })
+}
+
+/// Remove `found` and the record `id`, off the runtime thread (the write
+/// can wait behind a flush).
+async fn finish(queue: &TargetQueue, id: Key, found: Vec<Key>) -> Result<(), Error> {
+    queue
+        .off_runtime(move |q| q.finish_in_flight(id, &found, &[]))
+        .await
+        .map_err(Error::Queue)
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The flusher's requests: a batch split into the server's requests and
 //! settled item by item, a love, and a request left without an answer.
 
+use std::ops::Range;
+
 use super::policy::Stop;
 use super::reconcile::{self, Settled};
-use super::{Flusher, block_on, describe};
+use super::step::Batch;
+use super::{Flusher, describe};
 use crate::config::Secret;
 use crate::queue::{Key, Love};
-use crate::scrobble::{Listen, unix_now};
+use crate::scrobble::Listen;
 use crate::targets::{ErrorKind, ItemOutcome};
 
 /// Failed attempts at asking the server about an unanswered request before
@@ -39,56 +42,38 @@ impl Flusher {
                 _ => return Err(Stop::from(e)),
             },
         }
-        self.on_disk(move |q| block_on(q.remove_love(key))).await
+        self.on_disk(move |q| q.remove_love(key)).await
     }
 
-    /// Send `batch`, splitting it when the server refuses it as a whole so
-    /// that one bad item cannot hold back the others.
-    pub(super) async fn deliver(
-        &self,
-        batch: &[(Key, Listen)],
-        credential: &Secret,
-    ) -> Result<(), Stop> {
+    /// Send `batch`, splitting a request when the server refuses it as a
+    /// whole so that one bad item cannot hold back the others.
+    pub(super) async fn deliver(&self, batch: Batch, credential: &Secret) -> Result<(), Stop> {
         let name = &self.handle.name;
         let target = &*self.handle.target;
-        let now = unix_now();
-        let mut fresh = Vec::with_capacity(batch.len());
-        for (key, listen) in batch {
-            match target.max_age() {
-                Some(max) if now.saturating_sub(listen.started_at) > max.as_secs() => {
-                    tracing::warn!(
-                        "{name}: not sending {}: it is more than {} days old and the service would ignore it",
-                        describe(&listen.track),
-                        max.as_secs() / 86400
-                    );
-                    let (key, listen) = (*key, listen.clone());
-                    self.on_disk(move |q| {
-                        block_on(q.set_aside(key, &listen, "too old for this service"))
-                    })
-                    .await?;
-                }
-                _ => fresh.push((*key, listen.clone())),
-            }
-        }
-        let listens: Vec<Listen> = fresh.iter().map(|(_, l)| l.clone()).collect();
+        let Batch {
+            items,
+            requests,
+            first_flight,
+            ..
+        } = batch;
         // Requests go out in queue order: the stack holds them last first.
-        let mut pending: Vec<&[(Key, Listen)]> = target
-            .requests(&listens)
-            .into_iter()
-            .rev()
-            .map(|r| &fresh[r])
-            .collect();
-        while let Some(chunk) = pending.pop() {
-            if chunk.is_empty() {
-                continue;
-            }
+        let mut pending: Vec<(Range<usize>, Option<Key>)> =
+            requests.into_iter().rev().map(|r| (r, None)).collect();
+        if let Some(first) = pending.last_mut() {
+            first.1 = Some(first_flight);
+        }
+        while let Some((range, flight)) = pending.pop() {
+            let chunk = &items[range.clone()];
+            let flight = match flight {
+                Some(id) => id,
+                None => {
+                    let record = reconcile::flight(chunk);
+                    self.on_disk(move |q| q.mark_in_flight(&record)).await?
+                }
+            };
             let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
-            let record = reconcile::flight(chunk);
-            let flight = self
-                .on_disk(move |q| block_on(q.mark_in_flight(&record)))
-                .await?;
             match target.submit(credential.expose(), &listens).await {
-                Ok(outcomes) => self.settle(chunk, outcomes, flight).await?,
+                Ok(outcomes) => self.settle(chunk, outcomes, flight)?,
                 Err(mut e) => match e.kind {
                     // The record stays: the server is asked what it stored
                     // before any of it is sent again.
@@ -107,9 +92,9 @@ impl Flusher {
                             chunk.len(),
                             e.message
                         );
-                        let (a, b) = chunk.split_at(chunk.len() / 2);
-                        pending.push(b);
-                        pending.push(a);
+                        let mid = range.start + chunk.len() / 2;
+                        pending.push((mid..range.end, None));
+                        pending.push((range.start..mid, None));
                     }
                     ErrorKind::Rejected => {
                         let (key, listen) = &chunk[0];
@@ -119,7 +104,7 @@ impl Flusher {
                             e.message
                         );
                         let refused = [(*key, listen.clone(), e.message)];
-                        self.on_disk(move |q| block_on(q.finish_in_flight(flight, &[], &refused)))
+                        self.on_disk(move |q| q.finish_in_flight(flight, &[], &refused))
                             .await?;
                     }
                     _ => {
@@ -133,8 +118,10 @@ impl Flusher {
     }
 
     /// Act on the per-item answers of one accepted request, in one write
-    /// that also clears its in-flight record.
-    async fn settle(
+    /// that also clears its in-flight record. The write and its log line
+    /// are left to a blocking thread, unawaited: the next queue call waits
+    /// for it ([`Flusher::on_disk_later`]).
+    fn settle(
         &self,
         chunk: &[(Key, Listen)],
         outcomes: Vec<ItemOutcome>,
@@ -161,16 +148,20 @@ impl Flusher {
                 ItemOutcome::DailyLimitExceeded => limited = true,
             }
         }
-        let accepted = done.len();
-        self.on_disk(move |q| block_on(q.finish_in_flight(flight, &done, &refused)))
-            .await?;
-        if let Some(f) = &self.on_delivery {
-            f();
-        }
-        tracing::info!(
-            "{name}: delivered {accepted} scrobble(s), {} queued",
-            self.queued().await
-        );
+        let on_delivery = self.on_delivery.clone();
+        let name = name.clone();
+        self.on_disk_later(move |q| {
+            q.finish_in_flight(flight, &done, &refused)?;
+            tracing::info!(
+                "{name}: delivered {} scrobble(s), {} queued",
+                done.len(),
+                q.len()
+            );
+            if let Some(f) = on_delivery {
+                f();
+            }
+            Ok(())
+        });
         if limited {
             Err(Stop::DailyLimit)
         } else {

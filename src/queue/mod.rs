@@ -300,7 +300,7 @@ mod tests {
                 q.enqueue(&listen(i)).await.unwrap();
             }
             let a = q.target("a");
-            let first = a.peek(2).await.unwrap();
+            let first = a.peek(2).unwrap();
             assert_eq!(
                 first
                     .iter()
@@ -315,16 +315,14 @@ mod tests {
                     last: first[1].1.started_at,
                     sent_at_ms: 0,
                 })
-                .await
                 .unwrap();
             a.finish_in_flight(sent, &[first[0].0, first[1].0], &[])
-                .await
                 .unwrap();
             assert_eq!(a.len(), 3);
             assert_eq!(q.target("b").len(), 5, "targets are independent");
         }
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
-        let rest = q.target("a").peek(50).await.unwrap();
+        let rest = q.target("a").peek(50).unwrap();
         assert_eq!(
             rest.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
             vec![listen(2), listen(3), listen(4)]
@@ -358,10 +356,8 @@ mod tests {
         let q = Queue::open(dir.path(), &["a"]).unwrap();
         q.enqueue(&listen(1)).await.unwrap();
         let t = q.target("a");
-        let (k, l) = t.peek(1).await.unwrap().remove(0);
-        t.set_aside(k, &l, "error 6: Invalid parameters")
-            .await
-            .unwrap();
+        let (k, l) = t.peek(1).unwrap().remove(0);
+        t.set_aside(k, &l, "error 6: Invalid parameters").unwrap();
         assert!(t.is_empty());
         assert_eq!(t.rejected_len(), 1);
     }
@@ -379,8 +375,8 @@ mod tests {
         assert!(items[0].id < items[1].id && items[1].id < items[2].id);
         assert!(t.drop_item(items[1].id).unwrap());
         assert!(!t.drop_item(items[1].id).unwrap());
-        let (k, l) = t.peek(1).await.unwrap().remove(0);
-        t.set_aside(k, &l, "error 6").await.unwrap();
+        let (k, l) = t.peek(1).unwrap().remove(0);
+        t.set_aside(k, &l, "error 6").unwrap();
         let rejected = t.list_rejected().unwrap();
         assert_eq!(rejected[0].reason.as_deref(), Some("error 6"));
         assert_eq!(t.retry_rejected().unwrap(), 1);
@@ -400,14 +396,14 @@ mod tests {
                 q.enqueue(&listen(i)).await.unwrap();
             }
             let t = q.target("a");
-            let batch = t.peek(3).await.unwrap();
+            let batch = t.peek(3).unwrap();
             let flight = InFlight {
                 keys: batch.iter().map(|(k, _)| *k).collect(),
                 first: batch[0].1.started_at,
                 last: batch[2].1.started_at,
                 sent_at_ms: 1_700_000_000_000,
             };
-            t.mark_in_flight(&flight).await.unwrap();
+            t.mark_in_flight(&flight).unwrap();
             flight
         };
         let q = Queue::open(dir.path(), &["a"]).unwrap();
@@ -421,7 +417,6 @@ mod tests {
             &[items[0].0],
             &[(items[1].0, items[1].1.clone(), "ignored".into())],
         )
-        .await
         .unwrap();
         assert!(t.in_flight().unwrap().is_none());
         assert_eq!(t.len(), 2, "the third item and the unsent fourth stay");
@@ -448,9 +443,9 @@ mod tests {
 
         // Delivery to "a" removes it there and records when.
         let a = q.target("a");
-        let (k, l) = a.peek(1).await.unwrap().remove(0);
+        let (k, l) = a.peek(1).unwrap().remove(0);
         assert_eq!(l, listen(1));
-        a.finish_in_flight([0; 8], &[k], &[]).await.unwrap();
+        a.finish_in_flight([0; 8], &[k], &[]).unwrap();
         assert!(a.is_empty());
         let (_, r) = h.find(&listen(1)).unwrap().unwrap();
         assert_eq!(r.delivered.keys().collect::<Vec<_>>(), ["a"]);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::open::{
     ID_BASE, LAST_ID, LOCK_WAIT, META, OPENING_FILE, Open, OpenError, be_u64, is_lock_error,
-    open_sled, record_last_write, write_atomically,
+    open_sled, record_last_write_durably, write_atomically,
 };
 use crate::scrobble::unix_now;
 
@@ -157,7 +157,9 @@ fn rebuild(path: &Path, names: &[String], items: &Items) -> Result<(Open, usize)
     })?;
     drop(fresh);
     if let Some(max) = max_key {
-        record_last_write(&building, max);
+        if let Err(e) = record_last_write_durably(&building, max) {
+            tracing::debug!("cannot record the last queue write: {e}");
+        }
     }
     let renamed = std::fs::rename(&building, path).and_then(|()| sync_dir(path));
     if let Err(e) = renamed {

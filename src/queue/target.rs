@@ -50,7 +50,12 @@ impl TargetQueue {
     /// The oldest `n` items, oldest first, without removing them. An item that
     /// cannot be decoded is set aside (with a log line) rather than blocking
     /// the queue.
-    pub async fn peek(&self, n: usize) -> Result<Vec<(Key, Listen)>, QueueError> {
+    ///
+    /// This and the other calls that write (or may wait behind a write)
+    /// block on the disk: the daemon runs them on a blocking thread, which
+    /// from then on writes sled's log buffers itself (vendor/sled/PATCHED.md)
+    /// rather than handing each write to sled's pool and waiting for it.
+    pub fn peek(&self, n: usize) -> Result<Vec<(Key, Listen)>, QueueError> {
         let t = self.trees()?;
         let mut out = Vec::with_capacity(n);
         let mut unreadable = Vec::new();
@@ -77,42 +82,24 @@ impl TargetQueue {
         Ok(out)
     }
 
-    /// Run `write`, which ends with a flush, on a blocking thread.
-    ///
-    /// A flush waits for the disk, which the runtime thread must never do.
-    /// sled's `flush_async` would hand the flush to sled's I/O pool, whose
-    /// flush hands the write of the buffer to another of its threads: two
-    /// hand-offs and their wake-ups per flush. Flushing here takes one, and
-    /// with the patched sled (vendor/sled/PATCHED.md) this thread writes
-    /// the log buffers itself, the flushed one and a transaction's.
-    async fn off_runtime<R: Send + 'static>(
+    /// Run `f` on a blocking thread and wait for it: the calls that write
+    /// wait for the disk, which the runtime thread must never do.
+    pub async fn off_runtime<R: Send + 'static>(
         &self,
-        write: impl FnOnce(&TargetQueue, Trees) -> Result<R, QueueError> + Send + 'static,
+        f: impl FnOnce(&TargetQueue) -> Result<R, QueueError> + Send + 'static,
     ) -> Result<R, QueueError> {
-        let t = self.trees()?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            sled::write_log_on_this_thread();
-            write(&this, t)
-        })
-        .await
-        .unwrap_or_else(|_| Err(QueueError::Interrupted(self.shared.path.clone())))
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .unwrap_or_else(|_| Err(QueueError::Interrupted(self.shared.path.clone())))
     }
 
     /// Move an item the server refused for good to the rejected list.
-    pub async fn set_aside(
-        &self,
-        key: Key,
-        listen: &Listen,
-        reason: &str,
-    ) -> Result<(), QueueError> {
-        let value = rejected_value(listen, reason);
-        self.off_runtime(move |q, t| {
-            q.move_to_rejected(&key, &value)?;
-            t.db.flush().map_err(|e| q.err(e))?;
-            Ok(())
-        })
-        .await
+    pub fn set_aside(&self, key: Key, listen: &Listen, reason: &str) -> Result<(), QueueError> {
+        sled::write_log_on_this_thread();
+        self.move_to_rejected(&key, &rejected_value(listen, reason))?;
+        self.trees()?.db.flush().map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Atomically take `key` out of the pending queue and keep `value` for
@@ -146,30 +133,28 @@ impl TargetQueue {
     }
 
     /// Remove a love once delivered or refused for good.
-    pub async fn remove_love(&self, key: Key) -> Result<(), QueueError> {
-        self.off_runtime(move |q, t| {
-            t.loves.remove(key).map_err(|e| q.err(e))?;
-            t.db.flush().map_err(|e| q.err(e))?;
-            Ok(())
-        })
-        .await
+    pub fn remove_love(&self, key: Key) -> Result<(), QueueError> {
+        sled::write_log_on_this_thread();
+        let t = self.trees()?;
+        t.loves.remove(key).map_err(|e| self.err(e))?;
+        t.db.flush().map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Record `flight` as sent, on disk before this returns: one fsync per
     /// request. Returns the record's id.
-    pub async fn mark_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
+    pub fn mark_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
+        sled::write_log_on_this_thread();
         let value = serde_json::to_vec(&StoredFlight {
             v: FORMAT_VERSION,
             flight: flight.clone(),
         })
         .expect("a record always serialises");
-        self.off_runtime(move |q, t| {
-            let id = t.db.generate_id().map_err(|e| q.err(e))?.to_be_bytes();
-            t.inflight.insert(id, value).map_err(|e| q.err(e))?;
-            t.db.flush().map_err(|e| q.err(e))?;
-            Ok(id)
-        })
-        .await
+        let t = self.trees()?;
+        let id = t.db.generate_id().map_err(|e| self.err(e))?.to_be_bytes();
+        t.inflight.insert(id, value).map_err(|e| self.err(e))?;
+        t.db.flush().map_err(|e| self.err(e))?;
+        Ok(id)
     }
 
     /// The oldest request whose outcome is not known, if any. A record that
@@ -204,30 +189,25 @@ impl TargetQueue {
 
     /// Settle an in-flight request in one transaction: remove what the
     /// server has, set aside what it refused for good, and forget the
-    /// record; on disk before this returns.
-    pub async fn finish_in_flight(
+    /// record.
+    ///
+    /// Not flushed: it reaches the disk with the next write that is (the
+    /// next play queued, the next request's record) or at shutdown. A crash
+    /// before then leaves the record, which was on disk before the request
+    /// went out, so the server is asked what it stored rather than sent the
+    /// batch again; skipping this fsync saves a disk wait per request.
+    pub fn finish_in_flight(
         &self,
         id: Key,
         delivered: &[Key],
         refused: &[(Key, Listen, String)],
     ) -> Result<(), QueueError> {
+        sled::write_log_on_this_thread();
         let refused: Vec<(Key, Vec<u8>)> = refused
             .iter()
             .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
             .collect();
-        let delivered = delivered.to_vec();
-        self.off_runtime(move |q, t| q.settle(&t, id, &delivered, &refused))
-            .await
-    }
-
-    /// [`TargetQueue::finish_in_flight`]'s transaction and flush.
-    fn settle(
-        &self,
-        t: &Trees,
-        id: Key,
-        delivered: &[Key],
-        refused: &[(Key, Vec<u8>)],
-    ) -> Result<(), QueueError> {
+        let t = self.trees()?;
         // With the history off, a tree no play is written to: nothing to mark.
         let history =
             t.db.open_tree(match self.shared.history_on {
@@ -253,7 +233,7 @@ impl TargetQueue {
                         h.insert(&hkey, rec.encode())?;
                     }
                 }
-                for (k, value) in refused {
+                for (k, value) in &refused {
                     p.remove(k)?;
                     r.insert(k, value.as_slice())?;
                 }
@@ -261,7 +241,6 @@ impl TargetQueue {
                 Ok::<_, Conflict>(())
             })
             .map_err(|e| self.err(storage_error(e)))?;
-        t.db.flush().map_err(|e| self.err(e))?;
         Ok(())
     }
 

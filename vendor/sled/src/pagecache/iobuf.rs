@@ -326,6 +326,12 @@ pub(crate) struct IoBufs {
     // file, and there may be buffers that have been written out-of-order
     // to stable storage due to interesting thread interleavings.
     pub stable_lsn: AtomicLsn,
+    // mpd-scrobbler patch: intervals written by a `write_log_on_this_thread`
+    // thread without a sync of their own (lsn, length, file offset, bytes
+    // written), marked stable by the next `make_stable` after one sync of
+    // the file range that covers them all.
+    pub unsynced: Mutex<Vec<(Lsn, usize, LogOffset, usize)>>,
+    pub unsynced_len: AtomicUsize,
     pub max_reserved_lsn: AtomicLsn,
     pub max_header_stable_lsn: Arc<AtomicLsn>,
     pub segment_accountant: Mutex<SegmentAccountant>,
@@ -429,6 +435,8 @@ impl IoBufs {
             interval_updated: Condvar::new(),
 
             stable_lsn: AtomicLsn::new(stable),
+            unsynced: Mutex::new(vec![]),
+            unsynced_len: AtomicUsize::new(0),
             max_reserved_lsn: AtomicLsn::new(stable),
             max_header_stable_lsn: Arc::new(AtomicLsn::new(next_lsn)),
             segment_accountant: Mutex::new(segment_accountant),
@@ -741,11 +749,15 @@ impl IoBufs {
                 wrote += wrote_completion.wait()?;
             }
         }
+        // mpd-scrobbler patch: a thread that writes the log itself waits
+        // for the disk once per flush, in `make_stable`, rather than once
+        // per buffer here.
+        let deferred = writes_here() && !self.config.temporary;
         #[cfg(not(feature = "io_uring"))]
         {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
-            if !self.config.temporary {
+            if !self.config.temporary && !deferred {
                 #[cfg(target_os = "linux")]
                 {
                     use std::os::unix::io::AsRawFd;
@@ -793,7 +805,18 @@ impl IoBufs {
                 maxed,
                 complete_len
             );
-            self.mark_interval(base_lsn, complete_len);
+            if deferred {
+                let mut unsynced = self.unsynced.lock();
+                unsynced.push((base_lsn, complete_len, log_offset, total_len));
+                self.unsynced_len.store(unsynced.len(), SeqCst);
+                drop(unsynced);
+                // A `make_stable` waiting for these LSNs syncs them itself.
+                // Taking the mutex linearizes with its check before waiting.
+                drop(self.intervals.lock());
+                let _notified = self.interval_updated.notify_all();
+            } else {
+                self.mark_interval(base_lsn, complete_len);
+            }
         }
 
         M.written_bytes.measure(total_len as u64);
@@ -815,6 +838,31 @@ impl IoBufs {
             self.max_header_stable_lsn.load(Acquire);
 
         self.sa_stabilize(current_max_header_stable_lsn, &guard)
+    }
+
+    /// mpd-scrobbler patch: make the intervals written without a sync
+    /// durable with one sync of the range that covers them (as
+    /// `write_to_log` syncs each buffer: one wait on the disk, where an
+    /// `fdatasync` of the growing log waits three times), then mark them
+    /// stable. The lock is held through the sync, so a caller that finds
+    /// the list empty knows that what was in it is on disk.
+    pub(crate) fn sync_deferred(&self) -> Result<()> {
+        let mut unsynced = self.unsynced.lock();
+        if unsynced.is_empty() {
+            return Ok(());
+        }
+        let start = unsynced.iter().map(|u| u.2).min().unwrap_or(0);
+        let end = unsynced
+            .iter()
+            .map(|u| u.2 + u.3 as LogOffset)
+            .max()
+            .unwrap_or(0);
+        sync_range(&self.config.file, start, end - start)?;
+        for (lsn, len, _, _) in unsynced.drain(..) {
+            self.mark_interval(lsn, len);
+        }
+        self.unsynced_len.store(0, SeqCst);
+        Ok(())
     }
 
     // It's possible that IO buffers are written out of order!
@@ -868,6 +916,35 @@ impl IoBufs {
         std::mem::forget(arc.clone());
         arc
     }
+}
+
+/// mpd-scrobbler patch: `write_to_log`'s sync, for a range of the file.
+fn sync_range(f: &std::fs::File, offset: LogOffset, len: LogOffset) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let ret = unsafe {
+            libc::sync_file_range(
+                f.as_raw_fd(),
+                i64::try_from(offset).unwrap(),
+                i64::try_from(len).unwrap(),
+                libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+            )
+        };
+        if ret < 0 {
+            let err = std::io::Error::last_os_error();
+            if let Some(libc::ENOSYS) = err.raw_os_error() {
+                f.sync_all()?;
+            } else {
+                return Err(err.into());
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    f.sync_all()?;
+    Ok(())
 }
 
 pub(crate) fn roll_iobuf(iobufs: &Arc<IoBufs>) -> Result<usize> {
@@ -930,6 +1007,7 @@ pub(in crate::pagecache) fn make_stable_inner(
     let mut stable = first_stable;
 
     while stable < lsn {
+
         if let Err(e) = iobufs.config.global_error() {
             let intervals = iobufs.intervals.lock();
 
@@ -961,6 +1039,15 @@ pub(in crate::pagecache) fn make_stable_inner(
             continue;
         }
 
+        // mpd-scrobbler patch: everything up to `lsn` is written; what this
+        // or another thread wrote without a sync (`write_to_log`) becomes
+        // stable here, with one sync.
+        iobufs.sync_deferred()?;
+        stable = iobufs.stable();
+        if stable >= lsn {
+            break;
+        }
+
         // block until another thread updates the stable lsn
         let mut waiter = iobufs.intervals.lock();
 
@@ -986,6 +1073,12 @@ pub(in crate::pagecache) fn make_stable_inner(
                     return Ok(assert_usize(stable - first_stable));
                 }
             }
+        }
+
+        if stable < lsn && iobufs.unsynced_len.load(SeqCst) > 0 {
+            // mpd-scrobbler patch: written but not synced; the loop syncs.
+            drop(waiter);
+            continue;
         }
 
         if stable < lsn {
