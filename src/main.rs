@@ -11,13 +11,13 @@ fn main() -> std::process::ExitCode {
 ///
 /// glibc gives a thread that allocates while another holds the arena lock
 /// an arena of its own, up to eight per core, and arenas never lend each
-/// other their free memory. The queue's writes run on tokio's blocking
-/// threads and sled reads its segments on its own pool, so a backlog flush
-/// spread sled's pages and buffers over up to seven arenas, each keeping
-/// free space of its own: peak RSS 13.1 MiB through a 10,000-scrobble flush
-/// to Last.fm, 18.7 with both targets, against 10.7 and 11.7 with one arena.
-/// The threads mostly wait for the disk or the network, so they seldom
-/// contend for its lock.
+/// other their free memory. The queue is written on a thread of its own and
+/// sled reads its segments on a pool of seven, beside the runtime thread, so
+/// a backlog flush spread sled's pages and buffers over several arenas, each
+/// keeping free space of its own: peak RSS 9.8 MiB through a 10,000-scrobble
+/// flush to Last.fm, 12.0 with both targets, against 8.7 and 9.7 with one
+/// arena. The threads mostly wait for the disk or the network, so they
+/// seldom contend for its lock.
 fn one_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
