@@ -123,7 +123,7 @@ mod tests {
             }
             let first_flight = q.mark_in_flight(&reconcile::flight(&items))?;
             Ok(Next::Send(Batch {
-                requests: vec![0..items.len()],
+                requests: std::iter::once(0..items.len()).collect(),
                 items,
                 first_flight,
                 full: false,
