@@ -88,6 +88,12 @@ mod target {
     pub const READY_MS: f64 = 100.0;
     /// `stats --period all` over a history of 100,000 plays, ms.
     pub const STATS_MS: f64 = 1000.0;
+    /// ...its peak RSS, MiB...
+    pub const STATS_RSS_MIB: f64 = 16.0;
+    /// ...and how much more that is than over 10,000 plays, MiB: what may
+    /// grow is the count per distinct track (20,000 against 10,000), not a
+    /// copy of the history.
+    pub const STATS_RSS_GROWTH_MIB: f64 = 6.0;
 }
 
 /// The targets checked so far, for the verdict at the end.
@@ -293,6 +299,7 @@ fn shipped_binary() -> Option<PathBuf> {
 fn history_stats(binary: &str, checks: &mut Checks) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let now = unix_now();
+    let mut rss_10k = 0.0;
     for plays in [10_000usize, 100_000] {
         let state = tmp.path().join(format!("history{plays}"));
         {
@@ -354,6 +361,7 @@ fn history_stats(binary: &str, checks: &mut Checks) {
             ms(best),
             rss_kib as f64 / 1024.0
         );
+        let rss = rss_kib as f64 / 1024.0;
         if plays == 100_000 {
             checks.at_most(
                 "`stats --period all` over 100,000 plays",
@@ -361,6 +369,20 @@ fn history_stats(binary: &str, checks: &mut Checks) {
                 target::STATS_MS,
                 "ms",
             );
+            checks.at_most(
+                "peak RSS of `stats` over 100,000 plays",
+                rss,
+                target::STATS_RSS_MIB,
+                "MiB",
+            );
+            checks.at_most(
+                "peak RSS of `stats`: 100,000 plays against 10,000",
+                rss - rss_10k,
+                target::STATS_RSS_GROWTH_MIB,
+                "MiB",
+            );
+        } else {
+            rss_10k = rss;
         }
     }
 }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Delivery;
 use crate::control::{self, Bound};
-use crate::delivery::{Flusher, TargetHandle};
+use crate::delivery::{Flusher, Standing, TargetHandle};
 use crate::disk::Disk;
 use crate::mpd::MpdSource;
 use crate::queue::Queue;
@@ -117,6 +117,7 @@ impl Daemon {
             }),
             Waits::Tokio => Disk::pool(),
         };
+        let standing = Arc::new(Standing::default());
         let mut flushers = tokio::task::JoinSet::new();
         for handle in &targets {
             let on_delivery: Arc<dyn Fn() + Send + Sync> = {
@@ -128,6 +129,7 @@ impl Daemon {
                     Arc::clone(handle),
                     queue.target(&handle.name),
                     disk.clone(),
+                    Arc::clone(&standing),
                     delivery,
                     shutdown.clone(),
                 )
@@ -139,21 +141,18 @@ impl Daemon {
         let spool = Arc::new(Spool::new());
         let (watch_beat, writer_beat) = (Beat::new(), Beat::new());
         let writer = tokio::spawn({
-            let targets = targets.clone();
             let written_queue = queue.clone();
             spool::run_writer(
                 Arc::clone(&spool),
                 Arc::new(RoutedQueue {
                     queue: queue.clone(),
                     rules: rules.clone(),
+                    standing,
                 }),
                 disk.clone(),
-                move || {
-                    notify::queue_depth(&written_queue);
-                    for t in &targets {
-                        t.wake.notify_one();
-                    }
-                },
+                // The flushers need no wake-up: the writer served their
+                // standing orders, and a busy one looks again when done.
+                move || notify::queue_depth(&written_queue),
                 shutdown.clone(),
                 writer_beat.clone(),
                 SHUTDOWN_GRACE,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::spool::{Store, WriteError};
-use crate::delivery::{TargetHandle, describe};
+use crate::delivery::{Standing, TargetHandle, describe};
 use crate::history::PlayInfo;
 use crate::queue::Queue;
 use crate::rules::{Outcome, RuleSet};
@@ -68,6 +68,8 @@ impl<'a> Router<'a> {
 pub(super) struct RoutedQueue {
     pub(super) queue: Queue,
     pub(super) rules: RuleSet,
+    /// The idle flushers' next steps, taken once a play is queued.
+    pub(super) standing: Arc<Standing>,
 }
 
 impl Store for RoutedQueue {
@@ -89,7 +91,9 @@ impl Store for RoutedQueue {
             .collect();
         self.queue
             .enqueue_each_blocking(play, &routed, info)
-            .map_err(|e| WriteError::from(&e))
+            .map_err(|e| WriteError::from(&e))?;
+        self.standing.serve();
+        Ok(())
     }
 
     fn reopen(&self) {

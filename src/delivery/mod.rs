@@ -15,9 +15,11 @@
 //! `send` makes and settles the requests, and `state` is what
 //! `status` shows.
 
+mod calls;
 mod policy;
 pub(crate) mod reconcile;
 mod send;
+mod standing;
 mod state;
 mod step;
 
@@ -34,8 +36,10 @@ use crate::disk::{Disk, Pending};
 use crate::queue::{QueueError, TargetQueue};
 use crate::scrobble::{Track, unix_now};
 use crate::targets::Target;
+use calls::Woken;
 use policy::{Fix, Stop, random_permille, retry_wait, until_next_utc_day};
 use reconcile::Account;
+pub(crate) use standing::Standing;
 use step::Next;
 
 /// What the rest of the daemon shares with a target's flusher.
@@ -138,10 +142,11 @@ pub(crate) struct Flusher {
     shutdown: CancellationToken,
     on_delivery: Option<Arc<dyn Fn() + Send + Sync>>,
     account: Account,
-    /// The last settling write, left to finish on its own
-    /// ([`Flusher::on_disk_later`]); awaited before the next call.
-    pending: std::sync::Mutex<Option<Pending<Result<(), QueueError>>>>,
+    /// Calls left to finish on their own ([`Flusher::on_disk_later`]): the
+    /// last settling write, a standing order; awaited before the next call.
+    pending: std::sync::Mutex<Vec<Pending<Result<(), QueueError>>>>,
     disk: Disk,
+    standing: Arc<Standing>,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -154,11 +159,13 @@ impl std::fmt::Debug for Flusher {
 
 impl Flusher {
     /// A flusher for `handle`'s target over its queue, whose calls run on
-    /// `disk`.
+    /// `disk`; it leaves its standing orders with `standing`, which the
+    /// queue writer serves.
     pub(crate) fn new(
         handle: Arc<TargetHandle>,
         queue: TargetQueue,
         disk: Disk,
+        standing: Arc<Standing>,
         timing: Delivery,
         shutdown: CancellationToken,
     ) -> Flusher {
@@ -169,8 +176,9 @@ impl Flusher {
             shutdown,
             on_delivery: None,
             account: Account::default(),
-            pending: std::sync::Mutex::new(None),
+            pending: std::sync::Mutex::new(Vec::new()),
             disk,
+            standing,
         }
     }
 
@@ -224,19 +232,17 @@ impl Flusher {
                 }
                 continue;
             };
-            if idle {
-                tokio::select! {
-                    () = self.handle.wake.notified() => {}
-                    changed = session.changed() => if changed.is_err() { return },
-                    () = self.shutdown.cancelled() => return,
-                }
+            let step = if idle {
                 idle = false;
-                continue;
-            }
-            let (target, who) = (Arc::clone(&self.handle.target), name.clone());
-            let step = self
-                .on_disk(move |q| step::next(&q, &*target, &who, unix_now()))
-                .await;
+                match self.wait_for_work(&mut session).await {
+                    Woken::Found(found) => found.map_err(Stop::Queue),
+                    Woken::Look => self.step().await,
+                    Woken::Session => continue,
+                    Woken::Shutdown => return,
+                }
+            } else {
+                self.step().await
+            };
             let result = match step {
                 Ok(Next::Unanswered(id, flight)) => {
                     self.settle_in_flight(id, &flight, &credential, &mut failed_asks)
@@ -347,67 +353,6 @@ impl Flusher {
                 }
             }
         }
-    }
-
-    /// Run `f` on this target's queue on the disk thread ([`crate::disk`]).
-    /// Any sled call may wait for the disk: once a transaction has run,
-    /// sled guards every operation with one process-wide read-write lock, a
-    /// flush holds it for reading until its fsync returns, and a transaction
-    /// waits for it while every later reader waits behind the transaction.
-    /// On the runtime thread that froze the MPD watcher for as long as an
-    /// fsync took (seconds on an SD card or a busy disk), so song changes
-    /// were seen late and short plays were missed.
-    async fn on_disk<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(TargetQueue) -> Result<T, QueueError> + Send + 'static,
-    ) -> Result<T, Stop> {
-        self.settled().await?;
-        let queue = self.queue.clone();
-        match self.disk.run(move || f(queue)).await {
-            Some(result) => result.map_err(Stop::Queue),
-            // Only a runtime shutting down drops a job unrun.
-            None => Err(Stop::Shutdown),
-        }
-    }
-
-    /// Start `f` on the disk thread without waiting for it: the runtime
-    /// thread is not woken when it ends. The next [`Flusher::on_disk`]
-    /// waits for it first (so the queue is read after it on tokio's pool
-    /// too) and reports its failure.
-    fn on_disk_later(
-        &self,
-        f: impl FnOnce(TargetQueue) -> Result<(), QueueError> + Send + 'static,
-    ) {
-        let queue = self.queue.clone();
-        let job = self.disk.run(move || f(queue));
-        let previous = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(job);
-        debug_assert!(previous.is_none(), "awaited by on_disk first");
-    }
-
-    /// Wait for the write started by [`Flusher::on_disk_later`], if any.
-    async fn settled(&self) -> Result<(), Stop> {
-        let job = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        match job {
-            None => Ok(()),
-            Some(job) => match job.await {
-                Some(result) => result.map_err(Stop::Queue),
-                None => Err(Stop::Shutdown),
-            },
-        }
-    }
-
-    /// Items waiting, for log lines (read off the runtime thread, as
-    /// [`Flusher::on_disk`] explains).
-    async fn queued(&self) -> usize {
-        self.on_disk(|q| Ok(q.len())).await.unwrap_or(0)
     }
 
     fn backoff(&self, failures: &mut u32) -> Duration {

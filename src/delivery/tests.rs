@@ -228,6 +228,7 @@ impl Rig {
                 Arc::clone(&handle),
                 queue.target(NAME),
                 crate::disk::Disk::pool(),
+                Arc::default(),
                 timing,
                 shutdown.clone(),
             )
