@@ -77,3 +77,17 @@ pub fn unix_now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// A plain listen for unit tests: artist "A", title "T`i`", started `i`
+/// seconds after a fixed instant.
+#[cfg(test)]
+pub(crate) fn test_listen(i: u64) -> Listen {
+    Listen {
+        track: Track {
+            artist: "A".into(),
+            title: format!("T{i}"),
+            ..Track::default()
+        },
+        started_at: 1_700_000_000 + i,
+    }
+}

@@ -20,7 +20,7 @@ use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
 use crate::disk::Disk;
 use crate::history::PlayInfo;
-use crate::queue::{Queue, QueueError};
+use crate::queue::QueueError;
 use crate::scrobble::Listen;
 
 /// Most plays held in memory while the queue cannot be written: about three
@@ -77,17 +77,6 @@ pub(super) trait Store: Send + Sync + 'static {
 
     /// Start afresh after a failed write (sled's errors are sticky).
     fn reopen(&self);
-}
-
-impl Store for Queue {
-    fn write(&self, listen: &Listen, info: &PlayInfo) -> Result<(), WriteError> {
-        self.enqueue_play_blocking(listen, info)
-            .map_err(|e| WriteError::from(&e))
-    }
-
-    fn reopen(&self) {
-        let _ = self.reopen_blocking();
-    }
 }
 
 /// The plays waiting to be written, and how writing goes.
@@ -345,18 +334,7 @@ async fn finish(spool: &Arc<Spool>, store: &Arc<dyn Store>, disk: &Disk, limit: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrobble::Track;
-
-    fn listen(i: u64) -> Listen {
-        Listen {
-            track: Track {
-                artist: "A".into(),
-                title: format!("T{i}"),
-                ..Track::default()
-            },
-            started_at: 1_700_000_000 + i,
-        }
-    }
+    use crate::scrobble::test_listen as listen;
 
     /// Fails its first `failures` writes, then keeps what it is given.
     #[derive(Default)]

@@ -99,18 +99,7 @@ mod tests {
     use crate::delivery::reconcile;
     use crate::delivery::step::Batch;
     use crate::queue::Queue;
-    use crate::scrobble::{Listen, Track};
-
-    fn listen(i: u64) -> Listen {
-        Listen {
-            track: Track {
-                artist: "A".into(),
-                title: format!("T{i}"),
-                ..Track::default()
-            },
-            started_at: 1_700_000_000 + i,
-        }
-    }
+    use crate::scrobble::test_listen as listen;
 
     /// An order whose step sends whatever is queued.
     fn order(queue: &TargetQueue) -> (Order, oneshot::Receiver<Found>) {
