@@ -9,6 +9,8 @@
 //!   threads) over a window of playback and two windows paused, against a real
 //!   mpd, and its peak RSS through that session.
 //!
+//! - the daemon's waits on the disk (fsync, fdatasync) and bytes written in
+//!   a played minute with a scrobble;
 //! - the time from start to READY=1 (sd_notify) with mpd up;
 //! - the CPU this machine charges for a wake-up that does no work, to read
 //!   the CPU figures against;
@@ -20,7 +22,7 @@
 //! `BENCH_WINDOW=10 cargo bench` shortens the measuring windows (default
 //! 60 s); the per-minute figures are then extrapolated from the shorter
 //! window (the playback one overstated: its scrobble counts six times).
-//! `BENCH_ONLY=playback` (or `size`, `backlog`, `ready`, `history`, a comma-separated
+//! `BENCH_ONLY=playback` (or `size`, `backlog`, `ready`, `durability`, `history`, a comma-separated
 //! list) runs only those parts, and checks only their targets.
 //!
 //! What is measured is the binary `cargo build --release` makes, built into
@@ -77,7 +79,13 @@ mod target {
     pub const PLAYING_RSS_MIB: f64 = 6.0;
     /// Wake-ups (context switches, all threads) in a played minute with a
     /// scrobble and its delivery in it.
-    pub const PLAYING_WAKEUPS: f64 = 10.0;
+    pub const PLAYING_WAKEUPS: f64 = 12.0;
+    /// Waits on the disk (fsync, fdatasync) in that minute: the play with
+    /// its history record and the request's in-flight record, then the
+    /// settled request.
+    pub const PLAYING_SYNCS: f64 = 2.0;
+    /// Bytes written to the disk in that minute, KiB.
+    pub const PLAYING_WRITTEN_KIB: f64 = 256.0;
     /// CPU of a played minute, ms, on top of what this machine charges
     /// for the wake-ups counted in it (each at its measured bare cost).
     pub const PLAYING_CPU_MS: f64 = 10.0;
@@ -245,6 +253,9 @@ fn main() -> std::process::ExitCode {
     }
     if run("playback") {
         idle_and_playback(binary, window, &mut checks);
+    }
+    if run("durability") {
+        sync_cost(binary, window, &mut checks);
     }
     if run("history") {
         history_stats(binary, &mut checks);
@@ -597,53 +608,80 @@ fn wake_up_cost(n: u32, gap: Duration) -> std::thread::JoinHandle<Duration> {
     })
 }
 
-fn idle_and_playback(binary: &str, window: Duration, checks: &mut Checks) {
-    // Long enough to play through both windows, short enough that the play
-    // qualifies inside the first (at half its length, 3/4 into the window):
-    // the played minute holds a scrobble and its delivery.
-    let song_secs = (window.as_secs() * 3 / 2).max(15) as u32;
-    let mpd = mpd::MpdServer::start(&[
-        mpd::SongSpec {
-            file: "long.flac",
-            secs: song_secs,
-            tags: vec![
-                ("ARTIST", "Benchmark Artist".to_string()),
-                ("TITLE", "Long Benchmark Track".to_string()),
-            ],
-        },
-        mpd::SongSpec {
-            file: "warmup.flac",
-            secs: 4,
-            tags: vec![
-                ("ARTIST", "Benchmark Artist".to_string()),
-                ("TITLE", "Warm-up Track".to_string()),
-            ],
-        },
-    ]);
-    let server = fake_lastfm::FakeLastFm::start();
-    let sk = server.issue_session("alice");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let state = dir.path().join("state");
-    let sections = lastfm_section(&server, &sk);
-    // A short song may count, so a warm-up play can be scrobbled first: the
-    // windows then see a daemon whose database has been written before, as
-    // it is for every play but the first after installing.
-    let sections = format!("[scrobble]\nmin_track_secs = 2\n{sections}");
-    let config = write_config(dir.path(), "play", mpd.port(), &state, &sections);
-    let mut daemon = spawn(binary, &config, dir.path());
-    let pid = daemon.id();
-    std::thread::sleep(Duration::from_secs(1));
-    mpd.play_file("warmup.flac");
-    let warm = Instant::now();
-    while server.scrobbles().is_empty() {
-        assert!(
-            warm.elapsed() < Duration::from_secs(30),
-            "warm-up play not scrobbled"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+/// A daemon scrobbling to the stand-in Last.fm from a real mpd, with one
+/// warm-up play scrobbled, now playing a song that qualifies 3/4 into a
+/// window of `window` and plays on through the next one.
+struct Playing {
+    mpd: mpd::MpdServer,
+    server: fake_lastfm::FakeLastFm,
+    daemon: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Playing {
+    fn start(binary: &str, window: Duration) -> Playing {
+        // Long enough to play through both windows, short enough that the play
+        // qualifies inside the first (at half its length, 3/4 into the window):
+        // the played minute holds a scrobble and its delivery.
+        let song_secs = (window.as_secs() * 3 / 2).max(15) as u32;
+        let mpd = mpd::MpdServer::start(&[
+            mpd::SongSpec {
+                file: "long.flac",
+                secs: song_secs,
+                tags: vec![
+                    ("ARTIST", "Benchmark Artist".to_string()),
+                    ("TITLE", "Long Benchmark Track".to_string()),
+                ],
+            },
+            mpd::SongSpec {
+                file: "warmup.flac",
+                secs: 4,
+                tags: vec![
+                    ("ARTIST", "Benchmark Artist".to_string()),
+                    ("TITLE", "Warm-up Track".to_string()),
+                ],
+            },
+        ]);
+        let server = fake_lastfm::FakeLastFm::start();
+        let sk = server.issue_session("alice");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("state");
+        let sections = lastfm_section(&server, &sk);
+        // A short song may count, so a warm-up play can be scrobbled first: the
+        // windows then see a daemon whose database has been written before, as
+        // it is for every play but the first after installing.
+        let sections = format!("[scrobble]\nmin_track_secs = 2\n{sections}");
+        let config = write_config(dir.path(), "play", mpd.port(), &state, &sections);
+        let daemon = spawn(binary, &config, dir.path());
+        std::thread::sleep(Duration::from_secs(1));
+        mpd.play_file("warmup.flac");
+        let warm = Instant::now();
+        while server.scrobbles().is_empty() {
+            assert!(
+                warm.elapsed() < Duration::from_secs(30),
+                "warm-up play not scrobbled"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        mpd.play_file("long.flac");
+        std::thread::sleep(Duration::from_secs(2));
+        Playing {
+            mpd,
+            server,
+            daemon,
+            _dir: dir,
+        }
     }
-    mpd.play_file("long.flac");
-    std::thread::sleep(Duration::from_secs(2));
+}
+
+fn idle_and_playback(binary: &str, window: Duration, checks: &mut Checks) {
+    let Playing {
+        mpd,
+        server,
+        mut daemon,
+        _dir,
+    } = Playing::start(binary, window);
+    let pid = daemon.id();
     let gap = Duration::from_secs(10);
     let reference = wake_up_cost((window.as_secs() / gap.as_secs()).max(1) as u32, gap);
     let before = server.scrobbles().len();
@@ -719,6 +757,98 @@ fn idle_and_playback(binary: &str, window: Duration, checks: &mut Checks) {
         hwm,
         target::PLAYING_RSS_MIB,
         "MiB",
+    );
+    stop(&mut daemon);
+}
+
+/// What a played minute with one scrobble costs the disk: the daemon's
+/// waits on it (fsync, fdatasync, sync_file_range, counted with strace in a
+/// window of its own, since tracing adds wake-ups to the playback window)
+/// and the bytes it wrote (`/proc/PID/io`).
+fn sync_cost(binary: &str, window: Duration, checks: &mut Checks) {
+    let Playing {
+        mpd: _mpd,
+        server,
+        mut daemon,
+        _dir,
+    } = Playing::start(binary, window);
+    let pid = daemon.id();
+    let trace = tempfile::NamedTempFile::new().expect("trace file");
+    let written = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let before = (server.scrobbles().len(), written());
+    let mut tracer = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=fsync,fdatasync,sync_file_range,syncfs,msync",
+            "-o",
+        ])
+        .arg(trace.path())
+        .args(["-p", &pid.to_string()])
+        .spawn()
+        .expect("strace (apt-get install strace)");
+    std::thread::sleep(window);
+    let _ = Command::new("kill")
+        .args(["-INT", &tracer.id().to_string()])
+        .status();
+    let _ = tracer.wait();
+    let bytes = written() - before.1;
+    let scrobbled = server.scrobbles().len() - before.0;
+    let lines = std::fs::read_to_string(trace.path()).unwrap_or_default();
+    // One line per call; a call another thread interrupted continues on a
+    // "resumed" line.
+    let calls: Vec<&str> = lines
+        .lines()
+        .filter(|l| !l.contains("resumed>") && l.contains('('))
+        .collect();
+    let count = |name: &str| {
+        calls
+            .iter()
+            .filter(|l| l.contains(&format!(" {name}(")))
+            .count()
+    };
+    let per_min = 60.0 / window.as_secs_f64();
+    println!(
+        "durability, played {} s with {scrobbled} scrobble(s): {} waits on the disk \
+         (fdatasync {}, fsync {}, sync_file_range {}), {:.1} KiB written",
+        window.as_secs(),
+        calls.len(),
+        count("fdatasync"),
+        count("fsync"),
+        count("sync_file_range"),
+        bytes as f64 / 1024.0
+    );
+    checks.exactly(
+        "scrobbles delivered in the traced minute",
+        scrobbled as f64,
+        1.0,
+        "",
+    );
+    checks.at_most(
+        "waits on the disk (fsync/fdatasync) in a played minute with a scrobble",
+        calls.len() as f64 * per_min,
+        target::PLAYING_SYNCS,
+        "/min",
+    );
+    checks.exactly(
+        "sync_file_range calls (persist neither size nor drive cache)",
+        count("sync_file_range") as f64,
+        0.0,
+        "",
+    );
+    checks.at_most(
+        "bytes written in a played minute with a scrobble",
+        bytes as f64 / 1024.0 * per_min,
+        target::PLAYING_WRITTEN_KIB,
+        "KiB/min",
     );
     stop(&mut daemon);
 }

@@ -7,6 +7,7 @@
 #   vendor/sled.sh check   rebuild into a temporary directory and fail unless
 #                          it equals vendor/sled (CI runs this)
 #   vendor/sled.sh apply   rebuild vendor/sled itself (after editing the patch)
+#   vendor/sled.sh diff    write vendor/sled.patch from vendor/sled as edited
 #
 # The crate comes through cargo from crates.io and is checked against the
 # checksum crates.io publishes for it.
@@ -22,7 +23,7 @@ UNUSED=(.cargo_vcs_info.json .github .gitignore CONTRIBUTING.md Cargo.lock Cargo
 OURS=(PATCHED.md)
 
 mode=${1:-}
-case "$mode" in check | apply) ;; *) echo "usage: $0 check|apply" >&2; exit 2 ;; esac
+case "$mode" in check | apply | diff) ;; *) echo "usage: $0 check|apply|diff" >&2; exit 2 ;; esac
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -39,6 +40,17 @@ echo "$SHA256  $crate" | sha256sum --check --quiet
 
 tar -xzf "$crate" -C "$work"
 tree="$work/sled-$VERSION"
+if [ "$mode" = diff ]; then
+    # The published tree as a/, the edited one as b/, minus our own files.
+    mkdir "$work/diff"
+    (cd "$tree" && rm -rf "${UNUSED[@]}")
+    mv "$tree" "$work/diff/a"
+    cp -a sled "$work/diff/b"
+    for f in "${OURS[@]}"; do rm -f "$work/diff/b/$f"; done
+    (cd "$work/diff" && diff -ruN a b) | sed -e 's/^\(---\|+++\) \([ab]\/[^\t]*\)\t.*/\1 \2/' -e '/^diff -ruN/d' >sled.patch || true
+    echo "vendor/sled.patch written from vendor/sled"
+    exit 0
+fi
 (cd "$tree" && rm -rf "${UNUSED[@]}" && patch --quiet -p1 --no-backup-if-mismatch) <sled.patch
 for f in "${OURS[@]}"; do cp "sled/$f" "$tree/$f"; done
 

@@ -76,18 +76,27 @@ impl Open {
 /// only weakens the damage check (the file lags), so it is not an error.
 ///
 /// Overwritten in place at a fixed width and not fsynced: the kernel writes
-/// it back within seconds, and a crash before then leaves an older key,
-/// which only narrows what the check can see. Creating, fsyncing and
-/// renaming a file cost each play three more waits on the disk.
+/// it back within seconds, and a crash or power cut before then leaves an
+/// older key, which only narrows what the check can see. Creating, fsyncing
+/// and renaming a file cost each play three more waits on the disk. Only
+/// its creation is made durable (with its directory), once.
 pub(super) fn record_last_write(path: &Path, key: u64) {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path.join(LAST_WRITE_FILE))
-        .and_then(|f| f.write_all_at(format!("{key:020}\n").as_bytes(), 0));
+    let file = path.join(LAST_WRITE_FILE);
+    let written = match std::fs::OpenOptions::new().write(true).open(&file) {
+        Ok(f) => f.write_all_at(format!("{key:020}\n").as_bytes(), 0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|f| {
+                f.write_all_at(format!("{key:020}\n").as_bytes(), 0)?;
+                f.sync_all()
+            })
+            .and_then(|()| sync_dir_of(&file)),
+        Err(e) => Err(e),
+    };
     if let Err(e) = written {
         tracing::debug!("cannot record the last queue write: {e}");
     }
@@ -99,13 +108,26 @@ pub(super) fn record_last_write_durably(path: &Path, key: u64) -> std::io::Resul
     write_atomically(&path.join(LAST_WRITE_FILE), key.to_string().as_bytes())
 }
 
+/// Replace `path` with `bytes`, durably: after a crash or a power cut it
+/// holds the old contents or the new, and the new once this returns.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    sync_dir_of(path)
+}
+
+/// Make the directory entry of `path` (a file just created, renamed or
+/// removed in its directory) durable.
+pub(super) fn sync_dir_of(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 pub(super) fn be_u64(v: &[u8]) -> Option<u64> {

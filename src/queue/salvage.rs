@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::open::{
     ID_BASE, LAST_ID, LOCK_WAIT, META, OPENING_FILE, Open, OpenError, be_u64, is_lock_error,
-    open_sled, record_last_write_durably, write_atomically,
+    open_sled, record_last_write_durably, sync_dir_of, write_atomically,
 };
 use crate::scrobble::unix_now;
 
@@ -66,7 +66,8 @@ pub(super) fn start_afresh(
     let aside = aside_path(path);
     let note = rebuild_note(path);
     let moved = write_atomically(&note, aside.as_os_str().as_encoded_bytes())
-        .and_then(|()| std::fs::rename(path, &aside));
+        .and_then(|()| std::fs::rename(path, &aside))
+        .and_then(|()| sync_dir_of(path));
     if let Err(e) = moved {
         let _ = std::fs::remove_file(&note);
         tracing::error!(
@@ -77,12 +78,13 @@ pub(super) fn start_afresh(
         return Err(OpenError::Io(sled::Error::Io(e)));
     }
     let _ = std::fs::remove_file(aside.join(OPENING_FILE));
-    let _ = std::fs::write(
-        aside.join(REPORT_FILE),
+    let _ = write_atomically(
+        &aside.join(REPORT_FILE),
         format!(
             "The queue database was set aside at unix time {} because {why}; reading what can be saved from it did not finish.\n",
             unix_now()
-        ),
+        )
+        .as_bytes(),
     );
     let items = items.unwrap_or_else(|| salvage(&aside));
     let (fresh, copied) = rebuild(path, names, &items)?;
@@ -100,7 +102,7 @@ pub(super) fn start_afresh(
          it takes for a torn tail when it opens a database).\n",
         unix_now(),
     );
-    let _ = std::fs::write(aside.join(REPORT_FILE), &report);
+    let _ = write_atomically(&aside.join(REPORT_FILE), report.as_bytes());
     tracing::error!(
         "THE QUEUE DATABASE {} IS DAMAGED: {why}. It was moved to {} and a new one started; \
          {copied} readable items ({queued} queued scrobbles) were carried over, \
@@ -161,7 +163,7 @@ fn rebuild(path: &Path, names: &[String], items: &Items) -> Result<(Open, usize)
             tracing::debug!("cannot record the last queue write: {e}");
         }
     }
-    let renamed = std::fs::rename(&building, path).and_then(|()| sync_dir(path));
+    let renamed = std::fs::rename(&building, path).and_then(|()| sync_dir_of(path));
     if let Err(e) = renamed {
         return Err(OpenError::Io(sled::Error::Io(e)));
     }
@@ -177,11 +179,6 @@ fn rebuild(path: &Path, names: &[String], items: &Items) -> Result<(Open, usize)
             Err(e) => return Err(as_open_error(e)),
         }
     }
-}
-
-/// Make a rename in the directory holding `path` durable.
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 /// Copy `items` into `fresh` under their keys and make its new keys follow

@@ -573,7 +573,23 @@ impl Config {
             options.create_new(true);
         }
 
-        self.try_lock(options.open(&self.db_path())?)
+        let file = self.try_lock(options.open(&self.db_path())?)?;
+        // mpd-scrobbler patch: the entries of `conf`, `db` and `blobs`, and
+        // the database's own directory in its parent, may have just been
+        // created; a power cut would lose a new entry that no directory
+        // sync covered.
+        if !self.temporary {
+            let path = self.get_path();
+            sync_dir(&path)?;
+            if let Some(parent) = path.parent() {
+                sync_dir(if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                })?;
+            }
+        }
+        Ok(file)
     }
 
     fn try_lock(&self, file: File) -> Result<File> {
@@ -678,6 +694,10 @@ impl Config {
         io_fail!(self, "write_config crc");
         f.write_all(&crc_arr)?;
         io_fail!(self, "write_config post");
+        // mpd-scrobbler patch: never synced before, so a power cut soon
+        // after creation left an empty `conf` ("empty/corrupt configuration
+        // file found"). Its directory entry is synced by `open_file`.
+        f.sync_all()?;
         Ok(())
     }
 
@@ -854,6 +874,13 @@ impl RunningConfig {
 
         Ok(snap_dir.read_dir()?.filter_map(filter).collect())
     }
+}
+
+/// mpd-scrobbler patch: make the entries of the directory `dir` durable (a
+/// file created or renamed in it is not, until its directory is synced).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 fn crate_version() -> (usize, usize) {

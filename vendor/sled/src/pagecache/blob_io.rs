@@ -90,12 +90,14 @@ pub(crate) fn write_blob<T: Serialize>(
     io_fail!(config, "write_blob write kind_byte");
     f.write_all(kind_buf)?;
     io_fail!(config, "write_blob write buf");
-    f.write_all(&data)
-        .map(|r| {
-            trace!("successfully wrote blob at {:?}", path);
-            r
-        })
-        .map_err(|e| e.into())
+    f.write_all(&data)?;
+    // mpd-scrobbler patch: the log record that points to this blob is made
+    // stable by a sync of the log alone, so the blob and its directory
+    // entry must be on disk before that record is written.
+    f.sync_all()?;
+    crate::config::sync_dir(&config.get_path().join("blobs"))?;
+    trace!("successfully wrote blob at {:?}", path);
+    Ok(())
 }
 
 pub(crate) fn gc_blobs(config: &Config, stable_lsn: Lsn) -> Result<()> {

@@ -327,10 +327,9 @@ pub(crate) struct IoBufs {
     // to stable storage due to interesting thread interleavings.
     pub stable_lsn: AtomicLsn,
     // mpd-scrobbler patch: intervals written by a `write_log_on_this_thread`
-    // thread without a sync of their own (lsn, length, file offset, bytes
-    // written), marked stable by the next `make_stable` after one sync of
-    // the file range that covers them all.
-    pub unsynced: Mutex<Vec<(Lsn, usize, LogOffset, usize)>>,
+    // thread without a sync of their own (lsn, length), marked stable by
+    // the next `make_stable` after one `fdatasync` that covers them all.
+    pub unsynced: Mutex<Vec<(Lsn, usize)>>,
     pub unsynced_len: AtomicUsize,
     pub max_reserved_lsn: AtomicLsn,
     pub max_header_stable_lsn: Arc<AtomicLsn>,
@@ -758,31 +757,7 @@ impl IoBufs {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
             if !self.config.temporary && !deferred {
-                #[cfg(target_os = "linux")]
-                {
-                    use std::os::unix::io::AsRawFd;
-                    let ret = unsafe {
-                        libc::sync_file_range(
-                            f.as_raw_fd(),
-                            i64::try_from(log_offset).unwrap(),
-                            i64::try_from(total_len).unwrap(),
-                            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                                | libc::SYNC_FILE_RANGE_WRITE
-                                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                        )
-                    };
-                    if ret < 0 {
-                        let err = std::io::Error::last_os_error();
-                        if let Some(libc::ENOSYS) = err.raw_os_error() {
-                            f.sync_all()?;
-                        } else {
-                            return Err(err.into());
-                        }
-                    }
-                }
-
-                #[cfg(not(target_os = "linux"))]
-                f.sync_all()?;
+                sync_log(f)?;
             }
         }
         io_fail!(self, "buffer write post");
@@ -807,7 +782,7 @@ impl IoBufs {
             );
             if deferred {
                 let mut unsynced = self.unsynced.lock();
-                unsynced.push((base_lsn, complete_len, log_offset, total_len));
+                unsynced.push((base_lsn, complete_len));
                 self.unsynced_len.store(unsynced.len(), SeqCst);
                 drop(unsynced);
                 // A `make_stable` waiting for these LSNs syncs them itself.
@@ -841,24 +816,17 @@ impl IoBufs {
     }
 
     /// mpd-scrobbler patch: make the intervals written without a sync
-    /// durable with one sync of the range that covers them (as
-    /// `write_to_log` syncs each buffer: one wait on the disk, where an
-    /// `fdatasync` of the growing log waits three times), then mark them
-    /// stable. The lock is held through the sync, so a caller that finds
+    /// durable with one `fdatasync` (where `write_to_log` syncs each buffer
+    /// it writes: a transaction seals two and its flush a third), then mark
+    /// them stable. The lock is held through the sync, so a caller that finds
     /// the list empty knows that what was in it is on disk.
     pub(crate) fn sync_deferred(&self) -> Result<()> {
         let mut unsynced = self.unsynced.lock();
         if unsynced.is_empty() {
             return Ok(());
         }
-        let start = unsynced.iter().map(|u| u.2).min().unwrap_or(0);
-        let end = unsynced
-            .iter()
-            .map(|u| u.2 + u.3 as LogOffset)
-            .max()
-            .unwrap_or(0);
-        sync_range(&self.config.file, start, end - start)?;
-        for (lsn, len, _, _) in unsynced.drain(..) {
+        sync_log(&self.config.file)?;
+        for (lsn, len) in unsynced.drain(..) {
             self.mark_interval(lsn, len);
         }
         self.unsynced_len.store(0, SeqCst);
@@ -918,32 +886,13 @@ impl IoBufs {
     }
 }
 
-/// mpd-scrobbler patch: `write_to_log`'s sync, for a range of the file.
-fn sync_range(f: &std::fs::File, offset: LogOffset, len: LogOffset) -> Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::io::AsRawFd;
-        let ret = unsafe {
-            libc::sync_file_range(
-                f.as_raw_fd(),
-                i64::try_from(offset).unwrap(),
-                i64::try_from(len).unwrap(),
-                libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                    | libc::SYNC_FILE_RANGE_WRITE
-                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-            )
-        };
-        if ret < 0 {
-            let err = std::io::Error::last_os_error();
-            if let Some(libc::ENOSYS) = err.raw_os_error() {
-                f.sync_all()?;
-            } else {
-                return Err(err.into());
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    f.sync_all()?;
+/// mpd-scrobbler patch: `write_to_log`'s sync. sled used
+/// `sync_file_range`, which writes the data pages but persists neither the
+/// file's size and block map nor the drive's write cache: after a power cut
+/// the log could lack what it had reported stable (sled issue #1452).
+/// `fdatasync` persists all of that.
+fn sync_log(f: &std::fs::File) -> Result<()> {
+    f.sync_data()?;
     Ok(())
 }
 
