@@ -9,6 +9,7 @@ pub mod hostile_server;
 pub mod http_server;
 pub mod icy_station;
 pub mod mpd;
+pub mod powercut;
 
 /// Whether a test (or the rest of it) that needs root can run: as root,
 /// yes; otherwise the test fails, unless MPD_SCROBBLER_SKIP_ROOT_TESTS=1
