@@ -173,21 +173,23 @@ pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
         );
     }
     let existed = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
-    // Best effort: on a full disk there may be no room for it.
+    // Best effort: on a full disk there may be no room for it. Synced, as
+    // its removal is: a count that a power cut brought back would make
+    // a clean start look like a second death.
     let _ = std::fs::create_dir_all(path)
-        .and_then(|()| std::fs::write(&marker, (deaths + 1).to_string()));
+        .and_then(|()| write_atomically(&marker, (deaths + 1).to_string().as_bytes()));
     let opened = match open_sled(path, names) {
         Ok(o) => o,
         Err(e) if is_lock_error(&e) => {
-            let _ = std::fs::remove_file(&marker);
+            remove_marker(&marker);
             return Err(OpenError::Locked);
         }
         Err(sled::Error::Io(e)) => {
-            let _ = std::fs::remove_file(&marker);
+            remove_marker(&marker);
             return Err(OpenError::Io(sled::Error::Io(e)));
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&marker);
+            remove_marker(&marker);
             return start_afresh(
                 path,
                 names,
@@ -206,7 +208,7 @@ pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
     }
     match damage {
         None => {
-            let _ = std::fs::remove_file(&marker);
+            remove_marker(&marker);
             tracing::debug!(
                 "queue database {} opened ({}; its records' checksums were verified on the way)",
                 path.display(),
@@ -223,6 +225,13 @@ pub(super) fn open(path: &Path, names: &[String]) -> Result<Open, OpenError> {
             drop(opened);
             start_afresh(path, names, why, Some(items))
         }
+    }
+}
+
+/// Remove the marker of a start in progress, durably (see [`open`]).
+fn remove_marker(marker: &Path) {
+    if std::fs::remove_file(marker).is_ok() {
+        let _ = sync_dir_of(marker);
     }
 }
 

@@ -24,6 +24,7 @@ mod import;
 mod info;
 mod listenbrainz;
 mod love;
+mod powercut;
 mod powercut_fs;
 mod queue;
 mod radio;

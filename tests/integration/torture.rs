@@ -12,7 +12,7 @@ use crate::common::fake_lastfm::{self, FakeLastFm};
 use crate::common::fake_listenbrainz::{self, FakeListenBrainz};
 
 /// What a stand-in stored, reduced to what must arrive exactly once.
-type Stored = BTreeSet<(String, String, u64)>;
+pub(crate) type Stored = BTreeSet<(String, String, u64)>;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -24,7 +24,7 @@ fn now() -> u64 {
 /// An mpdscribble journal of `n` listens a minute apart, the newest an hour
 /// ago (Last.fm takes nothing older than 14 days); names with punctuation
 /// and non-ASCII text. Returns its path and the listens.
-fn journal(dir: &TestDir, n: usize) -> (String, Stored) {
+pub(crate) fn journal(dir: &TestDir, n: usize) -> (String, Stored) {
     let start = now() - 3600 - 60 * n as u64;
     let mut text = String::new();
     let mut listens = Stored::new();
@@ -43,7 +43,7 @@ fn journal(dir: &TestDir, n: usize) -> (String, Stored) {
 
 /// Both stand-ins as targets, with `timeout` per request and quick retries;
 /// MPD on a closed port.
-fn configure(dir: &TestDir, lastfm: &FakeLastFm, lb: &FakeListenBrainz, timeout: &str) {
+pub(crate) fn configure(dir: &TestDir, lastfm: &FakeLastFm, lb: &FakeListenBrainz, timeout: &str) {
     dir.write_config(&format!(
         "state_dir = {:?}\n[mpd]\nhost = \"127.0.0.1\"\nport = 1\n\
          [delivery]\nretry_min = \"50ms\"\nretry_max = \"500ms\"\nrequest_timeout = {timeout:?}\n\
@@ -59,7 +59,7 @@ fn configure(dir: &TestDir, lastfm: &FakeLastFm, lb: &FakeListenBrainz, timeout:
     ));
 }
 
-fn import(dir: &TestDir, journal: &str) {
+pub(crate) fn import(dir: &TestDir, journal: &str) {
     let out = run_cli(dir, &["import", "mpdscribble", journal], None);
     assert!(
         out.status.success(),
@@ -68,7 +68,7 @@ fn import(dir: &TestDir, journal: &str) {
     );
 }
 
-fn on_lastfm(lastfm: &FakeLastFm) -> Stored {
+pub(crate) fn on_lastfm(lastfm: &FakeLastFm) -> Stored {
     lastfm
         .scrobbles()
         .into_iter()
@@ -76,7 +76,7 @@ fn on_lastfm(lastfm: &FakeLastFm) -> Stored {
         .collect()
 }
 
-fn on_listenbrainz(lb: &FakeListenBrainz) -> Stored {
+pub(crate) fn on_listenbrainz(lb: &FakeListenBrainz) -> Stored {
     lb.listens()
         .into_iter()
         .map(|l| (l.artist_name, l.track_name, l.listened_at.unwrap_or(0)))
@@ -242,10 +242,10 @@ fn a_restart_after_a_crash_mid_request_waits_out_the_timeout_before_asking() {
 
 /// splitmix64: a seeded generator, so a failing run can be repeated with
 /// `TORTURE_SEED`.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
