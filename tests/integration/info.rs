@@ -17,7 +17,7 @@ fn fixture(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-fn server() -> FakeLastFm {
+pub(crate) fn server() -> FakeLastFm {
     let s = FakeLastFm::start();
     s.set_read("artist.getInfo", "cher", fixture("artist.getInfo-cher"));
     s.set_read(

@@ -333,3 +333,44 @@ fn a_backlog_delivered_through_30_power_cuts_arrives_exactly_once() {
     assert!(damage.is_empty(), "a false damage report: {damage:?}");
     assert_eq!(history(&dir), listens, "the history");
 }
+
+/// The metadata cache is not synced (it is a cache), but a cut, torn or
+/// not, must never make a command crash or answer garbage: each answer
+/// comes from the cache or the server, whole.
+#[test]
+fn the_metadata_cache_survives_power_cuts() {
+    let dir = TestDir::new();
+    let Some(mut fs) = mount(&dir, "power-cut test") else {
+        return;
+    };
+    let lastfm = crate::info::server();
+    dir.write_config(&format!(
+        "state_dir = {:?}\n[mpd]\nhost = \"127.0.0.1\"\nport = 1\n\
+         [lastfm]\nurl = {:?}\napi_key = {:?}\napi_secret = {:?}\n",
+        dir.state_dir().display().to_string(),
+        lastfm.url(),
+        fake_lastfm::API_KEY,
+        fake_lastfm::API_SECRET,
+    ));
+    let mut rng = Rng(7);
+    for round in 0..12 {
+        // Half of the answers are fetched again and written to the cache.
+        let args: &[&str] = if round % 2 == 0 {
+            &["artist", "Cher", "--refresh"]
+        } else {
+            &["artist", "Cher"]
+        };
+        let out = run_cli(&dir, args, None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with("Cher\n") && text.contains("listeners"),
+            "round {round}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if round % 3 == 2 {
+            fs.cut().expect("the power cut");
+        } else {
+            fs.cut_torn(rng.below(u64::MAX)).expect("a torn power cut");
+        }
+    }
+}
