@@ -67,6 +67,9 @@ impl Standing {
         step: Step,
         reply: oneshot::Sender<Found>,
     ) {
+        // Orders whose flushers stopped waiting (woken by a love, say) go
+        // now, rather than pile up until the next play.
+        self.orders.retain(|(_, reply)| !reply.is_closed());
         match step.take(queue) {
             Ok(Next::Idle) => self.orders.push((step, reply)),
             found => answer(queue, &step, reply, found),

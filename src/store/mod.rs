@@ -33,7 +33,9 @@
 //!   item too old for the target is set aside, flushed; the first request
 //!   of a batch is recorded as in flight, flushed, before the answer: a
 //!   request never goes out before its record is on disk. An order with
-//!   nothing to do is parked and served after the next `Enqueue`.
+//!   nothing to do is parked and served after the next `Enqueue`. (An
+//!   unreadable item or record met on the way is moved aside or dropped
+//!   unflushed: losing that move only meets it again.)
 //! - [`Request::MarkInFlight`]: flushed before the answer (the same
 //!   guarantee for the later requests of a batch).
 //! - [`Request::Settle`], [`Request::FinishInFlight`]: one transaction

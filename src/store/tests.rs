@@ -1,7 +1,8 @@
 //! The storage thread on a real queue: requests are served in the order
-//! they were sent, and a play queued serves the parked standing orders.
+//! they were sent, a play queued serves the parked standing orders, and
+//! the queue depths are reported after the writes that change them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::delivery::tests::Fake;
@@ -65,4 +66,30 @@ async fn requests_are_served_in_the_order_they_were_sent() {
     assert_eq!(counts.targets["a"], TargetCounts::default());
     assert_eq!(counts.history["plays"], 2);
     store.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_depths_are_reported_after_a_play_and_after_a_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(dir.path(), &["a"]).unwrap();
+    let reported: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let report: DepthReport = {
+        let reported = Arc::clone(&reported);
+        Box::new(move |depths| {
+            assert_eq!(depths[0].0, "a");
+            reported.lock().unwrap().push(depths[0].1);
+        })
+    };
+    let store = Store::start(queue, Some(report)).unwrap();
+    store.enqueue(vec![play(1), play(2)]).await;
+    let Next::Send(batch) = store.step(step()).await.unwrap() else {
+        panic!("two plays to send");
+    };
+    let keys = batch.items.iter().map(|(k, _)| *k).collect();
+    store
+        .settle("a", batch.first_flight, keys, Vec::new())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*reported.lock().unwrap(), [2, 0]);
 }
