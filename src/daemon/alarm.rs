@@ -4,8 +4,7 @@
 //! until the start of the wheel slot that holds it, then of a finer slot,
 //! then the deadline itself: three wake-ups for one timer 45 s away
 //! (strace of the daemon's played minute). A timerfd set to the instant
-//! wakes the runtime once. The daemon's unit tests run on tokio's paused
-//! clock, which only tokio's own timers follow, so they use those.
+//! wakes the runtime once.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -15,34 +14,21 @@ use rustix::time::{
 };
 use tokio::io::unix::AsyncFd;
 
-/// Which clock the daemon's waits follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Waits {
-    /// The kernel's: a timerfd for the deadline (the daemon).
-    Kernel,
-    /// tokio's, which tests can pause and move.
-    #[cfg_attr(not(test), allow(dead_code, reason = "the unit tests' clock"))]
-    Tokio,
-}
-
 /// A one-shot timer, set again before each wait.
 #[derive(Debug)]
 pub(super) struct Alarm {
-    /// `None` with [`Waits::Tokio`], or when no timerfd could be made.
+    /// `None` when no timerfd could be made (a kernel without them).
     fd: Option<AsyncFd<OwnedFd>>,
 }
 
 impl Alarm {
-    pub(super) fn new(waits: Waits) -> Alarm {
-        let fd = match waits {
-            Waits::Tokio => None,
-            Waits::Kernel => match timer_fd() {
-                Ok(fd) => Some(fd),
-                Err(e) => {
-                    tracing::debug!("no timerfd ({e}); deadlines use tokio's timer");
-                    None
-                }
-            },
+    pub(super) fn new() -> Alarm {
+        let fd = match timer_fd() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::debug!("no timerfd ({e}); deadlines use tokio's timer");
+                None
+            }
         };
         Alarm { fd }
     }
@@ -119,7 +105,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_kernel_alarm_fires_at_its_deadline_and_can_be_set_again() {
-        let mut alarm = Alarm::new(Waits::Kernel);
+        let mut alarm = Alarm::new();
         assert!(alarm.fd.is_some(), "a timerfd on Linux");
         for ms in [30, 10] {
             let start = Instant::now();

@@ -1,6 +1,6 @@
-//! Answers control-socket requests. Whatever may wait on the disk (sled
-//! flushes, session files) runs on the blocking pool, so that a slow fsync
-//! never holds up the runtime thread that follows MPD.
+//! Answers control-socket requests. Whatever reads or writes the queue or
+//! the history is a request to the storage thread ([`crate::store`]), so a
+//! slow sync never holds up the runtime thread that follows MPD.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,17 +8,15 @@ use std::sync::Arc;
 use super::spool::Spool;
 use super::watch::Player;
 use super::{Reload, love, status};
-use crate::admin;
 use crate::control::{QueueCmd, QueueReply, Reply, Request};
 use crate::delivery::TargetHandle;
-use crate::history::commands;
-use crate::queue::Queue;
+use crate::store::Store;
 
 /// What answering needs of the daemon.
 #[derive(Clone)]
 pub(super) struct Handler {
     pub(super) reload: Reload,
-    pub(super) queue: Queue,
+    pub(super) store: Store,
     pub(super) targets: Vec<Arc<TargetHandle>>,
     pub(super) player: Arc<Player>,
     pub(super) spool: Arc<Spool>,
@@ -30,34 +28,24 @@ impl Handler {
     /// The reply to `req`.
     pub(super) async fn handle(self, req: Request) -> Reply {
         match req {
+            // Reads a session file per target, as SIGHUP does on this
+            // thread: small files the `auth` that wrote them left cached.
             Request::Reload => {
-                let reload = Arc::clone(&self.reload);
-                blocking(move || {
-                    reload();
-                    Reply::Reloaded
-                })
-                .await
+                (self.reload)();
+                Reply::Reloaded
             }
-            // Counting queues and the history walks sled trees: not on the
-            // thread that follows MPD.
             Request::Status => {
-                let this = self.clone();
-                blocking(move || {
-                    Reply::Status(Box::new(status::status(
-                        &this.address,
-                        &this.player,
-                        &this.queue,
-                        &this.targets,
-                        &this.spool,
-                        &this.state_dir,
-                    )))
-                })
-                .await
+                let counts = self.store.counts().await;
+                Reply::Status(Box::new(status::status(
+                    &self.address,
+                    &self.player,
+                    counts,
+                    &self.targets,
+                    &self.spool,
+                    &self.state_dir,
+                )))
             }
-            Request::Love(l) => {
-                let this = self.clone();
-                blocking(move || love::love(&this.player, &this.queue, &this.targets, l)).await
-            }
+            Request::Love(l) => love::love(&self.player, &self.store, &self.targets, l).await,
             Request::Queue(QueueCmd::Flush) => {
                 for t in &self.targets {
                     t.flush_now.notify_one();
@@ -65,31 +53,19 @@ impl Handler {
                 }
                 Reply::Queue(QueueReply::Flushed(self.targets.len()))
             }
-            Request::Queue(cmd) => {
-                let queue = self.queue.clone();
-                blocking(move || admin::execute(&queue, &cmd)).await
-            }
+            Request::Queue(cmd) => self.store.queue_command(cmd).await,
             Request::Import(listens) => {
-                let queue = self.queue.clone();
-                let answer = blocking(move || admin::import(&queue, &listens)).await;
+                let answer = self.store.import(listens).await;
                 for t in &self.targets {
                     t.wake.notify_one();
                 }
                 answer
             }
-            Request::History(filter) => {
-                let queue = self.queue.clone();
-                blocking(move || Reply::History(commands::select(&queue, &filter))).await
-            }
-            Request::Stats(since) => {
-                let queue = self.queue.clone();
-                blocking(move || Reply::Stats(commands::compute_stats(&queue, since))).await
-            }
+            Request::History(filter) => Reply::History(self.store.history(filter).await),
+            Request::Stats(since) => Reply::Stats(self.store.stats(since).await),
             Request::Backfill(req) => {
-                let queue = self.queue.clone();
                 let target = req.target.clone();
-                let answer =
-                    blocking(move || Reply::Backfill(commands::backfill(&queue, &req))).await;
+                let answer = Reply::Backfill(self.store.backfill(req).await);
                 for t in self.targets.iter().filter(|t| t.name == target) {
                     t.wake.notify_one();
                 }
@@ -97,11 +73,4 @@ impl Handler {
             }
         }
     }
-}
-
-/// Run `f` on the blocking pool; its reply, or an error reply.
-async fn blocking(f: impl FnOnce() -> Reply + Send + 'static) -> Reply {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Reply::Error(format!("the request failed: {e}")))
 }

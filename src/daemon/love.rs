@@ -8,13 +8,13 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::watch::Player;
 use crate::control::{Loved, Reply};
 use crate::delivery::{TargetHandle, describe};
-use crate::queue::Queue;
+use crate::store::Store;
 
 /// Love (`true`) or unlove the current play's track on every target,
-/// durably. Waits for an fsync: call it on the blocking pool.
-pub(super) fn love(
+/// durably: the reply comes once it is on disk.
+pub(super) async fn love(
     player: &Player,
-    queue: &Queue,
+    store: &Store,
     targets: &[Arc<TargetHandle>],
     love: bool,
 ) -> Reply {
@@ -26,10 +26,13 @@ pub(super) fn love(
     if track.artist.is_empty() || track.title.is_empty() {
         return Reply::Error("the current song has no artist or title tag".into());
     }
-    match queue.enqueue_love(&crate::queue::Love {
-        track: track.clone(),
-        love,
-    }) {
+    let queued = store
+        .love(crate::queue::Love {
+            track: track.clone(),
+            love,
+        })
+        .await;
+    match queued {
         Ok(()) => {
             tracing::info!("queued {verb} of {}", describe(&track));
             for t in targets {
@@ -49,17 +52,15 @@ pub(super) fn love(
 }
 
 /// Queue the loves and unloves asked for by MPD messages (`true` is a
-/// love), one after the other and each on the blocking pool: queueing one
-/// waits for an fsync, which the watch loop must not.
+/// love), one after the other, on a task of their own: queueing one waits
+/// for a sync, which the watch loop must not.
 pub(super) async fn from_messages(
     mut asked: UnboundedReceiver<bool>,
     player: Arc<Player>,
-    queue: Queue,
+    store: Store,
     targets: Vec<Arc<TargetHandle>>,
 ) {
-    let targets: Arc<[Arc<TargetHandle>]> = targets.into();
     while let Some(l) = asked.recv().await {
-        let (player, queue, targets) = (Arc::clone(&player), queue.clone(), Arc::clone(&targets));
-        let _ = tokio::task::spawn_blocking(move || love(&player, &queue, &targets, l)).await;
+        love(&player, &store, &targets, l).await;
     }
 }

@@ -1,17 +1,18 @@
 //! The daemon: follows MPD, turns what plays into scrobbles, and hands them
 //! to the queue and the targets' flushers until shutdown.
 //!
-//! [`run`] is the thin start-up (`start.rs`): it opens the queue, builds the
-//! targets from the config, binds the control socket, installs the signal
-//! handlers and calls [`Daemon::run`] with the real MPD. [`Daemon::run`]
-//! takes its MPD source, its targets and its shutdown as parameters, so the
-//! loop runs under test with a scripted MPD and paused time.
+//! [`run`] is the thin start-up (`start.rs`): it opens the queue and starts
+//! its storage thread ([`crate::store`]), builds the targets from the
+//! config, binds the control socket, installs the signal handlers and calls
+//! [`Daemon::run`] with the real MPD. [`Daemon::run`] takes its MPD source,
+//! its targets and its shutdown as parameters, so the loop runs under test
+//! with a scripted MPD, on the same storage thread and timers.
 //!
 //! The parts: the watch loop (`watch.rs`), which sleeps on exactly two
 //! things besides shutdown, MPD's idle events and the tracker's next
 //! deadline, and never waits for the disk: a qualified play goes to the
-//! spool (`spool.rs`), whose writer task puts it in the queue, as the rules
-//! route it (`route.rs`). Control requests are answered by `handler.rs`,
+//! spool (`spool.rs`), whose writer task hands it to the storage thread, as
+//! the rules route it (`route.rs`). Control requests are answered by `handler.rs`,
 //! `status` by `status.rs`, love by `love.rs`; systemd hears from
 //! `notify.rs` and `watchdog.rs`.
 
@@ -34,13 +35,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Delivery;
 use crate::control::{self, Bound};
-use crate::delivery::{Flusher, Standing, TargetHandle};
-use crate::disk::Disk;
+use crate::delivery::{Flusher, TargetHandle};
 use crate::mpd::MpdSource;
-use crate::queue::Queue;
 use crate::rules::RuleSet;
+use crate::store::Store;
 use crate::tracker::Tracker;
-pub(crate) use alarm::Waits;
 use handler::Handler;
 use route::RoutedQueue;
 use spool::Spool;
@@ -62,8 +61,8 @@ pub(crate) type Reload = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Everything the daemon runs on besides MPD and the targets.
 pub(crate) struct Daemon {
-    /// The queue (and history), open.
-    pub queue: Queue,
+    /// The queue (and history), through its storage thread.
+    pub store: Store,
     /// The scrobble rules and stream settings, as a fresh tracker.
     pub tracker: Tracker,
     /// The `[[rule]]` sections.
@@ -76,9 +75,6 @@ pub(crate) struct Daemon {
     pub control: Option<Bound>,
     /// What `reload` does.
     pub reload: Reload,
-    /// Which clock the daemon's waits follow: the kernel's, or tokio's
-    /// (which the unit tests pause).
-    pub waits: Waits,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -93,7 +89,7 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// Follow `mpd` and deliver to `targets` until `shutdown` is cancelled;
     /// then let the writer and the flushers finish (briefly) and flush the
-    /// queue.
+    /// queue. The storage thread ends once the last handle on it is gone.
     pub(crate) async fn run<S: MpdSource>(
         self,
         mpd: S,
@@ -101,64 +97,40 @@ impl Daemon {
         shutdown: CancellationToken,
     ) {
         let Daemon {
-            queue,
+            store,
             tracker,
             rules,
             delivery,
             state_dir,
             control,
             reload,
-            waits,
         } = self;
-        let disk = match waits {
-            Waits::Kernel => Disk::thread().unwrap_or_else(|e| {
-                tracing::warn!("cannot start the disk thread ({e}); using tokio's blocking pool");
-                Disk::pool()
-            }),
-            Waits::Tokio => Disk::pool(),
-        };
-        let standing = Arc::new(Standing::default());
         let mut flushers = tokio::task::JoinSet::new();
         for handle in &targets {
-            let on_delivery: Arc<dyn Fn() + Send + Sync> = {
-                let queue = queue.clone();
-                Arc::new(move || notify::queue_depth(&queue))
-            };
             flushers.spawn(
                 Flusher::new(
                     Arc::clone(handle),
-                    queue.target(&handle.name),
-                    disk.clone(),
-                    Arc::clone(&standing),
+                    store.clone(),
                     delivery,
                     shutdown.clone(),
                 )
-                .on_delivery(on_delivery)
                 .run(),
             );
         }
         let player = Arc::new(Player::new(tracker));
         let spool = Arc::new(Spool::new());
         let (watch_beat, writer_beat) = (Beat::new(), Beat::new());
-        let writer = tokio::spawn({
-            let written_queue = queue.clone();
-            spool::run_writer(
-                Arc::clone(&spool),
-                Arc::new(RoutedQueue {
-                    queue: queue.clone(),
-                    rules: rules.clone(),
-                    standing,
-                }),
-                disk.clone(),
-                // The flushers need no wake-up: the writer served their
-                // standing orders, and a busy one looks again when done.
-                move || notify::queue_depth(&written_queue),
-                shutdown.clone(),
-                writer_beat.clone(),
-                SHUTDOWN_GRACE,
-            )
-        });
-        let reopener = tokio::spawn(reopen(queue.clone(), targets.clone()));
+        let writer = tokio::spawn(spool::run_writer(
+            Arc::clone(&spool),
+            Arc::new(RoutedQueue {
+                store: store.clone(),
+                rules: rules.clone(),
+            }),
+            shutdown.clone(),
+            writer_beat.clone(),
+            SHUTDOWN_GRACE,
+        ));
+        let reopener = tokio::spawn(reopen(store.clone(), targets.clone()));
         let watchdog_task = sd_notify::watchdog_enabled().map(|period| {
             tokio::spawn(watchdog::run(
                 period,
@@ -169,7 +141,7 @@ impl Daemon {
         let control_task = control.map(|bound| {
             let handler = Handler {
                 reload,
-                queue: queue.clone(),
+                store: store.clone(),
                 targets: targets.clone(),
                 player: Arc::clone(&player),
                 spool: Arc::clone(&spool),
@@ -182,7 +154,7 @@ impl Daemon {
         let love_task = tokio::spawn(love::from_messages(
             love_rx,
             Arc::clone(&player),
-            queue.clone(),
+            store.clone(),
             targets.clone(),
         ));
         watch::Watcher {
@@ -192,7 +164,6 @@ impl Daemon {
             targets: &targets,
             rules: &rules,
             beat: &watch_beat,
-            waits,
         }
         .run(&mpd, &shutdown)
         .await;
@@ -222,15 +193,11 @@ impl Daemon {
                 bound.remove();
             }
         }
-        let flushed = tokio::time::timeout(
-            FINAL_FLUSH,
-            tokio::task::spawn_blocking(move || queue.flush()),
-        )
-        .await;
-        match flushed {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!("final flush of the queue failed: {e}"),
-            _ => tracing::error!(
+        // The last request: every write sent before it is served first.
+        match tokio::time::timeout(FINAL_FLUSH, store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("final flush of the queue failed: {e}"),
+            Err(_) => tracing::error!(
                 "the final flush of the queue did not finish within {} ms",
                 FINAL_FLUSH.as_millis()
             ),
@@ -238,16 +205,14 @@ impl Daemon {
     }
 }
 
-/// An error a flusher meets closes the database; this opens it again on
-/// the blocking pool, so delivery resumes without waiting for a play.
-async fn reopen(queue: Queue, targets: Vec<Arc<TargetHandle>>) {
+/// An error a flusher meets closes the database; this opens it again, so
+/// delivery resumes without waiting for a play.
+async fn reopen(store: Store, targets: Vec<Arc<TargetHandle>>) {
     loop {
-        queue.closed().await;
+        store.closed().await;
         let mut wait = Duration::from_millis(250);
         loop {
-            let q = queue.clone();
-            let reopened = tokio::task::spawn_blocking(move || q.reopen_blocking().is_ok());
-            if reopened.await.unwrap_or(false) {
+            if store.reopen().await.is_ok() {
                 break;
             }
             tokio::time::sleep(wait).await;
@@ -277,12 +242,6 @@ async fn serve_control(bound: Bound, handler: Handler, shutdown: CancellationTok
             () = shutdown.cancelled() => return bound,
         }
     }
-}
-
-/// The daemon's clock: tokio's, which tests can pause and advance (outside
-/// tests it is the system's monotonic clock).
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 #[cfg(test)]

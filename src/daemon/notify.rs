@@ -2,7 +2,7 @@
 //! (or retries it), the queue depth per target as the status line, and
 //! stopping. Each is a no-op outside systemd. The watchdog is `watchdog.rs`.
 
-use crate::queue::Queue;
+use crate::store::DepthReport;
 
 /// Start-up is done; only the first call sends anything.
 pub(super) fn ready() {
@@ -17,19 +17,16 @@ pub(super) fn stopping() {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
-/// Show the queue depth per target in `systemctl status`. Counting reads
-/// the queue, which can wait on the disk, so it runs on the blocking pool.
-pub(super) fn queue_depth(queue: &Queue) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
-        return;
-    }
-    let queue = queue.clone();
-    tokio::task::spawn_blocking(move || {
-        let text: Vec<String> = queue
-            .names()
+/// What shows the queue depth per target in `systemctl status`, for the
+/// storage thread to call after each write that changes it; `None` outside
+/// systemd.
+pub(super) fn depth_report() -> Option<DepthReport> {
+    std::env::var_os("NOTIFY_SOCKET")?;
+    Some(Box::new(|depths| {
+        let text: Vec<String> = depths
             .iter()
-            .map(|name| format!("{name}: {} queued", queue.target(name).len()))
+            .map(|(name, n)| format!("{name}: {n} queued"))
             .collect();
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&text.join(", "))]);
-    });
+    }))
 }

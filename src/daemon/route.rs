@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use super::spool::{Store, WriteError};
-use crate::delivery::{Standing, TargetHandle, describe};
+use super::spool::{Sink, WriteError};
+use crate::delivery::{TargetHandle, describe};
 use crate::history::PlayInfo;
-use crate::queue::Queue;
 use crate::rules::{Outcome, RuleSet};
 use crate::scrobble::{Listen, Track};
+use crate::store::{Play, Store};
 
 /// Routes the watch loop's plays (now playing, scrobbles) to the targets.
 pub(super) struct Router<'a> {
@@ -64,23 +64,21 @@ impl<'a> Router<'a> {
 
 /// The queue as the spool's writer sees it: each play goes to each target
 /// as the rules make it for that target (rules are pure, so this is what
-/// "now playing" got).
+/// "now playing" got), through the storage thread.
 pub(super) struct RoutedQueue {
-    pub(super) queue: Queue,
+    pub(super) store: Store,
     pub(super) rules: RuleSet,
-    /// The idle flushers' next steps, taken once a play is queued.
-    pub(super) standing: Arc<Standing>,
 }
 
-impl Store for RoutedQueue {
-    fn write(&self, play: &Listen, info: &PlayInfo) -> Result<(), WriteError> {
-        let routed: Vec<(&str, Listen)> = self
-            .queue
+impl RoutedQueue {
+    /// Each target's version of `play`.
+    fn route(&self, play: &Listen) -> Vec<(String, Listen)> {
+        self.store
             .names()
             .iter()
             .filter_map(|name| match self.rules.apply(&play.track, name) {
                 Outcome::Send(track) => Some((
-                    name.as_str(),
+                    name.clone(),
                     Listen {
                         track,
                         started_at: play.started_at,
@@ -88,15 +86,26 @@ impl Store for RoutedQueue {
                 )),
                 Outcome::Ignored(_) => None,
             })
+            .collect()
+    }
+}
+
+impl Sink for RoutedQueue {
+    async fn write(&self, plays: Vec<(Listen, PlayInfo)>) -> (usize, Option<WriteError>) {
+        let plays = plays
+            .into_iter()
+            .map(|(listen, info)| Play {
+                routed: self.route(&listen),
+                listen,
+                info,
+            })
             .collect();
-        self.queue
-            .enqueue_each_blocking(play, &routed, info)
-            .map_err(|e| WriteError::from(&e))?;
-        self.standing.serve();
-        Ok(())
+        let written = self.store.enqueue(plays).await;
+        (written.count, written.failed.as_ref().map(WriteError::from))
     }
 
-    fn reopen(&self) {
-        let _ = self.queue.reopen_blocking();
+    async fn reopen(&self) {
+        // A failure is the next write's to report.
+        let _ = self.store.reopen().await;
     }
 }

@@ -1,6 +1,7 @@
 //! Plays on their way into the queue: the watch loop hands each qualified
-//! play to the spool and goes straight back to MPD; the writer task writes
-//! them to the queue in order, off the runtime thread.
+//! play to the spool and goes straight back to MPD; the writer task hands
+//! them, in order, to the storage thread ([`crate::store`]) and waits for
+//! them to be on disk.
 //!
 //! A play that cannot be written now (a full or read-only disk) stays held
 //! in memory, up to [`HOLD_LIMIT`] plays, and is written as soon as writing
@@ -18,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
-use crate::disk::Disk;
 use crate::history::PlayInfo;
 use crate::queue::QueueError;
 use crate::scrobble::Listen;
@@ -69,14 +69,19 @@ impl From<&QueueError> for WriteError {
     }
 }
 
-/// Where the writer puts plays. Called on a blocking thread.
-pub(super) trait Store: Send + Sync + 'static {
-    /// Write one play durably; writing the play just written again must not
-    /// queue it twice.
-    fn write(&self, listen: &Listen, info: &PlayInfo) -> Result<(), WriteError>;
+/// Where the writer puts plays: the queue, through the storage thread
+/// (`route.rs`); a stand-in in the tests.
+pub(super) trait Sink: Send + Sync + 'static {
+    /// Write `plays` durably, in order, stopping at the first failure: how
+    /// many were written, and the failure. Writing the play just written
+    /// again must not queue it twice.
+    fn write(
+        &self,
+        plays: Vec<(Listen, PlayInfo)>,
+    ) -> impl Future<Output = (usize, Option<WriteError>)> + Send;
 
     /// Start afresh after a failed write (sled's errors are sticky).
-    fn reopen(&self);
+    fn reopen(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// The plays waiting to be written, and how writing goes.
@@ -180,64 +185,30 @@ impl Spool {
     }
 }
 
-/// Write the front of the spool once, on a blocking thread. Returns the
-/// error that stopped it, if any.
-async fn write_some(
-    spool: &Arc<Spool>,
-    store: &Arc<dyn Store>,
-    disk: &Disk,
-) -> Result<usize, WriteError> {
+/// Write the front of the spool once. Returns the error that stopped it,
+/// if any.
+async fn write_some(spool: &Spool, sink: &impl Sink) -> Result<(), WriteError> {
     let batch = spool.front(BATCH);
     if batch.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
-    let store = Arc::clone(store);
-    let (last, error) = disk
-        .run(move || {
-            let mut last = None;
-            for (seq, listen, info) in &batch {
-                if let Err(e) = store.write(listen, info) {
-                    return (last, Some(e));
-                }
-                tracing::info!(
-                    "queued {} (started at {})",
-                    describe(&listen.track),
-                    listen.started_at
-                );
-                last = Some(*seq);
-            }
-            (last, None)
-        })
-        .await
-        .unwrap_or_else(|| {
-            (
-                None,
-                Some(WriteError {
-                    fault: Fault::Failing,
-                    message: "the write stopped: the runtime is shutting down".into(),
-                }),
-            )
-        });
-    let mut n = 0;
-    if let Some(seq) = last {
-        let before = spool.held();
-        spool.written(seq);
-        n = before.saturating_sub(spool.held());
+    let seqs: Vec<u64> = batch.iter().map(|(seq, _, _)| *seq).collect();
+    let plays = batch.into_iter().map(|(_, l, i)| (l, i)).collect();
+    let (written, error) = sink.write(plays).await;
+    if let Some(last) = written.checked_sub(1).and_then(|i| seqs.get(i)) {
+        spool.written(*last);
     }
     match error {
         Some(e) => Err(e),
-        None => Ok(n),
+        None => Ok(()),
     }
 }
 
-/// Write held plays until shutdown; `on_written` runs after each success
-/// (the daemon wakes the flushers). At shutdown, one more attempt of at
+/// Write held plays until shutdown. At shutdown, one more attempt of at
 /// most `final_attempt`, then every play still held is logged as lost.
 pub(super) async fn run_writer(
     spool: Arc<Spool>,
-    store: Arc<dyn Store>,
-    disk: Disk,
-    on_written: impl Fn(),
+    sink: Arc<impl Sink>,
     shutdown: CancellationToken,
     beat: Beat,
     final_attempt: Duration,
@@ -245,16 +216,13 @@ pub(super) async fn run_writer(
     let mut wait = RETRY_MIN;
     let mut failing: Option<WriteError> = None;
     loop {
-        match write_some(&spool, &store, &disk).await {
-            Ok(n) => {
+        match write_some(&spool, &*sink).await {
+            Ok(()) => {
                 if let Some(e) = failing.take() {
                     tracing::info!("the queue can be written again (after: {})", e.message);
                     spool.set_failing(None);
                 }
                 wait = RETRY_MIN;
-                if n > 0 {
-                    on_written();
-                }
                 if spool.held() > 0 {
                     continue;
                 }
@@ -280,10 +248,10 @@ pub(super) async fn run_writer(
                 }
                 spool.set_failing(Some(e.clone()));
                 failing = Some(e);
-                // The next attempt reopens the database (sled's errors are
-                // sticky); reopening reads it, so it runs off this thread.
-                let reopening = Arc::clone(&store);
-                let _ = disk.run(move || reopening.reopen()).await;
+                // The next attempt reopens the database anyway (sled's
+                // errors are sticky); reopening now keeps it off the path
+                // of the next play.
+                sink.reopen().await;
                 let sleep = tokio::time::sleep(wait);
                 tokio::pin!(sleep);
                 loop {
@@ -292,7 +260,7 @@ pub(super) async fn run_writer(
                         () = spool.wake.notified() => break,
                         () = beat.asked() => beat.answer(),
                         () = shutdown.cancelled() => {
-                            finish(&spool, &store, &disk, final_attempt).await;
+                            finish(&spool, &*sink, final_attempt).await;
                             return;
                         }
                     }
@@ -301,18 +269,18 @@ pub(super) async fn run_writer(
             }
         }
     }
-    finish(&spool, &store, &disk, final_attempt).await;
+    finish(&spool, &*sink, final_attempt).await;
 }
 
 /// At shutdown: try once more, within `limit`, then log loudly what could
 /// not be written.
-async fn finish(spool: &Arc<Spool>, store: &Arc<dyn Store>, disk: &Disk, limit: Duration) {
+async fn finish(spool: &Spool, sink: &impl Sink, limit: Duration) {
     if spool.held() == 0 {
         return;
     }
     let _ = tokio::time::timeout(limit, async {
         while spool.held() > 0 {
-            if write_some(spool, store, disk).await.is_err() {
+            if write_some(spool, sink).await.is_err() {
                 break;
             }
         }
@@ -345,22 +313,26 @@ mod tests {
         reopened: AtomicU64,
     }
 
-    impl Store for Flaky {
-        fn write(&self, listen: &Listen, _: &PlayInfo) -> Result<(), WriteError> {
-            self.attempts.fetch_add(1, Ordering::Relaxed);
-            let mut f = self.failures.lock().unwrap();
-            if *f > 0 {
-                *f -= 1;
-                return Err(WriteError {
-                    fault: Fault::Full,
-                    message: "No space left on device".into(),
-                });
+    impl Sink for Flaky {
+        async fn write(&self, plays: Vec<(Listen, PlayInfo)>) -> (usize, Option<WriteError>) {
+            let all = plays.len();
+            for (n, (listen, _)) in plays.into_iter().enumerate() {
+                self.attempts.fetch_add(1, Ordering::Relaxed);
+                let mut f = self.failures.lock().unwrap();
+                if *f > 0 {
+                    *f -= 1;
+                    let full = WriteError {
+                        fault: Fault::Full,
+                        message: "No space left on device".into(),
+                    };
+                    return (n, Some(full));
+                }
+                self.written.lock().unwrap().push(listen);
             }
-            self.written.lock().unwrap().push(listen.clone());
-            Ok(())
+            (all, None)
         }
 
-        fn reopen(&self) {
+        async fn reopen(&self) {
             self.reopened.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -371,8 +343,6 @@ mod tests {
         let task = tokio::spawn(run_writer(
             Arc::clone(&spool),
             store,
-            Disk::pool(),
-            || {},
             shutdown.clone(),
             Beat::new(),
             Duration::from_secs(1),
@@ -380,17 +350,14 @@ mod tests {
         (spool, shutdown, task)
     }
 
-    /// Let the writer and its blocking writes run until `done` holds,
-    /// advancing the paused clock in small steps.
+    /// Let the writer run until `done` holds, advancing the paused clock in
+    /// small steps (the stand-in writes at once: no thread to wait for).
     async fn until(done: impl Fn() -> bool) {
         for _ in 0..10_000 {
             if done() {
                 return;
             }
-            // Blocking tasks finish on their own threads; yielding and a
-            // short real wait let them.
             tokio::task::yield_now().await;
-            std::thread::sleep(Duration::from_millis(1));
             tokio::time::advance(Duration::from_millis(50)).await;
         }
         panic!("condition not reached");

@@ -1,13 +1,13 @@
-//! Start-up: builds the daemon's parts from the config (the queue, the
-//! targets and their credentials, the control socket, the signal handlers)
-//! and runs [`Daemon::run`] with the real MPD.
+//! Start-up: builds the daemon's parts from the config (the queue and its
+//! storage thread, the targets and their credentials, the control socket,
+//! the signal handlers) and runs [`Daemon::run`] with the real MPD.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Daemon, Reload};
+use super::{Daemon, Reload, notify};
 use crate::config::{Config, Secret};
 use crate::control;
 use crate::delivery::TargetHandle;
@@ -15,6 +15,7 @@ use crate::history::commands;
 use crate::mpd::Mpd;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
+use crate::store::Store;
 use crate::targets::{Target, lastfm, listenbrainz};
 use crate::tracker::Tracker;
 use crate::{http, session};
@@ -97,8 +98,13 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
         &config,
     );
+    let store = Store::start(queue, notify::depth_report())
+        .context("cannot start the thread that writes the queue")?;
     if let Some(keep) = config.history.keep {
-        match queue.prune_history(unix_now().saturating_sub(keep.as_secs())) {
+        match store
+            .prune_history(unix_now().saturating_sub(keep.as_secs()))
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::info!("history: forgot {n} plays older than the `keep` setting"),
             Err(e) => tracing::warn!("history: cannot forget old plays: {e}"),
@@ -123,10 +129,10 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     let http =
         http::client(config.delivery.request_timeout).context("cannot set up the HTTP client")?;
     let specs = specs(&config, &http);
-    let targets: Vec<Arc<TargetHandle>> = specs
-        .iter()
-        .map(|spec| target(&config, spec, &queue))
-        .collect();
+    let mut targets: Vec<Arc<TargetHandle>> = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        targets.push(target(&config, spec, store.len(&spec.name).await));
+    }
     let reload: Reload = {
         let state_dir = config.state_dir.clone();
         let targets = targets.clone();
@@ -144,14 +150,13 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         async move { on_signals(reload, &targets).await }
     });
     let daemon = Daemon {
-        queue,
+        store,
         tracker: Tracker::with_streams(config.rules, config.streams.clone()),
         rules: config.rule_set.clone(),
         delivery: config.delivery,
         state_dir: config.state_dir.clone(),
         control,
         reload,
-        waits: super::Waits::Kernel,
     };
     daemon
         .run(Mpd::new(config.mpd.clone()), targets, shutdown)
@@ -160,8 +165,9 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     Ok(())
 }
 
-/// The handle of the target `spec`, its credential loaded.
-fn target(config: &Config, spec: &Spec, queue: &Queue) -> Arc<TargetHandle> {
+/// The handle of the target `spec`, its credential loaded; `queued`
+/// scrobbles wait for it.
+fn target(config: &Config, spec: &Spec, queued: usize) -> Arc<TargetHandle> {
     let handle = Arc::new(TargetHandle::new(
         &spec.name,
         Arc::clone(&spec.target),
@@ -182,9 +188,8 @@ fn target(config: &Config, spec: &Spec, queue: &Queue) -> Arc<TargetHandle> {
         );
     }
     tracing::info!(
-        "{}: {} scrobbles queued, sending to {}",
+        "{}: {queued} scrobbles queued, sending to {}",
         spec.name,
-        queue.target(&spec.name).len(),
         spec.url
     );
     handle

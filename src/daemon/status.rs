@@ -3,21 +3,20 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-use super::now;
 use super::spool::{Fault, Spool};
 use super::watch::Player;
 use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
 use crate::delivery::TargetHandle;
-use crate::history::commands;
-use crate::queue::Queue;
 use crate::scrobble::unix_now;
+use crate::store::Counts;
 
-/// The daemon's state. Reads the queue: call it on the blocking pool.
+/// The daemon's state, with the queue's `counts`.
 pub(super) fn status(
     address: &str,
     player: &Player,
-    queue: &Queue,
+    counts: Counts,
     targets: &[Arc<TargetHandle>],
     spool: &Spool,
     state_dir: &Path,
@@ -26,7 +25,7 @@ pub(super) fn status(
     let playing = {
         let tracker = player.tracker();
         tracker.current().map(|(track, qualified)| {
-            let (played, needed) = tracker.progress(now()).unwrap_or_default();
+            let (played, needed) = tracker.progress(Instant::now()).unwrap_or_default();
             Playing {
                 artist: track.artist.clone(),
                 needed_secs: needed.map(|n| n.as_secs()),
@@ -39,37 +38,37 @@ pub(super) fn status(
     let targets = targets
         .iter()
         .map(|t| {
-            let q = queue.target(&t.name);
+            let q = counts.targets.get(&t.name).copied().unwrap_or_default();
             let health = t.health.lock().unwrap_or_else(|e| e.into_inner()).clone();
             TargetStatus {
                 last_success: health.last_success,
                 name: t.name.clone(),
-                oldest_secs: q.oldest().map(|o| unix.saturating_sub(o)),
-                queued: q.len() as u64,
-                rejected: q.rejected_len() as u64,
+                oldest_secs: q.oldest.map(|o| unix.saturating_sub(o)),
+                queued: q.queued as u64,
+                rejected: q.rejected as u64,
                 state: health.state,
             }
         })
         .collect();
     Status {
-        history: commands::summary(queue),
+        history: counts.history,
         mpd: MpdLink {
             address: address.to_owned(),
             connected: player.connected.load(Ordering::Relaxed),
         },
         playing,
-        storage: storage(spool, queue, state_dir),
+        storage: storage(spool, counts.open, state_dir),
         targets,
     }
 }
 
 /// The state directory's part of `status`: whether plays can be written,
 /// how many wait in memory, and what to do.
-fn storage(spool: &Spool, queue: &Queue, state_dir: &Path) -> Storage {
+fn storage(spool: &Spool, open: bool, state_dir: &Path) -> Storage {
     let s = spool.state();
     let dir = state_dir.display();
     let (state, fix) = match s.fault {
-        None if queue.is_open() => (StorageState::Ok, None),
+        None if open => (StorageState::Ok, None),
         None => (
             StorageState::Closed,
             Some("the queue database is being opened again after an error; see the log".into()),

@@ -1,14 +1,15 @@
-//! The daemon loop under paused time: a scripted MPD, the real tracker, a
-//! queue in a temporary directory.
+//! The daemon loop in real time, on the storage thread and the alarm the
+//! release build runs: a scripted MPD, the real tracker (with songs of a
+//! few seconds), a queue in a temporary directory.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Daemon, Waits};
+use super::Daemon;
 use crate::config::Delivery;
 use crate::config::Secret;
 use crate::delivery::{TargetHandle, TargetState};
@@ -16,6 +17,7 @@ use crate::mpd::{Closed, ConnectError, Event, Message, MpdConnection, MpdSource,
 use crate::queue::Queue;
 use crate::rules::RuleSet;
 use crate::scrobble::{Listen, Track, unix_now};
+use crate::store::Store;
 use crate::targets::{BoxFuture, Failure, Heard, ItemOutcome, Target};
 use crate::tracker::{PlayState, Rules, Snapshot, Song, Tracker};
 
@@ -91,6 +93,7 @@ impl MpdConnection for ScriptedConnection {
     }
 }
 
+/// A song of [`SONG_SECS`]: it qualifies after half of that played.
 fn song(id: u64, title: &str) -> Song {
     Song {
         id,
@@ -98,19 +101,23 @@ fn song(id: u64, title: &str) -> Song {
         track: Track {
             artist: "Artist".into(),
             title: title.into(),
-            duration_secs: Some(60),
+            duration_secs: Some(SONG_SECS),
             ..Track::default()
         },
-        duration: Some(Duration::from_secs(60)),
+        duration: Some(Duration::from_secs(SONG_SECS)),
         station: None,
     }
 }
 
-fn at(state: PlayState, song: &Song, elapsed: u64) -> Snapshot {
+/// Songs this short keep the tests quick in real time; the tracker is
+/// told that a track longer than a second may be scrobbled.
+const SONG_SECS: u64 = 4;
+
+fn at(state: PlayState, song: &Song, elapsed: Duration) -> Snapshot {
     Snapshot {
         state,
         song: Some(song.clone()),
-        elapsed: Duration::from_secs(elapsed),
+        elapsed,
     }
 }
 
@@ -189,36 +196,35 @@ fn target(name: &str, credential: Option<&str>) -> (Arc<TargetHandle>, Arc<Recor
     (handle, recorder)
 }
 
-/// Wait (in the test's time) until `done`, for at most `secs`.
+/// Wait until `done`, for at most `secs`.
 async fn until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 fn daemon(queue: &Queue, state_dir: &Path, control: Option<crate::control::Bound>) -> Daemon {
     Daemon {
-        queue: queue.clone(),
-        tracker: Tracker::new(Rules::default()),
+        store: Store::start(queue.clone(), None).unwrap(),
+        tracker: Tracker::new(Rules {
+            min_track: Duration::from_secs(1),
+            ..Rules::default()
+        }),
         rules: RuleSet::default(),
         delivery: Delivery {
-            retry_min: Duration::from_secs(1),
-            retry_max: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(5),
+            retry_min: Duration::from_millis(20),
+            retry_max: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(1),
         },
         state_dir: state_dir.to_owned(),
         control,
         reload: Arc::new(|| "ok".into()),
-        waits: Waits::Tokio,
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_play_is_queued_once_a_pause_stops_the_clock_and_shutdown_is_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(dir.path(), &["fake"]).unwrap();
@@ -228,33 +234,34 @@ async fn a_play_is_queued_once_a_pause_stops_the_clock_and_shutdown_is_prompt() 
     let shutdown = CancellationToken::new();
     let (handle, recorder) = target("fake", Some("session-key"));
     let run = tokio::spawn(daemon.run(mpd, vec![handle], shutdown.clone()));
-    let wait = |secs| tokio::time::sleep(Duration::from_secs(secs));
+    // These sleeps are the listening, not waits for the daemon: with the
+    // margins below, a late event moves no play across its threshold.
+    let listen = |d| tokio::time::sleep(Duration::from_millis(d));
 
-    // The first song needs 30 s of its 60. It plays 10 s, pauses for far
-    // longer than that, plays 10 s more and stops: 20 s played, no scrobble.
-    state.send_replace(at(PlayState::Playing, &first, 0));
-    wait(10).await;
-    state.send_replace(at(PlayState::Paused, &first, 10));
-    wait(100).await;
-    state.send_replace(at(PlayState::Playing, &first, 10));
-    wait(10).await;
+    // The first song needs 2 s of its 4. It plays 0.3 s, pauses for longer
+    // than it needs, plays 0.3 s more and stops: 0.6 s played, no scrobble.
+    state.send_replace(at(PlayState::Playing, &first, Duration::ZERO));
+    listen(300).await;
+    state.send_replace(at(PlayState::Paused, &first, Duration::from_millis(300)));
+    listen(2500).await;
+    state.send_replace(at(PlayState::Playing, &first, Duration::from_millis(300)));
+    listen(300).await;
     state.send_replace(stopped());
-    wait(1).await;
 
-    // The second plays past its threshold, then pauses.
+    // The second plays past its threshold (the alarm's deadline), then
+    // pauses.
     let second = song(2, "Second");
     let started = unix_now();
-    state.send_replace(at(PlayState::Playing, &second, 0));
-    wait(35).await;
-    state.send_replace(at(PlayState::Paused, &second, 35));
+    let playing = Instant::now();
+    state.send_replace(at(PlayState::Playing, &second, Duration::ZERO));
     until(30, "delivery of the second song", || {
         !recorder.submitted.lock().unwrap().is_empty()
     })
     .await;
-    wait(30).await;
+    state.send_replace(at(PlayState::Paused, &second, playing.elapsed()));
 
     shutdown.cancel();
-    let stopping = tokio::time::Instant::now();
+    let stopping = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), run)
         .await
         .expect("run ends within 5 s of shutdown")
@@ -282,20 +289,15 @@ async fn a_play_is_queued_once_a_pause_stops_the_clock_and_shutdown_is_prompt() 
     );
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_love_message_from_mpd_queues_a_love_of_the_playing_track() {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(dir.path(), &["fake"]).unwrap();
     let (mpd, state, messages) = scripted();
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(daemon(&queue, dir.path(), None).run(
-        mpd,
-        vec![target("fake", None).0],
-        shutdown.clone(),
-    ));
+    // The daemon's first look at MPD finds the song playing and the
+    // messages: it reads the state, then the channels.
     let playing = song(1, "Loved");
-    state.send_replace(at(PlayState::Playing, &playing, 0));
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    state.send_replace(at(PlayState::Playing, &playing, Duration::ZERO));
     messages.lock().unwrap().extend([
         Message {
             channel: "elsewhere".into(),
@@ -306,8 +308,12 @@ async fn a_love_message_from_mpd_queues_a_love_of_the_playing_track() {
             text: "love\n".into(),
         },
     ]);
-    // MPD wakes its idlers when a message arrives.
-    state.send_replace(at(PlayState::Playing, &playing, 5));
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(daemon(&queue, dir.path(), None).run(
+        mpd,
+        vec![target("fake", None).0],
+        shutdown.clone(),
+    ));
     let fake = queue.target("fake");
     until(30, "a love queued", || fake.peek_love().unwrap().is_some()).await;
     let (_, love) = fake.peek_love().unwrap().unwrap();
@@ -317,7 +323,6 @@ async fn a_love_message_from_mpd_queues_a_love_of_the_playing_track() {
     run.await.unwrap();
 }
 
-/// Real time: the control socket is real I/O.
 #[tokio::test]
 async fn status_and_love_through_the_control_socket_speak_the_typed_protocol() {
     use crate::control::{self, Reply, Request};
@@ -331,8 +336,13 @@ async fn status_and_love_through_the_control_socket_speak_the_typed_protocol() {
         vec![target("fake", None).0],
         shutdown.clone(),
     ));
-    state.send_replace(at(PlayState::Playing, &song(1, "Now"), 3));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Long enough not to qualify while the test looks at it.
+    let long = Song {
+        duration: Some(Duration::from_secs(60)),
+        ..song(1, "Now")
+    };
+    state.send_replace(at(PlayState::Playing, &long, Duration::ZERO));
+    let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         let reply = control::request(dir.path(), Request::Status).await.unwrap();
         let Some(Reply::Status(status)) = reply else {
@@ -342,7 +352,7 @@ async fn status_and_love_through_the_control_socket_speak_the_typed_protocol() {
         if status.playing.is_some() && status.targets[0].state.is_paused() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "{status:?}");
+        assert!(Instant::now() < deadline, "{status:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.mpd.connected);

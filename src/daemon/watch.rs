@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::alarm::{Alarm, Waits};
+use super::alarm::Alarm;
 use super::notify;
-use super::now;
 use super::route::Router;
 use super::spool::Spool;
 use super::watchdog::Beat;
@@ -58,8 +57,6 @@ pub(super) struct Watcher<'a> {
     pub(super) targets: &'a [Arc<TargetHandle>],
     pub(super) rules: &'a RuleSet,
     pub(super) beat: &'a Beat,
-    /// Which clock the qualifying deadline follows.
-    pub(super) waits: Waits,
 }
 
 /// Why following one connection ended.
@@ -74,7 +71,7 @@ impl Watcher<'_> {
         let mut retry = RECONNECT_MIN;
         let mut last_error = None;
         let mut router = Router::new(self.rules);
-        let mut alarm = Alarm::new(self.waits);
+        let mut alarm = Alarm::new();
         loop {
             let connecting = mpd.connect();
             tokio::pin!(connecting);
@@ -126,7 +123,7 @@ impl Watcher<'_> {
                 .follow(&mut connection, &mut router, &mut alarm, shutdown)
                 .await;
             // Whether MPD kept playing while unreachable is unknown: stop the clock.
-            self.player.tracker().suspend(now());
+            self.player.tracker().suspend(Instant::now());
             self.player.connected.store(false, Ordering::Relaxed);
             if let End::Shutdown = end {
                 return;
@@ -148,7 +145,10 @@ impl Watcher<'_> {
                 resync = false;
                 match connection.snapshot().await {
                     Ok(snap) => {
-                        let actions = self.player.tracker().observe(snap, now(), unix_now());
+                        let actions =
+                            self.player
+                                .tracker()
+                                .observe(snap, Instant::now(), unix_now());
                         self.perform(actions, router);
                         notify::ready();
                     }
@@ -181,7 +181,7 @@ impl Watcher<'_> {
                     }
                 },
                 () = sleep_until(alarm, deadline), if deadline.is_some() => {
-                    let actions = self.player.tracker().tick(now());
+                    let actions = self.player.tracker().tick(Instant::now());
                     self.perform(actions, router);
                 }
                 () = self.beat.asked() => self.beat.answer(),
@@ -247,7 +247,7 @@ async fn sleep_until(alarm: &mut Alarm, deadline: Option<Instant>) {
 /// record; nothing when the tracker has moved on to another play.
 fn play_info(player: &Player, listen: &Listen) -> PlayInfo {
     let tracker = player.tracker();
-    match (tracker.current_play(), tracker.progress(now())) {
+    match (tracker.current_play(), tracker.progress(Instant::now())) {
         (Some((uri, started_at)), Some((played, _))) if started_at == listen.started_at => {
             PlayInfo {
                 uri: Some(uri.to_owned()),

@@ -26,21 +26,21 @@ mod step;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use state::{Health, TargetState};
 
 use crate::config::{Delivery, Secret};
-use crate::disk::{Disk, Pending};
-use crate::queue::{QueueError, TargetQueue};
+use crate::queue::QueueError;
 use crate::scrobble::{Track, unix_now};
+use crate::store::Store;
 use crate::targets::Target;
 use calls::Woken;
 use policy::{Fix, Stop, random_permille, retry_wait, until_next_utc_day};
 use reconcile::Account;
-pub(crate) use standing::Standing;
-use step::Next;
+pub(crate) use standing::{Found, Standing, Step};
+pub(crate) use step::Next;
 
 /// What the rest of the daemon shares with a target's flusher.
 #[derive(Debug)]
@@ -137,16 +137,13 @@ impl TargetHandle {
 /// The flusher of one target.
 pub(crate) struct Flusher {
     handle: Arc<TargetHandle>,
-    queue: TargetQueue,
+    store: Store,
     timing: Delivery,
     shutdown: CancellationToken,
-    on_delivery: Option<Arc<dyn Fn() + Send + Sync>>,
     account: Account,
-    /// Calls left to finish on their own ([`Flusher::on_disk_later`]): the
-    /// last settling write, a standing order; awaited before the next call.
-    pending: std::sync::Mutex<Vec<Pending<Result<(), QueueError>>>>,
-    disk: Disk,
-    standing: Arc<Standing>,
+    /// Settling writes left to finish on their own ([`Flusher::settle`]);
+    /// awaited before the next call.
+    pending: std::sync::Mutex<Vec<oneshot::Receiver<Result<(), QueueError>>>>,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -158,34 +155,21 @@ impl std::fmt::Debug for Flusher {
 }
 
 impl Flusher {
-    /// A flusher for `handle`'s target over its queue, whose calls run on
-    /// `disk`; it leaves its standing orders with `standing`, which the
-    /// queue writer serves.
+    /// A flusher for `handle`'s target over its queue in `store`.
     pub(crate) fn new(
         handle: Arc<TargetHandle>,
-        queue: TargetQueue,
-        disk: Disk,
-        standing: Arc<Standing>,
+        store: Store,
         timing: Delivery,
         shutdown: CancellationToken,
     ) -> Flusher {
         Flusher {
             handle,
-            queue,
+            store,
             timing,
             shutdown,
-            on_delivery: None,
             account: Account::default(),
             pending: std::sync::Mutex::new(Vec::new()),
-            disk,
-            standing,
         }
-    }
-
-    /// Call `f` after every delivery (the daemon reports queue depths to systemd).
-    pub(crate) fn on_delivery(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Flusher {
-        self.on_delivery = Some(f);
-        self
     }
 
     /// Deliver until shutdown. Never returns early: every failure is
@@ -384,4 +368,4 @@ pub(crate) fn describe(t: &Track) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{InFlight, Key, QueueError, TargetQueue};
+use crate::queue::{InFlight, Key, QueueError};
 use crate::scrobble::Listen;
+use crate::store::Store;
 use crate::targets::{ErrorKind, Failure, Heard, Target};
 
 /// The record of a request about to carry `batch` (never empty), sent now.
@@ -207,15 +208,19 @@ impl Account {
 /// written. The record stays in both cases.
 pub(crate) async fn settle(
     target: &dyn Target,
-    queue: &TargetQueue,
+    store: &Store,
+    name: &str,
     account: &Account,
     credential: &str,
     id: Key,
     flight: &InFlight,
 ) -> Result<Settled, Error> {
-    let batch = queue.items(&flight.keys).map_err(Error::Queue)?;
+    let batch = store
+        .items(name, flight.keys.clone())
+        .await
+        .map_err(Error::Queue)?;
     if batch.is_empty() {
-        finish(queue, id, Vec::new()).await?;
+        finish(store, name, id, Vec::new()).await?;
         return Ok(Settled::Checked {
             found: 0,
             missing: 0,
@@ -244,25 +249,27 @@ pub(crate) async fn settle(
                 ErrorKind::Config | ErrorKind::Unsupported | ErrorKind::Rejected
             ) =>
         {
-            queue.clear_in_flight(id).map_err(Error::Queue)?;
+            store
+                .clear_in_flight(name, id)
+                .await
+                .map_err(Error::Queue)?;
             return Ok(Settled::Unaskable(e.message));
         }
         Err(e) => return Err(Error::Ask(e)),
     };
     let found = present(&batch, &heard);
     let (n_found, n_missing) = (found.len(), batch.len() - found.len());
-    finish(queue, id, found).await?;
+    finish(store, name, id, found).await?;
     Ok(Settled::Checked {
         found: n_found,
         missing: n_missing,
     })
 }
 
-/// Remove `found` and the record `id`, off the runtime thread (the write
-/// can wait behind a flush).
-async fn finish(queue: &TargetQueue, id: Key, found: Vec<Key>) -> Result<(), Error> {
-    queue
-        .off_runtime(move |q| q.finish_in_flight(id, &found, &[]))
+/// Remove `found` and the record `id`, in one transaction.
+async fn finish(store: &Store, name: &str, id: Key, found: Vec<Key>) -> Result<(), Error> {
+    store
+        .finish_in_flight(name, id, found, Vec::new())
         .await
         .map_err(Error::Queue)
 }

@@ -42,7 +42,7 @@ impl Flusher {
                 _ => return Err(Stop::from(e)),
             },
         }
-        self.on_disk(move |q| q.remove_love(key)).await
+        self.after_settled(self.store.remove_love(name, key)).await
     }
 
     /// Send `batch`, splitting a request when the server refuses it as a
@@ -68,7 +68,8 @@ impl Flusher {
                 Some(id) => id,
                 None => {
                     let record = reconcile::flight(chunk);
-                    self.on_disk(move |q| q.mark_in_flight(&record)).await?
+                    self.after_settled(self.store.mark_in_flight(name, record))
+                        .await?
                 }
             };
             let listens: Vec<Listen> = chunk.iter().map(|(_, l)| l.clone()).collect();
@@ -86,7 +87,8 @@ impl Flusher {
                         return Err(Stop::from(e));
                     }
                     ErrorKind::Rejected if chunk.len() > 1 => {
-                        self.on_disk(move |q| q.clear_in_flight(flight)).await?;
+                        self.after_settled(self.store.clear_in_flight(name, flight))
+                            .await?;
                         tracing::debug!(
                             "{name}: batch of {} refused ({}); splitting it",
                             chunk.len(),
@@ -103,12 +105,18 @@ impl Flusher {
                             describe(&listen.track),
                             e.message
                         );
-                        let refused = [(*key, listen.clone(), e.message)];
-                        self.on_disk(move |q| q.finish_in_flight(flight, &[], &refused))
-                            .await?;
+                        let refused = vec![(*key, listen.clone(), e.message)];
+                        self.after_settled(self.store.finish_in_flight(
+                            name,
+                            flight,
+                            Vec::new(),
+                            refused,
+                        ))
+                        .await?;
                     }
                     _ => {
-                        self.on_disk(move |q| q.clear_in_flight(flight)).await?;
+                        self.after_settled(self.store.clear_in_flight(name, flight))
+                            .await?;
                         return Err(Stop::from(e));
                     }
                 },
@@ -119,8 +127,8 @@ impl Flusher {
 
     /// Act on the per-item answers of one accepted request, in one write
     /// that also clears its in-flight record. The write and its log line
-    /// are left to a blocking thread, unawaited: the next queue call waits
-    /// for it ([`Flusher::on_disk_later`]).
+    /// are left to the storage thread, unawaited: the next queue call waits
+    /// for it ([`Flusher::settled`]).
     fn settle(
         &self,
         chunk: &[(Key, Listen)],
@@ -148,20 +156,11 @@ impl Flusher {
                 ItemOutcome::DailyLimitExceeded => limited = true,
             }
         }
-        let on_delivery = self.on_delivery.clone();
-        let name = name.clone();
-        self.on_disk_later(move |q| {
-            q.finish_in_flight(flight, &done, &refused)?;
-            tracing::info!(
-                "{name}: delivered {} scrobble(s), {} queued",
-                done.len(),
-                q.len()
-            );
-            if let Some(f) = on_delivery {
-                f();
-            }
-            Ok(())
-        });
+        let settling = self.store.settle(name, flight, done, refused);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(settling);
         if limited {
             Err(Stop::DailyLimit)
         } else {
@@ -193,7 +192,8 @@ impl Flusher {
         let settled = tokio::select! {
             s = reconcile::settle(
                 &*self.handle.target,
-                &self.queue,
+                &self.store,
+                name,
                 &self.account,
                 credential.expose(),
                 id,
@@ -204,11 +204,6 @@ impl Flusher {
         match settled {
             Ok(Settled::Checked { found, missing }) => {
                 *failed_asks = 0;
-                if found > 0 {
-                    if let Some(f) = &self.on_delivery {
-                        f();
-                    }
-                }
                 tracing::info!(
                     "{name}: the server has {found} of the {} scrobble(s) of an unanswered request; \
                      {missing} will be sent again",
@@ -237,7 +232,8 @@ impl Flusher {
                      sending the request again",
                     e.message
                 );
-                self.on_disk(move |q| q.clear_in_flight(id)).await
+                self.after_settled(self.store.clear_in_flight(name, id))
+                    .await
             }
         }
     }

@@ -1,8 +1,8 @@
-//! The flusher's next step, found and prepared in one call on a blocking
-//! thread: an unanswered request to settle, a love to send, or the next
+//! The flusher's next step, found and prepared in one call on the storage
+//! thread ([`crate::store`]): an unanswered request to settle, a love to send, or the next
 //! batch with its first request already recorded as in flight. One trip off
 //! the runtime thread per request instead of four (look for a record, look
-//! for a love, peek, record): each trip costs the blocking thread's wake-up
+//! for a love, peek, record): each trip costs the storage thread's wake-up
 //! and the runtime's.
 
 use std::ops::Range;
@@ -16,7 +16,7 @@ use super::reconcile;
 
 /// What the flusher does next.
 #[derive(Debug)]
-pub(super) enum Next {
+pub(crate) enum Next {
     /// A request left without an answer: settle it before anything else.
     Unanswered(Key, InFlight),
     /// A queued love or unlove.
@@ -29,7 +29,7 @@ pub(super) enum Next {
 
 /// A batch ready to go.
 #[derive(Debug)]
-pub(super) struct Batch {
+pub(crate) struct Batch {
     /// The listens, oldest first.
     pub items: Vec<(Key, Listen)>,
     /// The server's requests, as ranges of `items`, none empty.
@@ -42,7 +42,7 @@ pub(super) struct Batch {
 
 /// Find and prepare what `target`'s flusher does next. Listens too old for
 /// the service are set aside on the way (with a log line each).
-pub(super) fn next(
+pub(crate) fn next(
     queue: &TargetQueue,
     target: &dyn Target,
     name: &str,

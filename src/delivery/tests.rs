@@ -1,7 +1,9 @@
 //! The flusher against a stand-in target, on a real queue in a temporary
-//! directory, with tokio's clock paused: what went out in which requests,
-//! what left the queue or was set aside, how long each wait was, and what
-//! `status` would show meanwhile.
+//! directory behind the real storage thread, in real time: what went out
+//! in which requests, what left the queue or was set aside, how long each
+//! wait was to be, and what `status` would show meanwhile. A wait that
+//! would last minutes is cut short as SIGUSR1 does (`flush_now`) once its
+//! length is checked; the policy's own tests check each length's rule.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -9,17 +11,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Flusher, TargetHandle, TargetState};
 use crate::config::{Delivery, Secret};
 use crate::queue::Queue;
 use crate::scrobble::{Listen, Track, unix_now};
+use crate::store::Store;
 use crate::targets::{BoxFuture, Failure, Heard, ItemOutcome, Target, lastfm, listenbrainz};
 
 const NAME: &str = "t";
 const DAY: u64 = 24 * 3600;
+/// How long a test waits for what it expects (a busy machine is slow).
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What the stand-in answers to one submit.
 enum Answer {
@@ -30,7 +34,6 @@ enum Answer {
 /// One submit as the stand-in received it.
 #[derive(Debug, Clone)]
 struct Call {
-    at: Instant,
     credential: String,
     titles: Vec<String>,
 }
@@ -38,7 +41,7 @@ struct Call {
 /// A target that records every request and answers from a script; once
 /// the script is used up, it accepts everything.
 #[derive(Debug, Default)]
-struct Fake {
+pub(crate) struct Fake {
     max_batch: usize,
     max_age: Option<Duration>,
     /// Listens per request, when the target splits batches.
@@ -59,7 +62,7 @@ impl std::fmt::Debug for Answer {
 }
 
 impl Fake {
-    fn new(max_batch: usize) -> Fake {
+    pub(crate) fn new(max_batch: usize) -> Fake {
         Fake {
             max_batch,
             ..Fake::default()
@@ -79,11 +82,10 @@ impl Fake {
         self.calls().iter().map(|c| c.titles.len()).collect()
     }
 
-    /// Wait (in paused time, so without cost) until `n` submits arrived.
+    /// Wait until `n` submits arrived.
     async fn wait_calls(&self, n: usize) {
         let mut count = self.count.subscribe();
-        let waited =
-            tokio::time::timeout(Duration::from_secs(3 * DAY), count.wait_for(|c| *c >= n));
+        let waited = tokio::time::timeout(PATIENCE, count.wait_for(|c| *c >= n));
         assert!(
             waited.await.is_ok(),
             "{n} submits expected, got {:?}",
@@ -129,7 +131,6 @@ impl Target for Fake {
     ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, Failure>> {
         Box::pin(async move {
             self.calls.lock().unwrap().push(Call {
-                at: Instant::now(),
                 credential: credential.to_owned(),
                 titles: listens.iter().map(|l| l.track.title.clone()).collect(),
             });
@@ -218,22 +219,15 @@ impl Rig {
         ));
         handle.session.send_replace(Some(Secret::new("sk-1")));
         let shutdown = CancellationToken::new();
+        // Short, so that a backoff passes quickly in real time.
         let timing = Delivery {
-            retry_min: Duration::from_secs(1),
-            retry_max: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(10),
+            retry_min: Duration::from_millis(20),
+            retry_max: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(1),
         };
-        let task = tokio::spawn(
-            Flusher::new(
-                Arc::clone(&handle),
-                queue.target(NAME),
-                crate::disk::Disk::pool(),
-                Arc::default(),
-                timing,
-                shutdown.clone(),
-            )
-            .run(),
-        );
+        let store = Store::start(queue.clone(), None).unwrap();
+        let task =
+            tokio::spawn(Flusher::new(Arc::clone(&handle), store, timing, shutdown.clone()).run());
         Rig {
             _dir: dir,
             queue,
@@ -244,27 +238,54 @@ impl Rig {
         }
     }
 
-    /// Wait until the state is no longer `Ok`, and return it. Steps of a
-    /// millisecond of paused time: no wait of the flusher's ends meanwhile.
+    /// Wait until the state is one `done` accepts, and return it.
     async fn wait_state(&self, done: impl Fn(&TargetState) -> bool) -> TargetState {
-        for _ in 0..10_000 {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
             let state = self.handle.state();
             if done(&state) {
                 return state;
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "state stayed {state:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        panic!("state stayed {:?}", self.handle.state());
     }
 
     async fn wait_queued(&self, n: usize) {
-        for _ in 0..10_000 {
-            if self.queue.target(NAME).len() == n {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let queued = self.queue.target(NAME).len();
+            if queued == n {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{queued} queued, expected {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        panic!("{} queued, expected {n}", self.queue.target(NAME).len());
+    }
+
+    /// Cut the flusher's wait short, as SIGUSR1 does.
+    fn flush_now(&self) {
+        self.handle.flush_now.notify_one();
+    }
+
+    /// Wait until "now playing" of `title` reached the stand-in; what it
+    /// got by then.
+    async fn wait_now_playing(&self, title: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let sent = self.fake.now_playing.lock().unwrap().clone();
+            if sent.iter().any(|t| t == title) {
+                return sent;
+            }
+            assert!(std::time::Instant::now() < deadline, "{sent:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     fn rejected(&self) -> Vec<(String, String)> {
@@ -284,12 +305,7 @@ impl Rig {
     }
 }
 
-/// The time between two submits.
-fn gap(calls: &[Call], i: usize) -> Duration {
-    calls[i].at - calls[i - 1].at
-}
-
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_backlog_over_50_goes_in_requests_of_50_in_queue_order() {
     let rig = Rig::start(Fake::new(lastfm::MAX_BATCH), &listens(120));
     rig.fake.wait_calls(3).await;
@@ -302,7 +318,7 @@ async fn a_backlog_over_50_goes_in_requests_of_50_in_queue_order() {
     assert_eq!(sent, titles(0..120));
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_batch_goes_in_the_requests_the_target_splits_it_into() {
     let fake = Fake {
         per_request: Some(20),
@@ -317,7 +333,7 @@ async fn a_batch_goes_in_the_requests_the_target_splits_it_into() {
     assert_eq!(fake.calls()[2].titles, titles(40..50));
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn an_item_the_server_ignores_is_set_aside_and_the_rest_leave_the_queue() {
     let fake = Fake::new(50).answers([Answer::Outcomes(vec![
         ItemOutcome::Accepted,
@@ -345,7 +361,7 @@ async fn an_item_the_server_ignores_is_set_aside_and_the_rest_leave_the_queue() 
     assert_eq!(fake.sizes(), [3], "sent once, not again");
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn the_daily_limit_keeps_the_rest_until_a_minute_past_utc_midnight() {
     let fake = Fake::new(50).answers([Answer::Outcomes(vec![
         ItemOutcome::Accepted,
@@ -365,22 +381,14 @@ async fn the_daily_limit_keeps_the_rest_until_a_minute_past_utc_midnight() {
     assert!(at > unix_now() && at <= unix_now() + DAY + 60, "{at}");
     // The first one leaves the queue; the other two stay.
     rig.wait_queued(2).await;
-    let before = unix_now();
+    rig.flush_now();
     rig.fake.wait_calls(2).await;
     rig.wait_queued(0).await;
     let fake = rig.stop().await;
-    let calls = fake.calls();
-    assert_eq!(calls[1].titles, titles(1..3));
-    // The wall clock stands nearly still while tokio's jumps ahead.
-    let waited = gap(&calls, 1).as_secs();
-    assert!(
-        waited + 2 >= at - before && waited <= at - before + 2,
-        "waited {waited} s, {} s were left until {at}",
-        at - before
-    );
+    assert_eq!(fake.calls()[1].titles, titles(1..3));
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn scrobbles_older_than_the_targets_limit_are_set_aside_never_sent() {
     let fake = Fake {
         max_age: Some(lastfm::MAX_AGE),
@@ -413,7 +421,7 @@ async fn scrobbles_older_than_the_targets_limit_are_set_aside_never_sent() {
     assert_eq!(sent, ["13 days", "an hour"]);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_configuration_refusal_pauses_with_the_config_fix() {
     let refusal = lastfm::Error::Api {
         code: 10,
@@ -432,17 +440,27 @@ async fn a_configuration_refusal_pauses_with_the_config_fix() {
         "fix `api_key` in [lastfm] of /etc/mpd-scrobbler.toml and restart mpd-scrobbler"
     );
     assert!(!fix.contains("auth"), "{fix}");
-    // Paused: an hour later nothing more went out, not even now playing.
+    // Paused: neither now playing, nor a flush or a wake-up sends anything;
+    // only new credentials (a reload) do.
     rig.handle.now_playing(&listen("np", unix_now()).track);
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert!(rig.handle.state().is_paused());
+    rig.flush_now();
+    rig.handle.wake.notify_one();
     assert_eq!(rig.queue.target(NAME).len(), 2, "kept");
+    rig.handle.session.send_replace(Some(Secret::new("sk-2")));
+    rig.fake.wait_calls(2).await;
+    rig.wait_queued(0).await;
+    rig.handle.now_playing(&listen("np2", unix_now()).track);
+    assert_eq!(rig.wait_now_playing("np2").await, ["np2"]);
     let fake = rig.stop().await;
-    assert_eq!(fake.sizes(), [2]);
-    assert!(fake.now_playing.lock().unwrap().is_empty());
+    let credentials: Vec<String> = fake.calls().into_iter().map(|c| c.credential).collect();
+    assert_eq!(
+        credentials,
+        ["sk-1", "sk-2"],
+        "nothing went out while paused"
+    );
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn error_29_waits_a_minute_at_least() {
     let limited = lastfm::Error::Api {
         code: 29,
@@ -458,16 +476,12 @@ async fn error_29_waits_a_minute_at_least() {
         unreachable!()
     };
     assert!(why.contains("Rate Limit Exceeded"), "{why}");
-    assert!(at >= unix_now() + 58, "{at}");
+    // retry_min is 20 ms: the minute is the rate limit's, not the backoff's.
+    assert!(at >= unix_now() + 58 && at <= unix_now() + 61, "{at}");
+    rig.flush_now();
     rig.fake.wait_calls(2).await;
     rig.wait_queued(0).await;
     let fake = rig.stop().await;
-    let waited = gap(&fake.calls(), 1);
-    // retry_min is 1 s: the minute is the rate limit's, not the backoff's.
-    assert!(
-        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
-        "{waited:?}"
-    );
     assert_eq!(fake.sizes(), [2, 2]);
 }
 
@@ -481,31 +495,36 @@ fn too_many_requests(secs: u64) -> Failure {
     .into()
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn http_429_waits_what_the_server_asks_up_to_an_hour() {
     let fake = Fake::new(50).answers([
         Answer::Fail(too_many_requests(120)),
         Answer::Fail(too_many_requests(5 * 3600)),
     ]);
     let rig = Rig::start(fake, &listens(1));
+    // What the server asked, and a second more to clear the window's edge;
+    // then the capped wait, an hour and that second.
+    for (call, wait) in [(1, 121), (2, 3601)] {
+        rig.fake.wait_calls(call).await;
+        let state = rig
+            .wait_state(|s| match s {
+                TargetState::Retrying { at, .. } => *at > unix_now() + wait - 10,
+                _ => false,
+            })
+            .await;
+        let TargetState::Retrying { at, .. } = state else {
+            unreachable!()
+        };
+        assert!(at <= unix_now() + wait, "{at}, expected {wait} s from now");
+        rig.flush_now();
+    }
     rig.fake.wait_calls(3).await;
     rig.wait_queued(0).await;
     let fake = rig.stop().await;
-    let calls = fake.calls();
-    // What the server asked, and a second more to clear the window's edge.
-    let first = gap(&calls, 1);
-    assert!(
-        first >= Duration::from_secs(121) && first < Duration::from_secs(122),
-        "{first:?}"
-    );
-    let capped = gap(&calls, 2);
-    assert!(
-        capped >= Duration::from_secs(3601) && capped < Duration::from_secs(3602),
-        "{capped:?}"
-    );
+    assert_eq!(fake.sizes(), [1, 1, 1]);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_401_pauses_for_new_credentials_and_they_resume_delivery() {
     let refused = listenbrainz::Error::Http {
         status: 401,
@@ -521,22 +540,15 @@ async fn a_401_pauses_for_new_credentials_and_they_resume_delivery() {
     };
     assert!(why.contains("refused the credentials"), "{why}");
     assert_eq!(fix, "run `mpd-scrobbler auth lastfm`");
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert_eq!(rig.fake.sizes(), [2], "nothing sent while paused");
+    rig.flush_now();
 
     rig.handle.session.send_replace(Some(Secret::new("sk-2")));
     rig.fake.wait_calls(2).await;
     rig.wait_queued(0).await;
     rig.wait_state(|s| *s == TargetState::Ok).await;
     rig.handle.now_playing(&listen("np", unix_now()).track);
-    for _ in 0..1000 {
-        if !rig.fake.now_playing.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    assert_eq!(rig.wait_now_playing("np").await, ["np"]);
     let fake = rig.stop().await;
     let credentials: Vec<String> = fake.calls().into_iter().map(|c| c.credential).collect();
-    assert_eq!(credentials, ["sk-1", "sk-2"]);
-    assert_eq!(*fake.now_playing.lock().unwrap(), ["np"]);
+    assert_eq!(credentials, ["sk-1", "sk-2"], "nothing sent while paused");
 }

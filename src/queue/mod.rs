@@ -61,8 +61,7 @@ pub enum QueueError {
          writing works"
     )]
     Closed(PathBuf),
-    /// The blocking thread running a write ended before it (the runtime is
-    /// shutting down).
+    /// The thread running a write ended before it.
     #[error("queue database {0}: the write was cut off by the shutdown")]
     Interrupted(PathBuf),
 }
@@ -249,6 +248,11 @@ impl Queue {
     /// The target names the queue was opened with.
     pub fn names(&self) -> &[String] {
         &self.shared.names
+    }
+
+    /// The database's directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
     }
 
     /// Write everything to disk (used at shutdown).

@@ -52,9 +52,8 @@ impl TargetQueue {
     /// the queue.
     ///
     /// This and the other calls that write (or may wait behind a write)
-    /// block on the disk: the daemon runs them on a blocking thread, which
-    /// from then on writes sled's log buffers itself (vendor/sled/PATCHED.md)
-    /// rather than handing each write to sled's pool and waiting for it.
+    /// block on the disk: the daemon makes them on its storage thread
+    /// (`crate::store`), never on the runtime thread.
     pub fn peek(&self, n: usize) -> Result<Vec<(Key, Listen)>, QueueError> {
         let t = self.trees()?;
         let mut out = Vec::with_capacity(n);
@@ -80,18 +79,6 @@ impl TargetQueue {
             self.move_to_rejected(&k, &kept)?;
         }
         Ok(out)
-    }
-
-    /// Run `f` on a blocking thread and wait for it: the calls that write
-    /// wait for the disk, which the runtime thread must never do.
-    pub async fn off_runtime<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&TargetQueue) -> Result<R, QueueError> + Send + 'static,
-    ) -> Result<R, QueueError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&this))
-            .await
-            .unwrap_or_else(|_| Err(QueueError::Interrupted(self.shared.path.clone())))
     }
 
     /// Move an item the server refused for good to the rejected list.

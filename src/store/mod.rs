@@ -1,0 +1,656 @@
+//! The queue database's one owner: a thread of its own that takes typed
+//! requests ([`Request`]), serves them one at a time in the order they were
+//! sent ([`Owner::serve`]), and answers each on a oneshot channel. The
+//! daemon reads and writes the queue and the history only through
+//! [`Store`], its handle; nothing else in the daemon calls sled.
+//!
+//! Why a thread: any sled call can wait on the disk. Once a transaction has
+//! run, sled guards every operation with one process-wide lock, which a
+//! flush holds until its sync returns. On the runtime thread that froze the
+//! MPD watcher for as long as a sync took (seconds on an SD card), so song
+//! changes were seen late and short plays were missed. tokio's blocking
+//! pool costs more wake-ups than the work needs (its idle thread is woken
+//! while the pool's lock is still held, and two jobs at once take a second
+//! thread, with its own stack and malloc arena). This thread sleeps on a
+//! channel, wakes once per request, and writes sled's log buffers itself
+//! (`sled::write_log_on_this_thread`, vendor/sled/PATCHED.md) rather than
+//! handing each write to sled's pool and waiting for it.
+//!
+//! # What is on disk, and when
+//!
+//! "Flushed" means sled's `flush()` returned, which in vendor/sled means
+//! the log was written and fdatasynced. Requests are served in the order
+//! they were sent, so a request sees the effect of every one sent before
+//! it, answered or not.
+//!
+//! - [`Request::Enqueue`]: each play goes to the queues of the targets the
+//!   rules route it to and to the history, in one transaction, flushed; only
+//!   then is it logged `queued`. A play already the last one written (a
+//!   retry after a failed flush) is not queued twice. Then the parked
+//!   standing orders are served (next item), and then the writer hears how
+//!   many plays are written.
+//! - [`Request::Step`], [`Request::StandingOrder`] (`delivery::step`): an
+//!   item too old for the target is set aside, flushed; the first request
+//!   of a batch is recorded as in flight, flushed, before the answer: a
+//!   request never goes out before its record is on disk. An order with
+//!   nothing to do is parked and served after the next `Enqueue`. (An
+//!   unreadable item or record met on the way is moved aside or dropped
+//!   unflushed: losing that move only meets it again.)
+//! - [`Request::MarkInFlight`]: flushed before the answer (the same
+//!   guarantee for the later requests of a batch).
+//! - [`Request::Settle`], [`Request::FinishInFlight`]: one transaction
+//!   removes what the server took (marking it delivered in the history),
+//!   sets aside what it refused and forgets the record. Not flushed: it
+//!   reaches the disk with the next flushed write, or the final
+//!   [`Request::Flush`]. A cut before then leaves the record, which was on
+//!   disk before the request went out, so the server is asked what it
+//!   stored rather than sent the batch again; this saves a sync per request.
+//! - [`Request::ClearInFlight`]: not flushed; a record that survives only
+//!   makes the server be asked again.
+//! - [`Request::RemoveLove`], [`Request::Love`]: flushed before the answer.
+//! - [`Request::Queue`] (drop, retry), [`Request::Import`],
+//!   [`Request::Backfill`], [`Request::PruneHistory`]: flushed before the
+//!   answer, so a command reports success only for what is on disk.
+//! - [`Request::Flush`]: everything written so far (the daemon's last
+//!   request, at shutdown).
+//! - [`Request::Items`], [`Request::Len`], [`Request::Counts`], `queue
+//!   list`, [`Request::History`], [`Request::Stats`]: read only.
+//!
+//! An I/O error closes the database (`crate::queue`); [`Request::Reopen`],
+//! or the next play written, opens it again.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::control::{QueueCmd, Reply};
+use crate::delivery::{Found, Standing, Step, describe};
+use crate::history::{Filter, PlayInfo, commands};
+use crate::queue::{InFlight, Key, Love, Queue, QueueError};
+use crate::scrobble::Listen;
+
+/// Where a request's answer goes.
+type Answer<T> = oneshot::Sender<T>;
+
+/// Reports the queue depth per target after a write changed it (the
+/// daemon's status line for systemd); runs on the storage thread.
+pub(crate) type DepthReport = Box<dyn Fn(&[(&str, usize)]) + Send>;
+
+/// One play for the queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Play {
+    /// As played: what the history records, and what tells a repeated
+    /// write apart.
+    pub listen: Listen,
+    /// Each target's version of it (the rules may rewrite it, or leave a
+    /// target out).
+    pub routed: Vec<(String, Listen)>,
+    /// What the history keeps beyond the listen.
+    pub info: PlayInfo,
+}
+
+/// How far an [`Request::Enqueue`] got.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// Plays written, from the front.
+    pub count: usize,
+    /// What stopped the rest.
+    pub failed: Option<QueueError>,
+}
+
+/// One target's figures for `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TargetCounts {
+    /// Items waiting.
+    pub queued: usize,
+    /// Items set aside.
+    pub rejected: usize,
+    /// Start time of the oldest waiting item.
+    pub oldest: Option<u64>,
+}
+
+/// The queue's part of `status`.
+#[derive(Debug, Clone)]
+pub(crate) struct Counts {
+    /// Per target name.
+    pub targets: BTreeMap<String, TargetCounts>,
+    /// The history's size ([`commands::summary`]).
+    pub history: Value,
+    /// Whether the database is open (an I/O error closes it).
+    pub open: bool,
+}
+
+/// What the storage thread does; one variant per operation. The effect of
+/// each on the disk is in the module's documentation.
+pub(crate) enum Request {
+    /// Write plays, in order, stopping at the first failure.
+    Enqueue {
+        plays: Vec<Play>,
+        reply: Answer<Written>,
+    },
+    /// Take a flusher's next step now.
+    Step { step: Step, reply: Answer<Found> },
+    /// Take a flusher's next step now, or once a play is queued.
+    StandingOrder { step: Step, reply: Answer<Found> },
+    /// Record a request as sent.
+    MarkInFlight {
+        target: String,
+        flight: InFlight,
+        reply: Answer<Result<Key, QueueError>>,
+    },
+    /// Act on the answer to a request the server accepted, and log it.
+    Settle {
+        target: String,
+        id: Key,
+        delivered: Vec<Key>,
+        refused: Vec<(Key, Listen, String)>,
+        reply: Answer<Result<(), QueueError>>,
+    },
+    /// Act on what is known of a request and forget its record.
+    FinishInFlight {
+        target: String,
+        id: Key,
+        delivered: Vec<Key>,
+        refused: Vec<(Key, Listen, String)>,
+        reply: Answer<Result<(), QueueError>>,
+    },
+    /// Forget a request's record; the queue is unchanged.
+    ClearInFlight {
+        target: String,
+        id: Key,
+        reply: Answer<Result<(), QueueError>>,
+    },
+    /// Those of `keys` still queued for `target`.
+    Items {
+        target: String,
+        keys: Vec<Key>,
+        reply: Answer<Result<Vec<(Key, Listen)>, QueueError>>,
+    },
+    /// Remove a love once delivered or refused for good.
+    RemoveLove {
+        target: String,
+        key: Key,
+        reply: Answer<Result<(), QueueError>>,
+    },
+    /// Items waiting for `target`.
+    Len {
+        target: String,
+        reply: Answer<usize>,
+    },
+    /// Queue a love or unlove for every target.
+    Love {
+        love: Box<Love>,
+        reply: Answer<Result<(), QueueError>>,
+    },
+    /// `queue list`, `queue drop`, `queue retry`.
+    Queue { cmd: QueueCmd, reply: Answer<Reply> },
+    /// `import`.
+    Import {
+        listens: Vec<Listen>,
+        reply: Answer<Reply>,
+    },
+    /// `backfill`.
+    Backfill {
+        request: commands::BackfillRequest,
+        reply: Answer<Value>,
+    },
+    /// `history`.
+    History {
+        filter: Filter,
+        reply: Answer<Value>,
+    },
+    /// `stats`.
+    Stats {
+        since: Option<u64>,
+        reply: Answer<Value>,
+    },
+    /// The queue's part of `status`.
+    Counts { reply: Answer<Counts> },
+    /// Forget history records of plays older than `before`.
+    PruneHistory {
+        before: u64,
+        reply: Answer<Result<usize, QueueError>>,
+    },
+    /// Write everything to disk.
+    Flush {
+        reply: Answer<Result<(), QueueError>>,
+    },
+    /// Open the database again if an error closed it.
+    Reopen {
+        reply: Answer<Result<(), QueueError>>,
+    },
+}
+
+/// A handle on the storage thread; cheap to clone. The thread ends when
+/// the last handle is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    requests: mpsc::Sender<Request>,
+    /// Only for what needs no disk: the target names, the path for an
+    /// error, and the signal that an error closed the database.
+    queue: Queue,
+}
+
+impl Store {
+    /// Start the storage thread, the owner of `queue` from now on.
+    /// `report` hears the queue depths after each write that changes them.
+    pub(crate) fn start(queue: Queue, report: Option<DepthReport>) -> std::io::Result<Store> {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        let mut owner = Owner {
+            queue: queue.clone(),
+            standing: Standing::default(),
+            report,
+        };
+        std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                sled::write_log_on_this_thread();
+                while let Ok(request) = incoming.recv() {
+                    owner.serve(request);
+                }
+            })?;
+        Ok(Store { requests, queue })
+    }
+
+    /// Send a request; its answer, unless the thread is gone (a panic).
+    async fn ask<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> Result<T, QueueError> {
+        self.send(request).await.map_err(|_| self.gone())
+    }
+
+    /// Send a request; its answer will be on the receiver.
+    fn send<T>(&self, request: impl FnOnce(Answer<T>) -> Request) -> oneshot::Receiver<T> {
+        let (reply, answer) = oneshot::channel();
+        // A request the thread can no longer take is dropped with its
+        // reply, which the receiver sees.
+        let _ = self.requests.send(request(reply));
+        answer
+    }
+
+    fn gone(&self) -> QueueError {
+        QueueError::Interrupted(self.queue.path().to_owned())
+    }
+
+    /// The target names the queue was opened with.
+    pub(crate) fn names(&self) -> &[String] {
+        self.queue.names()
+    }
+
+    /// Wait until an I/O error closes the database.
+    pub(crate) async fn closed(&self) {
+        self.queue.closed().await;
+    }
+
+    /// Write `plays` in order; how many were, and what stopped the rest.
+    pub(crate) async fn enqueue(&self, plays: Vec<Play>) -> Written {
+        self.ask(|reply| Request::Enqueue { plays, reply })
+            .await
+            .unwrap_or_else(|e| Written {
+                count: 0,
+                failed: Some(e),
+            })
+    }
+
+    /// Take a flusher's next step.
+    pub(crate) async fn step(&self, step: Step) -> Found {
+        self.ask(|reply| Request::Step { step, reply }).await?
+    }
+
+    /// Leave a flusher's next step to be taken now, or after the next play
+    /// is queued; dropping the receiver withdraws it.
+    pub(crate) fn standing_order(&self, step: Step) -> oneshot::Receiver<Found> {
+        self.send(|reply| Request::StandingOrder { step, reply })
+    }
+
+    /// Record a request to `target` as sent; its record's id.
+    pub(crate) async fn mark_in_flight(
+        &self,
+        target: &str,
+        flight: InFlight,
+    ) -> Result<Key, QueueError> {
+        let target = target.to_owned();
+        self.ask(|reply| Request::MarkInFlight {
+            target,
+            flight,
+            reply,
+        })
+        .await?
+    }
+
+    /// Act on the answer to the accepted request `id`, without waiting: the
+    /// runtime is not woken when it is done. Await the receiver for the
+    /// outcome.
+    pub(crate) fn settle(
+        &self,
+        target: &str,
+        id: Key,
+        delivered: Vec<Key>,
+        refused: Vec<(Key, Listen, String)>,
+    ) -> oneshot::Receiver<Result<(), QueueError>> {
+        let target = target.to_owned();
+        self.send(|reply| Request::Settle {
+            target,
+            id,
+            delivered,
+            refused,
+            reply,
+        })
+    }
+
+    /// Remove `delivered`, set `refused` aside and forget the record `id`.
+    pub(crate) async fn finish_in_flight(
+        &self,
+        target: &str,
+        id: Key,
+        delivered: Vec<Key>,
+        refused: Vec<(Key, Listen, String)>,
+    ) -> Result<(), QueueError> {
+        let target = target.to_owned();
+        self.ask(|reply| Request::FinishInFlight {
+            target,
+            id,
+            delivered,
+            refused,
+            reply,
+        })
+        .await?
+    }
+
+    /// Forget the record `id`.
+    pub(crate) async fn clear_in_flight(&self, target: &str, id: Key) -> Result<(), QueueError> {
+        let target = target.to_owned();
+        self.ask(|reply| Request::ClearInFlight { target, id, reply })
+            .await?
+    }
+
+    /// Those of `keys` still queued for `target`, in queue order.
+    pub(crate) async fn items(
+        &self,
+        target: &str,
+        keys: Vec<Key>,
+    ) -> Result<Vec<(Key, Listen)>, QueueError> {
+        let target = target.to_owned();
+        self.ask(|reply| Request::Items {
+            target,
+            keys,
+            reply,
+        })
+        .await?
+    }
+
+    /// Remove a delivered (or refused) love.
+    pub(crate) async fn remove_love(&self, target: &str, key: Key) -> Result<(), QueueError> {
+        let target = target.to_owned();
+        self.ask(|reply| Request::RemoveLove { target, key, reply })
+            .await?
+    }
+
+    /// Items waiting for `target`; 0 when they cannot be counted.
+    pub(crate) async fn len(&self, target: &str) -> usize {
+        let target = target.to_owned();
+        self.ask(|reply| Request::Len { target, reply })
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Queue a love or unlove for every target.
+    pub(crate) async fn love(&self, love: Love) -> Result<(), QueueError> {
+        let love = Box::new(love);
+        self.ask(|reply| Request::Love { love, reply }).await?
+    }
+
+    /// Run a `queue` command (list, drop, retry).
+    pub(crate) async fn queue_command(&self, cmd: QueueCmd) -> Reply {
+        self.ask(|reply| Request::Queue { cmd, reply })
+            .await
+            .unwrap_or_else(|e| Reply::Error(e.to_string()))
+    }
+
+    /// Import listens into the history and the queues.
+    pub(crate) async fn import(&self, listens: Vec<Listen>) -> Reply {
+        self.ask(|reply| Request::Import { listens, reply })
+            .await
+            .unwrap_or_else(|e| Reply::Error(e.to_string()))
+    }
+
+    /// Queue for a target the recorded plays it has not received.
+    pub(crate) async fn backfill(&self, request: commands::BackfillRequest) -> Value {
+        self.ask(|reply| Request::Backfill { request, reply })
+            .await
+            .unwrap_or_else(|e| error_value(&e))
+    }
+
+    /// The history records `filter` selects.
+    pub(crate) async fn history(&self, filter: Filter) -> Value {
+        self.ask(|reply| Request::History { filter, reply })
+            .await
+            .unwrap_or_else(|e| error_value(&e))
+    }
+
+    /// The stats of the plays since `since`.
+    pub(crate) async fn stats(&self, since: Option<u64>) -> Value {
+        self.ask(|reply| Request::Stats { since, reply })
+            .await
+            .unwrap_or_else(|e| error_value(&e))
+    }
+
+    /// The queue's part of `status`.
+    pub(crate) async fn counts(&self) -> Counts {
+        self.ask(|reply| Request::Counts { reply })
+            .await
+            .unwrap_or_else(|e| Counts {
+                targets: BTreeMap::new(),
+                history: error_value(&e),
+                open: false,
+            })
+    }
+
+    /// Forget history records of plays that started before `before`;
+    /// how many went.
+    pub(crate) async fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
+        self.ask(|reply| Request::PruneHistory { before, reply })
+            .await?
+    }
+
+    /// Write everything to disk.
+    pub(crate) async fn flush(&self) -> Result<(), QueueError> {
+        self.ask(|reply| Request::Flush { reply }).await?
+    }
+
+    /// Open the database again if an error closed it.
+    pub(crate) async fn reopen(&self) -> Result<(), QueueError> {
+        self.ask(|reply| Request::Reopen { reply }).await?
+    }
+}
+
+/// An error in the shape the history commands answer with.
+fn error_value(e: &QueueError) -> Value {
+    serde_json::json!({ "error": e.to_string() })
+}
+
+/// What the storage thread holds: the queue, and the idle flushers' orders.
+struct Owner {
+    queue: Queue,
+    standing: Standing,
+    report: Option<DepthReport>,
+}
+
+impl Owner {
+    /// Serve one request and send its answer. A receiver that is gone
+    /// (its task ended) does not undo what was done.
+    fn serve(&mut self, request: Request) {
+        let q = &self.queue;
+        match request {
+            Request::Enqueue { plays, reply } => {
+                let written = self.enqueue(&plays);
+                if written.count > 0 {
+                    // The flushers need no wake-up of their own: their
+                    // standing orders are taken here, and a busy one looks
+                    // again when it is done.
+                    self.standing.serve(&self.queue);
+                    self.report_depths();
+                }
+                let _ = reply.send(written);
+            }
+            Request::Step { step, reply } => {
+                let _ = reply.send(step.take(q));
+            }
+            Request::StandingOrder { step, reply } => {
+                self.standing.step_or_park(q, step, reply);
+            }
+            Request::MarkInFlight {
+                target,
+                flight,
+                reply,
+            } => {
+                let _ = reply.send(q.target(&target).mark_in_flight(&flight));
+            }
+            Request::Settle {
+                target,
+                id,
+                delivered,
+                refused,
+                reply,
+            } => {
+                let t = q.target(&target);
+                let done = t.finish_in_flight(id, &delivered, &refused);
+                if done.is_ok() {
+                    tracing::info!(
+                        "{target}: delivered {} scrobble(s), {} queued",
+                        delivered.len(),
+                        t.len()
+                    );
+                    self.report_depths();
+                }
+                let _ = reply.send(done);
+            }
+            Request::FinishInFlight {
+                target,
+                id,
+                delivered,
+                refused,
+                reply,
+            } => {
+                let done = q.target(&target).finish_in_flight(id, &delivered, &refused);
+                if done.is_ok() && !delivered.is_empty() {
+                    self.report_depths();
+                }
+                let _ = reply.send(done);
+            }
+            Request::ClearInFlight { target, id, reply } => {
+                let _ = reply.send(q.target(&target).clear_in_flight(id));
+            }
+            Request::Items {
+                target,
+                keys,
+                reply,
+            } => {
+                let _ = reply.send(q.target(&target).items(&keys));
+            }
+            Request::RemoveLove { target, key, reply } => {
+                let _ = reply.send(q.target(&target).remove_love(key));
+            }
+            Request::Len { target, reply } => {
+                let _ = reply.send(q.target(&target).len());
+            }
+            Request::Love { love, reply } => {
+                let _ = reply.send(q.enqueue_love(&love));
+            }
+            Request::Queue { cmd, reply } => {
+                let _ = reply.send(crate::admin::execute(q, &cmd));
+            }
+            Request::Import { listens, reply } => {
+                let _ = reply.send(crate::admin::import(q, &listens));
+            }
+            Request::Backfill { request, reply } => {
+                let _ = reply.send(commands::backfill(q, &request));
+            }
+            Request::History { filter, reply } => {
+                let _ = reply.send(commands::select(q, &filter));
+            }
+            Request::Stats { since, reply } => {
+                let _ = reply.send(commands::compute_stats(q, since));
+            }
+            Request::Counts { reply } => {
+                let _ = reply.send(self.counts());
+            }
+            Request::PruneHistory { before, reply } => {
+                let _ = reply.send(q.prune_history(before));
+            }
+            Request::Flush { reply } => {
+                let _ = reply.send(q.flush());
+            }
+            Request::Reopen { reply } => {
+                let _ = reply.send(q.reopen_blocking());
+            }
+        }
+    }
+
+    /// Write each play, logging it as queued once it is on disk.
+    fn enqueue(&self, plays: &[Play]) -> Written {
+        let mut count = 0;
+        for play in plays {
+            let routed: Vec<(&str, Listen)> = play
+                .routed
+                .iter()
+                .map(|(name, listen)| (name.as_str(), listen.clone()))
+                .collect();
+            if let Err(e) = self
+                .queue
+                .enqueue_each_blocking(&play.listen, &routed, &play.info)
+            {
+                return Written {
+                    count,
+                    failed: Some(e),
+                };
+            }
+            tracing::info!(
+                "queued {} (started at {})",
+                describe(&play.listen.track),
+                play.listen.started_at
+            );
+            count += 1;
+        }
+        Written {
+            count,
+            failed: None,
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        let targets = self
+            .queue
+            .names()
+            .iter()
+            .map(|name| {
+                let t = self.queue.target(name);
+                let counts = TargetCounts {
+                    queued: t.len(),
+                    rejected: t.rejected_len(),
+                    oldest: t.oldest(),
+                };
+                (name.clone(), counts)
+            })
+            .collect();
+        Counts {
+            targets,
+            history: commands::summary(&self.queue),
+            open: self.queue.is_open(),
+        }
+    }
+
+    fn report_depths(&self) {
+        let Some(report) = &self.report else { return };
+        let depths: Vec<(&str, usize)> = self
+            .queue
+            .names()
+            .iter()
+            .map(|name| (name.as_str(), self.queue.target(name).len()))
+            .collect();
+        report(&depths);
+    }
+}
+
+#[cfg(test)]
+mod tests;
