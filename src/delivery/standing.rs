@@ -41,13 +41,19 @@ impl Step {
         }
     }
 
-    /// Find and prepare the next step on `queue`.
+    /// Find and prepare the next step on `queue`; a request it records is
+    /// on disk.
     pub(crate) fn take(&self, queue: &Queue) -> Found {
+        self.take_as(queue, step::Record::Synced)
+    }
+
+    fn take_as(&self, queue: &Queue, record: step::Record) -> Found {
         step::next(
             &queue.target(&self.name),
             &*self.target,
             &self.name,
             unix_now(),
+            record,
         )
     }
 }
@@ -76,16 +82,48 @@ impl Standing {
         }
     }
 
-    /// Take the parked steps: a play was just queued, and is on disk.
-    pub(crate) fn serve(&mut self, queue: &Queue) {
+    /// Take the parked steps: a play was just written. The requests they
+    /// record are not synced yet: the caller syncs the database, with the
+    /// play, and then hands them out with [`Prepared::hand_out`] (or
+    /// withdraws them with [`Prepared::withdraw`] if the sync failed).
+    pub(crate) fn serve(&mut self, queue: &Queue) -> Prepared {
+        let mut prepared = Vec::new();
         for (step, reply) in std::mem::take(&mut self.orders) {
             if reply.is_closed() {
                 continue;
             }
-            match step.take(queue) {
+            match step.take_as(queue, step::Record::Unsynced) {
                 // The play was not for this target (a rule left it out).
                 Ok(Next::Idle) => self.orders.push((step, reply)),
-                found => answer(queue, &step, reply, found),
+                found => prepared.push((step, reply, found)),
+            }
+        }
+        Prepared(prepared)
+    }
+}
+
+/// Steps taken for parked orders, to hand out once their in-flight
+/// records are on disk.
+#[must_use = "the flushers wait for these"]
+pub(crate) struct Prepared(Vec<(Step, oneshot::Sender<Found>, Found)>);
+
+impl Prepared {
+    /// The database was synced: hand each step to its flusher.
+    pub(crate) fn hand_out(self, queue: &Queue) {
+        for (step, reply, found) in self.0 {
+            answer(queue, &step, reply, found);
+        }
+    }
+
+    /// The sync failed: no request may go out on a record that may not be
+    /// on disk. The records are withdrawn and the flushers, their orders
+    /// dropped, look again on their own.
+    pub(crate) fn withdraw(self, queue: &Queue) {
+        for (step, _, found) in self.0 {
+            if let Ok(Next::Send(batch)) = found {
+                if let Err(e) = queue.target(&step.name).clear_in_flight(batch.first_flight) {
+                    tracing::debug!("cannot withdraw an unsent request's record: {e}");
+                }
             }
         }
     }
@@ -121,10 +159,13 @@ mod tests {
         let (reply, mut answer) = oneshot::channel();
         standing.step_or_park(&q, step(), reply);
         assert!(answer.try_recv().is_err(), "nothing queued: parked");
-        standing.serve(&q);
+        standing.serve(&q).hand_out(&q);
         assert!(answer.try_recv().is_err(), "still nothing queued");
         q.enqueue(&listen(1)).await.unwrap();
-        standing.serve(&q);
+        let prepared = standing.serve(&q);
+        assert!(answer.try_recv().is_err(), "handed out only after the sync");
+        q.flush().unwrap();
+        prepared.hand_out(&q);
         let Ok(Ok(Next::Send(batch))) = answer.try_recv() else {
             panic!("the play was not handed over");
         };
@@ -160,7 +201,7 @@ mod tests {
         standing.step_or_park(&q, step(), reply);
         drop(answer);
         q.enqueue(&listen(2)).await.unwrap();
-        standing.serve(&q);
+        standing.serve(&q).hand_out(&q);
         assert!(t.in_flight().unwrap().is_none());
         assert!(standing.orders.is_empty());
     }

@@ -40,6 +40,17 @@ pub(crate) struct Batch {
     pub full: bool,
 }
 
+/// Whether [`next`] syncs the in-flight record of the batch it prepares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// On disk before `next` returns.
+    Synced,
+    /// Written only: the caller syncs the database before the batch is
+    /// handed to the flusher (one sync for a play and the requests it lets
+    /// go out).
+    Unsynced,
+}
+
 /// Find and prepare what `target`'s flusher does next. Listens too old for
 /// the service are set aside on the way (with a log line each).
 pub(crate) fn next(
@@ -47,6 +58,7 @@ pub(crate) fn next(
     target: &dyn Target,
     name: &str,
     now: u64,
+    record: Record,
 ) -> Result<Next, QueueError> {
     if let Some((id, flight)) = queue.in_flight()? {
         return Ok(Next::Unanswered(id, flight));
@@ -87,7 +99,11 @@ pub(crate) fn next(
         let Some(first) = requests.first() else {
             return Ok(Next::Idle);
         };
-        let first_flight = queue.mark_in_flight(&reconcile::flight(&items[first.clone()]))?;
+        let flight = reconcile::flight(&items[first.clone()]);
+        let first_flight = match record {
+            Record::Synced => queue.mark_in_flight(&flight)?,
+            Record::Unsynced => queue.record_in_flight(&flight)?,
+        };
         return Ok(Next::Send(Batch {
             items,
             requests,

@@ -6,7 +6,7 @@ use sled::Transactional;
 
 use super::open::{self, Open};
 use super::stored::{Conflict, LAST_LISTEN, insert_all, storage_error, stored};
-use super::{Love, Queue, QueueError};
+use super::{Love, Queue, QueueError, WrittenPlay};
 use crate::history::{self, PlayInfo, Record};
 use crate::scrobble::Listen;
 
@@ -64,11 +64,31 @@ impl Queue {
         listens: &[(&str, Listen)],
         info: &PlayInfo,
     ) -> Result<(), QueueError> {
+        let written = self.write_play(play, listens, info)?;
+        self.make_durable(written)
+    }
+
+    /// [`Queue::enqueue_each_blocking`] without waiting for the disk: the
+    /// play is written but not durable until [`Queue::make_durable`], which
+    /// also covers whatever else was written in between (the daemon's
+    /// storage thread records the requests the play lets go out, so that
+    /// the play and their in-flight records take one sync).
+    pub fn write_play(
+        &self,
+        play: &Listen,
+        listens: &[(&str, Listen)],
+        info: &PlayInfo,
+    ) -> Result<WrittenPlay, QueueError> {
         sled::write_log_on_this_thread();
         let o = self.shared.current()?;
-        let key = self.insert_listens(&o, play, listens, info)?;
-        o.db.flush().map_err(|e| self.err(e))?;
-        if let Some(key) = key {
+        Ok(WrittenPlay(self.insert_listens(&o, play, listens, info)?))
+    }
+
+    /// Sync everything written so far, then note `written` as the last
+    /// durable enqueue for the damage check (`open.rs`).
+    pub fn make_durable(&self, written: WrittenPlay) -> Result<(), QueueError> {
+        self.flush()?;
+        if let Some(key) = written.0 {
             open::record_last_write(&self.shared.path, key);
         }
         Ok(())

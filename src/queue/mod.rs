@@ -129,6 +129,13 @@ pub struct Backfill {
     pub too_old: usize,
 }
 
+/// A play written by [`Queue::write_play`], to be made durable by
+/// [`Queue::make_durable`]: its key, or `None` when it was already the
+/// last play written (a retry).
+#[derive(Debug)]
+#[must_use = "a play written is not durable until `make_durable`"]
+pub struct WrittenPlay(Option<u64>);
+
 /// The queue database.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -255,7 +262,8 @@ impl Queue {
         &self.shared.path
     }
 
-    /// Write everything to disk (used at shutdown).
+    /// Sync everything written so far (at shutdown, and after a play and
+    /// the requests it lets go out).
     pub fn flush(&self) -> Result<(), QueueError> {
         let o = self.shared.current()?;
         o.db.flush().map(drop).map_err(|e| self.err(e))

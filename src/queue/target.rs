@@ -131,6 +131,15 @@ impl TargetQueue {
     /// Record `flight` as sent, on disk before this returns: one fsync per
     /// request. Returns the record's id.
     pub fn mark_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
+        let id = self.record_in_flight(flight)?;
+        self.trees()?.db.flush().map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    /// [`TargetQueue::mark_in_flight`] without the sync: the record must
+    /// be made durable (a flush of the database) before its request goes
+    /// out.
+    pub fn record_in_flight(&self, flight: &InFlight) -> Result<Key, QueueError> {
         sled::write_log_on_this_thread();
         let value = serde_json::to_vec(&StoredFlight {
             v: FORMAT_VERSION,
@@ -140,7 +149,6 @@ impl TargetQueue {
         let t = self.trees()?;
         let id = t.db.generate_id().map_err(|e| self.err(e))?.to_be_bytes();
         t.inflight.insert(id, value).map_err(|e| self.err(e))?;
-        t.db.flush().map_err(|e| self.err(e))?;
         Ok(id)
     }
 

@@ -26,9 +26,13 @@
 //! - [`Request::Enqueue`]: each play goes to the queues of the targets the
 //!   rules route it to and to the history, in one transaction, flushed; only
 //!   then is it logged `queued`. A play already the last one written (a
-//!   retry after a failed flush) is not queued twice. Then the parked
-//!   standing orders are served (next item), and then the writer hears how
-//!   many plays are written.
+//!   retry after a failed flush) is not queued twice. After the last play is
+//!   written, and before its flush, the parked standing orders are taken:
+//!   the in-flight records of the requests they prepare are written, and
+//!   the one flush makes the play and those records durable together (one
+//!   wait on the disk per play); the requests are handed out only after it
+//!   (and withdrawn if it failed). Then the writer hears how many plays are
+//!   written.
 //! - [`Request::Step`], [`Request::StandingOrder`] (`delivery::step`): an
 //!   item too old for the target is set aside, flushed; the first request
 //!   of a batch is recorded as in flight, flushed, before the answer: a
@@ -485,10 +489,6 @@ impl Owner {
             Request::Enqueue { plays, reply } => {
                 let written = self.enqueue(&plays);
                 if written.count > 0 {
-                    // The flushers need no wake-up of their own: their
-                    // standing orders are taken here, and a busy one looks
-                    // again when it is done.
-                    self.standing.serve(&self.queue);
                     self.report_depths();
                 }
                 let _ = reply.send(written);
@@ -587,30 +587,57 @@ impl Owner {
         }
     }
 
-    /// Write each play, logging it as queued once it is on disk.
-    fn enqueue(&self, plays: &[Play]) -> Written {
+    /// Write each play, logging it as queued once it is on disk. The
+    /// flushers need no wake-up of their own: after the last play their
+    /// standing orders are taken, and the requests they record are synced
+    /// with that play, one wait on the disk for both, before the play is
+    /// logged and the requests handed out. A busy flusher looks again when
+    /// it is done.
+    fn enqueue(&mut self, plays: &[Play]) -> Written {
         let mut count = 0;
-        for play in plays {
+        for (i, play) in plays.iter().enumerate() {
             let routed: Vec<(&str, Listen)> = play
                 .routed
                 .iter()
                 .map(|(name, listen)| (name.as_str(), listen.clone()))
                 .collect();
-            if let Err(e) = self
+            let last = i + 1 == plays.len();
+            let done = self
                 .queue
-                .enqueue_each_blocking(&play.listen, &routed, &play.info)
-            {
-                return Written {
-                    count,
-                    failed: Some(e),
-                };
+                .write_play(&play.listen, &routed, &play.info)
+                .and_then(|written| {
+                    // Plays held through a failure are synced one by one:
+                    // a retry skips only the last play written.
+                    let prepared = last.then(|| self.standing.serve(&self.queue));
+                    match self.queue.make_durable(written) {
+                        Ok(()) => Ok(prepared),
+                        Err(e) => {
+                            if let Some(p) = prepared {
+                                p.withdraw(&self.queue);
+                            }
+                            Err(e)
+                        }
+                    }
+                });
+            match done {
+                Ok(prepared) => {
+                    tracing::info!(
+                        "queued {} (started at {})",
+                        describe(&play.listen.track),
+                        play.listen.started_at
+                    );
+                    count += 1;
+                    if let Some(p) = prepared {
+                        p.hand_out(&self.queue);
+                    }
+                }
+                Err(e) => {
+                    return Written {
+                        count,
+                        failed: Some(e),
+                    };
+                }
             }
-            tracing::info!(
-                "queued {} (started at {})",
-                describe(&play.listen.track),
-                play.listen.started_at
-            );
-            count += 1;
         }
         Written {
             count,
