@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 use crate::control::{self, Request};
+use crate::output::outln;
 use crate::targets::{lastfm, listenbrainz};
 use crate::{http, session};
 
@@ -95,18 +96,18 @@ async fn store_and_notify(
     } else {
         user
     };
-    println!(
+    outln!(
         "Authorised as {who} for {target}; stored in {}",
         path.display()
     );
     match control::request(&config.state_dir, Request::Reload).await {
-        Ok(Some(control::Reply::Reloaded)) => println!("The running daemon now uses it."),
-        Ok(Some(reply)) => println!("The running daemon answered: {reply:?}"),
+        Ok(Some(control::Reply::Reloaded)) => outln!("The running daemon now uses it."),
+        Ok(Some(reply)) => outln!("The running daemon answered: {reply:?}"),
         Ok(None) => {}
-        Err(control::RequestError::Io(e)) => println!(
+        Err(control::RequestError::Io(e)) => outln!(
             "Could not reach the running daemon ({e}); restart it to use the new credentials."
         ),
-        Err(e) => println!("{e}; restart the daemon to use the new credentials."),
+        Err(e) => outln!("{e}; restart the daemon to use the new credentials."),
     }
     Ok(())
 }
@@ -116,11 +117,11 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
         .get_token()
         .await
         .with_context(|| format!("{url}: could not get an authorisation token"))?;
-    println!(
+    outln!(
         "Open this page, log in and allow access for mpd-scrobbler:\n\n  {}\n",
         client.auth_page_url(&token)
     );
-    println!("Waiting for approval (Ctrl-C to give up)...");
+    outln!("Waiting for approval (Ctrl-C to give up)...");
     let _ = std::io::stdout().flush();
     let started = Instant::now();
     loop {

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::control::{self, QueueReply, Reply, Request};
 use crate::history::{self, commands, journal};
 use crate::metadata::info::local_time;
+use crate::output::{errln, out, outln};
 use crate::queue::Queue;
 use crate::scrobble::Listen;
 use crate::session;
@@ -101,7 +102,7 @@ pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), S
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (listens, malformed) = journal::parse(&text);
     for m in &malformed {
-        eprintln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
+        errln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
     }
     import_listens(config, path, listens, malformed.len()).await
 }
@@ -114,7 +115,7 @@ pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<
     let (listens, bad) = history::parse_listenbrainz_export(&text)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     for b in &bad {
-        eprintln!(
+        errln!(
             "{}: listen {}: skipped: {}",
             path.display(),
             b.index,
@@ -156,7 +157,7 @@ async fn import_listens(
             break;
         }
     }
-    println!(
+    outln!(
         "Imported {added} scrobbles from {} ({skipped} already queued or delivered, {malformed} malformed records skipped).",
         path.display(),
     );
@@ -195,9 +196,9 @@ pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> R
         return Err(unexpected(answer));
     };
     if json_out {
-        println!("{}", to_json(&answer));
+        outln!("{}", to_json(&answer));
     } else {
-        print!("{}", render(&cmd, &answer));
+        out!("{}", render(&cmd, &answer));
     }
     Ok(())
 }
@@ -264,6 +265,6 @@ pub(crate) async fn love(config: &Config, love: bool) -> Result<(), String> {
     let Reply::Loved(loved) = reply else {
         return Err(unexpected(reply));
     };
-    println!("Queued {verb} of {} – {}.", loved.artist, loved.title);
+    outln!("Queued {verb} of {} – {}.", loved.artist, loved.title);
     Ok(())
 }

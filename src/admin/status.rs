@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::control::{self, Reply, Request, Status, StorageState};
 use crate::history::commands;
 use crate::metadata::info::local_time;
+use crate::output::{out, outln};
 
 /// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not
 /// running (then the result is an error, for scripts).
@@ -17,9 +18,9 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
     match control::request(&config.state_dir, Request::Status).await {
         Ok(Some(Reply::Status(status))) => {
             if json_out {
-                println!("{}", to_json(&status));
+                outln!("{}", to_json(&status));
             } else {
-                print!("{}", render(&status));
+                out!("{}", render(&status));
             }
             Ok(())
         }

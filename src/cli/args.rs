@@ -46,6 +46,11 @@ pub(super) enum Command {
     },
     /// Print the man page (roff)
     Manpage,
+    /// Write or print a commented default config file
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Love the playing track on every target (Last.fm track.love, ListenBrainz feedback)
     Love,
     /// Unlove the playing track on every target
@@ -170,6 +175,15 @@ pub(super) enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub(super) enum ConfigAction {
+    /// Write the commented default config to the config file (-c FILE, or
+    /// the default path), mode 0600; an existing file is never overwritten
+    Init,
+    /// Print the commented default config (what `config init` writes)
+    Show,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -6,6 +6,7 @@
 //! unreachable, a failed check); 2 the command line or the config is wrong.
 
 mod args;
+mod config_file;
 mod logging;
 
 use std::path::Path;
@@ -20,11 +21,12 @@ use crate::config::{self, Config};
 use crate::history::commands::{self, Format};
 use crate::history::{self, Filter};
 use crate::metadata::query::{self, Query, QueryError};
+use crate::output::{self, errln, out};
 use crate::rules::test as rules_test;
 use crate::{auth, daemon};
 use args::{
-    AuthService, Cli, Command, ExportFormat, FilterArgs, HistoryAction, ImportFrom, QueueAction,
-    RulesAction, TopKind,
+    AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,
+    QueueAction, RulesAction, TopKind,
 };
 
 /// Why a command did not succeed, and so which exit status it gets.
@@ -65,11 +67,20 @@ impl From<QueryError> for CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.quiet, cli.verbose);
-    match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = dispatch(cli);
+    let written = output::finish();
+    // A reader that went away (EPIPE) is no failure: see `output`.
+    match result {
+        Ok(()) => match written {
+            output::Outcome::Failed(e) => {
+                errln!("mpd-scrobbler: cannot write to stdout: {e}");
+                ExitCode::FAILURE
+            }
+            _ => ExitCode::SUCCESS,
+        },
         Err(e) => {
             if !matches!(e, CliError::Reported(_)) {
-                eprintln!("mpd-scrobbler: {e}");
+                errln!("mpd-scrobbler: {e}");
             }
             e.exit_code()
         }
@@ -81,19 +92,33 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
     // Generated from the command-line definition; they need no config.
     match &command {
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "mpd-scrobbler", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "mpd-scrobbler", &mut script);
+            output::write_bytes(&script);
             return Ok(());
         }
         Command::Manpage => {
-            return clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| CliError::Failed(e.to_string()));
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            output::write_bytes(&page);
+            return Ok(());
         }
         _ => {}
     }
 
     let env = |k: &str| std::env::var(k).ok();
+    if let Command::Config { action } = &command {
+        match action {
+            ConfigAction::Show => config_file::show(),
+            ConfigAction::Init => {
+                let path = cli.config.unwrap_or_else(|| config::default_path(&env));
+                config_file::init(&path)?;
+            }
+        }
+        return Ok(());
+    }
     // With no config file at the default path the zero-config set-up runs
     // (MPD at MPD_HOST/MPD_PORT or localhost, plays kept in the history).
     let is_default = cli.config.is_none();
@@ -152,7 +177,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             let report = runtime
                 .block_on(rules_test::run(&config, given))
                 .map_err(|e| CliError::Failed(format!("{e:#}")))?;
-            print!("{report}");
+            out!("{report}");
             Ok(())
         }
         Command::Import {
@@ -249,7 +274,10 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Recent { limit, user, out } => {
             query(&runtime, &config, Query::Recent { limit, user }, out)
         }
-        Command::Check | Command::Completions { .. } | Command::Manpage => Ok(()),
+        Command::Check
+        | Command::Completions { .. }
+        | Command::Manpage
+        | Command::Config { .. } => Ok(()),
     }
 }
 
@@ -295,12 +323,12 @@ fn check(loaded: Result<Config, config::ConfigError>, path: &Path) -> Result<(),
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
-            print!("{}", check::render(&[Verdict::bad_config(&e, path)]));
+            out!("{}", check::render(&[Verdict::bad_config(&e, path)]));
             return Err(CliError::Reported(2));
         }
     };
     let verdicts = runtime()?.block_on(check::run(&config));
-    print!("{}", check::render(&verdicts));
+    out!("{}", check::render(&verdicts));
     if verdicts.iter().any(|v| v.level == Level::Fail) {
         Err(CliError::Reported(1))
     } else {

@@ -81,7 +81,8 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         tracing::info!(
             "running with no online target: plays are kept in the local history only \
              (see `mpd-scrobbler history` and `stats`). To scrobble, add a [lastfm] or \
-             [listenbrainz] section to {} (config.toml.example shows how), run \
+             [listenbrainz] section to {} (`mpd-scrobbler config init` writes a commented \
+             config with both), run \
              `mpd-scrobbler auth lastfm` or `auth listenbrainz`, then \
              `mpd-scrobbler backfill NAME` sends the plays recorded so far",
             config.path.display()

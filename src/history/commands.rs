@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::control::{self, Request};
 use crate::history::{self, Filter, Record};
 use crate::metadata::info::local_time;
+use crate::output::{out, outln};
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 
@@ -162,7 +163,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
     let plays = records(config, filter).await?;
     if json_out {
         let entries: Vec<_> = plays.iter().map(Record::entry).collect();
-        println!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
         return Ok(());
     }
     let mut out = String::new();
@@ -188,7 +189,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
             " that match.\n"
         });
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -217,7 +218,7 @@ pub fn export_text(plays: &[Record], format: Format) -> String {
 /// `history export`: every selected play to stdout.
 pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
     let plays = records(config, filter).await?;
-    print!("{}", export_text(&plays, format));
+    out!("{}", export_text(&plays, format));
     Ok(())
 }
 
@@ -226,13 +227,13 @@ pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result
     let since = history::period_start(period, unix_now())?;
     let v = ask(config, Request::Stats(since), |q| compute_stats(q, since)).await?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(());
     }
     let s: Stats = serde_json::from_value(v)
         .map_err(|e| format!("the daemon answered something unreadable ({e})"))?;
     let env = |k: &str| std::env::var(k).ok();
-    print!("{}", stats::render(&s, period, Style::for_stdout(&env)));
+    out!("{}", stats::render(&s, period, Style::for_stdout(&env)));
     Ok(())
 }
 
@@ -262,7 +263,7 @@ pub async fn backfill_cmd(
     })
     .await?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(());
     }
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
@@ -280,7 +281,7 @@ pub async fn backfill_cmd(
     if !running && n("queued") > 0 {
         text.push_str(" They go out when the daemon starts.");
     }
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::cache::{self, Cache};
 use super::info;
 use crate::config::Config;
+use crate::output::{errln, out};
 use crate::targets::ErrorKind;
 use crate::targets::lastfm;
 use crate::tracker::PlayState;
@@ -190,7 +191,7 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
             })
         }
     };
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -230,7 +231,7 @@ async fn fetch(
             ) && cached.is_some() =>
         {
             let hit = cached.expect("checked");
-            eprintln!(
+            errln!(
                 "Note: Last.fm cannot be reached ({e}); showing what it said {} ago.",
                 age(hit.age)
             );
