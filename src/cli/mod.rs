@@ -8,11 +8,12 @@
 mod args;
 mod config_file;
 mod logging;
+mod manual;
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, QueueCmd};
@@ -92,17 +93,17 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
     // Generated from the command-line definition; they need no config.
     match &command {
         Command::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "mpd-scrobbler", &mut script);
-            output::write_bytes(&script);
+            output::write_bytes(&manual::completions(*shell));
             return Ok(());
         }
-        Command::Manpage => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .map_err(|e| CliError::Failed(e.to_string()))?;
-            output::write_bytes(&page);
+        Command::Manpage { dir: None } => {
+            output::write_bytes(&manual::main_page()?);
+            return Ok(());
+        }
+        Command::Manpage { dir: Some(dir) } => {
+            for path in manual::write_dir(dir)? {
+                out!("{}\n", path.display());
+            }
             return Ok(());
         }
         _ => {}
@@ -276,7 +277,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Check
         | Command::Completions { .. }
-        | Command::Manpage
+        | Command::Manpage { .. }
         | Command::Config { .. } => Ok(()),
     }
 }

@@ -487,7 +487,66 @@ api_secret = "s"
             .collect();
         let c = parse(&format!("{head}{}", enabled.join("\n")), &[]).unwrap();
         assert_eq!(c.streams.stations(), 1);
-        assert_eq!(c.rule_set.counts(), (1, 2));
+        assert_eq!(c.rule_set.counts(), (3, 2));
+    }
+
+    /// Every key the file accepts is in the commented default config (and
+    /// so in the mpd-scrobbler.toml(5) page made from it): serde names
+    /// them all when it refuses an unknown one.
+    #[test]
+    fn the_example_config_names_every_key() {
+        let text = include_str!("../../config.toml.example");
+        let documented = |key: &str| {
+            text.lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = ")))
+        };
+        for section in [
+            "",
+            "[mpd]\n",
+            "[scrobble]\n",
+            "[delivery]\n",
+            "[lastfm]\n",
+            "[listenbrainz]\n",
+            "[cache]\n",
+            "[history]\n",
+            "[streams]\n",
+            "[[streams.station]]\n",
+            "[[rule]]\n",
+        ] {
+            let err = parse(&format!("{section}no_such_key = 1\n"), &[])
+                .unwrap_err()
+                .to_string();
+            let expected = err
+                .split_once("expected one of ")
+                .or_else(|| err.split_once("expected "))
+                .unwrap_or_else(|| panic!("{section}: {err}"))
+                .1;
+            let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            assert!(!keys.is_empty(), "{section}: {err}");
+            let table = |k: &str| {
+                matches!(
+                    k,
+                    "mpd"
+                        | "scrobble"
+                        | "delivery"
+                        | "lastfm"
+                        | "listenbrainz"
+                        | "cache"
+                        | "history"
+                        | "streams"
+                        | "rule"
+                        | "station"
+                )
+            };
+            let missing: Vec<&str> = keys
+                .into_iter()
+                .filter(|k| !table(k) && !documented(k))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "{section:?}: {missing:?} not in config.toml.example"
+            );
+        }
     }
 
     /// Issue 23, item 11: placeholders and keys of the wrong shape are

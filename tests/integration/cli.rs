@@ -188,3 +188,203 @@ fn placeholder_and_misshapen_keys_are_config_errors() {
     );
     assert!(!text.contains("\"short\""), "{text}");
 }
+
+/// Whether `shell` can be run here. In CI (env CI set) every shell must be
+/// installed (.ci/run installs them); elsewhere a missing one is skipped
+/// with a line saying so.
+fn have_shell(shell: &str) -> bool {
+    let found = std::process::Command::new(shell)
+        .arg("-c")
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success());
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(
+        found || !ci,
+        "{shell} is not installed (.ci/run installs it)"
+    );
+    if !found {
+        eprintln!("SKIPPED: {shell} is not installed; completion in {shell} untested");
+    }
+    found
+}
+
+/// What `mpd-scrobbler completions SHELL` writes, saved in the test dir.
+fn completion_script(dir: &TestDir, shell: &str) -> std::path::PathBuf {
+    let out = run_cli(dir, &["completions", shell], None);
+    assert!(out.status.success(), "{}", both(&out));
+    let path = dir.path().join(format!("completion.{shell}"));
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+/// Issue 23, item 9: bash completes a subcommand's options (clap-rs/clap#6421
+/// broke every one with a hyphen in the binary's name), as does fish; zsh
+/// loads its script and knows the options.
+#[test]
+fn shell_completion_completes_subcommand_options() {
+    let dir = TestDir::new();
+    let bash = completion_script(&dir, "bash");
+    // As bash-completion calls it: the function `complete -p` names, with
+    // the words so far.
+    let complete = |line: &str| -> Vec<String> {
+        let script = format!(
+            r#"source {bash}
+spec=$(complete -p mpd-scrobbler) || exit 3
+fn=${{spec#*-F }}; fn=${{fn%% *}}
+COMP_LINE={line:?}; COMP_POINT=${{#COMP_LINE}}
+read -ra COMP_WORDS <<< "$COMP_LINE"
+[[ $COMP_LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+cur=${{COMP_WORDS[COMP_CWORD]}}; prev=${{COMP_WORDS[COMP_CWORD-1]}}
+"$fn" mpd-scrobbler "$cur" "$prev"
+printf '%s\n' "${{COMPREPLY[@]}}"
+"#,
+            bash = bash.display()
+        );
+        let out = std::process::Command::new("bash")
+            .arg("--norc")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", both(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(complete("mpd-scrobbler history --si"), ["--since"]);
+    assert_eq!(complete("mpd-scrobbler queue list --r"), ["--rejected"]);
+    let auth = complete("mpd-scrobbler auth lastfm --");
+    assert!(
+        auth.contains(&"--username".to_string()) && auth.contains(&"--name".to_string()),
+        "{auth:?}"
+    );
+    let top = complete("mpd-scrobbler conf");
+    assert_eq!(top, ["config"]);
+    let config = complete("mpd-scrobbler config ");
+    assert!(
+        config.contains(&"init".to_string()) && config.contains(&"show".to_string()),
+        "{config:?}"
+    );
+
+    if have_shell("fish") {
+        let fish = completion_script(&dir, "fish");
+        let out = std::process::Command::new("fish")
+            .arg("--no-config")
+            .arg("-c")
+            .arg(format!(
+                "source {}; complete -C 'mpd-scrobbler history --si'; complete -C 'mpd-scrobbler queue list --r'",
+                fish.display()
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", both(&out));
+        assert!(text.lines().any(|l| l.starts_with("--since")), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("--rejected")), "{text}");
+    }
+    if have_shell("zsh") {
+        let zsh = completion_script(&dir, "zsh");
+        let out = std::process::Command::new("zsh")
+            .arg("-f")
+            .arg("-c")
+            .arg(format!(
+                "autoload -Uz compinit && compinit -u -D && source {} && functions _mpd-scrobbler",
+                zsh.display()
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", both(&out));
+        assert!(
+            text.contains("--since") && text.contains("--rejected"),
+            "{text}"
+        );
+    }
+}
+
+/// Issue 23, item 10: `manpage --dir` writes every page the main page
+/// refers to, with the sections a user looks for; `manpage` alone prints the
+/// main page; the synopsis shows option values.
+#[test]
+fn manpage_dir_writes_a_page_per_subcommand_and_the_config_page() {
+    let dir = TestDir::new();
+    let man = dir.path().join("man");
+    let out = run_cli(&dir, &["manpage", "--dir", man.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", both(&out));
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut files: Vec<String> = std::fs::read_dir(&man)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(listed, files);
+    let page = |name: &str| std::fs::read_to_string(man.join(name)).unwrap();
+    for name in [
+        "mpd-scrobbler.1",
+        "mpd-scrobbler-history.1",
+        "mpd-scrobbler-history-export.1",
+        "mpd-scrobbler-queue-list.1",
+        "mpd-scrobbler-config-init.1",
+        "mpd-scrobbler.toml.5",
+    ] {
+        assert!(man.join(name).exists(), "{name} missing from {listed:?}");
+    }
+    assert!(!man.join("mpd-scrobbler-help.1").exists());
+    // Every page a page refers to exists.
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (i, _) in text.match_indices("mpd\\-scrobbler\\-") {
+            let rest = &text[i..];
+            let Some(end) = rest.find("(1)") else {
+                continue;
+            };
+            let name = rest[..end].replace("\\-", "-");
+            if name.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                assert!(
+                    man.join(format!("{name}.1")).exists(),
+                    "{f} names {name}(1)"
+                );
+            }
+        }
+    }
+    let main = page("mpd-scrobbler.1");
+    for section in [
+        ".SH SYNOPSIS",
+        ".SH FILES",
+        ".SH ENVIRONMENT",
+        ".SH \"EXIT STATUS\"",
+        ".SH CONFIGURATION",
+    ] {
+        let section = section.replace('"', "");
+        assert!(
+            main.contains(&section) || main.contains(&format!(".SH \"{}\"", &section[4..])),
+            "{section} missing:\n{main}"
+        );
+    }
+    assert!(main.contains("[\\-c|\\-\\-config FILE]"), "{main}");
+    assert!(main.contains("MPD_HOST") && main.contains("CREDENTIALS_DIRECTORY"));
+    let history = page("mpd-scrobbler-history.1");
+    assert!(
+        history.contains("\\fBmpd\\-scrobbler history\\fR")
+            && history.contains("\\-\\-since DATE|DURATION"),
+        "{history}"
+    );
+    let toml = page("mpd-scrobbler.toml.5");
+    for key in [
+        "\\fBapi_key\\fR",
+        "\\fBmin_track_secs\\fR",
+        "\\fBcase_insensitive\\fR",
+        "\\fBkeep\\fR",
+    ] {
+        assert!(toml.contains(key), "{key} missing:\n{toml}");
+    }
+    // `manpage` alone: the main page on stdout.
+    let out = run_cli(&dir, &["manpage"], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), main);
+}
