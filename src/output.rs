@@ -113,3 +113,21 @@ macro_rules! errln {
 }
 
 pub(crate) use {errln, out, outln};
+
+/// "1 play", "2 plays": a count with its noun in the right number.
+pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(0u64, "play", "plays"), "0 plays");
+        assert_eq!(count(1u64, "play", "plays"), "1 play");
+        assert_eq!(count(2u32, "scrobble", "scrobbles"), "2 scrobbles");
+    }
+}

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::control::{self, QueueReply, Reply, Request};
 use crate::history::{self, commands, journal};
 use crate::metadata::info::local_time;
-use crate::output::{errln, out, outln};
+use crate::output::{count, errln, out, outln};
 use crate::queue::Queue;
 use crate::scrobble::Listen;
 use crate::session;
@@ -86,10 +86,16 @@ pub(crate) fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
 
 /// Add journal listens to every queue.
 pub(crate) fn import(queue: &Queue, listens: &[Listen]) -> Reply {
-    match queue.import(listens) {
-        Ok((added, skipped)) => Reply::Imported {
-            added: added as u64,
-            skipped: skipped as u64,
+    let counts = |m: BTreeMap<String, usize>| -> BTreeMap<String, u64> {
+        m.into_iter().map(|(k, v)| (k, v as u64)).collect()
+    };
+    match queue.import_report(listens) {
+        Ok(r) => Reply::Imported {
+            added: r.added as u64,
+            skipped: r.skipped as u64,
+            recorded: r.recorded as u64,
+            queued: counts(r.queued),
+            too_old: counts(r.too_old),
         },
         Err(e) => Reply::Error(e.to_string()),
     }
@@ -100,6 +106,13 @@ pub(crate) fn import(queue: &Queue, listens: &[Listen]) -> Reply {
 pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !journal::is_journal(&text) {
+        return Err(format!(
+            "{} is not an mpdscribble journal (its lines are not `key = value` records \
+             starting with `a = ARTIST`); nothing imported",
+            path.display()
+        ));
+    }
     let (listens, malformed) = journal::parse(&text);
     for m in &malformed {
         errln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
@@ -133,7 +146,13 @@ async fn import_listens(
     listens: Vec<Listen>,
     malformed: usize,
 ) -> Result<(), String> {
-    let (mut added, mut skipped) = (0, 0);
+    let mut total = Reply::Imported {
+        added: 0,
+        skipped: 0,
+        recorded: 0,
+        queued: BTreeMap::new(),
+        too_old: BTreeMap::new(),
+    };
     // A large journal goes in several requests, each within the socket's
     // line limit. Without a daemon, all of it goes in at once; listens a
     // vanished daemon already took count as already queued.
@@ -143,25 +162,97 @@ async fn import_listens(
             Ok(None) => (import(&open_queue(config)?, &listens), true),
             Err(e) => return Err(e.to_string()),
         };
-        match answer {
-            Reply::Imported {
-                added: a,
-                skipped: s,
-            } => {
-                added += a;
-                skipped += s;
+        match (&mut total, answer) {
+            (
+                Reply::Imported {
+                    added,
+                    skipped,
+                    recorded,
+                    queued,
+                    too_old,
+                },
+                Reply::Imported {
+                    added: a,
+                    skipped: s,
+                    recorded: r,
+                    queued: q,
+                    too_old: o,
+                },
+            ) => {
+                *added += a;
+                *skipped += s;
+                *recorded += r;
+                for (t, n) in q {
+                    *queued.entry(t).or_default() += n;
+                }
+                for (t, n) in o {
+                    *too_old.entry(t).or_default() += n;
+                }
             }
-            other => return Err(unexpected(other)),
+            (_, other) => return Err(unexpected(other)),
         }
         if direct {
             break;
         }
     }
-    outln!(
-        "Imported {added} scrobbles from {} ({skipped} already queued or delivered, {malformed} malformed records skipped).",
-        path.display(),
+    out!(
+        "{}",
+        import_report(config, path, &total, listens.len(), malformed)
     );
     Ok(())
+}
+
+/// What `import` says: how many plays went into the history, and per
+/// target how many were queued and how many left out as too old, as
+/// `backfill` reports.
+fn import_report(
+    config: &Config,
+    path: &Path,
+    reply: &Reply,
+    read: usize,
+    malformed: usize,
+) -> String {
+    let Reply::Imported {
+        recorded,
+        queued,
+        too_old,
+        ..
+    } = reply
+    else {
+        return String::new();
+    };
+    let mut text = format!(
+        "Read {} from {}",
+        count(read as u64, "play", "plays"),
+        path.display()
+    );
+    if malformed > 0 {
+        text.push_str(&format!(
+            " ({} skipped)",
+            count(malformed as u64, "malformed record", "malformed records")
+        ));
+    }
+    text.push_str(".\n");
+    if config.history.enabled {
+        text.push_str(&format!(
+            "history: imported {} ({} there already)\n",
+            count(*recorded, "play", "plays"),
+            read as u64 - recorded.min(&(read as u64))
+        ));
+    }
+    for name in config.target_names() {
+        let q = queued.get(name).copied().unwrap_or(0);
+        text.push_str(&format!("{name}: queued {}", count(q, "play", "plays")));
+        match too_old.get(name).copied().unwrap_or(0) {
+            0 => {}
+            n => text.push_str(&format!(
+                "; skipped {} (older than 14 days, which Last.fm ignores)",
+                n
+            )),
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// Open the queue database (creating the state directory), with the history

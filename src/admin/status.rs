@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::control::{self, Reply, Request, Status, StorageState};
 use crate::history::commands;
 use crate::metadata::info::local_time;
-use crate::output::{out, outln};
+use crate::output::{count, out, outln};
 
 /// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not
 /// running (then the result is an error, for scripts).
@@ -95,8 +95,8 @@ fn render(v: &Status) -> String {
             n => format!(" ({n} oldest dropped)"),
         };
         out.push_str(&format!(
-            "Storage: {state}; {} plays held in memory{dropped}\n",
-            storage.held
+            "Storage: {state}; {} in memory{dropped}\n",
+            count(storage.held, "play held", "plays held")
         ));
         if let Some(why) = &storage.why {
             out.push_str(&format!("  error: {why}\n"));

@@ -13,6 +13,7 @@ use crate::control;
 use crate::delivery::TargetHandle;
 use crate::history::commands;
 use crate::mpd::Mpd;
+use crate::output::count;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 use crate::targets::{Target, lastfm, listenbrainz};
@@ -101,7 +102,10 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     if let Some(keep) = config.history.keep {
         match queue.prune_history(unix_now().saturating_sub(keep.as_secs())) {
             Ok(0) => {}
-            Ok(n) => tracing::info!("history: forgot {n} plays older than the `keep` setting"),
+            Ok(n) => tracing::info!(
+                "history: forgot {} older than the `keep` setting",
+                count(n as u64, "play", "plays")
+            ),
             Err(e) => tracing::warn!("history: cannot forget old plays: {e}"),
         }
     }
@@ -183,9 +187,13 @@ fn target(config: &Config, spec: &Spec, queue: &Queue) -> Arc<TargetHandle> {
         );
     }
     tracing::info!(
-        "{}: {} scrobbles queued, sending to {}",
+        "{}: {} queued, sending to {}",
         spec.name,
-        queue.target(&spec.name).len(),
+        count(
+            queue.target(&spec.name).len() as u64,
+            "scrobble",
+            "scrobbles"
+        ),
         spec.url
     );
     handle

@@ -8,6 +8,7 @@ use super::reconcile::{self, Settled};
 use super::step::Batch;
 use super::{Flusher, describe};
 use crate::config::Secret;
+use crate::output::count;
 use crate::queue::{Key, Love};
 use crate::scrobble::Listen;
 use crate::targets::{ErrorKind, ItemOutcome};
@@ -153,8 +154,8 @@ impl Flusher {
         self.on_disk_later(move |q| {
             q.finish_in_flight(flight, &done, &refused)?;
             tracing::info!(
-                "{name}: delivered {} scrobble(s), {} queued",
-                done.len(),
+                "{name}: delivered {}, {} queued",
+                count(done.len() as u64, "scrobble", "scrobbles"),
                 q.len()
             );
             if let Some(f) = on_delivery {
@@ -210,9 +211,9 @@ impl Flusher {
                     }
                 }
                 tracing::info!(
-                    "{name}: the server has {found} of the {} scrobble(s) of an unanswered request; \
+                    "{name}: the server has {found} of the {} of an unanswered request; \
                      {missing} will be sent again",
-                    found + missing
+                    count((found + missing) as u64, "scrobble", "scrobbles")
                 );
                 Ok(())
             }

@@ -2,6 +2,7 @@
 //! characters, sized to the terminal, coloured only where colour is wanted.
 
 use super::stats::Stats;
+use crate::output::count;
 
 /// How the output may look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +144,10 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
     };
     out.push_str(&heading(&format!("Listening stats, {span}")));
     let summary = format!(
-        "{} plays, {} listened, {} artists",
-        s.plays,
+        "{}, {} listened, {}",
+        count(s.plays, "play", "plays"),
         long_duration(s.listening_secs),
-        s.artists
+        count(s.artists, "artist", "artists")
     );
     out.push_str(&fit(&summary, style.width));
     out.push('\n');
@@ -276,7 +277,7 @@ mod tests {
         );
         for needle in [
             "the last 7 days",
-            "1 plays",
+            "1 play,",
             "Top artists",
             "Top albums",
             "Top tracks",

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::control::{self, Request};
 use crate::history::{self, Filter, Record};
 use crate::metadata::info::local_time;
-use crate::output::{out, outln};
+use crate::output::{count, out, outln};
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 
@@ -114,7 +114,11 @@ pub fn render_summary(v: &Value) -> String {
     }
     match (v["plays"].as_u64(), v["first_started"].as_u64()) {
         (Some(n), Some(first)) if n > 0 => {
-            format!("History: {n} plays since {}\n", local_time(first))
+            format!(
+                "History: {} since {}\n",
+                count(n, "play", "plays"),
+                local_time(first)
+            )
         }
         _ => "History: no plays yet\n".into(),
     }

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::History;
 use crate::scrobble::Listen;
+pub use import::Imported;
 pub use salvage::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
 use shared::Shared;
 

@@ -231,7 +231,7 @@ fn history_with(plays: &[Play]) -> TestDir {
     );
     assert!(out.status.success(), "{}", both(&out));
     assert!(
-        stdout(&out).contains(&format!("Imported {} scrobbles", plays.len())),
+        stdout(&out).contains(&format!("history: imported {} plays", plays.len())),
         "{}",
         both(&out)
     );
@@ -523,7 +523,7 @@ fn backfill_sends_past_plays_in_batches_and_skips_what_lastfm_would_ignore() {
     );
     assert!(out.status.success(), "{}", both(&out));
     assert!(
-        stdout(&out).contains("Imported 0 scrobbles"),
+        stdout(&out).contains("history: imported 0 plays (500 there already)"),
         "{}",
         both(&out)
     );
