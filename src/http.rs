@@ -516,17 +516,45 @@ mod tests {
     }
 }
 
-/// reqwest's message with its causes ("connection refused" sits two levels
-/// down); a log line is useless without them.
+/// One line a person can act on: what kind of failure, and its innermost
+/// cause ("Connection refused" sits two levels down). reqwest's own words
+/// around it name the request's URL, which carries the `api_key` of a
+/// Last.fm read, so they are left out.
 pub fn describe_error(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
+    let mut root: Option<&dyn std::error::Error> = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        root = Some(s);
         source = s.source();
     }
-    text
+    let cause = root.map(|r| r.to_string()).unwrap_or_default();
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "cannot read the reply"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_builder() {
+        "cannot make the request"
+    } else {
+        "the request failed"
+    };
+    if cause.is_empty() || kind == "timed out" {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// The start of a reply's body for a message, or a note that it was empty
+/// ("HTTP 404 (empty body)" reads better than "HTTP 404: ").
+pub fn body_note(body: &str) -> String {
+    match body.trim() {
+        "" => " (empty body)".to_owned(),
+        b => format!(": {b}"),
+    }
 }
 
 /// Whether a failed request may still have been received and acted on: a

@@ -272,6 +272,15 @@ pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
 /// Run `cmd` for the command line: through the daemon when it runs, on the
 /// database otherwise; print the answer as text or JSON.
 pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
+    // With no target there is no queue, whatever the daemon would say.
+    if config.target_names().is_empty() && !json_out {
+        outln!(
+            "No target is configured, so nothing is queued: plays are kept in the local history \
+             only (`mpd-scrobbler history`). `mpd-scrobbler config show` prints the [lastfm] and \
+             [listenbrainz] sections that add one."
+        );
+        return Ok(());
+    }
     let answer = match control::request(&config.state_dir, Request::Queue(cmd.clone())).await {
         Ok(Some(reply)) => reply,
         Ok(None) if cmd == QueueCmd::Flush => {
@@ -313,6 +322,13 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
     match (cmd, answer) {
         (QueueCmd::List { rejected }, QueueReply::Listed(targets)) => {
             let what = if *rejected { "rejected" } else { "queued" };
+            // Ids as wide as the widest, so they line up on the left edge.
+            let w = targets
+                .values()
+                .flatten()
+                .map(|i| i.id.to_string().len())
+                .max()
+                .unwrap_or(1);
             for (name, items) in targets {
                 out.push_str(&format!("{name}: {} {what}\n", items.len()));
                 for i in items {
@@ -322,11 +338,13 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
                         .map(|r| format!("  ({r})"))
                         .unwrap_or_default();
                     out.push_str(&format!(
-                        "  {:>20}  {}  {} – {}{reason}\n",
+                        "  {:>w$}  {}  {}{reason}\n",
                         i.id,
                         local_time(i.listen.started_at),
-                        i.listen.track.artist,
-                        i.listen.track.title
+                        crate::delivery::describe_names(
+                            &i.listen.track.artist,
+                            &i.listen.track.title
+                        )
                     ));
                 }
             }

@@ -3,7 +3,7 @@
 
 use super::{open_queue, to_json, unexpected};
 use crate::config::Config;
-use crate::control::{self, Reply, Request, Status, StorageState};
+use crate::control::{self, Playing, Reply, Request, Status, StorageState};
 use crate::history::commands;
 use crate::metadata::info::local_time;
 use crate::output::{count, out, outln};
@@ -43,6 +43,26 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
     }
 }
 
+/// What became of a play that counted: only what is true now.
+fn fate(p: &Playing, history_on: bool) -> String {
+    let mut parts = Vec::new();
+    if p.recorded {
+        parts.push("recorded in the history".to_owned());
+    } else if history_on {
+        parts.push("being written to the history".to_owned());
+    }
+    if !p.queued_for.is_empty() {
+        parts.push(format!("queued for {}", p.queued_for.join(", ")));
+    }
+    if !p.delivered_to.is_empty() {
+        parts.push(format!("delivered to {}", p.delivered_to.join(", ")));
+    }
+    if parts.is_empty() {
+        return "counted as a play".to_owned();
+    }
+    format!("counted: {}", parts.join("; "))
+}
+
 fn clock(secs: u64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
@@ -65,18 +85,24 @@ fn render(v: &Status) -> String {
         out.push_str(&format!("MPD: not connected ({address}); retrying\n"));
     }
     if let Some(p) = &v.playing {
-        let progress = match (p.qualified, p.needed_secs) {
-            (true, _) => "scrobbled".to_owned(),
-            (_, Some(needed)) => format!(
+        let progress = match (p.qualified, p.needed_secs, p.counts_at_end_secs) {
+            (true, _, _) => fate(p, v.history["enabled"] != serde_json::json!(false)),
+            (_, Some(needed), Some(at_end)) => format!(
+                "played {}; counts when the title ends after {} (at once at {})",
+                clock(p.played_secs),
+                clock(at_end),
+                clock(needed)
+            ),
+            (_, Some(needed), None) => format!(
                 "played {} of {} needed",
                 clock(p.played_secs),
                 clock(needed)
             ),
-            (_, None) => "will not be scrobbled".to_owned(),
+            (_, None, _) => "will not count as a play".to_owned(),
         };
         out.push_str(&format!(
-            "Current: {} – {}, {progress}\n",
-            p.artist, p.title
+            "Current: {}, {progress}\n",
+            crate::delivery::describe_names(&p.artist, &p.title)
         ));
     } else {
         out.push_str("Current: nothing playing\n");

@@ -143,16 +143,28 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result.map_err(|e| CliError::Failed(format!("{e:#}")))
         }
+        // A target the config does not have is a config error (exit 2),
+        // found before anything is asked.
         Command::Auth {
             service: AuthService::Lastfm { name, username },
-        } => runtime
-            .block_on(auth::lastfm(&config, auth::Options { name, username }))
-            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+        } => config
+            .lastfm_target(name.as_deref())
+            .map_err(CliError::Usage)
+            .and_then(|_| {
+                runtime
+                    .block_on(auth::lastfm(&config, auth::Options { name, username }))
+                    .map_err(|e| CliError::Failed(format!("{e:#}")))
+            }),
         Command::Auth {
             service: AuthService::Listenbrainz { name },
-        } => runtime
-            .block_on(auth::listenbrainz(&config, name.as_deref()))
-            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+        } => config
+            .listenbrainz_target(name.as_deref())
+            .map_err(CliError::Usage)
+            .and_then(|_| {
+                runtime
+                    .block_on(auth::listenbrainz(&config, name.as_deref()))
+                    .map_err(|e| CliError::Failed(format!("{e:#}")))
+            }),
         Command::Love => runtime.block_on(admin::love(&config, true)).map_err(failed),
         Command::Unlove => runtime
             .block_on(admin::love(&config, false))
@@ -220,6 +232,17 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             json,
         } => {
             let since = since.as_deref().map(when).transpose()?;
+            if !config.target_names().contains(&target.as_str()) {
+                return Err(CliError::Usage(format!(
+                    "{}: no target named {target:?} (configured: {}); add a [lastfm] or \
+                     [listenbrainz] section for it (`mpd-scrobbler config show` prints them)",
+                    config.path.display(),
+                    match config.target_names() {
+                        n if n.is_empty() => "none".to_owned(),
+                        n => n.join(", "),
+                    }
+                )));
+            }
             runtime
                 .block_on(commands::backfill_cmd(&config, &target, since, json))
                 .map_err(failed)
@@ -289,9 +312,20 @@ fn when(s: &str) -> Result<u64, CliError> {
 }
 
 fn parse_filter(f: &FilterArgs) -> Result<Filter, CliError> {
+    let since = f.since.as_deref().map(when).transpose()?;
+    let until = f.until.as_deref().map(when).transpose()?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(CliError::Usage(format!(
+            "--since {:?} is not before --until {:?}: no play can match (swap them?)",
+            f.since.as_deref().unwrap_or_default(),
+            f.until.as_deref().unwrap_or_default()
+        )));
+    }
     Ok(Filter {
-        since: f.since.as_deref().map(when).transpose()?,
-        until: f.until.as_deref().map(when).transpose()?,
+        since,
+        until,
         limit: None,
         artist: f.artist.clone(),
     })

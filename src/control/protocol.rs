@@ -285,6 +285,10 @@ mod tests {
                 played_secs: 12,
                 qualified: false,
                 title: "T".into(),
+                counts_at_end_secs: None,
+                recorded: false,
+                queued_for: vec!["lastfm".into()],
+                delivered_to: Vec::new(),
             }),
             storage: Storage {
                 dir: "/var/lib/x".into(),

@@ -20,6 +20,7 @@ use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
 use crate::disk::Disk;
 use crate::history::PlayInfo;
+use crate::metadata::info::local_time;
 use crate::queue::QueueError;
 use crate::scrobble::Listen;
 
@@ -124,7 +125,7 @@ impl Spool {
                          written; from now on the oldest held play is dropped for each new one \
                          (first dropped: {} started at {})",
                         describe(&old.track),
-                        old.started_at
+                        local_time(old.started_at)
                     );
                 }
             }
@@ -202,7 +203,7 @@ async fn write_some(
                 tracing::info!(
                     "queued {} (started at {})",
                     describe(&listen.track),
-                    listen.started_at
+                    local_time(listen.started_at)
                 );
                 last = Some(*seq);
             }
@@ -327,7 +328,11 @@ async fn finish(spool: &Arc<Spool>, store: &Arc<dyn Store>, disk: &Disk, limit: 
         lost.len()
     );
     for l in lost {
-        tracing::error!("  lost: {} started at {}", describe(&l.track), l.started_at);
+        tracing::error!(
+            "  lost: {} started at {}",
+            describe(&l.track),
+            local_time(l.started_at)
+        );
     }
 }
 

@@ -33,9 +33,23 @@ pub(super) fn status(
                 played_secs: played.as_secs(),
                 qualified,
                 title: track.title.clone(),
+                counts_at_end_secs: track
+                    .stream_url
+                    .is_some()
+                    .then(|| tracker.rules().min_track.as_secs()),
+                recorded: false,
+                queued_for: Vec::new(),
+                delivered_to: Vec::new(),
             }
         })
     };
+    let started = player.tracker().current_play().map(|(_, s)| s);
+    let playing = playing.map(|mut p| {
+        if let (true, Some(started)) = (p.qualified, started) {
+            fate(&mut p, queue, started);
+        }
+        p
+    });
     let targets = targets
         .iter()
         .map(|t| {
@@ -100,5 +114,28 @@ fn storage(spool: &Spool, queue: &Queue, state_dir: &Path) -> Storage {
         held: s.held as u64,
         state,
         why: s.why,
+    }
+}
+
+/// Where a play that counted went, from its history record: recorded,
+/// waiting in which queues, accepted by which targets.
+fn fate(p: &mut Playing, queue: &Queue, started: u64) {
+    let Ok(Some(history)) = queue.history() else {
+        return;
+    };
+    let record = history
+        .range(Some(started), Some(started + 1))
+        .filter_map(Result::ok)
+        .map(|(_, r)| r)
+        .find(|r| r.listen.track.title == p.title);
+    if let Some(r) = record {
+        p.recorded = true;
+        p.delivered_to = r.delivered.keys().cloned().collect();
+        p.queued_for = r
+            .queued
+            .iter()
+            .filter(|t| !r.delivered.contains_key(*t))
+            .cloned()
+            .collect();
     }
 }

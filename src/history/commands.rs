@@ -179,10 +179,9 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
             .map(|a| format!(" ({a})"))
             .unwrap_or_default();
         out.push_str(&format!(
-            "{}  {} – {}{album}\n",
+            "{}  {}{album}\n",
             local_time(r.listen.started_at),
-            t.artist,
-            t.title
+            crate::delivery::describe_names(&t.artist, &t.title)
         ));
     }
     if plays.is_empty() {
