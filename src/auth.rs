@@ -43,6 +43,14 @@ pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()>
         target.api_secret.expose(),
     );
 
+    let fix = Fix {
+        section: if config.lastfm.len() > 1 {
+            "its [[lastfm]] section"
+        } else {
+            "[lastfm]"
+        },
+        file: config.path.display().to_string(),
+    };
     let session = match &opts.username {
         Some(user) => {
             let password = read_secret(&format!("Password for {user}"))?;
@@ -53,10 +61,10 @@ pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()>
                     lastfm::Error::Api { code: 4, .. } => {
                         anyhow::anyhow!("{}: wrong username or password for {user}", target.url)
                     }
-                    e => anyhow::Error::new(e).context(format!("{}: login failed", target.url)),
+                    e => fix.explain(e, &format!("{}: login failed", target.url)),
                 })?
         }
-        None => desktop_flow(&client, &target.url).await?,
+        None => desktop_flow(&client, &target.url, &fix).await?,
     };
 
     store_and_notify(config, &target.name, &session.name, &session.key).await
@@ -112,11 +120,44 @@ async fn store_and_notify(
     Ok(())
 }
 
-async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<lastfm::Session> {
+/// Where the settings a Last.fm error points at are, to say what to fix
+/// (as `check` does).
+struct Fix {
+    section: &'static str,
+    file: String,
+}
+
+impl Fix {
+    /// `e` with `what` before it and, for an error the config can fix,
+    /// the key to check.
+    fn explain(&self, e: lastfm::Error, what: &str) -> anyhow::Error {
+        let key = match &e {
+            lastfm::Error::Api { code: 10, .. } => Some("api_key"),
+            lastfm::Error::Api { code: 13, .. } => Some("api_secret"),
+            lastfm::Error::Api { code: 26, .. } => Some("api_key (this API account is suspended)"),
+            lastfm::Error::NotJson { .. } => Some("url"),
+            _ => None,
+        };
+        match key {
+            Some(key) => anyhow::anyhow!(
+                "{what}: {e}; check {key} in {} of {}",
+                self.section,
+                self.file
+            ),
+            None => anyhow::Error::new(e).context(what.to_owned()),
+        }
+    }
+}
+
+async fn desktop_flow(
+    client: &lastfm::Client,
+    url: &str,
+    fix: &Fix,
+) -> anyhow::Result<lastfm::Session> {
     let token = client
         .get_token()
         .await
-        .with_context(|| format!("{url}: could not get an authorisation token"))?;
+        .map_err(|e| fix.explain(e, &format!("{url}: could not get an authorisation token")))?;
     outln!(
         "Open this page, log in and allow access for mpd-scrobbler:\n\n  {}\n",
         client.auth_page_url(&token)
@@ -146,9 +187,7 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
                 tracing::debug!("polling for the session: {e}");
                 continue;
             }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("{url}: authorisation failed")));
-            }
+            Err(e) => return Err(fix.explain(e, &format!("{url}: authorisation failed"))),
         }
     }
 }
