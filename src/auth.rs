@@ -35,7 +35,7 @@ pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()>
     let target = config
         .lastfm_target(opts.name.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let http = http::client(config.delivery.request_timeout)?;
+    let http = http::interactive_client(config.delivery.request_timeout)?;
     let client = lastfm::Client::new(
         http,
         &target.url,
@@ -75,7 +75,7 @@ pub(crate) async fn listenbrainz(config: &Config, name: Option<&str>) -> anyhow:
     let target = config
         .listenbrainz_target(name)
         .map_err(anyhow::Error::msg)?;
-    let http = http::client(config.delivery.request_timeout)?;
+    let http = http::interactive_client(config.delivery.request_timeout)?;
     let client = listenbrainz::Client::new(http, &target.url, target.flavor);
     let token =
         read_secret("Token (from https://listenbrainz.org/settings/, or a Maloja API key)")?;

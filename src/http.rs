@@ -516,6 +516,21 @@ mod tests {
     }
 }
 
+/// How long a command a person waits on (`check`, `auth`, `artist`, ...)
+/// gives a server: the daemon's own `request_timeout` may be long, as it
+/// waits for nobody.
+pub const INTERACTIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client for a command a person waits on: the config's timeout, but
+/// never more than [`INTERACTIVE_TIMEOUT`].
+///
+/// # Errors
+///
+/// As [`client`].
+pub fn interactive_client(request_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    client(request_timeout.min(INTERACTIVE_TIMEOUT))
+}
+
 /// One line a person can act on: what kind of failure, and its innermost
 /// cause ("Connection refused" sits two levels down). reqwest's own words
 /// around it name the request's URL, which carries the `api_key` of a

@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::http;
@@ -22,9 +21,6 @@ mod targets;
 use mpd::check_mpd;
 use state_dir::check_state_dir;
 use targets::{check_lastfm, check_listenbrainz};
-
-/// A check gives up on a server sooner than the daemon does.
-const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How an item fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +178,7 @@ pub(crate) async fn run(config: &Config) -> Vec<Verdict> {
 
     verdicts.push(rules_verdict(config));
 
-    let http = match http::client(config.delivery.request_timeout.min(MAX_REQUEST_TIMEOUT)) {
+    let http = match http::interactive_client(config.delivery.request_timeout) {
         Ok(h) => Some(h),
         Err(e) => {
             verdicts.push(Verdict::fail(

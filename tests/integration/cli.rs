@@ -388,3 +388,38 @@ fn manpage_dir_writes_a_page_per_subcommand_and_the_config_page() {
     let out = run_cli(&dir, &["manpage"], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout), main);
 }
+
+/// Issue 23, item 17: a command a person waits on gives up on a server that
+/// never answers after 10 s, as `check` does, even with the daemon's
+/// `request_timeout = "30s"`, and says so.
+#[test]
+fn interactive_commands_give_up_on_a_hung_server_after_10_s() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and never answers; the connections stay open until the end.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(16) {
+            held.push(s);
+        }
+    });
+    let dir = TestDir::new();
+    dir.write_test_config(1, &format!("http://127.0.0.1:{port}/2.0/"), None);
+    let config = std::fs::read_to_string(dir.config_path())
+        .unwrap()
+        .replace("request_timeout = \"5s\"", "request_timeout = \"30s\"");
+    dir.write_config(&config);
+    let started = std::time::Instant::now();
+    let out = run_cli(&dir, &["artist", "Cher"], None);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        took >= std::time::Duration::from_secs(9) && took < std::time::Duration::from_secs(20),
+        "{took:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Last.fm did not answer within 10 s"),
+        "{}",
+        both(&out)
+    );
+}
