@@ -255,6 +255,26 @@ fn import_report(
     text
 }
 
+/// [`open_queue`] for a command that only reads: `None`, creating nothing,
+/// when no queue database was ever made in the state directory (nothing
+/// has been played or queued yet).
+pub(crate) fn existing_queue(config: &Config) -> Result<Option<Queue>, String> {
+    // A database set aside as damaged, or one being rebuilt, counts: opening
+    // it finishes what the last start began.
+    let made = std::fs::read_dir(&config.state_dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name == "queue" || name.starts_with("queue.")
+        })
+    });
+    if made {
+        open_queue(config).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Open the queue database (creating the state directory), with the history
 /// and the targets' age limits as configured.
 pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
@@ -286,10 +306,10 @@ pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> R
         Ok(None) if cmd == QueueCmd::Flush => {
             return Err("no daemon is running; queued scrobbles go out when it starts".into());
         }
-        Ok(None) => {
-            let queue = open_queue(config)?;
-            execute(&queue, &cmd)
-        }
+        Ok(None) => match existing_queue(config)? {
+            Some(queue) => execute(&queue, &cmd),
+            None => nothing_queued(config, &cmd),
+        },
         Err(e) => return Err(e.to_string()),
     };
     let Reply::Queue(answer) = answer else {
@@ -301,6 +321,19 @@ pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> R
         out!("{}", render(&cmd, &answer));
     }
     Ok(())
+}
+
+/// The answer to `cmd` when no queue database exists: nothing is queued.
+fn nothing_queued(config: &Config, cmd: &QueueCmd) -> Reply {
+    let names = config.target_names().into_iter().map(str::to_owned);
+    match cmd {
+        QueueCmd::List { .. } => {
+            Reply::Queue(QueueReply::Listed(names.map(|n| (n, Vec::new())).collect()))
+        }
+        QueueCmd::Retry => Reply::Queue(QueueReply::Retried(names.map(|n| (n, 0)).collect())),
+        QueueCmd::Drop { id, .. } => Reply::Error(format!("no queued item {id}")),
+        QueueCmd::Flush => Reply::Error("flushing needs the running daemon".into()),
+    }
 }
 
 /// The error a reply of the wrong kind makes: the daemon's own error, or

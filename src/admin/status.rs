@@ -1,7 +1,7 @@
 //! `mpd-scrobbler status`: the daemon's view as text (or JSON), or the
 //! queue's when no daemon runs.
 
-use super::{open_queue, to_json, unexpected};
+use super::{existing_queue, to_json, unexpected};
 use crate::config::Config;
 use crate::control::{self, Playing, Reply, Request, Status, StorageState};
 use crate::history::commands;
@@ -26,8 +26,14 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
         }
         Ok(Some(other)) => Err(unexpected(other)),
         Ok(None) => {
-            let queue = open_queue(config)?;
             let mut text = String::from("The daemon is not running.\n");
+            let Some(queue) = existing_queue(config)? else {
+                for name in config.target_names() {
+                    text.push_str(&format!("{name}: 0 queued, 0 rejected\n"));
+                }
+                text.push_str("History: no plays yet");
+                return Err(text);
+            };
             for name in queue.names() {
                 let t = queue.target(name);
                 text.push_str(&format!(

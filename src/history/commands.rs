@@ -124,6 +124,12 @@ pub fn render_summary(v: &Value) -> String {
     }
 }
 
+/// Whether a request only reads, and then its answer over no plays.
+enum Kind {
+    Read(Value),
+    Write,
+}
+
 /// Ask the daemon, or run `direct` on the database when no daemon runs.
 async fn ask(
     config: &Config,
@@ -139,12 +145,26 @@ async fn ask_where(
     req: Request,
     direct: impl FnOnce(&Queue) -> Value,
 ) -> Result<(Value, bool), String> {
+    let req_kind = match &req {
+        Request::History(_) => Kind::Read(json!({ "plays": [] })),
+        Request::Stats(since) => Kind::Read(json!(
+            stats::Aggregator::new(*since, jiff::tz::TimeZone::system()).finish(unix_now())
+        )),
+        _ => Kind::Write,
+    };
     let (v, daemon) = match control::request(&config.state_dir, req).await {
         Ok(Some(
             control::Reply::History(v) | control::Reply::Stats(v) | control::Reply::Backfill(v),
         )) => (v, true),
         Ok(Some(other)) => return Err(crate::admin::unexpected(other)),
-        Ok(None) => (direct(&crate::admin::open_queue(config)?), false),
+        Ok(None) => match &req_kind {
+            // Reading makes nothing: no database yet is an empty history.
+            Kind::Read(empty) => match crate::admin::existing_queue(config)? {
+                Some(q) => (direct(&q), false),
+                None => (empty.clone(), false),
+            },
+            Kind::Write => (direct(&crate::admin::open_queue(config)?), false),
+        },
         Err(e) => return Err(e.to_string()),
     };
     match v.get("error").and_then(Value::as_str) {

@@ -423,3 +423,56 @@ fn interactive_commands_give_up_on_a_hung_server_after_10_s() {
         both(&out)
     );
 }
+
+/// Issue 23, item 19: the commands that only read create nothing: no state
+/// directory, no queue database, on a fresh set-up with or without a
+/// config file; and what they print says there is nothing yet.
+#[test]
+fn read_only_commands_create_nothing() {
+    let commands: [&[&str]; 10] = [
+        &["history"],
+        &["history", "--json"],
+        &["history", "export", "--format", "csv"],
+        &["stats"],
+        &["stats", "--json"],
+        &["queue"],
+        &["queue", "list", "--json"],
+        &["queue", "list", "--rejected"],
+        &["status"],
+        &["check"],
+    ];
+    let dir = TestDir::new();
+    for args in commands {
+        let out = run_cli_zero_config(&dir, args, &[]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            both(&out)
+        );
+        assert!(!dir.path().join("xdg-state").exists(), "{args:?} made it");
+    }
+    let out = run_cli_zero_config(&dir, &["history"], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "No plays recorded yet.\n"
+    );
+
+    let dir = configured();
+    for args in commands {
+        let out = run_cli(&dir, args, None);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            both(&out)
+        );
+        assert!(!dir.state_dir().exists(), "{args:?} made it");
+    }
+    let out = run_cli(&dir, &["queue"], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lastfm: 0 queued\n");
+    let out = run_cli(&dir, &["status"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mpd-scrobbler: The daemon is not running.\nlastfm: 0 queued, 0 rejected\nHistory: no plays yet\n"
+    );
+}
