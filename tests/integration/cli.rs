@@ -476,3 +476,40 @@ fn read_only_commands_create_nothing() {
         "mpd-scrobbler: The daemon is not running.\nlastfm: 0 queued, 0 rejected\nHistory: no plays yet\n"
     );
 }
+
+/// Issue 23, item 6: `check` fails a state directory the daemon could not
+/// use: one under a regular file, and one on a file system with no room
+/// (/proc has 0 bytes free).
+#[test]
+fn check_fails_state_dirs_the_daemon_cannot_use() {
+    let dir = TestDir::new();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for (state, expected) in [
+        (
+            file.join("state"),
+            format!(
+                "cannot be created: {} is a file, not a directory",
+                file.display()
+            ),
+        ),
+        (
+            std::path::PathBuf::from("/proc/mpd-scrobbler-test/state"),
+            "its file system has only 0 MiB free; the queue needs at least 16 MiB".to_owned(),
+        ),
+    ] {
+        dir.write_config(&format!(
+            "state_dir = {}\n",
+            crate::common::daemon::toml_str(&state.display().to_string())
+        ));
+        let out = run_cli(&dir, &["check"], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+        let line = text
+            .lines()
+            .find(|l| l.contains("state dir"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.starts_with("FAIL"), "{text}");
+        assert!(line.contains(&expected), "{text}");
+    }
+}
