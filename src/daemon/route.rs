@@ -76,6 +76,12 @@ pub(super) struct RoutedQueue {
 
 impl Store for RoutedQueue {
     fn write(&self, play: &Listen, info: &PlayInfo) -> Result<(), WriteError> {
+        if let (true, Some(secs)) = (info.ended, info.played_secs) {
+            return self
+                .queue
+                .record_played_blocking(play, secs)
+                .map_err(|e| WriteError::from(&e));
+        }
         let routed: Vec<(&str, Listen)> = self
             .queue
             .names()

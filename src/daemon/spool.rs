@@ -200,11 +200,19 @@ async fn write_some(
                 if let Err(e) = store.write(listen, info) {
                     return (last, Some(e));
                 }
-                tracing::info!(
-                    "queued {} (started at {})",
-                    describe(&listen.track),
-                    local_time(listen.started_at)
-                );
+                if info.ended {
+                    tracing::debug!(
+                        "{} played {} s in all",
+                        describe(&listen.track),
+                        info.played_secs.unwrap_or(0)
+                    );
+                } else {
+                    tracing::info!(
+                        "queued {} (started at {})",
+                        describe(&listen.track),
+                        local_time(listen.started_at)
+                    );
+                }
                 last = Some(*seq);
             }
             (last, None)

@@ -120,6 +120,7 @@ pub fn chart(rows: &[(String, u64)], style: Style) -> String {
 pub fn long_duration(secs: u64) -> String {
     let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
     match (d, h) {
+        (0, 0) if m == 0 => format!("{secs} s"),
         (0, 0) => format!("{m} min"),
         (0, _) => format!("{h} h {m:02} min"),
         _ => format!("{d} d {h} h {m:02} min"),
@@ -192,7 +193,15 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
     } else {
         "Plays per day"
     }));
-    out.push_str(&chart(&s.per_period, style));
+    // From the first day with plays to the last: a week of empty rows
+    // before the first play says nothing.
+    let first = s.per_period.iter().position(|(_, n)| *n > 0).unwrap_or(0);
+    let last = s
+        .per_period
+        .iter()
+        .rposition(|(_, n)| *n > 0)
+        .map_or(first, |l| l + 1);
+    out.push_str(&chart(&s.per_period[first..last.max(first)], style));
     out.push('\n');
     out.push_str(&heading("Plays per hour of the day"));
     let hours: Vec<(String, u64)> = s
@@ -298,6 +307,19 @@ mod tests {
             },
         );
         assert!(narrow.lines().all(|l| width_of(l) <= 24), "{narrow}");
+        // One day with plays: one day row, not seven of which six are empty
+        // (issue 23, item 16).
+        let day_rows = text
+            .split("Plays per day\n")
+            .nth(1)
+            .unwrap()
+            .split("\n\n")
+            .next()
+            .unwrap();
+        assert_eq!(day_rows.lines().count(), 1, "{text}");
         assert_eq!(long_duration(90_061), "1 d 1 h 01 min");
+        // One short play is not "0 min" (issue 23, item 2).
+        assert_eq!(long_duration(35), "35 s");
+        assert_eq!(long_duration(0), "0 s");
     }
 }

@@ -430,6 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
         let info = PlayInfo {
+            ended: false,
             uri: Some("x/y.flac".into()),
             played_secs: Some(120),
         };
