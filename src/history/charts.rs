@@ -170,12 +170,23 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
             out.push_str(&format!("{line}{}\n", fit(name, room)));
         }
     };
-    list("Top artists", s.top_artists.clone(), &mut out);
+    let artist = |a: &str| {
+        if a.trim().is_empty() {
+            "(no artist)".to_owned()
+        } else {
+            a.to_owned()
+        }
+    };
+    list(
+        "Top artists",
+        s.top_artists.iter().map(|(a, n)| (artist(a), *n)).collect(),
+        &mut out,
+    );
     list(
         "Top albums",
         s.top_albums
             .iter()
-            .map(|(a, b, n)| (format!("{a} – {b}"), *n))
+            .map(|(a, b, n)| (crate::delivery::describe_names(a, b), *n))
             .collect(),
         &mut out,
     );
@@ -183,7 +194,7 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
         "Top tracks",
         s.top_tracks
             .iter()
-            .map(|(a, t, n)| (format!("{a} – {t}"), *n))
+            .map(|(a, t, n)| (crate::delivery::describe_names(a, t), *n))
             .collect(),
         &mut out,
     );

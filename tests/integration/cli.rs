@@ -513,3 +513,129 @@ fn check_fails_state_dirs_the_daemon_cannot_use() {
         assert!(line.contains(&expected), "{text}");
     }
 }
+
+/// The output of the commands that need no daemon, kept beside this file
+/// in `cli/` and reviewed when it changes (`SNAPSHOTS=overwrite` rewrites
+/// the files). Times are fixed and shown in UTC; the test's directory
+/// reads as `[ROOT]`.
+mod snapshots {
+    use snapbox::file;
+
+    use super::both;
+    use crate::common::daemon::{TestDir, run_cli_env};
+
+    /// Plays at fixed times: 2023-11-14 22:13:20 UTC and on.
+    const JOURNAL: &str = "a = Sigur Rós\nt = Hoppípolla\nb = Takk...\ni = 1700000000\nl = 268\no = P\n\n\
+                           a = AC/DC\nt = T.N.T.\ni = 1700000300\nl = 215\no = P\n\n\
+                           a = \nt = Station ID\ni = 1700000600\no = P\n\n\
+                           a = Broken\ni = yesterday\no = P\n";
+
+    /// A config with a ListenBrainz target (no age limit, so old plays
+    /// queue) nobody listens at, and one rule.
+    fn setup() -> TestDir {
+        let dir = TestDir::new();
+        dir.write_config(&format!(
+            "state_dir = {}\n[listenbrainz]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n\
+             [[rule]]\naction = \"ignore\"\nartist = \"AC/DC\"\n",
+            crate::common::daemon::toml_str(&dir.state_dir().display().to_string())
+        ));
+        dir
+    }
+
+    fn run(dir: &TestDir, args: &[&str]) -> std::process::Output {
+        run_cli_env(
+            dir,
+            args,
+            None,
+            &[
+                ("TZ", "UTC"),
+                ("COLUMNS", "72"),
+                ("MPD_SCROBBLER_LOG", "warn"),
+            ],
+        )
+    }
+
+    fn assert_matches(dir: &TestDir, actual: &[u8], expected: snapbox::Data) {
+        let mut redactions = snapbox::Redactions::new();
+        redactions
+            .insert("[ROOT]", dir.path().to_path_buf())
+            .unwrap();
+        snapbox::Assert::new()
+            .action_env(snapbox::assert::DEFAULT_ACTION_ENV)
+            .redact_with(redactions)
+            .eq(String::from_utf8_lossy(actual).into_owned(), expected);
+    }
+
+    #[test]
+    fn help_keeps_global_options_apart() {
+        let dir = TestDir::new();
+        let out = run(&dir, &["--help"]);
+        assert!(out.status.success(), "{}", both(&out));
+        assert_matches(&dir, &out.stdout, file!["cli/help.stdout"]);
+        let out = run(&dir, &["history", "--help"]);
+        assert!(out.status.success(), "{}", both(&out));
+        assert_matches(&dir, &out.stdout, file!["cli/history-help.stdout"]);
+    }
+
+    #[test]
+    fn import_queue_history_stats_and_rules() {
+        let dir = setup();
+        let journal = dir.path().join("mpdscribble.journal");
+        std::fs::write(&journal, JOURNAL).unwrap();
+        let out = run(&dir, &["import", "mpdscribble", journal.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", both(&out));
+        assert_matches(&dir, &out.stdout, file!["cli/import.stdout"]);
+        assert_matches(&dir, &out.stderr, file!["cli/import.stderr"]);
+
+        for (args, expected) in [
+            (&["queue"][..], file!["cli/queue.stdout"]),
+            (&["history"], file!["cli/history.stdout"]),
+            (
+                &["history", "export", "--format", "csv"],
+                file!["cli/export.csv"],
+            ),
+            (&["stats", "--period", "all"], file!["cli/stats.stdout"]),
+            (
+                &["rules", "test", "--artist", "AC/DC", "--title", "T.N.T."],
+                file!["cli/rules-test.stdout"],
+            ),
+        ] {
+            let out = run(&dir, args);
+            assert!(out.status.success(), "{args:?}: {}", both(&out));
+            assert_matches(&dir, &out.stdout, expected);
+        }
+        let out = run(&dir, &["status"]);
+        assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+        assert_matches(&dir, &out.stderr, file!["cli/status-no-daemon.stderr"]);
+    }
+
+    /// Issue 23, item 18: the exit statuses of the README's table.
+    #[test]
+    fn usage_and_config_errors_exit_2() {
+        let dir = setup();
+        for (args, expected) in [
+            (
+                &["backfill", "lastfm"][..],
+                file!["cli/backfill-no-target.stderr"],
+            ),
+            (
+                &["history", "--since", "2024-05-02", "--until", "2024-05-01"],
+                file!["cli/history-reversed.stderr"],
+            ),
+            (&["auth", "lastfm"], file!["cli/auth-no-section.stderr"]),
+        ] {
+            let out = run(&dir, args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", both(&out));
+            assert_matches(&dir, &out.stderr, expected);
+        }
+        // With no config file at all, too.
+        let out = crate::common::daemon::run_cli_zero_config(&dir, &["backfill", "lastfm"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+        dir.write_config("[mpd]\nport = \"x\"\n");
+        let out = run(&dir, &["check"]);
+        assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+        assert_matches(&dir, &out.stdout, file!["cli/check-bad-config.stdout"]);
+        let out = run(&dir, &["history"]);
+        assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    }
+}
