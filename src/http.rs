@@ -237,6 +237,26 @@ pub(crate) mod test_server {
 
 #[cfg(test)]
 mod tests {
+    /// Issue 23, item 15: one line, without the URL (and its api_key).
+    #[tokio::test]
+    async fn transport_errors_are_one_line_without_the_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let http = client(Duration::from_secs(5)).unwrap();
+        let url = format!("http://127.0.0.1:{port}/2.0/?method=artist.getInfo&api_key=0123abcd");
+        let err = http.get(&url).send().await.unwrap_err();
+        let text = describe_error(&err);
+        assert!(text.starts_with("cannot connect: "), "{text}");
+        assert!(
+            !text.contains("api_key") && !text.contains("0123abcd"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(body_note(""), " (empty body)");
+        assert_eq!(body_note(" Not Found\n"), ": Not Found");
+    }
+
     use super::*;
 
     #[test]

@@ -155,3 +155,99 @@ fn render(v: &Status) -> String {
     out.push_str(&commands::render_summary(&v.history));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{MpdLink, Storage};
+
+    fn status(playing: Playing, history_on: bool) -> Status {
+        Status {
+            history: if history_on {
+                serde_json::json!({"plays": 1, "first_started": null})
+            } else {
+                serde_json::json!({"enabled": false})
+            },
+            mpd: MpdLink {
+                address: "localhost:6600".into(),
+                connected: true,
+            },
+            playing: Some(playing),
+            storage: Storage {
+                dir: "/s".into(),
+                dropped: 0,
+                fix: None,
+                held: 0,
+                state: StorageState::Ok,
+                why: None,
+            },
+            targets: Vec::new(),
+        }
+    }
+
+    fn playing() -> Playing {
+        Playing {
+            artist: "A".into(),
+            needed_secs: Some(240),
+            played_secs: 7,
+            qualified: false,
+            title: "T".into(),
+            counts_at_end_secs: None,
+            recorded: false,
+            queued_for: Vec::new(),
+            delivered_to: Vec::new(),
+        }
+    }
+
+    fn current(s: &Status) -> String {
+        render(s)
+            .lines()
+            .find(|l| l.starts_with("Current: "))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Issue 23, item 3: what became of a play, and only what is true.
+    #[test]
+    fn a_counted_play_says_where_it_went() {
+        let mut p = playing();
+        p.qualified = true;
+        p.recorded = true;
+        assert_eq!(
+            current(&status(p.clone(), true)),
+            "Current: A – T, counted: recorded in the history"
+        );
+        p.queued_for = vec!["lastfm".into()];
+        p.delivered_to = vec!["listenbrainz".into()];
+        assert_eq!(
+            current(&status(p.clone(), true)),
+            "Current: A – T, counted: recorded in the history; queued for lastfm; \
+             delivered to listenbrainz"
+        );
+        let mut p = playing();
+        p.qualified = true;
+        assert_eq!(
+            current(&status(p.clone(), false)),
+            "Current: A – T, counted as a play"
+        );
+        assert!(!render(&status(p, true)).contains("scrobbled"));
+    }
+
+    /// Issue 23, item 7: a stream's title counts when it ends after
+    /// min_track_secs; 4:00 is when it counts at once. Item 15: no empty
+    /// artist.
+    #[test]
+    fn a_stream_title_shows_its_real_threshold() {
+        let mut p = playing();
+        p.artist = String::new();
+        p.counts_at_end_secs = Some(30);
+        assert_eq!(
+            current(&status(p, true)),
+            "Current: T, played 0:07; counts when the title ends after 0:30 (at once at 4:00)"
+        );
+        assert_eq!(
+            current(&status(playing(), true)),
+            "Current: A – T, played 0:07 of 4:00 needed"
+        );
+    }
+}

@@ -9,6 +9,8 @@ mod args;
 mod config_file;
 mod logging;
 mod manual;
+#[cfg(test)]
+mod readme;
 
 use std::path::Path;
 use std::process::ExitCode;
