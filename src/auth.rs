@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 use crate::control::{self, Request};
+use crate::output::outln;
 use crate::targets::{lastfm, listenbrainz};
 use crate::{http, session};
 
@@ -34,7 +35,7 @@ pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()>
     let target = config
         .lastfm_target(opts.name.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let http = http::client(config.delivery.request_timeout)?;
+    let http = http::interactive_client(config.delivery.request_timeout)?;
     let client = lastfm::Client::new(
         http,
         &target.url,
@@ -42,6 +43,14 @@ pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()>
         target.api_secret.expose(),
     );
 
+    let fix = Fix {
+        section: if config.lastfm.len() > 1 {
+            "its [[lastfm]] section"
+        } else {
+            "[lastfm]"
+        },
+        file: config.path.display().to_string(),
+    };
     let session = match &opts.username {
         Some(user) => {
             let password = read_secret(&format!("Password for {user}"))?;
@@ -52,10 +61,10 @@ pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()>
                     lastfm::Error::Api { code: 4, .. } => {
                         anyhow::anyhow!("{}: wrong username or password for {user}", target.url)
                     }
-                    e => anyhow::Error::new(e).context(format!("{}: login failed", target.url)),
+                    e => fix.explain(e, &format!("{}: login failed", target.url)),
                 })?
         }
-        None => desktop_flow(&client, &target.url).await?,
+        None => desktop_flow(&client, &target.url, &fix).await?,
     };
 
     store_and_notify(config, &target.name, &session.name, &session.key).await
@@ -66,7 +75,7 @@ pub(crate) async fn listenbrainz(config: &Config, name: Option<&str>) -> anyhow:
     let target = config
         .listenbrainz_target(name)
         .map_err(anyhow::Error::msg)?;
-    let http = http::client(config.delivery.request_timeout)?;
+    let http = http::interactive_client(config.delivery.request_timeout)?;
     let client = listenbrainz::Client::new(http, &target.url, target.flavor);
     let token =
         read_secret("Token (from https://listenbrainz.org/settings/, or a Maloja API key)")?;
@@ -95,32 +104,65 @@ async fn store_and_notify(
     } else {
         user
     };
-    println!(
+    outln!(
         "Authorised as {who} for {target}; stored in {}",
         path.display()
     );
     match control::request(&config.state_dir, Request::Reload).await {
-        Ok(Some(control::Reply::Reloaded)) => println!("The running daemon now uses it."),
-        Ok(Some(reply)) => println!("The running daemon answered: {reply:?}"),
+        Ok(Some(control::Reply::Reloaded)) => outln!("The running daemon now uses it."),
+        Ok(Some(reply)) => outln!("The running daemon answered: {reply:?}"),
         Ok(None) => {}
-        Err(control::RequestError::Io(e)) => println!(
+        Err(control::RequestError::Io(e)) => outln!(
             "Could not reach the running daemon ({e}); restart it to use the new credentials."
         ),
-        Err(e) => println!("{e}; restart the daemon to use the new credentials."),
+        Err(e) => outln!("{e}; restart the daemon to use the new credentials."),
     }
     Ok(())
 }
 
-async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<lastfm::Session> {
+/// Where the settings a Last.fm error points at are, to say what to fix
+/// (as `check` does).
+struct Fix {
+    section: &'static str,
+    file: String,
+}
+
+impl Fix {
+    /// `e` with `what` before it and, for an error the config can fix,
+    /// the key to check.
+    fn explain(&self, e: lastfm::Error, what: &str) -> anyhow::Error {
+        let key = match &e {
+            lastfm::Error::Api { code: 10, .. } => Some("api_key"),
+            lastfm::Error::Api { code: 13, .. } => Some("api_secret"),
+            lastfm::Error::Api { code: 26, .. } => Some("api_key (this API account is suspended)"),
+            lastfm::Error::NotJson { .. } => Some("url"),
+            _ => None,
+        };
+        match key {
+            Some(key) => anyhow::anyhow!(
+                "{what}: {e}; check {key} in {} of {}",
+                self.section,
+                self.file
+            ),
+            None => anyhow::Error::new(e).context(what.to_owned()),
+        }
+    }
+}
+
+async fn desktop_flow(
+    client: &lastfm::Client,
+    url: &str,
+    fix: &Fix,
+) -> anyhow::Result<lastfm::Session> {
     let token = client
         .get_token()
         .await
-        .with_context(|| format!("{url}: could not get an authorisation token"))?;
-    println!(
+        .map_err(|e| fix.explain(e, &format!("{url}: could not get an authorisation token")))?;
+    outln!(
         "Open this page, log in and allow access for mpd-scrobbler:\n\n  {}\n",
         client.auth_page_url(&token)
     );
-    println!("Waiting for approval (Ctrl-C to give up)...");
+    outln!("Waiting for approval (Ctrl-C to give up)...");
     let _ = std::io::stdout().flush();
     let started = Instant::now();
     loop {
@@ -145,9 +187,7 @@ async fn desktop_flow(client: &lastfm::Client, url: &str) -> anyhow::Result<last
                 tracing::debug!("polling for the session: {e}");
                 continue;
             }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("{url}: authorisation failed")));
-            }
+            Err(e) => return Err(fix.explain(e, &format!("{url}: authorisation failed"))),
         }
     }
 }

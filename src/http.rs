@@ -237,6 +237,26 @@ pub(crate) mod test_server {
 
 #[cfg(test)]
 mod tests {
+    /// Issue 23, item 15: one line, without the URL (and its api_key).
+    #[tokio::test]
+    async fn transport_errors_are_one_line_without_the_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let http = client(Duration::from_secs(5)).unwrap();
+        let url = format!("http://127.0.0.1:{port}/2.0/?method=artist.getInfo&api_key=0123abcd");
+        let err = http.get(&url).send().await.unwrap_err();
+        let text = describe_error(&err);
+        assert!(text.starts_with("cannot connect: "), "{text}");
+        assert!(
+            !text.contains("api_key") && !text.contains("0123abcd"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(body_note(""), " (empty body)");
+        assert_eq!(body_note(" Not Found\n"), ": Not Found");
+    }
+
     use super::*;
 
     #[test]
@@ -516,17 +536,60 @@ mod tests {
     }
 }
 
-/// reqwest's message with its causes ("connection refused" sits two levels
-/// down); a log line is useless without them.
+/// How long a command a person waits on (`check`, `auth`, `artist`, ...)
+/// gives a server: the daemon's own `request_timeout` may be long, as it
+/// waits for nobody.
+pub const INTERACTIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client for a command a person waits on: the config's timeout, but
+/// never more than [`INTERACTIVE_TIMEOUT`].
+///
+/// # Errors
+///
+/// As [`client`].
+pub fn interactive_client(request_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    client(request_timeout.min(INTERACTIVE_TIMEOUT))
+}
+
+/// One line a person can act on: what kind of failure, and its innermost
+/// cause ("Connection refused" sits two levels down). reqwest's own words
+/// around it name the request's URL, which carries the `api_key` of a
+/// Last.fm read, so they are left out.
 pub fn describe_error(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
+    let mut root: Option<&dyn std::error::Error> = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        root = Some(s);
         source = s.source();
     }
-    text
+    let cause = root.map(|r| r.to_string()).unwrap_or_default();
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "cannot read the reply"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_builder() {
+        "cannot make the request"
+    } else {
+        "the request failed"
+    };
+    if cause.is_empty() || kind == "timed out" {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// The start of a reply's body for a message, or a note that it was empty
+/// ("HTTP 404 (empty body)" reads better than "HTTP 404: ").
+pub fn body_note(body: &str) -> String {
+    match body.trim() {
+        "" => " (empty body)".to_owned(),
+        b => format!(": {b}"),
+    }
 }
 
 /// Whether a failed request may still have been received and acted on: a

@@ -15,6 +15,7 @@ pub mod history;
 pub mod http;
 pub(crate) mod metadata;
 pub(crate) mod mpd;
+pub(crate) mod output;
 pub mod queue;
 pub(crate) mod rules;
 pub mod scrobble;

@@ -386,6 +386,11 @@ impl Tracker {
         self.play.as_ref().map(|p| (&p.track, p.qualified))
     }
 
+    /// The rules a play is judged by.
+    pub(crate) fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     /// The file or stream URI and start time of the current play.
     pub(crate) fn current_play(&self) -> Option<(&str, u64)> {
         self.play

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::control::{self, QueueReply, Reply, Request};
 use crate::history::{self, commands, journal};
 use crate::metadata::info::local_time;
+use crate::output::{count, errln, out, outln};
 use crate::queue::Queue;
 use crate::scrobble::Listen;
 use crate::session;
@@ -85,10 +86,16 @@ pub(crate) fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
 
 /// Add journal listens to every queue.
 pub(crate) fn import(queue: &Queue, listens: &[Listen]) -> Reply {
-    match queue.import(listens) {
-        Ok((added, skipped)) => Reply::Imported {
-            added: added as u64,
-            skipped: skipped as u64,
+    let counts = |m: BTreeMap<String, usize>| -> BTreeMap<String, u64> {
+        m.into_iter().map(|(k, v)| (k, v as u64)).collect()
+    };
+    match queue.import_report(listens) {
+        Ok(r) => Reply::Imported {
+            added: r.added as u64,
+            skipped: r.skipped as u64,
+            recorded: r.recorded as u64,
+            queued: counts(r.queued),
+            too_old: counts(r.too_old),
         },
         Err(e) => Reply::Error(e.to_string()),
     }
@@ -99,9 +106,16 @@ pub(crate) fn import(queue: &Queue, listens: &[Listen]) -> Reply {
 pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !journal::is_journal(&text) {
+        return Err(format!(
+            "{} is not an mpdscribble journal (its lines are not `key = value` records \
+             starting with `a = ARTIST`); nothing imported",
+            path.display()
+        ));
+    }
     let (listens, malformed) = journal::parse(&text);
     for m in &malformed {
-        eprintln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
+        errln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
     }
     import_listens(config, path, listens, malformed.len()).await
 }
@@ -114,7 +128,7 @@ pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<
     let (listens, bad) = history::parse_listenbrainz_export(&text)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     for b in &bad {
-        eprintln!(
+        errln!(
             "{}: listen {}: skipped: {}",
             path.display(),
             b.index,
@@ -132,7 +146,13 @@ async fn import_listens(
     listens: Vec<Listen>,
     malformed: usize,
 ) -> Result<(), String> {
-    let (mut added, mut skipped) = (0, 0);
+    let mut total = Reply::Imported {
+        added: 0,
+        skipped: 0,
+        recorded: 0,
+        queued: BTreeMap::new(),
+        too_old: BTreeMap::new(),
+    };
     // A large journal goes in several requests, each within the socket's
     // line limit. Without a daemon, all of it goes in at once; listens a
     // vanished daemon already took count as already queued.
@@ -142,25 +162,117 @@ async fn import_listens(
             Ok(None) => (import(&open_queue(config)?, &listens), true),
             Err(e) => return Err(e.to_string()),
         };
-        match answer {
-            Reply::Imported {
-                added: a,
-                skipped: s,
-            } => {
-                added += a;
-                skipped += s;
+        match (&mut total, answer) {
+            (
+                Reply::Imported {
+                    added,
+                    skipped,
+                    recorded,
+                    queued,
+                    too_old,
+                },
+                Reply::Imported {
+                    added: a,
+                    skipped: s,
+                    recorded: r,
+                    queued: q,
+                    too_old: o,
+                },
+            ) => {
+                *added += a;
+                *skipped += s;
+                *recorded += r;
+                for (t, n) in q {
+                    *queued.entry(t).or_default() += n;
+                }
+                for (t, n) in o {
+                    *too_old.entry(t).or_default() += n;
+                }
             }
-            other => return Err(unexpected(other)),
+            (_, other) => return Err(unexpected(other)),
         }
         if direct {
             break;
         }
     }
-    println!(
-        "Imported {added} scrobbles from {} ({skipped} already queued or delivered, {malformed} malformed records skipped).",
-        path.display(),
+    out!(
+        "{}",
+        import_report(config, path, &total, listens.len(), malformed)
     );
     Ok(())
+}
+
+/// What `import` says: how many plays went into the history, and per
+/// target how many were queued and how many left out as too old, as
+/// `backfill` reports.
+fn import_report(
+    config: &Config,
+    path: &Path,
+    reply: &Reply,
+    read: usize,
+    malformed: usize,
+) -> String {
+    let Reply::Imported {
+        recorded,
+        queued,
+        too_old,
+        ..
+    } = reply
+    else {
+        return String::new();
+    };
+    let mut text = format!(
+        "Read {} from {}",
+        count(read as u64, "play", "plays"),
+        path.display()
+    );
+    if malformed > 0 {
+        text.push_str(&format!(
+            " ({} skipped)",
+            count(malformed as u64, "malformed record", "malformed records")
+        ));
+    }
+    text.push_str(".\n");
+    if config.history.enabled {
+        text.push_str(&format!(
+            "history: imported {} ({} there already)\n",
+            count(*recorded, "play", "plays"),
+            read as u64 - recorded.min(&(read as u64))
+        ));
+    }
+    for name in config.target_names() {
+        let q = queued.get(name).copied().unwrap_or(0);
+        text.push_str(&format!("{name}: queued {}", count(q, "play", "plays")));
+        match too_old.get(name).copied().unwrap_or(0) {
+            0 => {}
+            n => text.push_str(&format!(
+                "; skipped {} (older than 14 days, which Last.fm ignores)",
+                n
+            )),
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// [`open_queue`] for a command that only reads: `None`, creating nothing,
+/// when no queue database was ever made in the state directory (nothing
+/// has been played or queued yet).
+pub(crate) fn existing_queue(config: &Config) -> Result<Option<Queue>, String> {
+    // A database set aside as damaged, or one being rebuilt, counts: opening
+    // it finishes what the last start began.
+    let made = std::fs::read_dir(&config.state_dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name == "queue" || name.starts_with("queue.")
+        })
+    });
+    if made {
+        open_queue(config).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// Open the queue database (creating the state directory), with the history
@@ -180,26 +292,48 @@ pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
 /// Run `cmd` for the command line: through the daemon when it runs, on the
 /// database otherwise; print the answer as text or JSON.
 pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
+    // With no target there is no queue, whatever the daemon would say.
+    if config.target_names().is_empty() && !json_out {
+        outln!(
+            "No target is configured, so nothing is queued: plays are kept in the local history \
+             only (`mpd-scrobbler history`). `mpd-scrobbler config show` prints the [lastfm] and \
+             [listenbrainz] sections that add one."
+        );
+        return Ok(());
+    }
     let answer = match control::request(&config.state_dir, Request::Queue(cmd.clone())).await {
         Ok(Some(reply)) => reply,
         Ok(None) if cmd == QueueCmd::Flush => {
             return Err("no daemon is running; queued scrobbles go out when it starts".into());
         }
-        Ok(None) => {
-            let queue = open_queue(config)?;
-            execute(&queue, &cmd)
-        }
+        Ok(None) => match existing_queue(config)? {
+            Some(queue) => execute(&queue, &cmd),
+            None => nothing_queued(config, &cmd),
+        },
         Err(e) => return Err(e.to_string()),
     };
     let Reply::Queue(answer) = answer else {
         return Err(unexpected(answer));
     };
     if json_out {
-        println!("{}", to_json(&answer));
+        outln!("{}", to_json(&answer));
     } else {
-        print!("{}", render(&cmd, &answer));
+        out!("{}", render(&cmd, &answer));
     }
     Ok(())
+}
+
+/// The answer to `cmd` when no queue database exists: nothing is queued.
+fn nothing_queued(config: &Config, cmd: &QueueCmd) -> Reply {
+    let names = config.target_names().into_iter().map(str::to_owned);
+    match cmd {
+        QueueCmd::List { .. } => {
+            Reply::Queue(QueueReply::Listed(names.map(|n| (n, Vec::new())).collect()))
+        }
+        QueueCmd::Retry => Reply::Queue(QueueReply::Retried(names.map(|n| (n, 0)).collect())),
+        QueueCmd::Drop { id, .. } => Reply::Error(format!("no queued item {id}")),
+        QueueCmd::Flush => Reply::Error("flushing needs the running daemon".into()),
+    }
 }
 
 /// The error a reply of the wrong kind makes: the daemon's own error, or
@@ -221,6 +355,13 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
     match (cmd, answer) {
         (QueueCmd::List { rejected }, QueueReply::Listed(targets)) => {
             let what = if *rejected { "rejected" } else { "queued" };
+            // Ids as wide as the widest, so they line up on the left edge.
+            let w = targets
+                .values()
+                .flatten()
+                .map(|i| i.id.to_string().len())
+                .max()
+                .unwrap_or(1);
             for (name, items) in targets {
                 out.push_str(&format!("{name}: {} {what}\n", items.len()));
                 for i in items {
@@ -230,11 +371,13 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
                         .map(|r| format!("  ({r})"))
                         .unwrap_or_default();
                     out.push_str(&format!(
-                        "  {:>20}  {}  {} – {}{reason}\n",
+                        "  {:>w$}  {}  {}{reason}\n",
                         i.id,
                         local_time(i.listen.started_at),
-                        i.listen.track.artist,
-                        i.listen.track.title
+                        crate::delivery::describe_names(
+                            &i.listen.track.artist,
+                            &i.listen.track.title
+                        )
                     ));
                 }
             }
@@ -264,6 +407,6 @@ pub(crate) async fn love(config: &Config, love: bool) -> Result<(), String> {
     let Reply::Loved(loved) = reply else {
         return Err(unexpected(reply));
     };
-    println!("Queued {verb} of {} – {}.", loved.artist, loved.title);
+    outln!("Queued {verb} of {} – {}.", loved.artist, loved.title);
     Ok(())
 }

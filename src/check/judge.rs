@@ -22,6 +22,28 @@ pub(super) fn judge_dir(dir: &Path, config_path: &Path, f: &DirFacts) -> Verdict
             format!("move it away, {elsewhere}"),
         );
     }
+    if let Some((ancestor, _)) = f.missing.as_ref().filter(|_| f.under_a_file) {
+        return Verdict::fail(
+            ITEM,
+            format!(
+                "{shown} cannot be created: {} is a file, not a directory",
+                ancestor.display()
+            ),
+            format!("move that file away, {elsewhere}"),
+        );
+    }
+    if let (Some(_), Some(free)) = (&f.missing, f.free.filter(|b| *b < FAIL_BELOW_BYTES)) {
+        return Verdict::fail(
+            ITEM,
+            format!(
+                "{shown} does not exist, and its file system has only {} free; the queue \
+                 needs at least {}",
+                mib(free),
+                mib(FAIL_BELOW_BYTES)
+            ),
+            format!("choose a directory on a real file system with room, {elsewhere}"),
+        );
+    }
     if let Some((ancestor, writable)) = &f.missing {
         return if *writable {
             Verdict::ok(
@@ -205,6 +227,7 @@ mod tests {
         DirFacts {
             missing: None,
             not_a_directory: false,
+            under_a_file: false,
             write_error: None,
             write_error_kind: None,
             mode: 0o700,

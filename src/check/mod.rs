@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::http;
@@ -22,9 +21,6 @@ mod targets;
 use mpd::check_mpd;
 use state_dir::check_state_dir;
 use targets::{check_lastfm, check_listenbrainz};
-
-/// A check gives up on a server sooner than the daemon does.
-const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How an item fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +74,25 @@ impl Verdict {
         }
     }
 
-    /// The verdict for a config that does not load.
-    pub(crate) fn bad_config(error: &dyn fmt::Display, path: &Path) -> Verdict {
-        Verdict::fail(
-            "config",
-            error.to_string(),
-            format!(
-                "edit {} (config.toml.example documents every key)",
+    /// The verdict for a config that does not load: edit the file, or,
+    /// when there is none at `path`, write one.
+    pub(crate) fn bad_config(error: &crate::config::ConfigError, path: &Path) -> Verdict {
+        let fix = match error {
+            crate::config::ConfigError::Read { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                format!(
+                    "give the right -c FILE, or write a commented default config there: \
+                     `mpd-scrobbler -c {} config init`",
+                    path.display()
+                )
+            }
+            _ => format!(
+                "edit {} (`mpd-scrobbler config show` prints every key, commented)",
                 path.display()
             ),
-        )
+        };
+        Verdict::fail("config", error.to_string(), fix)
     }
 }
 
@@ -153,12 +158,10 @@ pub(crate) async fn run(config: &Config) -> Vec<Verdict> {
                  local history only",
                 config.path.display()
             ),
-            format!(
-                "to scrobble, create {} with a [lastfm] or [listenbrainz] section \
-                 (see config.toml.example), run `mpd-scrobbler auth lastfm` or \
-                 `auth listenbrainz`, then `mpd-scrobbler backfill NAME`",
-                config.path.display()
-            ),
+            "to scrobble, run `mpd-scrobbler config init`, fill in its [lastfm] or \
+             [listenbrainz] section, run `mpd-scrobbler auth lastfm` or `auth listenbrainz`, \
+             then `mpd-scrobbler backfill NAME`"
+                .into(),
         );
     } else if config.target_names().is_empty() {
         verdicts[0] = Verdict::warn(
@@ -167,13 +170,15 @@ pub(crate) async fn run(config: &Config) -> Vec<Verdict> {
                 "{} is valid but has no [lastfm] or [listenbrainz] section",
                 config.path.display()
             ),
-            "add a target; until then plays are kept in the local history only".into(),
+            "uncomment and fill in a [lastfm] or [listenbrainz] section (`mpd-scrobbler config \
+             show` prints them); until then plays are kept in the local history only"
+                .into(),
         );
     }
 
     verdicts.push(rules_verdict(config));
 
-    let http = match http::client(config.delivery.request_timeout.min(MAX_REQUEST_TIMEOUT)) {
+    let http = match http::interactive_client(config.delivery.request_timeout) {
         Ok(h) => Some(h),
         Err(e) => {
             verdicts.push(Verdict::fail(

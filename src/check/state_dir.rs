@@ -18,6 +18,9 @@ pub(super) struct DirFacts {
     pub(super) missing: Option<(PathBuf, bool)>,
     /// It exists but is not a directory.
     pub(super) not_a_directory: bool,
+    /// It is missing and its nearest existing ancestor (in `missing`) is
+    /// not a directory, so it can never be created.
+    pub(super) under_a_file: bool,
     /// Creating, syncing and removing a file in it failed with this.
     pub(super) write_error: Option<String>,
     /// The kind of that error.
@@ -52,6 +55,7 @@ pub(super) fn dir_facts(dir: &Path, targets: &[&str]) -> DirFacts {
     let mut facts = DirFacts {
         missing: None,
         not_a_directory: false,
+        under_a_file: false,
         write_error: None,
         write_error_kind: None,
         mode: 0,
@@ -62,13 +66,16 @@ pub(super) fn dir_facts(dir: &Path, targets: &[&str]) -> DirFacts {
     };
     match std::fs::metadata(dir) {
         Err(_) => {
+            // The nearest ancestor that exists, whatever it is: a regular
+            // file there means "Not a directory" for the daemon.
             let ancestor = dir
                 .ancestors()
                 .skip(1)
-                .find(|a| a.is_dir())
+                .find(|a| a.symlink_metadata().is_ok())
                 .unwrap_or(Path::new("/"))
                 .to_owned();
-            let writable = access_writable(&ancestor);
+            facts.under_a_file = !ancestor.is_dir();
+            let writable = !facts.under_a_file && access_writable(&ancestor);
             facts.free = free_bytes(&ancestor);
             facts.missing = Some((ancestor, writable));
         }

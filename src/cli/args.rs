@@ -7,20 +7,24 @@ use clap::{Parser, Subcommand};
 
 use crate::metadata::query;
 
+/// The heading of the options every command takes, apart from each
+/// command's own.
+const GLOBAL: &str = "Global options";
+
 /// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub(super) struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/mpd-scrobbler/config.toml]
-    #[arg(short, long, value_name = "FILE", global = true)]
+    #[arg(short, long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
 
     /// More log output (-v debug, -vv trace)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only warnings and errors
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     #[command(subcommand)]
@@ -44,8 +48,18 @@ pub(super) enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
-    Manpage,
+    /// Print the man page (roff), or write every page into a directory
+    Manpage {
+        /// Write mpd-scrobbler.1, a page per subcommand (mpd-scrobbler-history.1, ...)
+        /// and mpd-scrobbler.toml.5 into DIR, and print their paths
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Write or print a commented default config file
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Love the playing track on every target (Last.fm track.love, ListenBrainz feedback)
     Love,
     /// Unlove the playing track on every target
@@ -170,6 +184,15 @@ pub(super) enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub(super) enum ConfigAction {
+    /// Write the commented default config to the config file (-c FILE, or
+    /// the default path), mode 0600; an existing file is never overwritten
+    Init,
+    /// Print the commented default config (what `config init` writes)
+    Show,
 }
 
 #[derive(Debug, Clone, Subcommand)]

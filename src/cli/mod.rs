@@ -6,12 +6,16 @@
 //! unreachable, a failed check); 2 the command line or the config is wrong.
 
 mod args;
+mod config_file;
 mod logging;
+mod manual;
+#[cfg(test)]
+mod readme;
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, QueueCmd};
@@ -20,11 +24,12 @@ use crate::config::{self, Config};
 use crate::history::commands::{self, Format};
 use crate::history::{self, Filter};
 use crate::metadata::query::{self, Query, QueryError};
+use crate::output::{self, errln, out};
 use crate::rules::test as rules_test;
 use crate::{auth, daemon};
 use args::{
-    AuthService, Cli, Command, ExportFormat, FilterArgs, HistoryAction, ImportFrom, QueueAction,
-    RulesAction, TopKind,
+    AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,
+    QueueAction, RulesAction, TopKind,
 };
 
 /// Why a command did not succeed, and so which exit status it gets.
@@ -65,11 +70,20 @@ impl From<QueryError> for CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.quiet, cli.verbose);
-    match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = dispatch(cli);
+    let written = output::finish();
+    // A reader that went away (EPIPE) is no failure: see `output`.
+    match result {
+        Ok(()) => match written {
+            output::Outcome::Failed(e) => {
+                errln!("mpd-scrobbler: cannot write to stdout: {e}");
+                ExitCode::FAILURE
+            }
+            _ => ExitCode::SUCCESS,
+        },
         Err(e) => {
             if !matches!(e, CliError::Reported(_)) {
-                eprintln!("mpd-scrobbler: {e}");
+                errln!("mpd-scrobbler: {e}");
             }
             e.exit_code()
         }
@@ -81,19 +95,33 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
     // Generated from the command-line definition; they need no config.
     match &command {
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "mpd-scrobbler", &mut std::io::stdout());
+            output::write_bytes(&manual::completions(*shell));
             return Ok(());
         }
-        Command::Manpage => {
-            return clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| CliError::Failed(e.to_string()));
+        Command::Manpage { dir: None } => {
+            output::write_bytes(&manual::main_page()?);
+            return Ok(());
+        }
+        Command::Manpage { dir: Some(dir) } => {
+            for path in manual::write_dir(dir)? {
+                out!("{}\n", path.display());
+            }
+            return Ok(());
         }
         _ => {}
     }
 
     let env = |k: &str| std::env::var(k).ok();
+    if let Command::Config { action } = &command {
+        match action {
+            ConfigAction::Show => config_file::show(),
+            ConfigAction::Init => {
+                let path = cli.config.unwrap_or_else(|| config::default_path(&env));
+                config_file::init(&path)?;
+            }
+        }
+        return Ok(());
+    }
     // With no config file at the default path the zero-config set-up runs
     // (MPD at MPD_HOST/MPD_PORT or localhost, plays kept in the history).
     let is_default = cli.config.is_none();
@@ -117,16 +145,28 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result.map_err(|e| CliError::Failed(format!("{e:#}")))
         }
+        // A target the config does not have is a config error (exit 2),
+        // found before anything is asked.
         Command::Auth {
             service: AuthService::Lastfm { name, username },
-        } => runtime
-            .block_on(auth::lastfm(&config, auth::Options { name, username }))
-            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+        } => config
+            .lastfm_target(name.as_deref())
+            .map_err(CliError::Usage)
+            .and_then(|_| {
+                runtime
+                    .block_on(auth::lastfm(&config, auth::Options { name, username }))
+                    .map_err(|e| CliError::Failed(format!("{e:#}")))
+            }),
         Command::Auth {
             service: AuthService::Listenbrainz { name },
-        } => runtime
-            .block_on(auth::listenbrainz(&config, name.as_deref()))
-            .map_err(|e| CliError::Failed(format!("{e:#}"))),
+        } => config
+            .listenbrainz_target(name.as_deref())
+            .map_err(CliError::Usage)
+            .and_then(|_| {
+                runtime
+                    .block_on(auth::listenbrainz(&config, name.as_deref()))
+                    .map_err(|e| CliError::Failed(format!("{e:#}")))
+            }),
         Command::Love => runtime.block_on(admin::love(&config, true)).map_err(failed),
         Command::Unlove => runtime
             .block_on(admin::love(&config, false))
@@ -152,7 +192,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             let report = runtime
                 .block_on(rules_test::run(&config, given))
                 .map_err(|e| CliError::Failed(format!("{e:#}")))?;
-            print!("{report}");
+            out!("{report}");
             Ok(())
         }
         Command::Import {
@@ -194,6 +234,17 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             json,
         } => {
             let since = since.as_deref().map(when).transpose()?;
+            if !config.target_names().contains(&target.as_str()) {
+                return Err(CliError::Usage(format!(
+                    "{}: no target named {target:?} (configured: {}); add a [lastfm] or \
+                     [listenbrainz] section for it (`mpd-scrobbler config show` prints them)",
+                    config.path.display(),
+                    match config.target_names() {
+                        n if n.is_empty() => "none".to_owned(),
+                        n => n.join(", "),
+                    }
+                )));
+            }
             runtime
                 .block_on(commands::backfill_cmd(&config, &target, since, json))
                 .map_err(failed)
@@ -249,7 +300,10 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Recent { limit, user, out } => {
             query(&runtime, &config, Query::Recent { limit, user }, out)
         }
-        Command::Check | Command::Completions { .. } | Command::Manpage => Ok(()),
+        Command::Check
+        | Command::Completions { .. }
+        | Command::Manpage { .. }
+        | Command::Config { .. } => Ok(()),
     }
 }
 
@@ -260,9 +314,20 @@ fn when(s: &str) -> Result<u64, CliError> {
 }
 
 fn parse_filter(f: &FilterArgs) -> Result<Filter, CliError> {
+    let since = f.since.as_deref().map(when).transpose()?;
+    let until = f.until.as_deref().map(when).transpose()?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(CliError::Usage(format!(
+            "--since {:?} is not before --until {:?}: no play can match (swap them?)",
+            f.since.as_deref().unwrap_or_default(),
+            f.until.as_deref().unwrap_or_default()
+        )));
+    }
     Ok(Filter {
-        since: f.since.as_deref().map(when).transpose()?,
-        until: f.until.as_deref().map(when).transpose()?,
+        since,
+        until,
         limit: None,
         artist: f.artist.clone(),
     })
@@ -295,12 +360,12 @@ fn check(loaded: Result<Config, config::ConfigError>, path: &Path) -> Result<(),
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
-            print!("{}", check::render(&[Verdict::bad_config(&e, path)]));
+            out!("{}", check::render(&[Verdict::bad_config(&e, path)]));
             return Err(CliError::Reported(2));
         }
     };
     let verdicts = runtime()?.block_on(check::run(&config));
-    print!("{}", check::render(&verdicts));
+    out!("{}", check::render(&verdicts));
     if verdicts.iter().any(|v| v.level == Level::Fail) {
         Err(CliError::Reported(1))
     } else {

@@ -277,7 +277,7 @@ mod tests {
 
     const MINIMAL: &str = r#"
 [lastfm]
-api_key = "k"
+api_key = "0123456789abcdef0123456789abcdef"
 api_secret = "s"
 "#;
 
@@ -380,9 +380,12 @@ api_secret = "s"
                 "delivery.retry_max",
             ),
             ("[lastfm]\napi_secret = \"s\"\n", "lastfm.api_key"),
-            ("[lastfm]\napi_key = \"k\"\n", "lastfm.api_secret"),
             (
-                "[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"ftp://x\"\n",
+                "[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\n",
+                "lastfm.api_secret",
+            ),
+            (
+                "[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret = \"s\"\nurl = \"ftp://x\"\n",
                 "lastfm.url",
             ),
             (
@@ -405,12 +408,12 @@ api_secret = "s"
     fn several_lastfm_targets_need_distinct_names() {
         let two = r#"
 [[lastfm]]
-api_key = "k"
+api_key = "0123456789abcdef0123456789abcdef"
 api_secret = "s"
 [[lastfm]]
 name = "librefm"
 url = "https://libre.fm/2.0/"
-api_key = "k"
+api_key = "0123456789abcdef0123456789abcdef"
 api_secret = "s"
 "#;
         let c = parse(two, &[]).unwrap();
@@ -441,6 +444,27 @@ api_secret = "s"
                 keep: None
             }
         );
+        // No target is active: a copy made only to set [mpd] gets no
+        // target that can never work.
+        assert!(c.target_names().is_empty(), "{:?}", c.target_names());
+        // The commented-out [lastfm] section is refused with its
+        // placeholders (issue 23, item 11), and valid once filled in.
+        let lastfm = text
+            .replace("# [lastfm]", "[lastfm]")
+            .replace("# api_key = ", "api_key = ")
+            .replace("# api_secret = ", "api_secret = ");
+        let err = parse(&lastfm, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("key `lastfm.api_key`: is still the example's placeholder"),
+            "{err}"
+        );
+        let filled = lastfm
+            .replace(
+                "your 32-character API key",
+                "0123456789abcdef0123456789abcdef",
+            )
+            .replace("your 32-character shared secret", "s");
+        assert_eq!(parse(&filled, &[]).unwrap().target_names(), ["lastfm"]);
         // The commented-out [listenbrainz] section parses too once enabled.
         let lb = text
             .replace("# [listenbrainz]", "[listenbrainz]")
@@ -449,7 +473,8 @@ api_secret = "s"
         assert!(c.streams.enabled);
         assert!(c.rule_set.is_empty(), "rules are examples, off by default");
         // The commented-out stream and rule settings are valid once enabled.
-        let (head, tail) = text.split_at(text.find("\n[streams]").unwrap());
+        // (With [lastfm] filled in: a rule there is limited to it.)
+        let (head, tail) = filled.split_at(filled.find("\n[streams]").unwrap());
         let is_setting = |l: &str| {
             l.starts_with("# [[")
                 || l.strip_prefix("# ")
@@ -462,7 +487,103 @@ api_secret = "s"
             .collect();
         let c = parse(&format!("{head}{}", enabled.join("\n")), &[]).unwrap();
         assert_eq!(c.streams.stations(), 1);
-        assert_eq!(c.rule_set.counts(), (1, 2));
+        assert_eq!(c.rule_set.counts(), (3, 2));
+    }
+
+    /// Every key the file accepts is in the commented default config (and
+    /// so in the mpd-scrobbler.toml(5) page made from it): serde names
+    /// them all when it refuses an unknown one.
+    #[test]
+    fn the_example_config_names_every_key() {
+        let text = include_str!("../../config.toml.example");
+        let documented = |key: &str| {
+            text.lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = ")))
+        };
+        for section in [
+            "",
+            "[mpd]\n",
+            "[scrobble]\n",
+            "[delivery]\n",
+            "[lastfm]\n",
+            "[listenbrainz]\n",
+            "[cache]\n",
+            "[history]\n",
+            "[streams]\n",
+            "[[streams.station]]\n",
+            "[[rule]]\n",
+        ] {
+            let err = parse(&format!("{section}no_such_key = 1\n"), &[])
+                .unwrap_err()
+                .to_string();
+            let expected = err
+                .split_once("expected one of ")
+                .or_else(|| err.split_once("expected "))
+                .unwrap_or_else(|| panic!("{section}: {err}"))
+                .1;
+            let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            assert!(!keys.is_empty(), "{section}: {err}");
+            let table = |k: &str| {
+                matches!(
+                    k,
+                    "mpd"
+                        | "scrobble"
+                        | "delivery"
+                        | "lastfm"
+                        | "listenbrainz"
+                        | "cache"
+                        | "history"
+                        | "streams"
+                        | "rule"
+                        | "station"
+                )
+            };
+            let missing: Vec<&str> = keys
+                .into_iter()
+                .filter(|k| !table(k) && !documented(k))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "{section:?}: {missing:?} not in config.toml.example"
+            );
+        }
+    }
+
+    /// Issue 23, item 11: placeholders and keys of the wrong shape are
+    /// refused at load, naming the key and never showing the value.
+    #[test]
+    fn lastfm_keys_of_the_wrong_shape_are_refused() {
+        let with = |url: &str, key: &str, secret: &str| {
+            parse(
+                &format!("[lastfm]\n{url}api_key = \"{key}\"\napi_secret = \"{secret}\"\n"),
+                &[],
+            )
+            .map(|c| c.target_names().len())
+            .map_err(|e| e.to_string())
+        };
+        let hex = "0123456789ABCDEF0123456789abcdef";
+        assert_eq!(with("", hex, "s"), Ok(1));
+        let err = with("", "short", "s").unwrap_err();
+        assert!(
+            err.contains("key `lastfm.api_key`: is not a Last.fm API key")
+                && err.contains("32 hexadecimal characters (this one has 5"),
+            "{err}"
+        );
+        assert!(!err.contains("\"short\""), "{err}");
+        let err = with("", &"g".repeat(32), "s").unwrap_err();
+        assert!(err.contains("is not a Last.fm API key"), "{err}");
+        let err = with("", hex, "...").unwrap_err();
+        assert!(
+            err.contains("key `lastfm.api_secret`: is still the example's placeholder"),
+            "{err}"
+        );
+        // Libre.fm and other servers take any key, but not a placeholder.
+        let libre = "url = \"https://libre.fm/2.0/\"\n";
+        assert_eq!(with(libre, "any", "thing"), Ok(1));
+        assert!(with(libre, "...", "s").is_err());
+        // Last.fm's host however it is written.
+        let upper = "url = \"https://WS.audioscrobbler.com:443/2.0/\"\n";
+        assert!(with(upper, "short", "s").is_err());
     }
 
     #[test]
@@ -543,7 +664,7 @@ api_secret = "s"
         let c = parse(
             "[[listenbrainz]]\nname = \"maloja\"\nurl = \"https://m.example/apis/listenbrainz\"\n\
              [[listenbrainz]]\n\
-             [lastfm]\napi_key = \"k\"\napi_secret = \"s\"\n",
+             [lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret = \"s\"\n",
             &[],
         )
         .unwrap();
@@ -554,7 +675,7 @@ api_secret = "s"
             .to_string();
         assert!(err.contains("`listenbrainz.server`"), "{err}");
         let err = parse(
-            "[listenbrainz]\nname = \"lastfm\"\n[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\n",
+            "[listenbrainz]\nname = \"lastfm\"\n[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret = \"s\"\n",
             &[],
         )
         .unwrap_err()
@@ -595,7 +716,7 @@ api_secret = "s"
         ] {
             std::fs::write(dir.path().join(name), value).unwrap();
         }
-        let text = "[lastfm]\napi_key = \"k\"\n[listenbrainz]\nname = \"lb\"\n";
+        let text = "[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\n[listenbrainz]\nname = \"lb\"\n";
         let c = parse(text, &[("CREDENTIALS_DIRECTORY", creds)]).unwrap();
         assert_eq!(c.mpd.password.unwrap().expose(), "mpdpw");
         assert_eq!(c.lastfm[0].api_secret.expose(), "cred-secret");
@@ -617,7 +738,7 @@ api_secret = "s"
         assert_eq!(c.mpd.password.unwrap().expose(), "envpw");
 
         // The same secret in the config too is ambiguous.
-        let both = "[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\n";
+        let both = "[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret = \"s\"\n";
         let e = parse(both, &[("CREDENTIALS_DIRECTORY", creds)])
             .unwrap_err()
             .to_string();
@@ -719,7 +840,7 @@ api_secret = "s"
     #[test]
     fn secrets_do_not_print() {
         let c = parse(
-            "[lastfm]\napi_key = \"k\"\napi_secret = \"topsecret\"\nsession_key = \"sesskey\"\n",
+            "[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret = \"topsecret\"\nsession_key = \"sesskey\"\n",
             &[("MPD_HOST", "mpdpass@h")],
         )
         .unwrap();
@@ -745,7 +866,7 @@ api_secret = "s"
         let load = |text: &str| Config::parse(&path, text, &env_of(&[]));
         let c = load(
             "[mpd]\npassword_file = \"secret\"\n\
-             [lastfm]\napi_key = \"k\"\napi_secret_file = \"secret\"\n\
+             [lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret_file = \"secret\"\n\
              [listenbrainz]\ntoken_file = \"secret\"\n",
         )
         .unwrap();
@@ -758,7 +879,7 @@ api_secret = "s"
         // A value and a file for one secret: refused, naming both keys.
         for (text, key) in [
             (
-                "[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\napi_secret_file = \"secret\"\n",
+                "[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret = \"s\"\napi_secret_file = \"secret\"\n",
                 "lastfm.api_secret_file",
             ),
             (
@@ -789,7 +910,7 @@ api_secret = "s"
         );
         // An empty session key is no session key; an empty token is a mistake.
         let c =
-            load("[lastfm]\napi_key = \"k\"\napi_secret = \"s\"\nsession_key = \"\"\n").unwrap();
+            load("[lastfm]\napi_key = \"0123456789abcdef0123456789abcdef\"\napi_secret = \"s\"\nsession_key = \"\"\n").unwrap();
         assert!(c.lastfm[0].session_key.is_none());
         let e = load("[listenbrainz]\ntoken = \" \"\n")
             .unwrap_err()

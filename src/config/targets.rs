@@ -112,6 +112,22 @@ impl<'a> Targets<'a> {
                         ),
                     )
                 })?;
+            check_shape(
+                self.source,
+                &key("api_key"),
+                &api_key,
+                Some(&url),
+                "API key",
+            )?;
+            // Only the placeholder: a secret's shape is Last.fm's to judge
+            // (error 13, which `check` and `auth` explain).
+            check_shape(
+                self.source,
+                &key("api_secret"),
+                api_secret.expose(),
+                None,
+                "shared secret",
+            )?;
             let session_key = SecretKeys {
                 key: key("session_key"),
                 file_key: None,
@@ -208,6 +224,52 @@ impl<'a> Targets<'a> {
                 .invalid(key, format!("{url:?} is not an http:// or https:// URL")))
         }
     }
+}
+
+/// What `config.toml.example` and the README put where a key or a secret
+/// goes: a copy with these left in is refused here, not by the server.
+const PLACEHOLDERS: [&str; 3] = [
+    "your 32-character API key",
+    "your 32-character shared secret",
+    "...",
+];
+
+/// Refuse a placeholder anywhere, and with the `url` of Last.fm's own host
+/// anything but the 32 hexadecimal characters Last.fm issues (Libre.fm and
+/// others take any string). The value itself is never shown: the secret is
+/// a secret, and a mistyped key may be one pasted into the wrong line.
+fn check_shape(
+    source: &Source<'_>,
+    key: &str,
+    value: &str,
+    url: Option<&str>,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let value = value.trim();
+    if PLACEHOLDERS.contains(&value) {
+        return Err(source.invalid(
+            key,
+            format!(
+                "is still the example's placeholder: put your {what} here (from \
+                 https://www.last.fm/api/account/create, listed at https://www.last.fm/api/accounts)"
+            ),
+        ));
+    }
+    let lastfm_host = url
+        .and_then(|u| u.split_once("://"))
+        .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or_default())
+        .is_some_and(|host| host.eq_ignore_ascii_case("ws.audioscrobbler.com"));
+    if lastfm_host && (value.len() != 32 || !value.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(source.invalid(
+            key,
+            format!(
+                "is not a Last.fm {what}: those are 32 hexadecimal characters (this one has {} \
+                 characters); copy it from https://www.last.fm/api/accounts",
+                value.chars().count()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `lastfm[1]` when there are several sections of a kind, else `lastfm`.

@@ -78,6 +78,15 @@ pub(crate) enum Reply {
         added: u64,
         /// Already queued or delivered.
         skipped: u64,
+        /// New in the history.
+        #[serde(default)]
+        recorded: u64,
+        /// Per target: queued for it.
+        #[serde(default)]
+        queued: BTreeMap<String, u64>,
+        /// Per target: left out as too old for it.
+        #[serde(default)]
+        too_old: BTreeMap<String, u64>,
     },
     /// The history's answer to `history`, as `history --json` prints it.
     History(serde_json::Value),
@@ -276,6 +285,10 @@ mod tests {
                 played_secs: 12,
                 qualified: false,
                 title: "T".into(),
+                counts_at_end_secs: None,
+                recorded: false,
+                queued_for: vec!["lastfm".into()],
+                delivered_to: Vec::new(),
             }),
             storage: Storage {
                 dir: "/var/lib/x".into(),
@@ -333,6 +346,9 @@ mod tests {
             Reply::Imported {
                 added: 3,
                 skipped: 1,
+                recorded: 3,
+                queued: BTreeMap::from([("lastfm".to_owned(), 2)]),
+                too_old: BTreeMap::from([("lastfm".to_owned(), 1)]),
             },
             Reply::History(serde_json::json!({"plays": []})),
             Reply::Stats(serde_json::json!({"total": 0})),

@@ -42,10 +42,23 @@ pub(crate) struct Playing {
     pub needed_secs: Option<u64>,
     /// Seconds played so far.
     pub played_secs: u64,
-    /// Whether it has been scrobbled.
+    /// Whether it has counted as a play.
     pub qualified: bool,
     /// The track's title.
     pub title: String,
+    /// For a stream's title: the play time after which it counts when it
+    /// ends (`needed_secs` is when it counts at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_at_end_secs: Option<u64>,
+    /// Once it counted: whether its history record is written.
+    #[serde(default)]
+    pub recorded: bool,
+    /// Once it counted: the targets it waits in the queue for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued_for: Vec<String>,
+    /// Once it counted: the targets that accepted it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered_to: Vec<String>,
 }
 
 /// Whether the queue can be written.

@@ -35,7 +35,16 @@ impl Handler {
                 Reply::Reloaded
             }
             Request::Status => {
-                let counts = self.store.counts().await;
+                let play = {
+                    let tracker = self.player.tracker();
+                    match (tracker.current(), tracker.current_play()) {
+                        (Some((track, true)), Some((_, started))) => {
+                            Some((started, track.title.clone()))
+                        }
+                        _ => None,
+                    }
+                };
+                let counts = self.store.counts(play).await;
                 Reply::Status(Box::new(status::status(
                     &self.address,
                     &self.player,

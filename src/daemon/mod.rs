@@ -167,6 +167,9 @@ impl Daemon {
         }
         .run(&mpd, &shutdown)
         .await;
+        // The play under way ends with the daemon: its whole play time is
+        // written once the writer is done, on the database still open.
+        let last_play = player.take_counted();
         // Loves already asked for are queued while the flushers finish.
         drop(love_tx);
 
@@ -184,6 +187,13 @@ impl Daemon {
         };
         let loves_done = tokio::time::timeout(SHUTDOWN_GRACE, love_task);
         let (_, _, _) = tokio::join!(flushers_done, writer, loves_done);
+        if let Some((listen, info)) = last_play {
+            let secs = info.played_secs.unwrap_or(0);
+            let write = store.ended(listen, secs);
+            if let Ok(Err(e)) = tokio::time::timeout(SHUTDOWN_GRACE, write).await {
+                tracing::warn!("cannot record the play time of the last play: {e}");
+            }
+        }
         reopener.abort();
         if let Some(w) = watchdog_task {
             w.abort();

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
 use crate::history::PlayInfo;
+use crate::metadata::info::local_time;
 use crate::queue::QueueError;
 use crate::scrobble::Listen;
 
@@ -129,7 +130,7 @@ impl Spool {
                          written; from now on the oldest held play is dropped for each new one \
                          (first dropped: {} started at {})",
                         describe(&old.track),
-                        old.started_at
+                        local_time(old.started_at)
                     );
                 }
             }
@@ -295,7 +296,11 @@ async fn finish(spool: &Spool, sink: &impl Sink, limit: Duration) {
         lost.len()
     );
     for l in lost {
-        tracing::error!("  lost: {} started at {}", describe(&l.track), l.started_at);
+        tracing::error!(
+            "  lost: {} started at {}",
+            describe(&l.track),
+            local_time(l.started_at)
+        );
     }
 }
 

@@ -13,6 +13,7 @@ use crate::control;
 use crate::delivery::TargetHandle;
 use crate::history::commands;
 use crate::mpd::Mpd;
+use crate::output::count;
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 use crate::store::Store;
@@ -82,7 +83,8 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         tracing::info!(
             "running with no online target: plays are kept in the local history only \
              (see `mpd-scrobbler history` and `stats`). To scrobble, add a [lastfm] or \
-             [listenbrainz] section to {} (config.toml.example shows how), run \
+             [listenbrainz] section to {} (`mpd-scrobbler config init` writes a commented \
+             config with both), run \
              `mpd-scrobbler auth lastfm` or `auth listenbrainz`, then \
              `mpd-scrobbler backfill NAME` sends the plays recorded so far",
             config.path.display()
@@ -106,7 +108,10 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             .await
         {
             Ok(0) => {}
-            Ok(n) => tracing::info!("history: forgot {n} plays older than the `keep` setting"),
+            Ok(n) => tracing::info!(
+                "history: forgot {} older than the `keep` setting",
+                count(n as u64, "play", "plays")
+            ),
             Err(e) => tracing::warn!("history: cannot forget old plays: {e}"),
         }
     }
@@ -188,8 +193,9 @@ fn target(config: &Config, spec: &Spec, queued: usize) -> Arc<TargetHandle> {
         );
     }
     tracing::info!(
-        "{}: {queued} scrobbles queued, sending to {}",
+        "{}: {} queued, sending to {}",
         spec.name,
+        count(queued as u64, "scrobble", "scrobbles"),
         spec.url
     );
     handle

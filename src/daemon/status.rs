@@ -32,9 +32,24 @@ pub(super) fn status(
                 played_secs: played.as_secs(),
                 qualified,
                 title: track.title.clone(),
+                counts_at_end_secs: track
+                    .stream_url
+                    .is_some()
+                    .then(|| tracker.rules().min_track.as_secs()),
+                recorded: false,
+                queued_for: Vec::new(),
+                delivered_to: Vec::new(),
             }
         })
     };
+    let playing = playing.map(|mut p| {
+        if let (true, Some(fate)) = (p.qualified, &counts.fate) {
+            p.recorded = true;
+            p.queued_for.clone_from(&fate.queued_for);
+            p.delivered_to.clone_from(&fate.delivered_to);
+        }
+        p
+    });
     let targets = targets
         .iter()
         .map(|t| {

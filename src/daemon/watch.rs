@@ -33,6 +33,9 @@ pub(super) struct Player {
     /// Locked only for a synchronous step, never across an await.
     tracker: std::sync::Mutex<Tracker>,
     pub(super) connected: AtomicBool,
+    /// The current play once it counted, with its file: when it ends, its
+    /// history record gets its whole play time.
+    counted: std::sync::Mutex<Option<(Listen, Option<String>)>>,
 }
 
 impl Player {
@@ -40,7 +43,22 @@ impl Player {
         Player {
             tracker: std::sync::Mutex::new(tracker),
             connected: AtomicBool::new(false),
+            counted: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The counted play and its play time now, if it is still the current
+    /// play; forgets it either way. For the end of the daemon.
+    pub(super) fn take_counted(&self) -> Option<(Listen, PlayInfo)> {
+        let counted = self
+            .counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        let tracker = self.tracker();
+        let started = tracker.current_play().map(|(_, s)| s);
+        let (played, _) = tracker.progress(Instant::now())?;
+        (started == Some(counted.0.started_at)).then(|| ended(counted, played.as_secs()))
     }
 
     pub(super) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
@@ -145,11 +163,13 @@ impl Watcher<'_> {
                 resync = false;
                 match connection.snapshot().await {
                     Ok(snap) => {
+                        let before = self.progress();
                         let actions =
                             self.player
                                 .tracker()
                                 .observe(snap, Instant::now(), unix_now());
                         self.perform(actions, router);
+                        self.after(before);
                         notify::ready();
                     }
                     Err(e) => {
@@ -181,12 +201,44 @@ impl Watcher<'_> {
                     }
                 },
                 () = sleep_until(alarm, deadline), if deadline.is_some() => {
+                    let before = self.progress();
                     let actions = self.player.tracker().tick(Instant::now());
                     self.perform(actions, router);
+                    self.after(before);
                 }
                 () = self.beat.asked() => self.beat.answer(),
                 () = shutdown.cancelled() => return End::Shutdown,
             }
+        }
+    }
+
+    /// The current play's start and play time, before the tracker sees
+    /// what MPD does now: if the play ends there, this was its whole time.
+    fn progress(&self) -> Option<(u64, Duration)> {
+        let tracker = self.player.tracker();
+        let started = tracker.current_play()?.1;
+        Some((started, tracker.progress(Instant::now())?.0))
+    }
+
+    /// Once the tracker has moved on from the play that counted (another
+    /// song, a replay, stop), record its whole play time, measured `before`.
+    fn after(&self, before: Option<(u64, Duration)>) {
+        let mut counted = self
+            .player
+            .counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some((listen, _)) = counted.as_ref() else {
+            return;
+        };
+        let current = self.player.tracker().current_play().map(|(_, s)| s);
+        if current == Some(listen.started_at) {
+            return;
+        }
+        let Some(c) = counted.take() else { return };
+        if let Some((_, played)) = before.filter(|(s, _)| *s == c.0.started_at) {
+            let (listen, info) = ended(c, played.as_secs());
+            self.spool.push(listen, info);
         }
     }
 
@@ -226,6 +278,14 @@ impl Watcher<'_> {
                     }
                     tracing::debug!("{} qualified", describe(&listen.track));
                     let info = play_info(self.player, &listen);
+                    if info.uri.is_some() {
+                        *self
+                            .player
+                            .counted
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) =
+                            Some((listen.clone(), info.uri.clone()));
+                    }
                     self.spool.push(listen, info);
                 }
                 Action::Skip { uri, reason } => {
@@ -243,6 +303,16 @@ async fn sleep_until(alarm: &mut Alarm, deadline: Option<Instant>) {
     }
 }
 
+/// The update of a counted play's history record when it ended.
+fn ended((listen, uri): (Listen, Option<String>), played_secs: u64) -> (Listen, PlayInfo) {
+    let info = PlayInfo {
+        uri,
+        played_secs: Some(played_secs),
+        ended: true,
+    };
+    (listen, info)
+}
+
 /// The file and play time of the play that just qualified, for its history
 /// record; nothing when the tracker has moved on to another play.
 fn play_info(player: &Player, listen: &Listen) -> PlayInfo {
@@ -252,6 +322,7 @@ fn play_info(player: &Player, listen: &Listen) -> PlayInfo {
             PlayInfo {
                 uri: Some(uri.to_owned()),
                 played_secs: Some(played.as_secs()),
+                ended: false,
             }
         }
         _ => PlayInfo::default(),

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use state::{Health, TargetState};
 
 use crate::config::{Delivery, Secret};
+use crate::output::count;
 use crate::queue::QueueError;
 use crate::scrobble::{Track, unix_now};
 use crate::store::Store;
@@ -207,7 +208,8 @@ impl Flusher {
                 let queued = self.queued().await;
                 if !logged && queued > 0 {
                     tracing::warn!(
-                        "{name}: no credentials; {queued} scrobbles wait in the queue. Run `{}`",
+                        "{name}: no credentials; {} in the queue. Run `{}`",
+                        count(queued as u64, "scrobble waits", "scrobbles wait"),
                         self.handle.auth_hint()
                     );
                 }
@@ -274,8 +276,12 @@ impl Flusher {
                     });
                     if failing.as_deref() != Some(why.as_str()) {
                         tracing::warn!(
-                            "{name}: {why}; {} scrobbles stay queued, retrying in {} s",
-                            self.queued().await,
+                            "{name}: {why}; {} queued, retrying in {} s",
+                            count(
+                                self.queued().await as u64,
+                                "scrobble stays",
+                                "scrobbles stay"
+                            ),
                             wait.as_secs_f32().ceil()
                         );
                         failing = Some(why);
@@ -297,10 +303,14 @@ impl Flusher {
                         Fix::Config(_) => "",
                     };
                     tracing::error!(
-                        "{name}: {} {why}. Delivery is paused and {} scrobbles stay queued; \
+                        "{name}: {} {why}. Delivery is paused and {} queued; \
                          {fix_text}{after}",
                         self.handle.target.url(),
-                        self.queued().await,
+                        count(
+                            self.queued().await as u64,
+                            "scrobble stays",
+                            "scrobbles stay"
+                        ),
                     );
                     if !self.wait_session(&mut session).await {
                         return;
@@ -320,8 +330,12 @@ impl Flusher {
                         why: "daily scrobble limit reached".into(),
                     });
                     tracing::warn!(
-                        "{name}: daily scrobble limit reached; {} scrobbles stay queued until {} h from now",
-                        self.queued().await,
+                        "{name}: daily scrobble limit reached; {} queued until {} h from now",
+                        count(
+                            self.queued().await as u64,
+                            "scrobble stays",
+                            "scrobbles stay"
+                        ),
                         wait.as_secs() / 3600
                     );
                     if !self.sleep(wait).await {
@@ -364,7 +378,17 @@ impl Flusher {
 
 /// "Artist – Title" for log lines.
 pub(crate) fn describe(t: &Track) -> String {
-    format!("\"{} – {}\"", t.artist, t.title)
+    format!("\"{}\"", describe_names(&t.artist, &t.title))
+}
+
+/// "Artist – Title", or the title alone when there is no artist (a
+/// stream's title that did not split, a file without the tag).
+pub(crate) fn describe_names(artist: &str, title: &str) -> String {
+    if artist.trim().is_empty() {
+        title.to_owned()
+    } else {
+        format!("{artist} – {title}")
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::reconcile::{self, Settled};
 use super::step::Batch;
 use super::{Flusher, describe};
 use crate::config::Secret;
+use crate::output::count;
 use crate::queue::{Key, Love};
 use crate::scrobble::Listen;
 use crate::targets::{ErrorKind, ItemOutcome};
@@ -205,9 +206,9 @@ impl Flusher {
             Ok(Settled::Checked { found, missing }) => {
                 *failed_asks = 0;
                 tracing::info!(
-                    "{name}: the server has {found} of the {} scrobble(s) of an unanswered request; \
+                    "{name}: the server has {found} of the {} of an unanswered request; \
                      {missing} will be sent again",
-                    found + missing
+                    count((found + missing) as u64, "scrobble", "scrobbles")
                 );
                 Ok(())
             }

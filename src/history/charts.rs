@@ -2,6 +2,7 @@
 //! characters, sized to the terminal, coloured only where colour is wanted.
 
 use super::stats::Stats;
+use crate::output::count;
 
 /// How the output may look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,7 @@ pub fn chart(rows: &[(String, u64)], style: Style) -> String {
 pub fn long_duration(secs: u64) -> String {
     let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
     match (d, h) {
+        (0, 0) if m == 0 => format!("{secs} s"),
         (0, 0) => format!("{m} min"),
         (0, _) => format!("{h} h {m:02} min"),
         _ => format!("{d} d {h} h {m:02} min"),
@@ -143,10 +145,10 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
     };
     out.push_str(&heading(&format!("Listening stats, {span}")));
     let summary = format!(
-        "{} plays, {} listened, {} artists",
-        s.plays,
+        "{}, {} listened, {}",
+        count(s.plays, "play", "plays"),
         long_duration(s.listening_secs),
-        s.artists
+        count(s.artists, "artist", "artists")
     );
     out.push_str(&fit(&summary, style.width));
     out.push('\n');
@@ -168,12 +170,23 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
             out.push_str(&format!("{line}{}\n", fit(name, room)));
         }
     };
-    list("Top artists", s.top_artists.clone(), &mut out);
+    let artist = |a: &str| {
+        if a.trim().is_empty() {
+            "(no artist)".to_owned()
+        } else {
+            a.to_owned()
+        }
+    };
+    list(
+        "Top artists",
+        s.top_artists.iter().map(|(a, n)| (artist(a), *n)).collect(),
+        &mut out,
+    );
     list(
         "Top albums",
         s.top_albums
             .iter()
-            .map(|(a, b, n)| (format!("{a} – {b}"), *n))
+            .map(|(a, b, n)| (crate::delivery::describe_names(a, b), *n))
             .collect(),
         &mut out,
     );
@@ -181,7 +194,7 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
         "Top tracks",
         s.top_tracks
             .iter()
-            .map(|(a, t, n)| (format!("{a} – {t}"), *n))
+            .map(|(a, t, n)| (crate::delivery::describe_names(a, t), *n))
             .collect(),
         &mut out,
     );
@@ -191,7 +204,15 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
     } else {
         "Plays per day"
     }));
-    out.push_str(&chart(&s.per_period, style));
+    // From the first day with plays to the last: a week of empty rows
+    // before the first play says nothing.
+    let first = s.per_period.iter().position(|(_, n)| *n > 0).unwrap_or(0);
+    let last = s
+        .per_period
+        .iter()
+        .rposition(|(_, n)| *n > 0)
+        .map_or(first, |l| l + 1);
+    out.push_str(&chart(&s.per_period[first..last.max(first)], style));
     out.push('\n');
     out.push_str(&heading("Plays per hour of the day"));
     let hours: Vec<(String, u64)> = s
@@ -276,7 +297,7 @@ mod tests {
         );
         for needle in [
             "the last 7 days",
-            "1 plays",
+            "1 play,",
             "Top artists",
             "Top albums",
             "Top tracks",
@@ -297,6 +318,19 @@ mod tests {
             },
         );
         assert!(narrow.lines().all(|l| width_of(l) <= 24), "{narrow}");
+        // One day with plays: one day row, not seven of which six are empty
+        // (issue 23, item 16).
+        let day_rows = text
+            .split("Plays per day\n")
+            .nth(1)
+            .unwrap()
+            .split("\n\n")
+            .next()
+            .unwrap();
+        assert_eq!(day_rows.lines().count(), 1, "{text}");
         assert_eq!(long_duration(90_061), "1 d 1 h 01 min");
+        // One short play is not "0 min" (issue 23, item 2).
+        assert_eq!(long_duration(35), "35 s");
+        assert_eq!(long_duration(0), "0 s");
     }
 }

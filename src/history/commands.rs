@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::control::{self, Request};
 use crate::history::{self, Filter, Record};
 use crate::metadata::info::local_time;
+use crate::output::{count, out, outln};
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 
@@ -113,10 +114,20 @@ pub fn render_summary(v: &Value) -> String {
     }
     match (v["plays"].as_u64(), v["first_started"].as_u64()) {
         (Some(n), Some(first)) if n > 0 => {
-            format!("History: {n} plays since {}\n", local_time(first))
+            format!(
+                "History: {} since {}\n",
+                count(n, "play", "plays"),
+                local_time(first)
+            )
         }
         _ => "History: no plays yet\n".into(),
     }
+}
+
+/// Whether a request only reads, and then its answer over no plays.
+enum Kind {
+    Read(Value),
+    Write,
 }
 
 /// Ask the daemon, or run `direct` on the database when no daemon runs.
@@ -134,12 +145,26 @@ async fn ask_where(
     req: Request,
     direct: impl FnOnce(&Queue) -> Value,
 ) -> Result<(Value, bool), String> {
+    let req_kind = match &req {
+        Request::History(_) => Kind::Read(json!({ "plays": [] })),
+        Request::Stats(since) => Kind::Read(json!(
+            stats::Aggregator::new(*since, jiff::tz::TimeZone::system()).finish(unix_now())
+        )),
+        _ => Kind::Write,
+    };
     let (v, daemon) = match control::request(&config.state_dir, req).await {
         Ok(Some(
             control::Reply::History(v) | control::Reply::Stats(v) | control::Reply::Backfill(v),
         )) => (v, true),
         Ok(Some(other)) => return Err(crate::admin::unexpected(other)),
-        Ok(None) => (direct(&crate::admin::open_queue(config)?), false),
+        Ok(None) => match &req_kind {
+            // Reading makes nothing: no database yet is an empty history.
+            Kind::Read(empty) => match crate::admin::existing_queue(config)? {
+                Some(q) => (direct(&q), false),
+                None => (empty.clone(), false),
+            },
+            Kind::Write => (direct(&crate::admin::open_queue(config)?), false),
+        },
         Err(e) => return Err(e.to_string()),
     };
     match v.get("error").and_then(Value::as_str) {
@@ -162,7 +187,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
     let plays = records(config, filter).await?;
     if json_out {
         let entries: Vec<_> = plays.iter().map(Record::entry).collect();
-        println!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
         return Ok(());
     }
     let mut out = String::new();
@@ -174,10 +199,9 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
             .map(|a| format!(" ({a})"))
             .unwrap_or_default();
         out.push_str(&format!(
-            "{}  {} – {}{album}\n",
+            "{}  {}{album}\n",
             local_time(r.listen.started_at),
-            t.artist,
-            t.title
+            crate::delivery::describe_names(&t.artist, &t.title)
         ));
     }
     if plays.is_empty() {
@@ -188,7 +212,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
             " that match.\n"
         });
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -217,7 +241,7 @@ pub fn export_text(plays: &[Record], format: Format) -> String {
 /// `history export`: every selected play to stdout.
 pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
     let plays = records(config, filter).await?;
-    print!("{}", export_text(&plays, format));
+    out!("{}", export_text(&plays, format));
     Ok(())
 }
 
@@ -226,13 +250,13 @@ pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result
     let since = history::period_start(period, unix_now())?;
     let v = ask(config, Request::Stats(since), |q| compute_stats(q, since)).await?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(());
     }
     let s: Stats = serde_json::from_value(v)
         .map_err(|e| format!("the daemon answered something unreadable ({e})"))?;
     let env = |k: &str| std::env::var(k).ok();
-    print!("{}", stats::render(&s, period, Style::for_stdout(&env)));
+    out!("{}", stats::render(&s, period, Style::for_stdout(&env)));
     Ok(())
 }
 
@@ -262,7 +286,7 @@ pub async fn backfill_cmd(
     })
     .await?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(());
     }
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
@@ -280,7 +304,7 @@ pub async fn backfill_cmd(
     if !running && n("queued") > 0 {
         text.push_str(" They go out when the daemon starts.");
     }
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 

@@ -125,10 +125,17 @@ pub fn parse_listenbrainz_export(text: &str) -> Result<(Vec<Listen>, Vec<Unreada
 }
 
 fn listen_from_json(v: &Value) -> Result<Listen, String> {
-    let started_at = v["listened_at"]
-        .as_u64()
-        .or_else(|| v["listened_at"].as_str().and_then(|s| s.parse().ok()))
-        .ok_or("no listened_at")?;
+    let started_at = match &v["listened_at"] {
+        Value::Null => return Err("no listened_at".into()),
+        at => at
+            .as_u64()
+            .or_else(|| at.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| {
+                format!(
+                    "listened_at {at} is not a time (Unix seconds, as in ListenBrainz's exports)"
+                )
+            })?,
+    };
     let meta = &v["track_metadata"];
     let text = |k: &str| {
         meta[k]

@@ -75,6 +75,32 @@ fn parse_time(s: &str) -> Option<u64> {
     u64::try_from(ts.as_second()).ok()
 }
 
+/// The keys of a journal record.
+const KEYS: [&str; 9] = ["a", "t", "b", "n", "m", "i", "l", "o", "r"];
+
+/// Whether `text` is a journal at all: empty (mpdscribble empties it once
+/// everything is submitted), or most of its lines are `key = value` with a
+/// journal key and at least one record starts. Anything else (a wrong
+/// file, random text) is refused whole rather than read as a pile of
+/// malformed records.
+pub fn is_journal(text: &str) -> bool {
+    let (mut lines, mut known, mut records) = (0usize, 0usize, 0usize);
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        lines += 1;
+        if let Some((key, _)) = line.split_once('=') {
+            let key = key.trim();
+            if KEYS.contains(&key) {
+                known += 1;
+                records += usize::from(key == "a");
+            }
+        }
+    }
+    lines == 0 || (records > 0 && known * 10 >= lines * 9)
+}
+
 /// Read a journal: the listens it holds, and the records that are malformed.
 pub fn parse(text: &str) -> (Vec<Listen>, Vec<Malformed>) {
     let mut listens = Vec::new();
@@ -182,5 +208,21 @@ o = P
         assert!(listens.is_empty());
         assert_eq!(bad[0].line, 1);
         assert!(bad[0].problem.contains("yesterday"));
+    }
+
+    /// Issue 23, item 5: a file that is not a journal is refused whole.
+    #[test]
+    fn only_journals_are_journals() {
+        assert!(is_journal(""));
+        assert!(is_journal("# nothing left to submit\n"));
+        assert!(is_journal("a = A\nt = T\ni = 1700000000\no = P\n"));
+        assert!(!is_journal("[mpd]\nhost = \"localhost\"\n"));
+        assert!(!is_journal("random text\nwith a = sign\nand more\n"));
+        // Random text that happens to hold a few journal-like lines.
+        let mut text = "a = x\nt = y\n".to_owned();
+        for i in 0..100 {
+            text.push_str(&format!("qwe{i} rty uiop\n"));
+        }
+        assert!(!is_journal(&text));
     }
 }

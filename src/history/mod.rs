@@ -64,6 +64,9 @@ pub struct PlayInfo {
     pub uri: Option<String>,
     /// Real play time, in seconds, when the play was recorded.
     pub played_secs: Option<u64>,
+    /// The play has ended and `played_secs` is its whole play time: only
+    /// its history record changes, nothing is queued.
+    pub ended: bool,
 }
 
 /// One play in the history.
@@ -76,8 +79,8 @@ pub struct Record {
     /// File or stream URL, when it came from MPD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
-    /// Real play time in seconds when the play was recorded (it had just
-    /// qualified); `None` for imported plays.
+    /// Real play time in seconds: when the play ended, or, until then (or
+    /// after a crash), when it qualified; `None` for imported plays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub played_secs: Option<u64>,
     /// The targets the play was queued for (delivered, waiting or refused).
@@ -420,6 +423,7 @@ mod tests {
         let mut r = Record::new(
             &listen(1_700_000_000, "Rock, \"Roll\"", "Line\nbreak"),
             &PlayInfo {
+                ended: false,
                 uri: Some("a/b.flac".into()),
                 played_secs: Some(134),
             },

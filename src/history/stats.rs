@@ -163,7 +163,9 @@ impl Aggregator {
             return;
         };
         let t = &v.listen.track;
-        let listened = t.duration_secs.or(v.played_secs).unwrap_or(0);
+        // What was really played (to the end of the play, or at least
+        // until it counted); the track's length only for imported plays.
+        let listened = v.played_secs.or(t.duration_secs).unwrap_or(0);
         self.add(
             v.listen.started_at,
             &t.artist,

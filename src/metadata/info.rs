@@ -368,7 +368,7 @@ pub(crate) fn render_recent(tracks: &[Recent], local_time: impl Fn(u64) -> Strin
         let album = t
             .album
             .as_deref()
-            .map(|a| format!(" [{a}]"))
+            .map(|a| format!(" ({a})"))
             .unwrap_or_default();
         let _ = writeln!(s, "{when:<when_w$}  {} – {}{album}", t.artist, t.name);
     }
@@ -425,6 +425,8 @@ mod tests {
         let out = render_recent(&r, |t| format!("T{t}"));
         assert!(out.starts_with("now playing"), "{out}");
         assert!(out.contains("T1718150100  Portishead – Glory Box"), "{out}");
+        // As `history` writes the album (issue 23, item 16).
+        assert!(out.contains("Karma Police (OK Computer)"), "{out}");
     }
 
     #[test]

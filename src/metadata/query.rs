@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::cache::{self, Cache};
 use super::info;
 use crate::config::Config;
+use crate::output::{errln, out};
 use crate::targets::ErrorKind;
 use crate::targets::lastfm;
 use crate::tracker::PlayState;
@@ -86,7 +87,11 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
             config.path.display()
         ))
     })?;
-    let http = http::client(config.delivery.request_timeout)
+    let timeout = config
+        .delivery
+        .request_timeout
+        .min(http::INTERACTIVE_TIMEOUT);
+    let http = http::interactive_client(config.delivery.request_timeout)
         .map_err(|e| QueryError::Failed(format!("cannot set up HTTP: {e}")))?;
     let client = lastfm::Client::new(
         http,
@@ -94,6 +99,10 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
         &target.api_key,
         target.api_secret.expose(),
     );
+    let reader = Reader {
+        client: &client,
+        timeout,
+    };
     let cache = Cache::open(
         &config.state_dir,
         config.cache.ttl,
@@ -125,7 +134,7 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
             if let Some(l) = lang {
                 params.push(("lang", l));
             }
-            let reply = fetch(&client, &cache, "artist.getInfo", &params, opts, &name).await?;
+            let reply = fetch(&reader, &cache, "artist.getInfo", &params, opts, &name).await?;
             let a = info::artist(&reply, full).ok_or_else(|| {
                 QueryError::Failed(format!("Last.fm sent no artist for {name:?}"))
             })?;
@@ -148,14 +157,14 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
                 ("autocorrect", "1".into()),
             ];
             let what = format!("{artist} – {album}");
-            let reply = fetch(&client, &cache, "album.getInfo", &params, opts, &what).await?;
+            let reply = fetch(&reader, &cache, "album.getInfo", &params, opts, &what).await?;
             let a = info::album(&reply)
                 .ok_or_else(|| QueryError::Failed(format!("Last.fm sent no album for {what:?}")))?;
             render(opts, &a, || info::render_album(&a))
         }
         Query::Search { query, limit } => {
             let params = [("artist", query.clone()), ("limit", limit.to_string())];
-            let reply = fetch(&client, &cache, "artist.search", &params, opts, &query).await?;
+            let reply = fetch(&reader, &cache, "artist.search", &params, opts, &query).await?;
             let rows = info::search(&reply);
             render(opts, &rows, || info::render_rows(&rows, "listeners"))
         }
@@ -176,21 +185,21 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
                 ("period", period),
                 ("limit", limit.to_string()),
             ];
-            let reply = fetch(&client, &cache, method, &params, opts, &who).await?;
+            let reply = fetch(&reader, &cache, method, &params, opts, &who).await?;
             let rows = info::top(&reply, kind);
             render(opts, &rows, || info::render_rows(&rows, "plays"))
         }
         Query::Recent { limit, user: who } => {
             let who = user(who)?;
             let params = [("user", who.clone()), ("limit", limit.to_string())];
-            let reply = fetch(&client, &cache, "user.getRecentTracks", &params, opts, &who).await?;
+            let reply = fetch(&reader, &cache, "user.getRecentTracks", &params, opts, &who).await?;
             let tracks = info::recent(&reply);
             render(opts, &tracks, || {
                 info::render_recent(&tracks, info::local_time)
             })
         }
     };
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -202,10 +211,16 @@ fn render<T: serde::Serialize>(opts: Options, value: &T, text: impl FnOnce() -> 
     }
 }
 
+/// The client and how long it waits, for the message when it gave up.
+struct Reader<'a> {
+    client: &'a lastfm::Client,
+    timeout: std::time::Duration,
+}
+
 /// Ask Last.fm through the cache. A fresh entry answers without a request;
 /// when Last.fm cannot be reached, an expired one is shown with its age.
 async fn fetch(
-    client: &lastfm::Client,
+    reader: &Reader<'_>,
     cache: &Cache,
     method: &str,
     params: &[(&str, String)],
@@ -218,7 +233,7 @@ async fn fetch(
         tracing::debug!("{method}: from the cache ({} s old)", hit.age.as_secs());
         return Ok(hit.body.clone());
     }
-    match client.read(method, params).await {
+    match reader.client.read(method, params).await {
         Ok(body) => {
             cache.put(&key, &body);
             Ok(body)
@@ -230,19 +245,23 @@ async fn fetch(
             ) && cached.is_some() =>
         {
             let hit = cached.expect("checked");
-            eprintln!(
+            errln!(
                 "Note: Last.fm cannot be reached ({e}); showing what it said {} ago.",
                 age(hit.age)
             );
             Ok(hit.body)
         }
-        Err(e) => Err(QueryError::Failed(explain(&e, what))),
+        Err(e) => Err(QueryError::Failed(explain(&e, what, reader.timeout))),
     }
 }
 
 /// A clear message for each error a read can get (protocols.md §1.10).
-fn explain(e: &lastfm::Error, what: &str) -> String {
+fn explain(e: &lastfm::Error, what: &str, timeout: std::time::Duration) -> String {
     match e {
+        lastfm::Error::Transport(t) if t.is_timeout() => format!(
+            "Last.fm did not answer within {} s; gave up (try again later)",
+            timeout.as_secs()
+        ),
         lastfm::Error::Api { code: 6, message } => {
             format!("Last.fm knows nothing of {what:?} ({message})")
         }

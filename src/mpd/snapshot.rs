@@ -51,7 +51,9 @@ pub(crate) fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> 
             let first = |key: &str| all(key).first().map(|s| s.to_string());
             let mbid = |key: &str| first(key).filter(|m| is_uuid(m));
             let artist = all("Artist").join(", ");
-            let album_artist = first("AlbumArtist").filter(|a| *a != artist);
+            // Kept even when it equals the artist: rules and exports see the
+            // tags as the file has them (Last.fm's wire leaves it out then).
+            let album_artist = first("AlbumArtist");
             let track = Track {
                 artist,
                 title: all("Title").join(" / "),
@@ -153,7 +155,11 @@ mod tests {
         assert_eq!(song.id, 12);
         assert_eq!(song.duration, Some(Duration::from_secs(268)));
         assert_eq!(song.track.artist, "Sigur Rós");
-        assert_eq!(song.track.album_artist, None, "same as artist");
+        assert_eq!(
+            song.track.album_artist.as_deref(),
+            Some("Sigur Rós"),
+            "kept although it equals the artist (issue 23, item 1)"
+        );
         assert_eq!(song.track.track_number, Some(3));
         assert_eq!(song.track.duration_secs, Some(268));
         assert_eq!(

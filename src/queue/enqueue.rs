@@ -94,6 +94,29 @@ impl Queue {
         Ok(())
     }
 
+    /// Set the play time of `play`'s history record once the play has
+    /// ended; nothing is queued. Left to the next flush: a crash loses only
+    /// this figure, and the record keeps the play time at which it counted.
+    pub fn record_played_blocking(
+        &self,
+        play: &Listen,
+        played_secs: u64,
+    ) -> Result<(), QueueError> {
+        let Some(history) = self.history()? else {
+            return Ok(());
+        };
+        if let Some((key, mut record)) = history.find(play).map_err(|e| self.err(e))? {
+            if record.played_secs != Some(played_secs) {
+                record.played_secs = Some(played_secs);
+                history
+                    .tree()
+                    .insert(key, record.encode())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The same listen for every target.
     fn everywhere<'a>(&'a self, listen: &Listen) -> Vec<(&'a str, Listen)> {
         self.shared

@@ -2,6 +2,8 @@
 //! mpdscribble journal, a ListenBrainz export), backfilling a target added
 //! later, and pruning old history records.
 
+use std::collections::BTreeMap;
+
 use sled::Transactional;
 
 use super::open;
@@ -10,13 +12,33 @@ use super::{Backfill, Key, Queue, QueueError};
 use crate::history::{self, History, PlayInfo, Record};
 use crate::scrobble::Listen;
 
+/// What an import did, for its report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Listens that went somewhere (the history, a queue or both).
+    pub added: usize,
+    /// Listens every target and the history had already.
+    pub skipped: usize,
+    /// Plays new to the history.
+    pub recorded: usize,
+    /// Per target: plays queued for it.
+    pub queued: BTreeMap<String, usize>,
+    /// Per target: plays left out as too old for it.
+    pub too_old: BTreeMap<String, usize>,
+}
+
 impl Queue {
+    /// [`Queue::import_report`], counting only what was added and skipped.
+    pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
+        self.import_report(listens).map(|r| (r.added, r.skipped))
+    }
+
     /// Add listens from elsewhere (an mpdscribble journal, a ListenBrainz
     /// export) to the history and to every target's queue, leaving out, per
     /// target, any play it already has: queued there with the same artist,
     /// title and start time, or, through the history, already delivered to
-    /// it, or too old for it. Returns how many were added and skipped.
-    pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
+    /// it, or too old for it. Returns what went where.
+    pub fn import_report(&self, listens: &[Listen]) -> Result<Imported, QueueError> {
         let o = self.shared.current()?;
         let err = |source| self.err(source);
         let names = &self.shared.names;
@@ -36,7 +58,7 @@ impl Queue {
             false => None,
         };
         let now = crate::scrobble::unix_now();
-        let (mut added, mut skipped) = (0, 0);
+        let mut report = Imported::default();
         for listen in listens {
             let known = match &history {
                 Some(h) => h.find(listen).map_err(err)?,
@@ -53,9 +75,23 @@ impl Queue {
             // A play new to the history is recorded even when no target
             // takes it (none configured, or it is too old for them).
             let new_play = known.is_none() && history.is_some() && !(0..o.pending.len()).any(holds);
+            for (i, name) in names.iter().enumerate() {
+                if !holds(i)
+                    && known.as_ref().is_none_or(|(_, r)| !r.has(name))
+                    && self.too_old(name, listen.started_at, now)
+                {
+                    *report.too_old.entry(name.clone()).or_default() += 1;
+                }
+            }
             if wanted.is_empty() && !new_play {
-                skipped += 1;
+                report.skipped += 1;
                 continue;
+            }
+            for &i in &wanted {
+                *report.queued.entry(names[i].clone()).or_default() += 1;
+            }
+            if known.is_none() && history.is_some() {
+                report.recorded += 1;
             }
             let (id, record) = match known {
                 Some((hkey, mut r)) => {
@@ -95,7 +131,7 @@ impl Queue {
                     Ok::<_, Conflict>(())
                 })
                 .map_err(|e| self.err(storage_error(e)))?;
-            added += 1;
+            report.added += 1;
         }
         o.db.flush().map_err(err)?;
         if let Some(last) = o.meta.get(open::LAST_ID).ok().flatten() {
@@ -103,7 +139,7 @@ impl Queue {
                 open::record_last_write(&self.shared.path, u64::from_be_bytes(k));
             }
         }
-        Ok((added, skipped))
+        Ok(report)
     }
 
     /// Forget history records of plays that started before `before`, except

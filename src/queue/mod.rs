@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::History;
 use crate::scrobble::Listen;
+pub use import::Imported;
 pub use salvage::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
 use shared::Shared;
 
@@ -441,6 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
         let info = PlayInfo {
+            ended: false,
             uri: Some("x/y.flac".into()),
             played_secs: Some(120),
         };

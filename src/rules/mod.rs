@@ -264,13 +264,15 @@ impl fmt::Display for Step {
                 to,
             } => write!(
                 f,
-                "rule[{rule}] rewrote {}: {from:?} -> {to:?}",
+                "rule {} rewrote {}: {from:?} -> {to:?}",
+                rule + 1,
                 field.name()
             ),
-            Step::Ignored { rule } => write!(f, "rule[{rule}] ignores this play"),
+            Step::Ignored { rule } => write!(f, "rule {} ignores this play", rule + 1),
             Step::Emptied { rule, field } => write!(
                 f,
-                "rule[{rule}] left the {} empty: nothing is sent",
+                "rule {} left the {} empty: nothing is sent",
+                rule + 1,
                 field.name()
             ),
         }
@@ -353,7 +355,7 @@ impl RuleSet {
             }
             match outcome {
                 Outcome::Ignored(rule) => {
-                    out.push_str(&format!("  result: not sent (rule[{rule}])\n"));
+                    out.push_str(&format!("  result: not sent (rule {})\n", rule + 1));
                 }
                 Outcome::Send(t) => {
                     out.push_str(&format!("  result: {} – {}", t.artist, t.title));
@@ -773,12 +775,12 @@ targets = ["lastfm"]
              file:        music/a.flac\n\
              \n\
              lastfm:\n  \
-             rule[0] rewrote title: \"Bicycle Race (Remastered 2011)\" -> \"Bicycle Race\"\n  \
-             rule[1] ignores this play\n  \
-             result: not sent (rule[1])\n\
+             rule 1 rewrote title: \"Bicycle Race (Remastered 2011)\" -> \"Bicycle Race\"\n  \
+             rule 2 ignores this play\n  \
+             result: not sent (rule 2)\n\
              \n\
              listenbrainz, maloja:\n  \
-             rule[0] rewrote title: \"Bicycle Race (Remastered 2011)\" -> \"Bicycle Race\"\n  \
+             rule 1 rewrote title: \"Bicycle Race (Remastered 2011)\" -> \"Bicycle Race\"\n  \
              result: Queen – Bicycle Race (album Album)\n"
         );
         let none = RuleSet::default().report(&track("A", "B"), &[]);

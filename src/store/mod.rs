@@ -57,6 +57,9 @@
 //!   answer, so a command reports success only for what is on disk.
 //! - [`Request::Flush`]: everything written so far (the daemon's last
 //!   request, at shutdown).
+//! - [`Request::Ended`]: the time really played, written into the play's
+//!   history record, not flushed (losing it leaves the time at which the
+//!   play counted).
 //! - [`Request::Items`], [`Request::Len`], [`Request::Counts`], `queue
 //!   list`, [`Request::History`], [`Request::Stats`]: read only.
 //!
@@ -72,6 +75,7 @@ use tokio::sync::oneshot;
 use crate::control::{QueueCmd, Reply};
 use crate::delivery::{Found, Standing, Step, describe};
 use crate::history::{Filter, PlayInfo, commands};
+use crate::metadata::info::local_time;
 use crate::queue::{InFlight, Key, Love, Queue, QueueError};
 use crate::scrobble::Listen;
 
@@ -104,6 +108,15 @@ pub(crate) struct Written {
     pub failed: Option<QueueError>,
 }
 
+/// Where a play that counted went (`status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Fate {
+    /// Targets still owed it.
+    pub queued_for: Vec<String>,
+    /// Targets that accepted it.
+    pub delivered_to: Vec<String>,
+}
+
 /// One target's figures for `status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TargetCounts {
@@ -124,6 +137,8 @@ pub(crate) struct Counts {
     pub history: Value,
     /// Whether the database is open (an I/O error closes it).
     pub open: bool,
+    /// The fate of the play asked about, if it is in the history.
+    pub fate: Option<Fate>,
 }
 
 /// What the storage thread does; one variant per operation. The effect of
@@ -210,8 +225,19 @@ pub(crate) enum Request {
         since: Option<u64>,
         reply: Answer<Value>,
     },
-    /// The queue's part of `status`.
-    Counts { reply: Answer<Counts> },
+    /// The queue's part of `status`, and the fate of the play that
+    /// started at this time with this title, if it counted.
+    Counts {
+        play: Option<(u64, String)>,
+        reply: Answer<Counts>,
+    },
+    /// A play that counted has ended: its history record gets the time
+    /// really played. Not flushed: the next flushed write carries it.
+    Ended {
+        play: Box<Listen>,
+        played_secs: u64,
+        reply: Answer<Result<(), QueueError>>,
+    },
     /// Forget history records of plays older than `before`.
     PruneHistory {
         before: u64,
@@ -439,15 +465,27 @@ impl Store {
             .unwrap_or_else(|e| error_value(&e))
     }
 
-    /// The queue's part of `status`.
-    pub(crate) async fn counts(&self) -> Counts {
-        self.ask(|reply| Request::Counts { reply })
+    /// The queue's part of `status`, with the fate of `play` (its start
+    /// time and title) if it counted.
+    pub(crate) async fn counts(&self, play: Option<(u64, String)>) -> Counts {
+        self.ask(|reply| Request::Counts { play, reply })
             .await
             .unwrap_or_else(|e| Counts {
                 targets: BTreeMap::new(),
                 history: error_value(&e),
                 open: false,
+                fate: None,
             })
+    }
+
+    /// Record the time really played of `play`, which counted and ended.
+    pub(crate) async fn ended(&self, play: Listen, played_secs: u64) -> Result<(), QueueError> {
+        self.ask(|reply| Request::Ended {
+            play: Box::new(play),
+            played_secs,
+            reply,
+        })
+        .await?
     }
 
     /// Forget history records of plays that started before `before`;
@@ -572,8 +610,15 @@ impl Owner {
             Request::Stats { since, reply } => {
                 let _ = reply.send(commands::compute_stats(q, since));
             }
-            Request::Counts { reply } => {
-                let _ = reply.send(self.counts());
+            Request::Counts { play, reply } => {
+                let _ = reply.send(self.counts(play));
+            }
+            Request::Ended {
+                play,
+                played_secs,
+                reply,
+            } => {
+                let _ = reply.send(q.record_played_blocking(&play, played_secs));
             }
             Request::PruneHistory { before, reply } => {
                 let _ = reply.send(q.prune_history(before));
@@ -596,6 +641,18 @@ impl Owner {
     fn enqueue(&mut self, plays: &[Play]) -> Written {
         let mut count = 0;
         for (i, play) in plays.iter().enumerate() {
+            if let (true, Some(secs)) = (play.info.ended, play.info.played_secs) {
+                // Not a new play: the end of one written before.
+                if let Err(e) = self.queue.record_played_blocking(&play.listen, secs) {
+                    return Written {
+                        count,
+                        failed: Some(e),
+                    };
+                }
+                tracing::debug!("{} played {secs} s in all", describe(&play.listen.track));
+                count += 1;
+                continue;
+            }
             let routed: Vec<(&str, Listen)> = play
                 .routed
                 .iter()
@@ -624,7 +681,7 @@ impl Owner {
                     tracing::info!(
                         "queued {} (started at {})",
                         describe(&play.listen.track),
-                        play.listen.started_at
+                        local_time(play.listen.started_at)
                     );
                     count += 1;
                     if let Some(p) = prepared {
@@ -645,7 +702,7 @@ impl Owner {
         }
     }
 
-    fn counts(&self) -> Counts {
+    fn counts(&self, play: Option<(u64, String)>) -> Counts {
         let targets = self
             .queue
             .names()
@@ -664,7 +721,28 @@ impl Owner {
             targets,
             history: commands::summary(&self.queue),
             open: self.queue.is_open(),
+            fate: play.and_then(|(started, title)| self.fate(started, &title)),
         }
+    }
+
+    /// Where the play that started at `started` went, from its history
+    /// record: waiting in which queues, accepted by which targets.
+    fn fate(&self, started: u64, title: &str) -> Option<Fate> {
+        let history = self.queue.history().ok()??;
+        let record = history
+            .range(Some(started), Some(started + 1))
+            .filter_map(Result::ok)
+            .map(|(_, r)| r)
+            .find(|r| r.listen.track.title == title)?;
+        Some(Fate {
+            queued_for: record
+                .queued
+                .iter()
+                .filter(|t| !record.delivered.contains_key(*t))
+                .cloned()
+                .collect(),
+            delivered_to: record.delivered.keys().cloned().collect(),
+        })
     }
 
     fn report_depths(&self) {

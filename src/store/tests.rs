@@ -61,7 +61,7 @@ async fn requests_are_served_in_the_order_they_were_sent() {
     assert_eq!(store.items("a", keys).await.unwrap(), []);
     assert_eq!(store.len("a").await, 0);
     settled.await.unwrap().unwrap();
-    let counts = store.counts().await;
+    let counts = store.counts(None).await;
     assert!(counts.open);
     assert_eq!(counts.targets["a"], TargetCounts::default());
     assert_eq!(counts.history["plays"], 2);

@@ -159,3 +159,43 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
         "{page}"
     );
 }
+
+/// Issue 23, item 13: an `auth` the server refuses for the API key (error
+/// 10) or the secret (error 13) says which key of which file to check, as
+/// `check` does.
+#[test]
+fn auth_failures_name_the_key_to_fix() {
+    let (lastfm, dir) = setup();
+    let config = std::fs::read_to_string(dir.config_path()).unwrap();
+    let path = dir.config_path().display().to_string();
+    for (from, to, key, code) in [
+        (
+            "0123456789abcdef0123456789abcdef",
+            "00000000000000000000000000000000",
+            "api_key",
+            "10",
+        ),
+        (
+            "fedcba9876543210fedcba9876543210",
+            "11111111111111111111111111111111",
+            "api_secret",
+            "13",
+        ),
+    ] {
+        dir.write_config(&config.replace(from, to));
+        for args in [
+            &["auth", "lastfm"][..],
+            &["auth", "lastfm", "--username", "alice"],
+        ] {
+            let out = run_cli(&dir, args, Some("pw\n"));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("check {key} in [lastfm] of {path}")),
+                "{code} {args:?}: {stderr}"
+            );
+            assert!(!stderr.contains(to), "{stderr}");
+        }
+    }
+    assert!(lastfm.request_count("auth.getToken") >= 2);
+}

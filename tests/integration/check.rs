@@ -208,8 +208,29 @@ fn bad_config_is_one_verdict_and_exit_2() {
         .lines()
         .find(|l| l.trim_start().starts_with("fix: "))
         .unwrap();
-    assert!(fix.contains("config.toml.example"), "{text}");
+    assert!(
+        fix.contains("edit ") && fix.contains("`mpd-scrobbler config show`"),
+        "{text}"
+    );
     assert!(text.ends_with("1 of 1 checks failed.\n"), "{text}");
+
+    // Issue 23, item 15: no "edit FILE" for a file that does not exist.
+    std::fs::remove_file(s.dir.config_path()).unwrap();
+    let out = run_cli(&s.dir, &["check"], None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let fix = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("fix: "))
+        .unwrap();
+    assert!(!fix.contains("edit "), "{text}");
+    assert!(
+        fix.contains(&format!(
+            "`mpd-scrobbler -c {} config init`",
+            s.dir.config_path().display()
+        )),
+        "{text}"
+    );
 }
 
 #[test]

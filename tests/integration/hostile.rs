@@ -47,7 +47,7 @@ fn import_backlog(dir: &TestDir) {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains(&format!("Imported {BACKLOG} scrobbles")),
+        out.status.success() && stdout.contains(&format!(": queued {BACKLOG} plays\n")),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -234,11 +234,11 @@ fn top_and_recent_default_to_the_stored_session_user() {
     let lines: Vec<&str> = recent.lines().collect();
     assert!(
         lines[0].starts_with("now playing")
-            && lines[0].contains("Radiohead – Karma Police [OK Computer]"),
+            && lines[0].contains("Radiohead – Karma Police (OK Computer)"),
         "{recent}"
     );
     assert!(
-        lines[1].starts_with("2024-06-11 23:55  Portishead – Glory Box [Dummy]"),
+        lines[1].starts_with("2024-06-11 23:55  Portishead – Glory Box (Dummy)"),
         "{recent}"
     );
     assert!(

@@ -13,6 +13,7 @@
 
 mod auth;
 mod check;
+mod cli;
 mod common;
 mod control_socket;
 mod harness_lastfm;

@@ -188,7 +188,7 @@ fn status_shows_progress_and_each_target_state() {
     assert_eq!(t["state"], "retrying", "{json}");
     assert_eq!(t["queued"], 1);
     assert!(
-        t["why"].as_str().unwrap().contains("request failed"),
+        t["why"].as_str().unwrap().contains("cannot connect"),
         "{json}"
     );
     assert_eq!(json["playing"]["qualified"], true);

@@ -255,7 +255,9 @@ fn a_pause_mid_title_stops_its_clock() {
         "the title's start, before the pause"
     );
     // It qualified after the resume (which sends now playing again), not
-    // during the pause.
+    // during the pause. (The writer logs "queued" after the listen may
+    // already have gone out: wait for the line.)
+    rig.wait_log_count("queued \"Sigur Rós – Hoppípolla\"", 1);
     let log = rig.daemon.log();
     let resumed = log
         .match_indices("INFO now playing \"Sigur Rós – Hoppípolla\"")
@@ -264,7 +266,7 @@ fn a_pause_mid_title_stops_its_clock() {
         .unwrap_or_else(|| panic!("no now playing at resume:\n{log}"));
     let queued = log
         .find("queued \"Sigur Rós – Hoppípolla\"")
-        .expect("queued");
+        .unwrap_or_else(|| panic!("not queued:\n{log}"));
     assert!(queued > resumed, "queued during the pause:\n{log}");
     rig.finish();
 }

@@ -121,7 +121,7 @@ fn rules_apply_to_files_and_streams_per_target() {
         "\"NICKELBACK – How You Remind Me\"",
     ] {
         assert_eq!(
-            log.matches(&format!("ignoring {artist} for lastfm (rule[0])"))
+            log.matches(&format!("ignoring {artist} for lastfm (rule 1)"))
                 .count(),
             1,
             "{log}"
@@ -164,11 +164,11 @@ fn rules_test_shows_each_step_and_the_result() {
          album:       All the Right Reasons\n\
          \n\
          lastfm:\n  \
-         rule[0] ignores this play\n  \
-         result: not sent (rule[0])\n\
+         rule 1 ignores this play\n  \
+         result: not sent (rule 1)\n\
          \n\
          listenbrainz:\n  \
-         rule[1] rewrote title: \"Photograph (Remastered)\" -> \"Photograph\"\n  \
+         rule 2 rewrote title: \"Photograph (Remastered)\" -> \"Photograph\"\n  \
          result: Nickelback – Photograph (album All the Right Reasons)\n"
     );
 }
@@ -202,7 +202,7 @@ fn rules_test_takes_the_playing_stream_title_by_default() {
     assert!(
         text.ends_with(
             "lastfm, listenbrainz:\n  \
-             rule[1] rewrote title: \"Come Together - 2009 Remaster\" -> \"Come Together\"\n  \
+             rule 2 rewrote title: \"Come Together - 2009 Remaster\" -> \"Come Together\"\n  \
              result: The Beatles – Come Together\n"
         ),
         "{text}"

@@ -60,7 +60,7 @@ pub(crate) enum Error {
         message: String,
     },
     /// A non-2xx reply without an API error in its body.
-    #[error("HTTP {status}: {body}")]
+    #[error("HTTP {status}{}", crate::http::body_note(.body))]
     Http {
         /// The HTTP status code.
         status: u16,
@@ -77,7 +77,7 @@ pub(crate) enum Error {
         status: u16,
     },
     /// The request did not complete: connection refused, timeout, ...
-    #[error("request failed: {}", crate::http::describe_error(.0))]
+    #[error("{}", crate::http::describe_error(.0))]
     Transport(reqwest::Error),
     /// A 2xx reply that is not in the expected shape.
     #[error("unexpected reply: {0}")]

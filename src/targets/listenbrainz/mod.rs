@@ -40,7 +40,7 @@ pub enum Flavor {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
     /// The server answered with an error status.
-    #[error("HTTP {status}: {message}")]
+    #[error("HTTP {status}{}", crate::http::body_note(.message))]
     Http {
         /// Status code.
         status: u16,

@@ -120,7 +120,7 @@ pub fn toml_str(s: &str) -> String {
 }
 
 /// The binary with `-c <config>` and the test's environment.
-fn command(dir: &TestDir) -> Command {
+pub fn command(dir: &TestDir) -> Command {
     let mut cmd = with_test_env(Command::new(env!("CARGO_BIN_EXE_mpd-scrobbler")), dir);
     cmd.arg("-c").arg(dir.config_path());
     cmd
@@ -461,6 +461,38 @@ fn run_to_end(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Output {
     Output {
         status,
         stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// `run_cli` with stdout a pipe whose reading end is already closed, as
+/// `mpd-scrobbler history | head -0` would leave it: every write gets EPIPE.
+/// The output holds stderr only.
+pub fn run_cli_stdout_closed(dir: &TestDir, args: &[&str]) -> Output {
+    let mut child = command(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mpd-scrobbler");
+    drop(child.stdout.take());
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > CLI_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mpd-scrobbler {args:?} still running after {CLI_LIMIT:?}");
+        }
+        std::thread::sleep(POLL);
+    };
+    Output {
+        status,
+        stdout: Vec::new(),
         stderr: stderr.join().expect("stderr reader"),
     }
 }
