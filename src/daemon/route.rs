@@ -37,7 +37,9 @@ impl<'a> Router<'a> {
         for t in targets {
             match self.rules.apply(track, &t.name) {
                 Outcome::Send(track) => send.push((t, track)),
-                Outcome::Ignored(rule) => ignored.push(format!("{} (rule[{rule}])", t.name)),
+                Outcome::Ignored(rule) => {
+                    ignored.push(format!("{} (rule {})", t.name, rule + 1));
+                }
             }
         }
         if !ignored.is_empty() && self.reported.as_ref() != Some(track) {

@@ -76,6 +76,7 @@ use crate::control::{QueueCmd, Reply};
 use crate::delivery::{Found, Standing, Step, describe};
 use crate::history::{Filter, PlayInfo, commands};
 use crate::metadata::info::local_time;
+use crate::output::count;
 use crate::queue::{InFlight, Key, Love, Queue, QueueError};
 use crate::scrobble::Listen;
 
@@ -555,8 +556,8 @@ impl Owner {
                 let done = t.finish_in_flight(id, &delivered, &refused);
                 if done.is_ok() {
                     tracing::info!(
-                        "{target}: delivered {} scrobble(s), {} queued",
-                        delivered.len(),
+                        "{target}: delivered {}, {} queued",
+                        count(delivered.len() as u64, "scrobble", "scrobbles"),
                         t.len()
                     );
                     self.report_depths();
@@ -640,8 +641,12 @@ impl Owner {
     /// it is done.
     fn enqueue(&mut self, plays: &[Play]) -> Written {
         let mut count = 0;
+        let ends = |play: &Play| play.info.ended && play.info.played_secs.is_some();
+        // The standing orders wait for the last new play, not for the end
+        // of an earlier one that may follow it.
+        let last_new = plays.iter().rposition(|p| !ends(p));
         for (i, play) in plays.iter().enumerate() {
-            if let (true, Some(secs)) = (play.info.ended, play.info.played_secs) {
+            if let (true, Some(secs)) = (ends(play), play.info.played_secs) {
                 // Not a new play: the end of one written before.
                 if let Err(e) = self.queue.record_played_blocking(&play.listen, secs) {
                     return Written {
@@ -658,7 +663,7 @@ impl Owner {
                 .iter()
                 .map(|(name, listen)| (name.as_str(), listen.clone()))
                 .collect();
-            let last = i + 1 == plays.len();
+            let last = Some(i) == last_new;
             let done = self
                 .queue
                 .write_play(&play.listen, &routed, &play.info)
