@@ -5,9 +5,8 @@
 #   contrib/deb/build.sh --target aarch64-unknown-linux-gnu       # arm64
 #   contrib/deb/build.sh --target armv7-unknown-linux-gnueabihf   # armhf
 #
-# Needs cargo-deb (`cargo install cargo-deb --version 3.8.0 --locked`) and
-# dpkg-dev; a cross build needs what the README's "Raspberry Pi" section
-# lists. Steps: the release binary (cargo build, once); from it, under
+# Needs dpkg-dev, and cargo-deb, which it installs when missing; a cross
+# build needs what the README's "Install" section lists. Steps: the release binary (cargo build, once); from it, under
 # target/deb/, the man pages (gzipped), the shell completions and the units
 # with the package's paths; the Debian changelog from CHANGELOG.md; then
 # cargo-deb --no-build packs them as [package.metadata.deb] in Cargo.toml
@@ -25,8 +24,15 @@ while (($#)); do
     esac
 done
 
-command -v cargo-deb >/dev/null || {
-    echo "build.sh: cargo-deb is missing: cargo install cargo-deb --version 3.8.0 --locked" >&2
+# The version this packaging was written and checked with.
+cargo_deb=3.8.0
+if ! command -v cargo-deb >/dev/null; then
+    echo "build.sh: installing cargo-deb $cargo_deb (once)" >&2
+    cargo install cargo-deb --version "$cargo_deb" --locked
+fi
+# cargo-deb finds the package's dependencies (the C library) with it.
+command -v dpkg-shlibdeps >/dev/null || {
+    echo "build.sh: dpkg-shlibdeps is missing: sudo apt-get install dpkg-dev" >&2
     exit 1
 }
 
@@ -84,4 +90,12 @@ version=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"name":"mpd-
 maintainer=$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml)
 contrib/deb/changelog.sh CHANGELOG.md "$version" "$maintainer" | gzip -9n >"$out/changelog.gz"
 
-cargo deb --no-build --locked "${target[@]}" | tail -n 1
+deb=$(cargo deb --no-build "${target[@]}" | tail -n 1)
+# Without the target's C library known to dpkg, cargo-deb only warns and
+# leaves the dependency out: a package that installs and cannot run.
+dpkg-deb -f "$deb" Depends | grep -q 'libc6' || {
+    echo "build.sh: $deb does not depend on libc6 (dpkg-shlibdeps found no C library for the target;" \
+        "see README, Install)" >&2
+    exit 1
+}
+echo "$deb"

@@ -57,7 +57,9 @@ for path in "${listed[@]}"; do
 done
 
 echo "deb test: dpkg -i"
-dpkg -i "$deb"
+install=$(dpkg -i "$deb" 2>&1)
+echo "$install"
+! grep -Ei "not found|error|syntax" <<<"$install" || fail "the installation printed errors"
 
 echo "deb test: files in place"
 expected=(
@@ -140,11 +142,15 @@ if [[ ! -e /var/lib/private/$pkg && ! -e /var/lib/$pkg ]]; then
     ln -s private/$pkg /var/lib/$pkg
     made_state=1
 fi
-dpkg -r "$pkg"
+remove=$(dpkg -r "$pkg" 2>&1)
+echo "$remove"
+! grep -Ei "not found|error|syntax" <<<"$remove" || fail "the removal printed errors"
 [[ ! -e /usr/bin/mpd-scrobbler ]] || fail "dpkg -r left the binary"
 [[ -f /etc/mpd-scrobbler/config.toml ]] || fail "dpkg -r removed the config"
 purge=$(dpkg --purge "$pkg" 2>&1)
 echo "$purge"
+# A maintainer script that stumbles may still exit 0.
+! grep -Ei "not found|error|syntax" <<<"$purge" || fail "the purge printed errors"
 left=()
 for path in "${listed[@]}"; do
     printf '%s\n' "${preexisting[@]}" | grep -qxF "$path" && continue
