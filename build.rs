@@ -6,7 +6,9 @@
 //! (`0.1.0 (commit 8ca709d1a2b3)`), so a bug report says exactly which code
 //! ran. Without git, outside a checkout, or inside someone else's repository
 //! (the crate copied into another project), it is the version alone; nothing
-//! here can fail the build.
+//! here can fail the build. (A tree that becomes a checkout later, by
+//! `git init`, keeps the bare version until this script runs again:
+//! `touch build.rs`.)
 //!
 //! Hot code: the kernel maps a program's code in 64 KiB runs around every
 //! page that runs, and the daemon runs about 1.3 MiB of functions spread over
