@@ -13,7 +13,7 @@ const GLOBAL: &str = "Global options";
 
 /// Scrobble what MPD plays to Last.fm, Libre.fm, ListenBrainz and compatible servers.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = env!("MPD_SCROBBLER_VERSION"), about)]
 pub(super) struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/mpd-scrobbler/config.toml]
     #[arg(short, long, value_name = "FILE", global = true, help_heading = GLOBAL)]

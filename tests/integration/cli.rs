@@ -81,6 +81,39 @@ fn a_closed_stdout_ends_every_command_quietly() {
 /// (mode 0600, in a directory it makes 0700), never over a file, and what it
 /// writes is what `config show` prints and what loads with no target; the
 /// hints name the command, not a file the user may not have.
+/// Issue 26: `--version` (and `-V`) name the commit a checkout was built
+/// from, so a bug report says which code ran; built outside a checkout, the
+/// version alone.
+#[test]
+fn version_names_the_commit_of_a_checkout() {
+    let dir = TestDir::new();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let checkout = git(&["rev-parse", "--show-toplevel"])
+        .is_some_and(|top| std::fs::canonicalize(top).ok() == std::fs::canonicalize(root).ok());
+    let expected = match git(&["rev-parse", "--short=12", "HEAD"]).filter(|_| checkout) {
+        Some(commit) => format!(
+            "mpd-scrobbler {} (commit {commit})\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        None => format!("mpd-scrobbler {}\n", env!("CARGO_PKG_VERSION")),
+    };
+    for flag in ["--version", "-V"] {
+        let out = run_cli(&dir, &[flag], None);
+        assert!(out.status.success(), "{}", both(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{flag}");
+    }
+}
+
 #[test]
 fn config_init_writes_the_commented_default_once() {
     use std::os::unix::fs::PermissionsExt;
