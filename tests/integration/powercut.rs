@@ -291,6 +291,13 @@ fn a_backlog_delivered_through_30_power_cuts_arrives_exactly_once() {
     eprintln!("{tears} cuts tore a write in the queue's log");
     assert!(tears > 0, "no cut tore a write in the queue's log");
     let mut daemon = Daemon::spawn(&dir);
+    // Before any command reads the queue: with no daemon up yet, `queue`
+    // opens the database itself, and the daemon would find it taken.
+    assert!(
+        daemon.wait_log("control socket at", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while lastfm.scrobbles().len() < ITEMS || lb.listens().len() < ITEMS {
         assert!(
