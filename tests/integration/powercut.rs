@@ -11,7 +11,7 @@
 //! boot, so a backlog delivered through cuts arrives exactly once; a torn
 //! write costs nothing that was synced, and no boot reports false damage.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::common::daemon::{Daemon, TestDir, config_toml, queued, run_cli};
 use crate::common::fake_lastfm::{self, FakeLastFm};
@@ -32,6 +32,19 @@ fn mount(dir: &TestDir, what: &str) -> Option<PowerCutFs> {
     }
     std::fs::create_dir_all(dir.state_dir()).expect("the mount point");
     Some(PowerCutFs::mount(&dir.state_dir()).expect("mount the power-cut file system"))
+}
+
+/// A daemon started, with the queue open and its control socket bound.
+/// Commands run only then: with no daemon up yet, `queue` or `import`
+/// opens the database itself, and the starting daemon would find it taken.
+fn daemon_up(dir: &TestDir) -> Daemon {
+    let daemon = Daemon::spawn(dir);
+    assert!(
+        daemon.wait_log("control socket at", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    daemon
 }
 
 /// Pull the plug: kill the daemon, then drop everything not synced.
@@ -151,12 +164,7 @@ fn an_import_reported_done_survives_a_power_cut() {
     configure(&dir, &lastfm, &lb, "2s");
     let (path, listens) = journal(&dir, 120);
     // Through the running daemon, which owns the database.
-    let mut daemon = Daemon::spawn(&dir);
-    assert!(
-        daemon.wait_log("control socket", Duration::from_secs(10)),
-        "{}",
-        daemon.log()
-    );
+    let mut daemon = daemon_up(&dir);
     import(&dir, &path);
     cut(&mut fs, &mut daemon);
 
@@ -202,17 +210,7 @@ fn a_session_stored_by_auth_survives_a_power_cut() {
 fn a_backlog_delivered_through_30_power_cuts_arrives_exactly_once() {
     const ITEMS: usize = 300;
     const CUTS: u64 = 30;
-    let seed = std::env::var("POWERCUT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("power-cut seed: {seed} (repeat with POWERCUT_SEED={seed})");
-    let mut rng = Rng(seed);
+    let mut rng = Rng(Rng::seed("power-cut", "POWERCUT_SEED"));
 
     let dir = TestDir::new();
     let Some(mut fs) = mount(&dir, "power-cut test") else {
@@ -223,12 +221,7 @@ fn a_backlog_delivered_through_30_power_cuts_arrives_exactly_once() {
     let (path, listens) = journal(&dir, ITEMS);
     lastfm.go_down();
     lb.go_down();
-    let mut daemon = Daemon::spawn(&dir);
-    assert!(
-        daemon.wait_log("control socket", Duration::from_secs(10)),
-        "{}",
-        daemon.log()
-    );
+    let mut daemon = daemon_up(&dir);
     import(&dir, &path);
     cut(&mut fs, &mut daemon);
     lastfm.come_up();
@@ -290,14 +283,7 @@ fn a_backlog_delivered_through_30_power_cuts_arrives_exactly_once() {
 
     eprintln!("{tears} cuts tore a write in the queue's log");
     assert!(tears > 0, "no cut tore a write in the queue's log");
-    let mut daemon = Daemon::spawn(&dir);
-    // Before any command reads the queue: with no daemon up yet, `queue`
-    // opens the database itself, and the daemon would find it taken.
-    assert!(
-        daemon.wait_log("control socket at", Duration::from_secs(10)),
-        "{}",
-        daemon.log()
-    );
+    let mut daemon = daemon_up(&dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     while lastfm.scrobbles().len() < ITEMS || lb.listens().len() < ITEMS {
         assert!(

@@ -245,6 +245,22 @@ fn a_restart_after_a_crash_mid_request_waits_out_the_timeout_before_asking() {
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
+    /// A seed from `var`, or from the clock; printed so that a failing run
+    /// can be repeated.
+    pub(crate) fn seed(what: &str, var: &str) -> u64 {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{what} seed: {seed} (repeat with {var}={seed})");
+        seed
+    }
+
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -258,16 +274,7 @@ impl Rng {
 fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
     const ITEMS: usize = 4000;
     const ROUNDS: usize = 50;
-    let seed = std::env::var("TORTURE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("torture seed: {seed} (repeat with TORTURE_SEED={seed})");
+    let seed = Rng::seed("torture", "TORTURE_SEED");
     let mut rng = Rng(seed);
 
     let (lastfm, lb) = (FakeLastFm::start(), FakeListenBrainz::start());
