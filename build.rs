@@ -1,8 +1,7 @@
-//! Build script: the version string `--version` prints, and on Linux the
-//! link with `link/hot-code.ld`.
+//! Build script: the version string `--version` prints.
 //!
-//! Version: `MPD_SCROBBLER_VERSION` is the crate's version, followed by the
-//! commit it was built from when the source is a git checkout of its own
+//! `MPD_SCROBBLER_VERSION` is the crate's version, followed by the commit it
+//! was built from when the source is a git checkout of its own
 //! (`0.1.0 (commit 8ca709d1a2b3)`), so a bug report says exactly which code
 //! ran. Without git, outside a checkout, or inside someone else's repository
 //! (the crate copied into another project), it is the version alone; nothing
@@ -10,14 +9,9 @@
 //! `git init`, keeps the bare version until this script runs again:
 //! `touch build.rs`.)
 //!
-//! Hot code: the kernel maps a program's code in 64 KiB runs around every
-//! page that runs, and the daemon runs about 1.3 MiB of functions spread over
-//! the whole 3.8 MiB of code: nearly all of it was resident. Grouped, they
-//! take about 1.9 MiB of the binary and the rest stays on disk (README,
-//! "Where the memory goes"). A function missing from the list (new code, a
-//! renamed dependency function) is only placed as usual, so a stale list
-//! costs memory, never correctness; `link/hot-code.sh` regenerates it.
-//! `MPD_SCROBBLER_HOT_CODE=0` links without it (that script needs this).
+//! Nothing here touches the link: the binary links with the platform's
+//! default linker, or any other (ld, lld, mold; `.ci/linkers.sh` checks all
+//! three), and no generated file has to follow the code.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,17 +19,6 @@ use std::process::Command;
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     version(Path::new(&dir));
-
-    println!("cargo:rerun-if-changed=link/hot-code.ld");
-    println!("cargo:rerun-if-env-changed=MPD_SCROBBLER_HOT_CODE");
-    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    let wanted = std::env::var("MPD_SCROBBLER_HOT_CODE").as_deref() != Ok("0");
-    if linux && wanted {
-        // A script with INSERT adds to the linker's default layout (GNU ld
-        // and lld alike) instead of replacing it.
-        println!("cargo:rustc-link-arg-bins=-T");
-        println!("cargo:rustc-link-arg-bins={dir}/link/hot-code.ld");
-    }
 }
 
 /// Set `MPD_SCROBBLER_VERSION`, and tell cargo which git files to watch so

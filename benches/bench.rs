@@ -30,7 +30,7 @@
 //! `BENCH_STRACE=FILE` also records the daemon's system calls over the
 //! played minute with strace, to see where its wake-ups go.
 //! `BENCH_DAEMON_PREFIX` runs the daemon of the backlog and playback parts
-//! under a command (`link/hot-code.sh` uses valgrind).
+//! under a command (valgrind, perf), to see what it runs.
 
 // The harness in tests/integration/common is shared by path between the
 // test and bench crates; its `pub` items are reachable from neither.
@@ -1001,8 +1001,8 @@ fn spawn(binary: &str, config: &Path, dir: &Path) -> Child {
         config.file_stem().unwrap().to_string_lossy()
     )))
     .expect("log file");
-    // `link/hot-code.sh` runs the daemon under valgrind to list the
-    // functions it runs; the figures measured are then meaningless.
+    // A profiler (valgrind, perf) sees the code the daemon runs; the
+    // figures measured under it are then meaningless.
     let mut command = match std::env::var("BENCH_DAEMON_PREFIX") {
         Ok(prefix) if !prefix.trim().is_empty() => {
             let mut words = prefix.split_whitespace();
