@@ -1,7 +1,7 @@
 //! The play-time tracker: a pure state machine that turns what MPD reports
 //! into "now playing" and "scrobble this play" decisions.
 //!
-//! It owns the scrobble semantics (design.md): play time counts only while
+//! It owns the scrobble semantics (docs/design.md, "Invariants"): play time counts only while
 //! MPD plays, measured on a monotonic clock passed in by the caller, so pauses
 //! stop it and seeks neither add nor subtract; a song played again (repeat,
 //! single, or seeking back to the start after it qualified) is a new play;
@@ -23,7 +23,7 @@ use crate::scrobble::{Listen, Track};
 
 /// When a play counts as a listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rules {
+pub struct Thresholds {
     /// The track must be strictly longer than this (Last.fm: 30 s).
     pub min_track: Duration,
     /// Share of the duration that must be played, in percent (Last.fm: 50).
@@ -32,9 +32,9 @@ pub struct Rules {
     pub max_required: Duration,
 }
 
-impl Default for Rules {
+impl Default for Thresholds {
     fn default() -> Self {
-        Rules {
+        Thresholds {
             min_track: Duration::from_secs(30),
             played_percent: 50,
             max_required: Duration::from_secs(240),
@@ -42,7 +42,7 @@ impl Default for Rules {
     }
 }
 
-impl Rules {
+impl Thresholds {
     /// Play time needed for a track of this length, or why it can never qualify.
     pub fn required(&self, duration: Option<Duration>) -> Result<Duration, Unscrobblable> {
         let duration = duration.ok_or(Unscrobblable::UnknownDuration)?;
@@ -209,7 +209,7 @@ impl Play {
 /// call [`Tracker::tick`] at [`Tracker::next_deadline`].
 #[derive(Debug)]
 pub(crate) struct Tracker {
-    rules: Rules,
+    thresholds: Thresholds,
     streams: Streams,
     play: Option<Play>,
     /// Stream skips already reported (station and reason).
@@ -219,14 +219,14 @@ pub(crate) struct Tracker {
 impl Tracker {
     /// A tracker with no play in progress and the default stream settings.
     #[cfg(test)]
-    pub(crate) fn new(rules: Rules) -> Tracker {
-        Tracker::with_streams(rules, Streams::default())
+    pub(crate) fn new(thresholds: Thresholds) -> Tracker {
+        Tracker::with_streams(thresholds, Streams::default())
     }
 
     /// A tracker with these `[streams]` settings.
-    pub(crate) fn with_streams(rules: Rules, streams: Streams) -> Tracker {
+    pub(crate) fn with_streams(thresholds: Thresholds, streams: Streams) -> Tracker {
         Tracker {
-            rules,
+            thresholds,
             streams,
             play: None,
             reported: VecDeque::new(),
@@ -336,7 +336,7 @@ impl Tracker {
     /// played at least `min_track`.
     fn end(&mut self, now: Instant) -> Option<Action> {
         let play = self.play.take()?;
-        let played_enough = play.played(now) >= self.rules.min_track;
+        let played_enough = play.played(now) >= self.thresholds.min_track;
         (play.stream && play.required.is_some() && !play.qualified && played_enough).then_some(
             Action::Scrobble(Listen {
                 track: play.track,
@@ -386,9 +386,9 @@ impl Tracker {
         self.play.as_ref().map(|p| (&p.track, p.qualified))
     }
 
-    /// The rules a play is judged by.
-    pub(crate) fn rules(&self) -> &Rules {
-        &self.rules
+    /// The thresholds a play is judged by.
+    pub(crate) fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
     }
 
     /// The file or stream URI and start time of the current play.
@@ -429,12 +429,12 @@ impl Tracker {
     /// will be scrobbled.
     fn check(&self, song: &Song, is_stream: bool) -> Result<(Track, Duration), Unscrobblable> {
         if is_stream {
-            return Ok((self.streams.read(song)?, self.rules.max_required));
+            return Ok((self.streams.read(song)?, self.thresholds.max_required));
         }
         if song.track.artist.trim().is_empty() || song.track.title.trim().is_empty() {
             return Err(Unscrobblable::MissingTags);
         }
-        Ok((song.track.clone(), self.rules.required(song.duration)?))
+        Ok((song.track.clone(), self.thresholds.required(song.duration)?))
     }
 }
 
@@ -483,13 +483,13 @@ mod tests {
 
     #[test]
     fn extreme_lengths_and_positions_never_overflow() {
-        let rules = Rules {
+        let thresholds = Thresholds {
             min_track: secs(1),
             played_percent: 100,
             max_required: Duration::MAX,
         };
-        assert_eq!(rules.required(Some(Duration::MAX)), Ok(Duration::MAX));
-        let mut t = Tracker::new(rules);
+        assert_eq!(thresholds.required(Some(Duration::MAX)), Ok(Duration::MAX));
+        let mut t = Tracker::new(thresholds);
         let t0 = Instant::now();
         let huge = song(1, Some(u64::MAX));
         let snapshot = Snapshot {
@@ -523,7 +523,7 @@ mod tests {
     impl Harness {
         fn new() -> Harness {
             Harness {
-                tracker: Tracker::new(Rules::default()),
+                tracker: Tracker::new(Thresholds::default()),
                 base: Instant::now(),
                 scrobbles: Vec::new(),
                 now_playing: 0,
@@ -908,7 +908,7 @@ mod tests {
             Streams::compile(doc.streams).unwrap()
         };
         let mut h = Harness::new();
-        h.tracker = Tracker::with_streams(Rules::default(), streams);
+        h.tracker = Tracker::with_streams(Thresholds::default(), streams);
         h.see(0, snap(PlayState::Playing, &on_air("A - One"), 0));
         h.see(100, snap(PlayState::Playing, &on_air("B - Two"), 100));
         h.see(200, snap(PlayState::Playing, &on_air("C - Three"), 200));
@@ -920,7 +920,7 @@ mod tests {
 
     #[test]
     fn rules_thresholds() {
-        let r = Rules::default();
+        let r = Thresholds::default();
         assert_eq!(
             r.required(Some(secs(31))),
             Ok(Duration::from_millis(15_500))

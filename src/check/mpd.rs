@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use super::Verdict;
 use crate::config::Config;
-use crate::mpd as watcher;
+use crate::mpd;
 use crate::tracker::PlayState;
 
 pub(super) async fn check_mpd(config: &Config) -> Verdict {
     let address = config.mpd.address.to_string();
     let file = config.path.display();
-    let mut client = match watcher::connect(&config.mpd).await {
+    let mut client = match mpd::connect(&config.mpd).await {
         Ok(connected) => connected,
-        Err(watcher::ConnectError::Io { source, .. }) => {
+        Err(mpd::ConnectError::Io { source, .. }) => {
             return Verdict::fail(
                 "mpd",
                 format!("cannot connect to {address}: {source}"),
@@ -23,14 +23,14 @@ pub(super) async fn check_mpd(config: &Config) -> Verdict {
                 ),
             );
         }
-        Err(watcher::ConnectError::BadPassword(_)) => {
+        Err(mpd::ConnectError::BadPassword(_)) => {
             return Verdict::fail(
                 "mpd",
                 format!("{address} rejected the password"),
                 password_fix(config),
             );
         }
-        Err(watcher::ConnectError::Protocol { message, .. }) => {
+        Err(mpd::ConnectError::Protocol { message, .. }) => {
             return Verdict::fail(
                 "mpd",
                 format!("{address} does not answer like MPD: {message}"),
@@ -55,16 +55,16 @@ pub(super) async fn check_mpd(config: &Config) -> Verdict {
                 format!("{address} answers (protocol {version}); {playing}"),
             )
         }
-        Err(watcher::ReadError::Refused { code, message }) if code == ACK_PERMISSION => {
+        Err(mpd::ReadError::Refused { code, message }) if code == ACK_PERMISSION => {
             permission_denied(config, &address, &message)
         }
-        Err(e @ watcher::ReadError::Closed) => {
+        Err(e @ mpd::ReadError::Closed) => {
             // Why it closed arrives as an event.
             match tokio::time::timeout(Duration::from_secs(1), client.next_event()).await {
-                Ok(watcher::Event::Closed(watcher::Closed::NoReadPermission)) => {
+                Ok(mpd::Event::Closed(mpd::Closed::NoReadPermission)) => {
                     permission_denied(config, &address, "idle")
                 }
-                Ok(watcher::Event::Closed(closed)) => Verdict::fail(
+                Ok(mpd::Event::Closed(closed)) => Verdict::fail(
                     "mpd",
                     format!("{address}: {closed}"),
                     "look at mpd's log; then run check again".into(),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::rules::RuleSet;
 use crate::rules::stream::Streams;
-use crate::tracker::Rules;
+use crate::tracker::Thresholds;
 
 mod mpd;
 mod raw;
@@ -33,8 +33,8 @@ pub struct Config {
     pub path: PathBuf,
     /// MPD connection.
     pub mpd: MpdConfig,
-    /// Scrobble rules.
-    pub rules: Rules,
+    /// When a play counts: the qualifying thresholds.
+    pub thresholds: Thresholds,
     /// Retry timing.
     pub delivery: Delivery,
     /// Queue, session files, control socket.
@@ -146,7 +146,7 @@ impl Config {
         };
         let secrets = secret::Secrets::new(&source, env);
         let mpd = mpd::section(&source, &secrets, raw.mpd, env)?;
-        let rules = sections::scrobble(&source, raw.scrobble)?;
+        let thresholds = sections::scrobble(&source, raw.scrobble)?;
         let delivery = sections::delivery(&source, raw.delivery)?;
         let cache = sections::cache(&source, raw.cache)?;
         let history = sections::history(&source, raw.history)?;
@@ -166,7 +166,7 @@ impl Config {
         Ok(Config {
             path: path.to_owned(),
             mpd,
-            rules,
+            thresholds,
             delivery,
             state_dir,
             lastfm,
@@ -300,7 +300,7 @@ api_secret = "s"
         let c = parse(MINIMAL, &[("HOME", "/home/u")]).unwrap();
         assert_eq!(c.mpd.address, MpdAddress::Tcp("localhost".into(), 6600));
         assert!(c.mpd.password.is_none());
-        assert_eq!(c.rules, Rules::default());
+        assert_eq!(c.thresholds, Thresholds::default());
         assert_eq!(
             c.state_dir,
             PathBuf::from("/home/u/.local/state/mpd-scrobbler")
@@ -434,7 +434,7 @@ api_secret = "s"
     fn the_example_config_is_valid_and_documents_every_section() {
         let text = include_str!("../../config.toml.example");
         let c = parse(text, &[("HOME", "/home/u")]).unwrap();
-        assert_eq!(c.rules, Rules::default());
+        assert_eq!(c.thresholds, Thresholds::default());
         assert_eq!(c.delivery.retry_max, Duration::from_secs(1800));
         assert_eq!(c.cache.ttl, Duration::from_secs(86400));
         assert_eq!(

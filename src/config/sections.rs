@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::raw::{RawCache, RawDelivery, RawHistory, RawScrobble};
 use super::{ConfigError, Source, home, non_empty};
-use crate::tracker::Rules;
+use crate::tracker::Thresholds;
 
 /// Retry timing for deliveries.
 #[derive(Debug, Clone, Copy)]
@@ -38,8 +38,8 @@ pub struct CacheConfig {
 }
 
 /// `[scrobble]`: when a play counts.
-pub(super) fn scrobble(source: &Source<'_>, s: RawScrobble) -> Result<Rules, ConfigError> {
-    let d = Rules::default();
+pub(super) fn scrobble(source: &Source<'_>, s: RawScrobble) -> Result<Thresholds, ConfigError> {
+    let d = Thresholds::default();
     let percent = s.played_percent.unwrap_or(d.played_percent);
     if !(1..=100).contains(&percent) {
         return Err(source.invalid(
@@ -53,7 +53,7 @@ pub(super) fn scrobble(source: &Source<'_>, s: RawScrobble) -> Result<Rules, Con
     if max_required.is_zero() {
         return Err(source.invalid("scrobble.max_required_secs", "must be at least 1".into()));
     }
-    Ok(Rules {
+    Ok(Thresholds {
         min_track: s.min_track_secs.map_or(d.min_track, Duration::from_secs),
         played_percent: percent,
         max_required,

@@ -156,7 +156,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     });
     let daemon = Daemon {
         store,
-        tracker: Tracker::with_streams(config.rules, config.streams.clone()),
+        tracker: Tracker::with_streams(config.thresholds, config.streams.clone()),
         rules: config.rule_set.clone(),
         delivery: config.delivery,
         state_dir: config.state_dir.clone(),

@@ -35,7 +35,7 @@ pub(super) fn status(
                 counts_at_end_secs: track
                     .stream_url
                     .is_some()
-                    .then(|| tracker.rules().min_track.as_secs()),
+                    .then(|| tracker.thresholds().min_track.as_secs()),
                 recorded: false,
                 queued_for: Vec::new(),
                 delivered_to: Vec::new(),

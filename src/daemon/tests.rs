@@ -19,7 +19,7 @@ use crate::rules::RuleSet;
 use crate::scrobble::{Listen, Track, unix_now};
 use crate::store::Store;
 use crate::targets::{BoxFuture, Failure, Heard, ItemOutcome, Target};
-use crate::tracker::{PlayState, Rules, Snapshot, Song, Tracker};
+use crate::tracker::{PlayState, Snapshot, Song, Thresholds, Tracker};
 
 /// An MPD whose state the test sets; each change wakes the daemon as an
 /// idle event would.
@@ -208,9 +208,9 @@ async fn until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
 fn daemon(queue: &Queue, state_dir: &Path, control: Option<crate::control::Bound>) -> Daemon {
     Daemon {
         store: Store::start(queue.clone(), None).unwrap(),
-        tracker: Tracker::new(Rules {
+        tracker: Tracker::new(Thresholds {
             min_track: Duration::from_secs(1),
-            ..Rules::default()
+            ..Thresholds::default()
         }),
         rules: RuleSet::default(),
         delivery: Delivery {

@@ -13,7 +13,7 @@ use crate::output::{errln, out};
 use crate::targets::ErrorKind;
 use crate::targets::lastfm;
 use crate::tracker::PlayState;
-use crate::{http, mpd as watcher, session};
+use crate::{http, mpd, session};
 
 /// A command.
 #[derive(Debug, Clone)]
@@ -255,7 +255,7 @@ async fn fetch(
     }
 }
 
-/// A clear message for each error a read can get (protocols.md §1.10).
+/// A clear message for each error a read can get (docs/protocols.md, "Error codes").
 fn explain(e: &lastfm::Error, what: &str, timeout: std::time::Duration) -> String {
     match e {
         lastfm::Error::Transport(t) if t.is_timeout() => format!(
@@ -291,7 +291,7 @@ fn age(d: Duration) -> String {
 
 /// Artist and album of the song MPD is playing.
 async fn current(config: &Config) -> Result<(String, Option<String>), QueryError> {
-    let client = watcher::connect(&config.mpd)
+    let client = mpd::connect(&config.mpd)
         .await
         .map_err(|e| QueryError::Failed(e.to_string()))?;
     let snap = client

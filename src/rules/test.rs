@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use super::stream;
 use crate::config::Config;
-use crate::mpd as watcher;
+use crate::mpd;
 use crate::scrobble::Track;
 use crate::tracker::PlayState;
 
@@ -51,7 +51,7 @@ pub(crate) async fn run(config: &Config, given: Given) -> anyhow::Result<String>
     if !given.is_empty() {
         return Ok(config.rule_set.report(&given.track(), &targets));
     }
-    let client = watcher::connect(&config.mpd).await?;
+    let client = mpd::connect(&config.mpd).await?;
     let snapshot = client
         .snapshot()
         .await
