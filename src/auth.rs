@@ -18,7 +18,7 @@ use crate::{http, session};
 /// How often the desktop flow asks whether the user has approved the token.
 const POLL_EVERY: Duration = Duration::from_secs(3);
 
-/// Last.fm tokens live 60 minutes (protocols.md §1.5).
+/// Last.fm tokens live 60 minutes (docs/protocols.md, "Authorisation").
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Options of `auth lastfm`.

@@ -26,7 +26,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// target), and no redirects.
 ///
 /// Following a 301, 302 or 303 turns a POST into a GET without its body
-/// (Maloja's alias paths answer 303, protocols.md §4.1), so a submission
+/// (Maloja's alias paths answer 303, docs/protocols.md, "Maloja"), so a submission
 /// would fail in a confusing way or look like a rejected item. The services
 /// never redirect their canonical URLs, so a redirect is returned as is: it
 /// means the configured URL needs fixing.

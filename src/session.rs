@@ -230,7 +230,7 @@ mod tests {
 
     /// Whether a test that needs root can run: as root, yes; otherwise the
     /// test fails, unless MPD_SCROBBLER_SKIP_ROOT_TESTS=1 skips it knowingly
-    /// outside CI (README, "Tests").
+    /// outside CI (docs/testing.md, "Tests that need root").
     fn runs_as_root(what: &str) -> bool {
         if rustix::process::geteuid().is_root() {
             return true;

@@ -174,7 +174,7 @@ impl<'a> Targets<'a> {
                         format!("{other:?} is not \"listenbrainz\" or \"maloja\""),
                     ));
                 }
-                // Maloja serves the protocol under this path (protocols.md §4.1).
+                // Maloja serves the protocol under this path (docs/protocols.md, "Maloja").
                 None if url.trim_end_matches('/').ends_with("/apis/listenbrainz") => Flavor::Maloja,
                 None => Flavor::ListenBrainz,
             };

@@ -12,7 +12,7 @@ use crate::queue::QueueError;
 use crate::targets::{ErrorKind, Failure};
 
 /// Wait after a rate-limit answer that says nothing of how long to wait
-/// (Last.fm error 29: at least a minute, protocols.md §1.10).
+/// (Last.fm error 29: at least a minute, docs/protocols.md, "Error codes").
 pub(super) const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// What ends a pause.

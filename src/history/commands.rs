@@ -16,7 +16,7 @@ use crate::output::{count, out, outln};
 use crate::queue::Queue;
 use crate::scrobble::unix_now;
 
-/// Last.fm ignores scrobbles older than this (protocols.md §1.8).
+/// Last.fm ignores scrobbles older than this (docs/protocols.md, "Eligibility and age").
 const LASTFM_MAX_AGE: u64 = 14 * 86_400;
 
 /// A `backfill` request.

@@ -1,5 +1,5 @@
 //! Metadata and listening stats from Last.fm's read methods: lenient parsing
-//! of their JSON (protocols.md §1.3: a single item as an object, `#text`,
+//! of their JSON (docs/protocols.md, "Requests and replies": a single item as an object, `#text`,
 //! numbers as strings, `""` for an empty list, `@attr`, missing fields),
 //! typed results, and their rendering for a terminal or as JSON.
 

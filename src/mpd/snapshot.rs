@@ -2,7 +2,7 @@
 //! [`Snapshot`]. Pure: fields in, snapshot out.
 //!
 //! Fields are read by name rather than through mpd_client's typed `Status`,
-//! which rejects MPD 0.24's `consume: oneshot` (crates.md).
+//! which rejects MPD 0.24's `consume: oneshot` (docs/protocols.md, "MPD").
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! Internet radio (protocols.md §5.1): which songs are live streams, and how
-//! a station's title ("Artist - Title") becomes a track to scrobble, with the
+//! Internet radio (docs/protocols.md, "Internet radio and ICY"): which songs
+//! are live streams, and how a station's title ("Artist - Title") becomes a
+//! track to scrobble, with the
 //! `[streams]` settings and per-station overrides, compiled at config load.
 //!
 //! Pure: the tracker asks [`Streams::read`] for every title a stream plays.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::fake_lastfm::{API_KEY, API_SECRET, FakeLastFm};
 
-/// protocols.md §1.4's worked example, byte for byte (its session key issued
+/// docs/protocols.md's worked example ("Signing"), byte for byte (its session key issued
 /// by the server is substituted, so the signature is recomputed).
 const EXAMPLE_BODY: &str = "albumArtist%5B1%5D=AC%2FDC&album%5B0%5D=Takk...&api_key=0123456789abcdef0123456789abcdef&api_sig=2ce114d60038545e95cb52175894ba1a&artist%5B0%5D=Sigur+R%C3%B3s&artist%5B1%5D=AC%2FDC&duration%5B0%5D=268&format=json&method=track.scrobble&sk=5f2b1c6d8e9a0b1c2d3e4f5a6b7c8d9e&timestamp%5B0%5D=1700000000&timestamp%5B1%5D=1700000300&trackNumber%5B0%5D=3&track%5B0%5D=Hopp%C3%ADpolla&track%5B1%5D=T.N.T.";
 

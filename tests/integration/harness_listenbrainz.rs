@@ -39,7 +39,7 @@ const AT: u64 = 1_700_000_300;
 #[test]
 fn validates_like_listenbrainz() {
     let lb = FakeListenBrainz::start();
-    // protocols.md §3.7's example, as a single listen.
+    // docs/protocols.md's example ("Submitting"), as a single listen.
     let ok = json!({"listen_type": "single", "payload": [listen(AT, "T.N.T.")]});
     let (status, reset, _) = post(&lb, TOKEN, &ok);
     assert_eq!(status, 200);

@@ -158,7 +158,7 @@ impl Client {
     /// password itself, as it documents. Every other server (Libre.fm,
     /// Maloja) receives the legacy
     /// `authToken = md5(lowercase(username) + md5_hex(password))` with the
-    /// lowercased user name instead, which is what GNU FM checks (§2).
+    /// lowercased user name instead, which is what GNU FM checks (docs/protocols.md, "Libre.fm").
     ///
     /// # Errors
     ///
@@ -325,7 +325,7 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    /// The two listens of the worked example in protocols.md §1.4.
+    /// The two listens of the worked example in docs/protocols.md, "Signing".
     fn worked_example_listens() -> [Listen; 2] {
         [
             Listen {
@@ -383,7 +383,7 @@ mod tests {
         let params = wire::scrobble_params(&worked_example_listens());
         let sent = decode_form(&body_of(client.request("track.scrobble", Some(SK), params)));
         assert!(!sent.contains_key("albumArtist[1]"));
-        // Computed independently with python3 hashlib from the §1.4 string
+        // Computed independently with python3 hashlib from the "Signing" string
         // without "albumArtist[1]AC/DC".
         assert_eq!(sent["api_sig"], "dc9c35af243e3bbf802790f480b52d48");
     }

@@ -1,4 +1,4 @@
-//! Lenient reading of Last.fm's JSON (protocols.md §1.3), shared by the
+//! Lenient reading of Last.fm's JSON (docs/protocols.md, "Requests and replies"), shared by the
 //! scrobbling client and the metadata commands: a list may be an array, one
 //! bare object or `""`; text may be plain or under `#text`; numbers may be
 //! numbers or numeric strings.
@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 /// Items of a list that Last.fm may send as an array, a bare object (one
-/// item), `""`, `null` or nothing (none) (§1.3 rule 4).
+/// item), `""`, `null` or nothing (none).
 pub(crate) fn items(v: Option<&Value>) -> Vec<&Value> {
     match v {
         Some(Value::Array(a)) => a.iter().collect(),
@@ -17,7 +17,7 @@ pub(crate) fn items(v: Option<&Value>) -> Vec<&Value> {
 
 /// A string that may be plain, under `#text` when the element has
 /// attributes (or `name` in extended replies), or a number; empty when the
-/// text was dropped (§1.3 rule 3).
+/// text was dropped.
 pub(crate) fn text(v: Option<&Value>) -> String {
     match v {
         Some(Value::String(s)) => s.clone(),
@@ -33,7 +33,7 @@ pub(crate) fn text(v: Option<&Value>) -> String {
 }
 
 /// A count sent as a number or a numeric string: Last.fm sends numbers,
-/// Libre.fm strings (§1.3 rule 6).
+/// Libre.fm strings.
 pub(crate) fn number(v: Option<&Value>) -> Option<u64> {
     match v? {
         Value::Number(n) => n.as_u64(),

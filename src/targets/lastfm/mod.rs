@@ -1,7 +1,7 @@
 //! Last.fm 2.0 client, also used for Libre.fm and other Audioscrobbler 2.0
 //! servers (selected by API URL): now playing, batch scrobbling, the desktop
 //! and mobile authentication flows, and the classification of failures into
-//! what a caller can act on. Protocol reference: protocols.md §1 and §2.
+//! what a caller can act on. Protocol notes: docs/protocols.md, "Last.fm 2.0 and Libre.fm".
 //!
 //! The client is stateless: callers keep the session key and decide about
 //! retries from [`Error::kind`] and the per-listen [`ItemOutcome`]s.
@@ -33,7 +33,7 @@ pub(crate) const MAX_BATCH: usize = 50;
 /// filled the same minutes, and an item not seen is resent, never lost.
 pub(crate) const MAX_RECENT_PAGES: u64 = 20;
 
-/// Last.fm ignores scrobbles older than 14 days (protocols.md §1.8).
+/// Last.fm ignores scrobbles older than 14 days (docs/protocols.md, "Eligibility and age").
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// An authenticated session. The key does not expire unless the user revokes
@@ -53,7 +53,7 @@ pub(crate) enum Error {
     /// whatever the HTTP status.
     #[error("server error {code}: {message}")]
     Api {
-        /// The API error code (protocols.md §1.10). In the auth flow, 14 means
+        /// The API error code (docs/protocols.md, "Error codes"). In the auth flow, 14 means
         /// the token is not approved yet and 15 that it expired.
         code: u32,
         /// The server's message; may be empty.
@@ -91,7 +91,7 @@ impl From<reqwest::Error> for Error {
 }
 
 impl Error {
-    /// Classifies the error for retry decisions (protocols.md §1.10, §1.13).
+    /// Classifies the error for retry decisions (docs/protocols.md, "Error codes").
     ///
     /// Only error 6 is a verdict on the listens sent; every other refusal
     /// of a whole request says the request went to the wrong place or with
@@ -127,7 +127,7 @@ impl Error {
     }
 
     /// What an API error code means, in words a user can act on
-    /// (protocols.md §1.10); `None` for a code without a known meaning.
+    /// (docs/protocols.md, "Error codes"); `None` for a code without a known meaning.
     pub(crate) fn meaning(code: u32) -> Option<&'static str> {
         Some(match code {
             2 => "the server does not offer this service",

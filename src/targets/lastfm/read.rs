@@ -33,7 +33,7 @@ impl Client {
             .ok_or_else(|| Error::Malformed("no user name in the user.getInfo reply".into()))
     }
     /// An unsigned read call (`artist.getInfo`, `user.getTopArtists`, ...)
-    /// by GET, returning the reply's JSON (protocols.md §1.11).
+    /// by GET, returning the reply's JSON (docs/protocols.md, "Read methods").
     ///
     /// # Errors
     ///

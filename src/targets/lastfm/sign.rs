@@ -1,6 +1,6 @@
-//! Request signing for the Audioscrobbler 2.0 API: `api_sig` (protocols.md
-//! §1.4) and the legacy mobile `authToken` that Libre.fm and Maloja still
-//! expect (§2, §4.3). Pure functions, no I/O.
+//! Request signing for the Audioscrobbler 2.0 API: `api_sig` and the legacy
+//! mobile `authToken` that Libre.fm and Maloja still expect
+//! (docs/protocols.md, "Signing" and "Authorisation"). Pure functions, no I/O.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ pub(crate) type Params = BTreeMap<String, String>;
 /// Parameters that take no part in the signature.
 const UNSIGNED: [&str; 3] = ["format", "callback", "api_sig"];
 
-/// Computes `api_sig` per protocols.md §1.4: every parameter except `format`,
+/// Computes `api_sig` (docs/protocols.md, "Signing"): every parameter except `format`,
 /// `callback` and `api_sig`, sorted byte-wise by name, name and value
 /// concatenated without separators, the shared secret appended, then the MD5
 /// as 32 lowercase hex digits.
@@ -58,13 +58,13 @@ pub(crate) fn sign_request(
 /// The legacy mobile-auth token, `md5(lowercase(username) + md5_hex(password))`.
 ///
 /// GNU FM lowercases the stored user name before comparing, so a mixed-case
-/// name only works if the client lowercases too (pylast does not, §2).
+/// name only works if the client lowercases too (pylast does not).
 pub(crate) fn auth_token(username: &str, password: &str) -> String {
     md5_hex(&format!("{}{}", username.to_lowercase(), md5_hex(password)))
 }
 
 fn md5_hex(text: &str) -> String {
-    // md-5 0.11 digests no longer implement `LowerHex` (crates.md §1.5).
+    // md-5 0.11 digests no longer implement `LowerHex`.
     hex::encode(Md5::digest(text.as_bytes()))
 }
 

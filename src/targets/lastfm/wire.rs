@@ -1,5 +1,6 @@
 //! Wire format of the Audioscrobbler 2.0 API: request parameters for tracks
-//! and lenient reading of the JSON replies (protocols.md §1.3, §1.6, §1.7).
+//! and lenient reading of the JSON replies (docs/protocols.md,
+//! "Requests and replies", "Now playing and scrobbles").
 //! Pure functions, no I/O.
 
 use serde_json::Value;
@@ -14,10 +15,11 @@ use crate::targets::{Heard, ItemOutcome};
 const MAX_ERROR_BODY_CHARS: usize = 200;
 
 /// Libre.fm's ignored code for a duplicate (user, artist, track, time): the
-/// listen is already there, so it counts as accepted (§2).
+/// listen is already there, so it counts as accepted (docs/protocols.md, "Libre.fm").
 const ALREADY_SCROBBLED: u64 = 91;
 
-/// Last.fm's ignored code for the daily scrobble cap (§1.7).
+/// Last.fm's ignored code for the daily scrobble cap (docs/protocols.md,
+/// "Now playing and scrobbles").
 const DAILY_LIMIT_EXCEEDED: u64 = 5;
 
 /// Parameters of `track.updateNowPlaying`: the track fields, unindexed.
@@ -35,7 +37,8 @@ pub(crate) fn scrobble_params(listens: &[Listen]) -> Params {
         let name = |field: &str| format!("{field}[{i}]");
         put_track(&mut params, &listen.track, name);
         params.insert(name("timestamp"), listen.started_at.to_string());
-        // A radio title is a broadcast, not the user's choice (§1.7, §5.1).
+        // A radio title is a broadcast, not the user's choice (docs/protocols.md,
+        // "Internet radio and ICY").
         if listen.track.stream_url.is_some() {
             params.insert(name("chosenByUser"), "0".into());
         }
@@ -66,9 +69,10 @@ fn put_track(params: &mut Params, track: &Track, name: impl Fn(&str) -> String) 
 /// Turns an HTTP reply into the JSON document of a successful call, or the
 /// error it reports.
 ///
-/// Order per §1.10: a JSON body with a top-level `error` wins whatever the
-/// status (Last.fm sends them with 200, 4xx and 5xx alike); then a non-2xx
-/// status; then a 2xx body that must be a JSON object.
+/// Order per docs/protocols.md, "Requests and replies": a JSON body with a
+/// top-level `error` wins whatever the status (Last.fm sends them with 200, 4xx
+/// and 5xx alike); then a non-2xx status; then a 2xx body that must be a JSON
+/// object.
 pub(crate) fn read_reply(status: u16, body: &[u8]) -> Result<Value, Error> {
     let json = serde_json::from_slice::<Value>(body).ok();
     if let Some(error) = json.as_ref().and_then(api_error) {
@@ -183,9 +187,9 @@ pub(crate) fn session(reply: &Value) -> Result<Session, Error> {
     })
 }
 
-/// The scrobbles on one page of a `user.getRecentTracks` reply and the
-/// number of pages (§1.11). The track playing now carries no `date` and is
-/// left out; so is any item whose time cannot be read.
+/// The scrobbles on one page of a `user.getRecentTracks` reply and the number
+/// of pages (docs/protocols.md, "Reading listens back"). The track playing now
+/// carries no `date` and is left out; so is any item whose time cannot be read.
 pub(crate) fn recent_tracks(reply: &Value) -> Result<(Vec<Heard>, u64), Error> {
     let recent = reply
         .get("recenttracks")
@@ -360,7 +364,7 @@ mod tests {
         );
     }
 
-    /// The success reply of §1.7, verbatim.
+    /// A success reply as Last.fm sends it, verbatim.
     fn section_1_7_reply() -> Value {
         json!({"scrobbles":{
           "scrobble":[

@@ -150,7 +150,7 @@ impl Client {
 
     /// The listens of `user` that started from `first` to `last` (Unix
     /// seconds, both included), newest first (`GET /1/user/{user}/listens`,
-    /// protocols.md §3.8), paging back with `max_ts` at most
+    /// docs/protocols.md, "Reading listens back"), paging back with `max_ts` at most
     /// [`MAX_LISTEN_PAGES`] times.
     pub(crate) async fn listens(
         &self,

@@ -1,6 +1,7 @@
 //! ListenBrainz API v1 client (ListenBrainz itself and compatible servers
 //! such as Maloja): building listens from MPD's metadata, submitting them
-//! within the server's limits, and classifying failures (protocols.md §3–4).
+//! within the server's limits, and classifying failures (docs/protocols.md,
+//! "ListenBrainz" and "Maloja").
 //! `client` makes the calls; `wire` builds the payloads, bounds
 //! requests by size and reads listens back.
 
@@ -25,7 +26,8 @@ pub(crate) const MAX_BATCH: usize = 100;
 /// Pages read at most when checking what arrived; an item not seen is resent.
 pub(crate) const MAX_LISTEN_PAGES: usize = 20;
 
-/// Which server speaks the protocol; Maloja differs in ways that matter (§4.2).
+/// Which server speaks the protocol; Maloja differs in ways that matter
+/// (docs/protocols.md, "Maloja").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
     /// listenbrainz-server.
@@ -73,7 +75,8 @@ pub(crate) enum Error {
 }
 
 impl Error {
-    /// What the caller should do (protocols.md §3.5). Only 400 (and
+    /// What the caller should do (docs/protocols.md,
+    /// "Errors and rate limits"). Only 400 (and
     /// Maloja's 409 for a taken timestamp) judges the listens sent; any other
     /// refusal means the url or the server is wrong, not the listens.
     pub(crate) fn kind(&self) -> ErrorKind {

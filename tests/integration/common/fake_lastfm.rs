@@ -532,10 +532,10 @@ fn read(method: &str, p: &BTreeMap<String, String>, shared: &Shared) -> Reply {
 }
 
 /// `user.getRecentTracks` from the stored scrobbles, in Last.fm's shape
-/// (§1.11): newest first; `from`/`to` exclude their bounds; `limit` (default
-/// 50, at most 200) and 1-based `page`; the track playing now (the user's
-/// last notice, when any) comes first on page 1 with no `date`; one item is
-/// a bare object; numbers are strings.
+/// (docs/protocols.md, "Reading listens back"): newest first; `from`/`to`
+/// exclude their bounds; `limit` (default 50, at most 200) and 1-based `page`;
+/// the track playing now (the user's last notice, when any) comes first on page
+/// 1 with no `date`; one item is a bare object; numbers are strings.
 fn recent_tracks(st: &State, p: &BTreeMap<String, String>) -> Reply {
     let user = p.get("user").cloned().unwrap_or_default();
     let Some(user) = st
@@ -742,7 +742,7 @@ fn scrobble(st: &mut State, p: &BTreeMap<String, String>, user: &str) -> Reply {
     }}))
 }
 
-/// api_sig as Last.fm computes it (protocols.md §1.4), independently of the
+/// api_sig as Last.fm computes it (docs/protocols.md, "Signing"), independently of the
 /// client's code.
 fn signature(p: &BTreeMap<String, String>) -> String {
     let mut base = String::new();

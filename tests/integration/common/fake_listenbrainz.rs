@@ -1,10 +1,11 @@
 //! A stand-in ListenBrainz server on loopback that validates requests like
-//! listenbrainz-server (protocols.md §3): the `Authorization: Token` header
-//! (401), the document schema and listen types, the per-request count and
-//! size limits, timestamps, MBIDs and durations (400), rate-limit headers on
-//! every answer and 429 on demand. The Maloja flavour reproduces Maloja's
-//! endpoint instead (§4.2): no limits, playing_now discarded, listens keyed by
-//! timestamp, and an import that stops at the first duplicate or conflict.
+//! listenbrainz-server (docs/protocols.md, "ListenBrainz"): the `Authorization:
+//! Token` header (401), the document schema and listen types, the per-request
+//! count and size limits, timestamps, MBIDs and durations (400), rate-limit
+//! headers on every answer and 429 on demand. The Maloja flavour reproduces
+//! Maloja's endpoint instead (docs/protocols.md, "Maloja"): no limits,
+//! playing_now discarded, listens keyed by timestamp, and an import that stops
+//! at the first duplicate or conflict.
 //! `GET /1/user/{user}/listens` reads back what was stored (newest first,
 //! exclusive `min_ts`/`max_ts`, `count` capped at 1000; Maloja has no such
 //! method). It can be slow (store, then answer after the client gave up) and
@@ -383,7 +384,7 @@ fn route(req: &Request, flavor: Flavor, endpoint: &str, state: &Mutex<State>) ->
     }
 }
 
-/// `GET /1/user/{user}/listens` (protocols.md §3.8): newest first, both
+/// `GET /1/user/{user}/listens` (docs/protocols.md, "Reading listens back"): newest first, both
 /// bounds exclusive, `count` silently capped.
 fn user_listens(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>) -> Response {
     let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or_default();
@@ -673,7 +674,7 @@ fn validate(listen: &Value, listen_type: &str, user: &str) -> Result<Received, S
     })
 }
 
-/// Maloja's ListenBrainz endpoint (§4.2): playing_now discarded; listens
+/// Maloja's ListenBrainz endpoint (docs/protocols.md, "Maloja"): playing_now discarded; listens
 /// keyed by timestamp; the first duplicate or conflict ends an import.
 fn maloja_submit(
     flavor: Flavor,

@@ -1,5 +1,5 @@
 //! A stand-in internet radio station on 127.0.0.1: an HTTP stream with ICY
-//! metadata (protocols.md §5.1), as Icecast and SHOUTcast serve it.
+//! metadata (docs/protocols.md, "Internet radio and ICY"), as Icecast and SHOUTcast serve it.
 //!
 //! The audio is a FLAC encoded from a pipe, so its STREAMINFO says "total
 //! samples: 0" and mpd reports no duration, as for a live station. It is

@@ -11,9 +11,10 @@ pub mod icy_station;
 pub mod mpd;
 pub mod powercut;
 
-/// Whether a test (or the rest of it) that needs root can run: as root,
-/// yes; otherwise the test fails, unless MPD_SCROBBLER_SKIP_ROOT_TESTS=1
-/// skips it knowingly outside CI (README, "Tests"). `what` says what needs root.
+/// Whether a test (or the rest of it) that needs root can run: as root, yes;
+/// otherwise the test fails, unless MPD_SCROBBLER_SKIP_ROOT_TESTS=1 skips it
+/// knowingly outside CI (docs/testing.md, "Tests that need root"). `what` says
+/// what needs root.
 pub fn runs_as_root(what: &str) -> bool {
     if rustix::process::geteuid().is_root() {
         return true;
