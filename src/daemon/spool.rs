@@ -247,9 +247,12 @@ async fn write_some(spool: &Spool, sink: &impl Sink) -> Result<(), WriteError> {
         return Ok(());
     }
     let seqs: Vec<u64> = batch.iter().map(|(seq, _, _)| *seq).collect();
+    // The end of a play already written only completes its record.
+    let new: Vec<bool> = batch.iter().map(|(_, _, i)| !i.ended).collect();
     let plays = batch.into_iter().map(|(_, l, i)| (l, i)).collect();
     let (written, error) = sink.write(plays).await;
-    spool.recorded.fetch_add(written as u64, Ordering::Relaxed);
+    let recorded = new.iter().take(written).filter(|n| **n).count();
+    spool.recorded.fetch_add(recorded as u64, Ordering::Relaxed);
     if let Some(last) = written.checked_sub(1).and_then(|i| seqs.get(i)) {
         spool.written(*last);
     }
