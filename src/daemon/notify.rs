@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::events::{Event, Events};
 use crate::store::DepthReport;
@@ -31,8 +32,11 @@ pub(super) fn depth_report(events: Events) -> Option<DepthReport> {
         return None;
     }
     let told: Mutex<HashMap<String, Option<u64>>> = Mutex::default();
+    // The storage thread reports once at start, for the notifications:
+    // systemd hears READY=1 before any status line.
+    let started = AtomicBool::new(false);
     Some(Box::new(move |depths| {
-        if systemd {
+        if systemd && started.swap(true, Ordering::Relaxed) {
             let text: Vec<String> = depths
                 .iter()
                 .map(|d| format!("{}: {} queued", d.name, d.queued))

@@ -11,7 +11,7 @@ use super::{Daemon, Reload, notify};
 use crate::config::{Config, Secret};
 use crate::control;
 use crate::delivery::TargetHandle;
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::history::commands;
 use crate::mpd::Mpd;
 use crate::output::count;
@@ -145,20 +145,15 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     for spec in &specs {
         targets.push(target(&config, spec, &events, store.len(&spec.name).await));
     }
+    // The storage thread has told each queue's oldest play already: a
+    // backlog stale at start is news.
     let notify_task = event_rx.map(|rx| {
-        // The queues as they are at start: a backlog already stale is news.
-        let store = store.clone();
-        let (events, sinks) = (events.clone(), config.notify.clone());
-        let (http, shutdown) = (http.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            for (target, q) in store.counts(None).await.targets {
-                events.send(Event::Oldest {
-                    target,
-                    started: q.oldest,
-                });
-            }
-            crate::notify::run(sinks, rx, http, shutdown).await;
-        })
+        tokio::spawn(crate::notify::run(
+            config.notify.clone(),
+            rx,
+            http.clone(),
+            shutdown.clone(),
+        ))
     });
     let metrics = match config.metrics {
         None => None,

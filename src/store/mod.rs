@@ -278,7 +278,8 @@ pub(crate) struct Store {
 
 impl Store {
     /// Start the storage thread, the owner of `queue` from now on.
-    /// `report` hears the queue depths after each write that changes them.
+    /// `report` hears the queue depths at once, then after each write that
+    /// changes them.
     pub(crate) fn start(queue: Queue, report: Option<DepthReport>) -> std::io::Result<Store> {
         let (requests, incoming) = mpsc::channel::<Request>();
         let mut owner = Owner {
@@ -290,6 +291,7 @@ impl Store {
             .name("store".into())
             .spawn(move || {
                 sled::write_log_on_this_thread();
+                owner.report_depths();
                 while let Ok(request) = incoming.recv() {
                     owner.serve(request);
                 }

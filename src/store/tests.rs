@@ -92,5 +92,9 @@ async fn the_depths_are_reported_after_a_play_and_after_a_delivery() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(*reported.lock().unwrap(), [2, 0]);
+    assert_eq!(
+        *reported.lock().unwrap(),
+        [0, 2, 0],
+        "at start, then per change"
+    );
 }

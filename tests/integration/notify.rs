@@ -589,3 +589,39 @@ url = {bad}
         "{out:?}"
     );
 }
+
+#[test]
+fn a_stale_queue_is_told_and_its_end_too() {
+    let ok = FakeNotify::start(Mode::Ok);
+    let rig = Rig::start(&songs(1, 4), |_| {
+        format!(
+            "[[notify]]\nkind = \"webhook\"\nurl = {}\nevents = [\"queue_stale\"]\nqueued_after = \"2s\"\n",
+            toml_str(&format!("{}/hook/q", ok.url()))
+        )
+    });
+    rig.lastfm.go_down();
+    rig.mpd.play_file("short/0.flac");
+    wait_until(Duration::from_secs(20), "a queue_stale message", || {
+        ok.count("/hook/q", "queue_stale") == 1
+    });
+    let v: serde_json::Value = serde_json::from_str(&ok.received()[0].body).unwrap();
+    assert_eq!(v["target"], "lastfm", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("oldest queued scrobble has waited"),
+        "{v}"
+    );
+    rig.lastfm.come_up();
+    assert_eq!(
+        rig.lastfm
+            .wait_for_scrobbles(1, Duration::from_secs(20))
+            .len(),
+        1
+    );
+    wait_until(Duration::from_secs(20), "a recovered message", || {
+        ok.count("/hook/q", "recovered") == 1
+    });
+    assert_eq!(ok.received().len(), 2, "{:?}", ok.received());
+}
