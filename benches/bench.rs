@@ -93,6 +93,9 @@ mod target {
     pub const PLAYING_CPU_MS: f64 = 10.0;
     /// CPU a minute while paused, ms.
     pub const PAUSED_CPU_MS: f64 = 10.0;
+    /// Wake-ups a minute while paused, with the metrics endpoint and a
+    /// notification sink on.
+    pub const PAUSED_WAKEUPS: f64 = 0.0;
     /// Start to READY=1 with mpd up, ms: the first start and the median
     /// restart.
     pub const READY_MS: f64 = 100.0;
@@ -652,7 +655,16 @@ impl Playing {
         // A short song may count, so a warm-up play can be scrobbled first: the
         // windows then see a daemon whose database has been written before, as
         // it is for every play but the first after installing.
-        let sections = format!("[scrobble]\nmin_track_secs = 2\n{sections}");
+        // The metrics endpoint and a notification sink are on: while
+        // nobody scrapes and nothing breaks, they must add no wake-up.
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let sections = format!(
+            "[scrobble]\nmin_track_secs = 2\n{sections}\n\
+             [metrics]\nlisten = \"{metrics}\"\n\
+             [[notify]]\nkind = \"command\"\ncommand = [\"/bin/true\"]\n"
+        );
         let config = write_config(dir.path(), "play", mpd.port(), &state, &sections);
         let daemon = spawn(binary, &config, dir.path());
         std::thread::sleep(Duration::from_secs(1));
@@ -741,12 +753,18 @@ fn idle_and_playback(binary: &str, window: Duration, checks: &mut Checks) {
     mpd.pause();
     std::thread::sleep(Duration::from_secs(2));
     for what in ["paused", "paused, the minute after"] {
-        let (cpu, _) = report(what, window, &measure(pid, window));
+        let (cpu, wakeups) = report(what, window, &measure(pid, window));
         checks.at_most(
             format!("CPU {what}"),
             ms(cpu) * per_min,
             target::PAUSED_CPU_MS,
             "ms/min",
+        );
+        checks.at_most(
+            format!("wake-ups {what} (metrics and notifications on)"),
+            wakeups as f64 * per_min,
+            target::PAUSED_WAKEUPS,
+            "/min",
         );
     }
     let hwm = vm_hwm(pid) as f64 / 1024.0;

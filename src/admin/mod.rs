@@ -4,6 +4,7 @@
 //! the database when no daemon runs. Also `import`, `love` and `status`
 //! (`status.rs`).
 
+pub(crate) mod notify;
 mod status;
 
 use std::path::Path;

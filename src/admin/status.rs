@@ -173,6 +173,7 @@ mod tests {
                 connected: true,
             },
             playing: Some(playing),
+            plays_recorded: 0,
             storage: Storage {
                 dir: "/s".into(),
                 dropped: 0,

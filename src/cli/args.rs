@@ -70,6 +70,11 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The [[notify]] sinks: send a test message through each
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Try the ignore and rewrite rules ([[rule]] in the config)
     Rules {
         #[command(subcommand)]
@@ -193,6 +198,16 @@ pub(super) enum ConfigAction {
     Init,
     /// Print the commented default config (what `config init` writes)
     Show,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub(super) enum NotifyAction {
+    /// Send a test message through every [[notify]] sink, or the one named;
+    /// exit 0 only when each took it
+    Test {
+        /// The sink's `name` (default: every sink)
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

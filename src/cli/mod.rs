@@ -29,7 +29,7 @@ use crate::rules::test as rules_test;
 use crate::{auth, daemon};
 use args::{
     AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,
-    QueueAction, RulesAction, TopKind,
+    NotifyAction, QueueAction, RulesAction, TopKind,
 };
 
 /// Why a command did not succeed, and so which exit status it gets.
@@ -171,6 +171,14 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Unlove => runtime
             .block_on(admin::love(&config, false))
             .map_err(failed),
+        Command::Notify {
+            action: NotifyAction::Test { name },
+        } => runtime
+            .block_on(admin::notify::test(&config, name.as_deref()))
+            .map_err(|e| match e {
+                admin::notify::NotifyTestError::NoSink(m) => CliError::Usage(m),
+                e => CliError::Failed(e.to_string()),
+            }),
         Command::Status { json } => runtime
             .block_on(admin::status(&config, json))
             .map_err(failed),

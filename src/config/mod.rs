@@ -15,6 +15,7 @@ use crate::rules::stream::Streams;
 use crate::tracker::Thresholds;
 
 mod mpd;
+mod notify;
 mod raw;
 mod secret;
 mod sections;
@@ -22,6 +23,7 @@ mod targets;
 mod toml_error;
 
 pub(crate) use mpd::{MpdAddress, MpdConfig};
+pub(crate) use notify::{MetricsConfig, NotifySink, Problem, SinkKind};
 pub(crate) use secret::Secret;
 pub(crate) use sections::{CacheConfig, Delivery, HistoryConfig};
 pub(crate) use targets::{LastFmTarget, ListenBrainzTarget, Named};
@@ -51,6 +53,10 @@ pub struct Config {
     pub streams: Streams,
     /// The `[[rule]]` sections: what not to scrobble, and rewrites.
     pub rule_set: RuleSet,
+    /// The `[[notify]]` sections.
+    pub notify: Vec<NotifySink>,
+    /// `[metrics]`, when the endpoint is on.
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// A configuration problem, naming the file and the key.
@@ -162,6 +168,8 @@ impl Config {
             .collect();
         let rule_set = RuleSet::compile(raw.rule, &target_names)
             .map_err(|e| source.invalid(&e.key, e.problem))?;
+        let notify = notify::sinks(&source, &secrets, raw.notify)?;
+        let metrics = notify::metrics(&source, raw.metrics)?;
 
         Ok(Config {
             path: path.to_owned(),
@@ -175,6 +183,8 @@ impl Config {
             history,
             streams,
             rule_set,
+            notify,
+            metrics,
         })
     }
 
@@ -512,6 +522,8 @@ api_secret = "s"
             "[streams]\n",
             "[[streams.station]]\n",
             "[[rule]]\n",
+            "[[notify]]\n",
+            "[metrics]\n",
         ] {
             let err = parse(&format!("{section}no_such_key = 1\n"), &[])
                 .unwrap_err()
@@ -536,6 +548,8 @@ api_secret = "s"
                         | "streams"
                         | "rule"
                         | "station"
+                        | "notify"
+                        | "metrics"
                 )
             };
             let missing: Vec<&str> = keys
@@ -916,5 +930,122 @@ api_secret = "s"
             .unwrap_err()
             .to_string();
         assert!(e.contains("`listenbrainz.token`: is empty"), "{e}");
+    }
+
+    #[test]
+    fn notify_and_metrics_sections() {
+        // The example's commented sections, enabled, are valid.
+        let text = include_str!("../../config.toml.example");
+        let from = text.find("# [[notify]]").unwrap();
+        let to = text.find("# Internet radio").unwrap();
+        let enabled: Vec<&str> = text[from..to]
+            .lines()
+            .filter(|l| !l.starts_with("# token_file") && !l.starts_with("# url_file"))
+            .map(|l| {
+                let setting = l.starts_with("# [")
+                    || l.strip_prefix("# ")
+                        .and_then(|l| l.split_once(" = "))
+                        .is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        });
+                if setting { &l[2..] } else { l }
+            })
+            .collect();
+        let c = parse(&enabled.join("\n"), &[]).unwrap();
+        assert_eq!(c.notify.len(), 2);
+        assert_eq!(c.notify[0].name, "phone");
+        assert!(
+            matches!(&c.notify[0].kind, SinkKind::Ntfy { token: Some(t), .. } if t.expose() == "tk_your_access_token")
+        );
+        assert_eq!(
+            c.notify[0].events,
+            [Problem::Paused, Problem::Held, Problem::QueueStale]
+        );
+        assert_eq!(c.notify[0].min_interval, Duration::from_secs(600));
+        assert_eq!(c.notify[1].name, "command");
+        assert_eq!(c.notify[1].events, Problem::ALL);
+        assert_eq!(c.notify[1].queued_after, Duration::from_secs(86400));
+        assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9101".parse().unwrap());
+        assert!(parse("", &[]).unwrap().metrics.is_none(), "off by default");
+
+        let err = |text: &str| parse(text, &[]).unwrap_err().to_string();
+        for (text, expected) in [
+            (
+                "[[notify]]\nurl = \"https://x\"\n",
+                "`notify[0].kind`: is required",
+            ),
+            (
+                "[[notify]]\nkind = \"mail\"\n",
+                "`notify[0].kind`: \"mail\" is not one of",
+            ),
+            (
+                "[[notify]]\nkind = \"ntfy\"\n",
+                "`notify[0].url`: is required",
+            ),
+            (
+                "[[notify]]\nkind = \"gotify\"\nurl = \"https://g\"\n",
+                "`notify[0].token`: is required",
+            ),
+            (
+                "[[notify]]\nkind = \"ntfy\"\nurl = \"https://n/t\"\nevents = [\"fire\"]\n",
+                "`notify[0].events`: \"fire\" is not one of paused",
+            ),
+            (
+                "[[notify]]\nkind = \"command\"\n",
+                "`notify[0].command`: is required",
+            ),
+            (
+                "[[notify]]\nkind = \"command\"\ncommand = [\"x\"]\nurl = \"https://x\"\n",
+                "`notify[0].url`: does not apply",
+            ),
+            (
+                "[[notify]]\nkind = \"ntfy\"\nurl = \"https://n/t\"\nmin_interval = \"soon\"\n",
+                "`notify[0].min_interval`",
+            ),
+            (
+                "[[notify]]\nkind = \"ntfy\"\nurl = \"https://n/a\"\n[[notify]]\nkind = \"ntfy\"\nurl = \"https://n/b\"\n",
+                "`notify[1].name`: another",
+            ),
+            (
+                "[metrics]\nlisten = \"0.0.0.0:9101\"\n",
+                "`metrics.listen`: 0.0.0.0:9101 is not a loopback address; set metrics.allow_remote = true",
+            ),
+            (
+                "[metrics]\nlisten = \"localhost\"\n",
+                "`metrics.listen`: \"localhost\" is not an address",
+            ),
+            (
+                "[metrics]\nallow_remote = true\n",
+                "`metrics.allow_remote`: needs metrics.listen",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+        let remote = parse(
+            "[metrics]\nlisten = \"0.0.0.0:9101\"\nallow_remote = true\n",
+            &[],
+        )
+        .unwrap();
+        assert!(remote.metrics.is_some());
+        // A webhook's URL holds a token: never in an error.
+        let e = err("[[notify]]\nkind = \"webhook\"\nurl = \"ftp://secret-token@x\"\n");
+        assert!(
+            e.contains("`notify[0].url`: is not an http") && !e.contains("secret-token"),
+            "{e}"
+        );
+        // Tokens come from a systemd credential too.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notify.g.token"), "app-token\n").unwrap();
+        let creds: &'static str = Box::leak(dir.path().display().to_string().into_boxed_str());
+        let c = parse(
+            "[[notify]]\nname = \"g\"\nkind = \"gotify\"\nurl = \"https://g\"\n",
+            Box::leak(Box::new([("CREDENTIALS_DIRECTORY", creds)])),
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.notify[0].kind, SinkKind::Gotify { token, .. } if token.expose() == "app-token")
+        );
+        assert!(!format!("{:?}", c.notify).contains("app-token"));
     }
 }

@@ -29,6 +29,10 @@ pub(super) struct RawConfig {
     pub(super) streams: RawStreams,
     #[serde(default)]
     pub(super) rule: Vec<RawRule>,
+    #[serde(default)]
+    pub(super) notify: Vec<super::notify::RawNotify>,
+    #[serde(default)]
+    pub(super) metrics: super::notify::RawMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]

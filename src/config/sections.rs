@@ -149,7 +149,7 @@ fn default_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
 }
 
 /// A humantime duration longer than zero, or `default` when not given.
-fn duration(
+pub(super) fn duration(
     source: &Source<'_>,
     key: &str,
     value: Option<String>,

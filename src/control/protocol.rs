@@ -290,6 +290,7 @@ mod tests {
                 queued_for: vec!["lastfm".into()],
                 delivered_to: Vec::new(),
             }),
+            plays_recorded: 7,
             storage: Storage {
                 dir: "/var/lib/x".into(),
                 dropped: 0,
@@ -300,8 +301,15 @@ mod tests {
             },
             targets: vec![
                 TargetStatus {
+                    deliveries: crate::delivery::Deliveries {
+                        accepted: 5,
+                        ignored: 1,
+                        rejected: 0,
+                        failed: [("transient".to_owned(), 2)].into(),
+                    },
                     last_success: Some(1_700_000_000),
                     name: "lastfm".into(),
+                    oldest_started: None,
                     oldest_secs: None,
                     queued: 4,
                     rejected: 1,
@@ -311,8 +319,10 @@ mod tests {
                     },
                 },
                 TargetStatus {
+                    deliveries: crate::delivery::Deliveries::default(),
                     last_success: None,
                     name: "lb".into(),
+                    oldest_started: Some(1_700_000_000),
                     oldest_secs: Some(60),
                     queued: 0,
                     rejected: 0,

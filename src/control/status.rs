@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::TargetState;
+use crate::delivery::{Deliveries, TargetState};
 
 /// The daemon's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,10 +18,21 @@ pub(crate) struct Status {
     pub mpd: MpdLink,
     /// The current play, if any.
     pub playing: Option<Playing>,
+    /// Plays written to the queue and the history since the daemon started.
+    #[serde(default)]
+    pub plays_recorded: u64,
     /// Whether plays can be written.
     pub storage: Storage,
     /// Each target, in the config's order.
     pub targets: Vec<TargetStatus>,
+}
+
+impl Status {
+    /// Plays in the history; `None` when it is off or unreadable. Read from
+    /// the store's summary, which counts them.
+    pub(crate) fn history_len(&self) -> Option<u64> {
+        self.history.get("plays")?.as_u64()
+    }
 }
 
 /// The link to MPD.
@@ -97,10 +108,16 @@ pub(crate) struct Storage {
 /// One target's part of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TargetStatus {
+    /// How deliveries ended since the daemon started.
+    #[serde(default)]
+    pub deliveries: Deliveries,
     /// Time of the last successful delivery (Unix seconds).
     pub last_success: Option<u64>,
     /// The target's name.
     pub name: String,
+    /// When the oldest queued item started (Unix seconds).
+    #[serde(default)]
+    pub oldest_started: Option<u64>,
     /// Age of the oldest queued item, in seconds.
     pub oldest_secs: Option<u64>,
     /// Items waiting.

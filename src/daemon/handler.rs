@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::spool::Spool;
 use super::watch::Player;
 use super::{Reload, love, status};
-use crate::control::{QueueCmd, QueueReply, Reply, Request};
+use crate::control::{QueueCmd, QueueReply, Reply, Request, Status};
 use crate::delivery::TargetHandle;
 use crate::store::Store;
 
@@ -25,6 +25,26 @@ pub(super) struct Handler {
 }
 
 impl Handler {
+    /// The daemon's status, as `status` shows it and the metrics serve it.
+    async fn status(&self) -> Status {
+        let play = {
+            let tracker = self.player.tracker();
+            match (tracker.current(), tracker.current_play()) {
+                (Some((track, true)), Some((_, started))) => Some((started, track.title.clone())),
+                _ => None,
+            }
+        };
+        let counts = self.store.counts(play).await;
+        status::status(
+            &self.address,
+            &self.player,
+            counts,
+            &self.targets,
+            &self.spool,
+            &self.state_dir,
+        )
+    }
+
     /// The reply to `req`.
     pub(super) async fn handle(self, req: Request) -> Reply {
         match req {
@@ -34,26 +54,7 @@ impl Handler {
                 (self.reload)();
                 Reply::Reloaded
             }
-            Request::Status => {
-                let play = {
-                    let tracker = self.player.tracker();
-                    match (tracker.current(), tracker.current_play()) {
-                        (Some((track, true)), Some((_, started))) => {
-                            Some((started, track.title.clone()))
-                        }
-                        _ => None,
-                    }
-                };
-                let counts = self.store.counts(play).await;
-                Reply::Status(Box::new(status::status(
-                    &self.address,
-                    &self.player,
-                    counts,
-                    &self.targets,
-                    &self.spool,
-                    &self.state_dir,
-                )))
-            }
+            Request::Status => Reply::Status(Box::new(self.status().await)),
             Request::Love(l) => love::love(&self.player, &self.store, &self.targets, l).await,
             Request::Queue(QueueCmd::Flush) => {
                 for t in &self.targets {
@@ -81,5 +82,11 @@ impl Handler {
                 answer
             }
         }
+    }
+}
+
+impl crate::metrics::Figures for Handler {
+    async fn status(&self) -> Status {
+        Handler::status(self).await
     }
 }

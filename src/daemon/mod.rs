@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Delivery;
 use crate::control::{self, Bound};
 use crate::delivery::{Flusher, TargetHandle};
+use crate::events::Events;
 use crate::mpd::MpdSource;
 use crate::rules::RuleSet;
 use crate::store::Store;
@@ -75,6 +76,10 @@ pub(crate) struct Daemon {
     pub control: Option<Bound>,
     /// What `reload` does.
     pub reload: Reload,
+    /// Where changes are told (the notifications).
+    pub events: Events,
+    /// The metrics endpoint, when `[metrics]` is on and it could be bound.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -104,6 +109,8 @@ impl Daemon {
             state_dir,
             control,
             reload,
+            events,
+            metrics,
         } = self;
         let mut flushers = tokio::task::JoinSet::new();
         for handle in &targets {
@@ -118,7 +125,7 @@ impl Daemon {
             );
         }
         let player = Arc::new(Player::new(tracker));
-        let spool = Arc::new(Spool::new());
+        let spool = Arc::new(Spool::observed(events.clone(), state_dir.clone()));
         let (watch_beat, writer_beat) = (Beat::new(), Beat::new());
         let writer = tokio::spawn(spool::run_writer(
             Arc::clone(&spool),
@@ -138,18 +145,24 @@ impl Daemon {
                 shutdown.clone(),
             ))
         });
-        let control_task = control.map(|bound| {
-            let handler = Handler {
-                reload,
-                store: store.clone(),
-                targets: targets.clone(),
-                player: Arc::clone(&player),
-                spool: Arc::clone(&spool),
-                state_dir,
-                address: mpd.address(),
-            };
-            tokio::spawn(serve_control(bound, handler, shutdown.clone()))
+        let handler = Handler {
+            reload,
+            store: store.clone(),
+            targets: targets.clone(),
+            player: Arc::clone(&player),
+            spool: Arc::clone(&spool),
+            state_dir,
+            address: mpd.address(),
+        };
+        let metrics_task = metrics.map(|listener| {
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                Arc::new(handler.clone()),
+                shutdown.clone(),
+            ))
         });
+        let control_task =
+            control.map(|bound| tokio::spawn(serve_control(bound, handler, shutdown.clone())));
         let (love_tx, love_rx) = tokio::sync::mpsc::unbounded_channel();
         let love_task = tokio::spawn(love::from_messages(
             love_rx,
@@ -164,6 +177,7 @@ impl Daemon {
             targets: &targets,
             rules: &rules,
             beat: &watch_beat,
+            events: &events,
         }
         .run(&mpd, &shutdown)
         .await;
@@ -197,6 +211,9 @@ impl Daemon {
         reopener.abort();
         if let Some(w) = watchdog_task {
             w.abort();
+        }
+        if let Some(m) = metrics_task {
+            m.abort();
         }
         if let Some(task) = control_task {
             if let Ok(bound) = task.await {

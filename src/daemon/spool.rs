@@ -10,6 +10,7 @@
 //! refuse very old scrobbles anyway), with one log line.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::watchdog::Beat;
 use crate::delivery::describe;
+use crate::events::{Event, Events, StorageProblem};
 use crate::history::PlayInfo;
 use crate::metadata::info::local_time;
 use crate::queue::QueueError;
@@ -94,6 +96,32 @@ pub(super) struct Spool {
     wake: Notify,
     failing: Mutex<Option<WriteError>>,
     dropped: AtomicU64,
+    /// Plays written since the daemon started.
+    recorded: AtomicU64,
+    /// Where a change of [`Spool::failing`] is told, with the fix for the
+    /// state directory.
+    events: Events,
+    state_dir: PathBuf,
+}
+
+impl Fault {
+    /// What the user does about it, for the state directory `dir`.
+    pub(super) fn fix(self, dir: &Path) -> String {
+        let dir = dir.display();
+        match self {
+            Fault::Full => format!(
+                "free some space on the file system of {dir} (`df -h {dir}`); \
+                 held plays are written as soon as there is room"
+            ),
+            Fault::Unwritable => format!(
+                "make {dir} writable for the user that runs the daemon (or remount it \
+                 read-write); held plays are written as soon as it is"
+            ),
+            Fault::Failing => {
+                "see the daemon's log; held plays are written as soon as writing works".into()
+            }
+        }
+    }
 }
 
 /// The spool's state for `status`.
@@ -111,8 +139,24 @@ pub(super) struct SpoolState {
 
 impl Spool {
     /// An empty spool.
+    #[cfg(test)]
     pub(super) fn new() -> Spool {
         Spool::default()
+    }
+
+    /// An empty spool that tells `events` when plays start or stop being
+    /// held because the state directory `state_dir` cannot be written.
+    pub(super) fn observed(events: Events, state_dir: PathBuf) -> Spool {
+        Spool {
+            events,
+            state_dir,
+            ..Spool::default()
+        }
+    }
+
+    /// Plays written since the daemon started.
+    pub(super) fn recorded(&self) -> u64 {
+        self.recorded.load(Ordering::Relaxed)
     }
 
     /// Hand a play over for writing, with what the history keeps of it
@@ -176,7 +220,16 @@ impl Spool {
     }
 
     fn set_failing(&self, e: Option<WriteError>) {
-        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = e;
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let fault = |f: &Option<WriteError>| f.as_ref().map(|f| f.fault);
+        if fault(&failing) != fault(&e) {
+            self.events
+                .send(Event::Storage(e.as_ref().map(|e| StorageProblem {
+                    why: e.message.clone(),
+                    fix: e.fault.fix(&self.state_dir),
+                })));
+        }
+        *failing = e;
     }
 
     /// Drain what is held, for the log at exit.
@@ -194,8 +247,12 @@ async fn write_some(spool: &Spool, sink: &impl Sink) -> Result<(), WriteError> {
         return Ok(());
     }
     let seqs: Vec<u64> = batch.iter().map(|(seq, _, _)| *seq).collect();
+    // The end of a play already written only completes its record.
+    let new: Vec<bool> = batch.iter().map(|(_, _, i)| !i.ended).collect();
     let plays = batch.into_iter().map(|(_, l, i)| (l, i)).collect();
     let (written, error) = sink.write(plays).await;
+    let recorded = new.iter().take(written).filter(|n| **n).count();
+    spool.recorded.fetch_add(recorded as u64, Ordering::Relaxed);
     if let Some(last) = written.checked_sub(1).and_then(|i| seqs.get(i)) {
         spool.written(*last);
     }

@@ -11,6 +11,7 @@ use super::{Daemon, Reload, notify};
 use crate::config::{Config, Secret};
 use crate::control;
 use crate::delivery::TargetHandle;
+use crate::events::Events;
 use crate::history::commands;
 use crate::mpd::Mpd;
 use crate::output::count;
@@ -100,7 +101,13 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
         &config,
     );
-    let store = Store::start(queue, notify::depth_report())
+    let (events, event_rx) = if config.notify.is_empty() {
+        (Events::none(), None)
+    } else {
+        let (tx, rx) = Events::channel();
+        (tx, Some(rx))
+    };
+    let store = Store::start(queue, notify::depth_report(events.clone()))
         .context("cannot start the thread that writes the queue")?;
     if let Some(keep) = config.history.keep {
         match store
@@ -136,8 +143,35 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     let specs = specs(&config, &http);
     let mut targets: Vec<Arc<TargetHandle>> = Vec::with_capacity(specs.len());
     for spec in &specs {
-        targets.push(target(&config, spec, store.len(&spec.name).await));
+        targets.push(target(&config, spec, &events, store.len(&spec.name).await));
     }
+    // The storage thread has told each queue's oldest play already: a
+    // backlog stale at start is news.
+    let notify_task = event_rx.map(|rx| {
+        tokio::spawn(crate::notify::run(
+            config.notify.clone(),
+            rx,
+            http.clone(),
+            shutdown.clone(),
+        ))
+    });
+    let metrics = match config.metrics {
+        None => None,
+        Some(m) => match crate::metrics::bind(m.listen).await {
+            Ok(listener) => {
+                tracing::info!("metrics at http://{}/metrics", m.listen);
+                Some(listener)
+            }
+            // An auxiliary part: scrobbling goes on without it.
+            Err(e) => {
+                tracing::error!(
+                    "cannot listen on {} for the metrics ({e}); scrobbling goes on without them",
+                    m.listen
+                );
+                None
+            }
+        },
+    };
     let reload: Reload = {
         let state_dir = config.state_dir.clone();
         let targets = targets.clone();
@@ -162,23 +196,30 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         state_dir: config.state_dir.clone(),
         control,
         reload,
+        events,
+        metrics,
     };
     daemon
         .run(Mpd::new(config.mpd.clone()), targets, shutdown)
         .await;
     signal_task.abort();
+    if let Some(task) = notify_task {
+        task.abort();
+    }
     Ok(())
 }
 
 /// The handle of the target `spec`, its credential loaded; `queued`
 /// scrobbles wait for it.
-fn target(config: &Config, spec: &Spec, queued: usize) -> Arc<TargetHandle> {
-    let handle = Arc::new(TargetHandle::new(
+fn target(config: &Config, spec: &Spec, events: &Events, queued: usize) -> Arc<TargetHandle> {
+    let mut handle = TargetHandle::new(
         &spec.name,
         Arc::clone(&spec.target),
         spec.config.clone(),
         config.auth_command(&spec.name),
-    ));
+    );
+    handle.events = events.clone();
+    let handle = Arc::new(handle);
     load_credential(&handle, &config.state_dir, spec.from_config.as_ref());
     let unusable = handle
         .credential_problem

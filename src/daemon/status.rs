@@ -56,8 +56,10 @@ pub(super) fn status(
             let q = counts.targets.get(&t.name).copied().unwrap_or_default();
             let health = t.health.lock().unwrap_or_else(|e| e.into_inner()).clone();
             TargetStatus {
+                deliveries: t.tally.read(),
                 last_success: health.last_success,
                 name: t.name.clone(),
+                oldest_started: q.oldest,
                 oldest_secs: q.oldest.map(|o| unix.saturating_sub(o)),
                 queued: q.queued as u64,
                 rejected: q.rejected as u64,
@@ -72,6 +74,7 @@ pub(super) fn status(
             connected: player.connected.load(Ordering::Relaxed),
         },
         playing,
+        plays_recorded: spool.recorded(),
         storage: storage(spool, counts.open, state_dir),
         targets,
     }
@@ -81,30 +84,19 @@ pub(super) fn status(
 /// how many wait in memory, and what to do.
 fn storage(spool: &Spool, open: bool, state_dir: &Path) -> Storage {
     let s = spool.state();
-    let dir = state_dir.display();
     let (state, fix) = match s.fault {
         None if open => (StorageState::Ok, None),
         None => (
             StorageState::Closed,
             Some("the queue database is being opened again after an error; see the log".into()),
         ),
-        Some(Fault::Full) => (
-            StorageState::Full,
-            Some(format!(
-                "free some space on the file system of {dir} (`df -h {dir}`); \
-                 held plays are written as soon as there is room"
-            )),
-        ),
-        Some(Fault::Unwritable) => (
-            StorageState::Unwritable,
-            Some(format!(
-                "make {dir} writable for the user that runs the daemon (or remount it \
-                 read-write); held plays are written as soon as it is"
-            )),
-        ),
-        Some(Fault::Failing) => (
-            StorageState::Failing,
-            Some("see the daemon's log; held plays are written as soon as writing works".into()),
+        Some(fault) => (
+            match fault {
+                Fault::Full => StorageState::Full,
+                Fault::Unwritable => StorageState::Unwritable,
+                Fault::Failing => StorageState::Failing,
+            },
+            Some(fault.fix(state_dir)),
         ),
     };
     Storage {

@@ -221,6 +221,8 @@ fn daemon(queue: &Queue, state_dir: &Path, control: Option<crate::control::Bound
         state_dir: state_dir.to_owned(),
         control,
         reload: Arc::new(|| "ok".into()),
+        events: crate::events::Events::none(),
+        metrics: None,
     }
 }
 

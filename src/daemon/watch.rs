@@ -16,6 +16,7 @@ use super::route::Router;
 use super::spool::Spool;
 use super::watchdog::Beat;
 use crate::delivery::{TargetHandle, describe};
+use crate::events::{Event as Told, Events};
 use crate::history::PlayInfo;
 use crate::mpd::{Closed, Event, Message, MpdConnection, MpdSource};
 use crate::rules::RuleSet;
@@ -75,6 +76,8 @@ pub(super) struct Watcher<'a> {
     pub(super) targets: &'a [Arc<TargetHandle>],
     pub(super) rules: &'a RuleSet,
     pub(super) beat: &'a Beat,
+    /// Told when MPD is reached or lost.
+    pub(super) events: &'a Events,
 }
 
 /// Why following one connection ended.
@@ -108,6 +111,9 @@ impl Watcher<'_> {
                     // in a loop.
                     notify::ready();
                     let message = e.to_string();
+                    if last_error.is_none() {
+                        self.mpd_link(mpd, false);
+                    }
                     if last_error.as_ref() != Some(&message) {
                         tracing::warn!(
                             "{message}; retrying (up to every {} s)",
@@ -130,6 +136,7 @@ impl Watcher<'_> {
             };
             tracing::info!("connected to MPD at {}", mpd.address());
             self.player.connected.store(true, Ordering::Relaxed);
+            self.mpd_link(mpd, true);
             if let Err(e) = connection.subscribe().await {
                 tracing::warn!(
                     "cannot subscribe to MPD channels, love messages will not work: {e}"
@@ -146,7 +153,15 @@ impl Watcher<'_> {
             if let End::Shutdown = end {
                 return;
             }
+            self.mpd_link(mpd, false);
         }
+    }
+
+    fn mpd_link(&self, mpd: &impl MpdSource, connected: bool) {
+        self.events.send(Told::Mpd {
+            connected,
+            address: mpd.address(),
+        });
     }
 
     /// Follow one connection until it is lost or shutdown.

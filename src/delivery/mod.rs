@@ -29,9 +29,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use state::{Health, TargetState};
+pub(crate) use state::{Deliveries, FAILURE_KINDS, Health, Tally, TargetState};
 
 use crate::config::{Delivery, Secret};
+use crate::events::{Event, Events};
 use crate::output::count;
 use crate::queue::QueueError;
 use crate::scrobble::{Track, unix_now};
@@ -67,6 +68,10 @@ pub(crate) struct TargetHandle {
     pub auth: String,
     /// What `status` reports.
     pub health: std::sync::Mutex<Health>,
+    /// How deliveries ended, for `status --json` and the metrics.
+    pub tally: Tally,
+    /// Where changes of state are told (the notifications).
+    pub events: Events,
 }
 
 impl TargetHandle {
@@ -88,6 +93,8 @@ impl TargetHandle {
             credential_problem: std::sync::Mutex::new(None),
             auth,
             health: std::sync::Mutex::new(Health::default()),
+            tally: Tally::default(),
+            events: Events::none(),
         }
     }
 
@@ -96,7 +103,24 @@ impl TargetHandle {
     }
 
     fn set_state(&self, state: TargetState) {
-        self.health().state = state;
+        self.set_health(state, None);
+    }
+
+    /// Set the state (and the last success, when given); a change is told
+    /// to the notifications, a retry for the same reason is not.
+    fn set_health(&self, state: TargetState, success: Option<u64>) {
+        let mut health = self.health();
+        let changed = !health.state.same_as(&state);
+        if changed {
+            self.events.send(Event::Target {
+                name: self.name.clone(),
+                state: state.clone(),
+            });
+        }
+        health.state = state;
+        if success.is_some() {
+            health.last_success = success;
+        }
     }
 
     /// What delivery is doing now.
@@ -251,10 +275,7 @@ impl Flusher {
             };
             match result {
                 Ok(()) => {
-                    *self.handle.health() = Health {
-                        state: TargetState::Ok,
-                        last_success: Some(unix_now()),
-                    };
+                    self.handle.set_health(TargetState::Ok, Some(unix_now()));
                     if let Some(why) = failing.take() {
                         tracing::info!("{name}: delivering again (after: {why})");
                     }

@@ -80,6 +80,7 @@ impl Flusher {
                     // The record stays: the server is asked what it stored
                     // before any of it is sent again.
                     ErrorKind::Unknown => {
+                        self.handle.tally.failed(e.kind);
                         e.message = format!(
                             "{} (no answer to a request of {}; the server will be asked what it stored)",
                             e.message,
@@ -100,6 +101,7 @@ impl Flusher {
                         pending.push((range.start..mid, None));
                     }
                     ErrorKind::Rejected => {
+                        self.handle.tally.rejected();
                         let (key, listen) = &chunk[0];
                         tracing::warn!(
                             "{name}: the server refused {} ({}); it is set aside",
@@ -116,6 +118,7 @@ impl Flusher {
                         .await?;
                     }
                     _ => {
+                        self.handle.tally.failed(e.kind);
                         self.after_settled(self.store.clear_in_flight(name, flight))
                             .await?;
                         return Err(Stop::from(e));
@@ -144,6 +147,7 @@ impl Flusher {
             match outcome {
                 ItemOutcome::Accepted => done.push(*key),
                 ItemOutcome::Ignored { code, message } => {
+                    self.handle.tally.ignored();
                     tracing::warn!(
                         "{name}: the server ignored {} (code {code}: {message}); dropped from the queue",
                         describe(&listen.track)
@@ -157,6 +161,7 @@ impl Flusher {
                 ItemOutcome::DailyLimitExceeded => limited = true,
             }
         }
+        self.handle.tally.accepted(done.len());
         let settling = self.store.settle(name, flight, done, refused);
         self.pending
             .lock()

@@ -3,8 +3,11 @@
 //! command's rendering.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+
+use crate::targets::ErrorKind;
 
 /// Whether a target delivers, waits to retry, or waits for the user.
 ///
@@ -35,6 +38,17 @@ pub(crate) enum TargetState {
 }
 
 impl TargetState {
+    /// Whether `other` is the same kind of state for the same reason, so
+    /// that a retry after a retry is not news.
+    pub(crate) fn same_as(&self, other: &TargetState) -> bool {
+        match (self, other) {
+            (TargetState::Ok, TargetState::Ok) => true,
+            (TargetState::Retrying { why: a, .. }, TargetState::Retrying { why: b, .. }) => a == b,
+            (a @ TargetState::Paused { .. }, b) => a == b,
+            _ => false,
+        }
+    }
+
     /// Whether delivery waits for the user.
     pub(crate) fn is_paused(&self) -> bool {
         matches!(self, TargetState::Paused { .. })
@@ -65,6 +79,79 @@ pub(crate) struct Health {
     pub state: TargetState,
     /// Time of the last successful delivery (Unix seconds).
     pub last_success: Option<u64>,
+}
+
+/// How a target's deliveries ended since the daemon started: scrobbles
+/// accepted, ignored (dropped by the server with a code) and rejected (set
+/// aside), and requests that failed, by the kind of failure.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    accepted: AtomicU64,
+    ignored: AtomicU64,
+    rejected: AtomicU64,
+    /// Indexed as [`FAILURE_KINDS`].
+    failed: [AtomicU64; FAILURE_KINDS.len()],
+}
+
+/// The kinds of failed request counted, with their names in `status --json`
+/// and the metrics.
+pub(crate) const FAILURE_KINDS: [(ErrorKind, &str); 7] = [
+    (ErrorKind::Transient, "transient"),
+    (ErrorKind::Unknown, "unknown"),
+    (ErrorKind::RateLimited, "rate_limited"),
+    (ErrorKind::Auth, "auth"),
+    (ErrorKind::Config, "config"),
+    (ErrorKind::Unsupported, "unsupported"),
+    (ErrorKind::Rejected, "rejected"),
+];
+
+/// A [`Tally`] read at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Deliveries {
+    /// Scrobbles the server accepted.
+    pub accepted: u64,
+    /// Scrobbles the server ignored.
+    pub ignored: u64,
+    /// Scrobbles the server refused, set aside.
+    pub rejected: u64,
+    /// Failed requests by kind ([`FAILURE_KINDS`]' names); kinds that never
+    /// failed are left out.
+    pub failed: std::collections::BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub(super) fn accepted(&self, n: usize) {
+        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn ignored(&self) {
+        self.ignored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn failed(&self, kind: ErrorKind) {
+        if let Some(i) = FAILURE_KINDS.iter().position(|(k, _)| *k == kind) {
+            self.failed[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts now.
+    pub(crate) fn read(&self) -> Deliveries {
+        Deliveries {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            ignored: self.ignored.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            failed: FAILURE_KINDS
+                .iter()
+                .zip(&self.failed)
+                .map(|((_, name), n)| ((*name).to_owned(), n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +213,33 @@ mod tests {
         assert!(retrying.to_string().starts_with("retrying at "));
         assert!(retrying.to_string().ends_with(" (HTTP 503)"));
         assert!(!retrying.is_paused());
+    }
+
+    #[test]
+    fn the_tally_counts_by_outcome_and_kind() {
+        let tally = Tally::default();
+        tally.accepted(3);
+        tally.ignored();
+        tally.rejected();
+        tally.failed(ErrorKind::Auth);
+        tally.failed(ErrorKind::Auth);
+        tally.failed(ErrorKind::Transient);
+        let d = tally.read();
+        assert_eq!((d.accepted, d.ignored, d.rejected), (3, 1, 1));
+        assert_eq!(
+            d.failed.into_iter().collect::<Vec<_>>(),
+            [("auth".to_owned(), 2), ("transient".to_owned(), 1)]
+        );
+    }
+
+    #[test]
+    fn a_retry_for_the_same_reason_is_the_same_state() {
+        let retry = |at, why: &str| TargetState::Retrying {
+            at,
+            why: why.into(),
+        };
+        assert!(retry(1, "HTTP 503").same_as(&retry(2, "HTTP 503")));
+        assert!(!retry(1, "HTTP 503").same_as(&retry(1, "HTTP 502")));
+        assert!(!TargetState::Ok.same_as(&retry(1, "x")));
     }
 }

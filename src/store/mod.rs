@@ -84,8 +84,20 @@ use crate::scrobble::Listen;
 type Answer<T> = oneshot::Sender<T>;
 
 /// Reports the queue depth per target after a write changed it (the
-/// daemon's status line for systemd); runs on the storage thread.
-pub(crate) type DepthReport = Box<dyn Fn(&[(&str, usize)]) + Send>;
+/// daemon's status line for systemd, the notifications' oldest queued
+/// play); runs on the storage thread.
+pub(crate) type DepthReport = Box<dyn Fn(&[Depth<'_>]) + Send>;
+
+/// One target's queue, as a [`DepthReport`] hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Depth<'a> {
+    /// The target's name.
+    pub name: &'a str,
+    /// Items waiting.
+    pub queued: usize,
+    /// When the oldest waiting play started (Unix seconds).
+    pub oldest: Option<u64>,
+}
 
 /// One play for the queue.
 #[derive(Debug, Clone)]
@@ -266,7 +278,8 @@ pub(crate) struct Store {
 
 impl Store {
     /// Start the storage thread, the owner of `queue` from now on.
-    /// `report` hears the queue depths after each write that changes them.
+    /// `report` hears the queue depths at once, then after each write that
+    /// changes them.
     pub(crate) fn start(queue: Queue, report: Option<DepthReport>) -> std::io::Result<Store> {
         let (requests, incoming) = mpsc::channel::<Request>();
         let mut owner = Owner {
@@ -278,6 +291,7 @@ impl Store {
             .name("store".into())
             .spawn(move || {
                 sled::write_log_on_this_thread();
+                owner.report_depths();
                 while let Ok(request) = incoming.recv() {
                     owner.serve(request);
                 }
@@ -597,13 +611,19 @@ impl Owner {
                 let _ = reply.send(q.enqueue_love(&love));
             }
             Request::Queue { cmd, reply } => {
-                let _ = reply.send(crate::admin::execute(q, &cmd));
+                let answer = crate::admin::execute(q, &cmd);
+                self.report_depths();
+                let _ = reply.send(answer);
             }
             Request::Import { listens, reply } => {
-                let _ = reply.send(crate::admin::import(q, &listens));
+                let answer = crate::admin::import(q, &listens);
+                self.report_depths();
+                let _ = reply.send(answer);
             }
             Request::Backfill { request, reply } => {
-                let _ = reply.send(commands::backfill(q, &request));
+                let answer = commands::backfill(q, &request);
+                self.report_depths();
+                let _ = reply.send(answer);
             }
             Request::History { filter, reply } => {
                 let _ = reply.send(commands::select(q, &filter));
@@ -752,11 +772,18 @@ impl Owner {
 
     fn report_depths(&self) {
         let Some(report) = &self.report else { return };
-        let depths: Vec<(&str, usize)> = self
+        let depths: Vec<Depth<'_>> = self
             .queue
             .names()
             .iter()
-            .map(|name| (name.as_str(), self.queue.target(name).len()))
+            .map(|name| {
+                let t = self.queue.target(name);
+                Depth {
+                    name,
+                    queued: t.len(),
+                    oldest: t.oldest(),
+                }
+            })
             .collect();
         report(&depths);
     }

@@ -76,8 +76,9 @@ async fn the_depths_are_reported_after_a_play_and_after_a_delivery() {
     let report: DepthReport = {
         let reported = Arc::clone(&reported);
         Box::new(move |depths| {
-            assert_eq!(depths[0].0, "a");
-            reported.lock().unwrap().push(depths[0].1);
+            assert_eq!(depths[0].name, "a");
+            assert_eq!(depths[0].oldest.is_some(), depths[0].queued > 0);
+            reported.lock().unwrap().push(depths[0].queued);
         })
     };
     let store = Store::start(queue, Some(report)).unwrap();
@@ -91,5 +92,9 @@ async fn the_depths_are_reported_after_a_play_and_after_a_delivery() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(*reported.lock().unwrap(), [2, 0]);
+    assert_eq!(
+        *reported.lock().unwrap(),
+        [0, 2, 0],
+        "at start, then per change"
+    );
 }

@@ -25,6 +25,7 @@ mod import;
 mod info;
 mod listenbrainz;
 mod love;
+mod notify;
 mod powercut;
 mod powercut_fs;
 mod queue;

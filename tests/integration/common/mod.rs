@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod fake_lastfm;
 pub mod fake_listenbrainz;
+pub mod fake_notify;
 pub mod hostile_server;
 pub mod http_server;
 pub mod icy_station;
