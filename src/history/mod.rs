@@ -156,6 +156,47 @@ pub struct Entry {
     pub delivered: BTreeMap<String, u64>,
 }
 
+/// A change to the history, as the queue's outbox holds it until the
+/// history database has it on disk (`crate::store`'s module doc). Applying
+/// one twice changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A play recorded, with the targets it was queued for.
+    Play {
+        /// The key its queue entries carry.
+        key: u64,
+        /// The play.
+        record: Record,
+    },
+    /// The play with this queue key was queued for `target` (backfill).
+    Queued {
+        /// Its queue key.
+        key: u64,
+        /// The target.
+        target: String,
+    },
+    /// `target` accepted the play with this queue key at `at`.
+    Delivered {
+        /// Its queue key.
+        key: u64,
+        /// The target.
+        target: String,
+        /// When (Unix seconds).
+        at: u64,
+    },
+    /// The play so identified ended after `secs` of real play time.
+    Played {
+        /// Its start.
+        started_at: u64,
+        /// Its artist.
+        artist: String,
+        /// Its title.
+        title: String,
+        /// Real play time.
+        secs: u64,
+    },
+}
+
 /// Whether `a` and `b` are the same play: same start, artist and title
 /// (what import and backfill match on; servers key listens the same way).
 pub fn same_play(a: &Listen, b: &Listen) -> bool {

@@ -66,6 +66,8 @@
 //! An I/O error closes the database (`crate::queue`); [`Request::Reopen`],
 //! or the next play written, opens it again.
 
+pub(crate) mod history;
+
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 
