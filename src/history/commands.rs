@@ -69,7 +69,20 @@ pub(crate) fn reader(config: &Config) -> Result<Option<HistoryDb>, String> {
     if !config.history.enabled {
         return Err("the history is switched off ([history] enabled = false)".to_owned());
     }
-    HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string())
+    let found = HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string())?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    // A history an older release kept in the queue database, before the
+    // daemon's first start moved it: move it now (a running daemon holds
+    // the queue, and has moved it at its start).
+    if let Ok(Some(queue)) = crate::admin::existing_queue(config) {
+        let mut db = HistoryDb::open_writer(&config.state_dir).map_err(|e| e.to_string())?;
+        crate::store::migrate(&queue, &mut db).map_err(|e| e.to_string())?;
+        drop(db);
+        return HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string());
+    }
+    Ok(None)
 }
 
 /// The size of the history and its first play, for `status` without a
@@ -337,6 +350,8 @@ pub async fn backfill_cmd(
     if let Some(db) = reader(config)? {
         let mut sink = Sink::open(config).await?;
         running = matches!(sink, Sink::Daemon);
+        done.already = usize::try_from(db.count_held(target, since).map_err(|e| e.to_string())?)
+            .unwrap_or(usize::MAX);
         let mut after = 0;
         loop {
             let (batch, last) = db

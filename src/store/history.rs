@@ -22,6 +22,7 @@
 //! commit makes every earlier lax one durable too, in order.
 
 use std::ops::ControlFlow;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -162,10 +163,15 @@ impl HistoryDb {
         let path = state_dir.join(FILE);
         let created = !path.exists();
         if created {
-            std::fs::create_dir_all(state_dir).map_err(|source| HistoryError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            // Private, as every state directory the program makes.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|source| HistoryError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         let conn = Connection::open(&path).map_err(|source| HistoryError::Sqlite {
             path: path.clone(),
@@ -438,6 +444,19 @@ impl HistoryDb {
             .map_err(|e| self.err(e))?;
         let last = rows.last().map_or(after, |r| r.id);
         Ok((rows.into_iter().map(|r| r.record.listen).collect(), last))
+    }
+
+    /// How many plays since `since` `target` has (queued or delivered).
+    pub(crate) fn count_held(&self, target: &str, since: Option<u64>) -> Result<u64, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM marks m JOIN plays p ON p.id = m.play \
+                 WHERE m.target = ?1 AND p.started_at >= ?2",
+                params![target, since.map_or(0, to_i64)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(to_u64)
+            .map_err(|e| self.err(e))
     }
 
     /// The figures `stats` needs of each play since `since`, read with no

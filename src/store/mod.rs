@@ -493,6 +493,34 @@ impl Store {
     }
 }
 
+/// Move a sled history left by an older release (the tree `history` of the
+/// queue database) into the history database, in batches: each is synced
+/// there before its records leave sled, so a crash midway only repeats a
+/// batch, to no effect. The tree is dropped at the end. How many plays
+/// moved.
+pub(crate) fn migrate(queue: &Queue, db: &mut HistoryDb) -> Result<usize, StoreError> {
+    let mut moved = 0usize;
+    loop {
+        let batch = queue.old_history()?;
+        if batch.is_empty() {
+            break;
+        }
+        let changes: Vec<_> = batch.iter().filter_map(|(_, c)| c.clone()).collect();
+        db.apply(&changes, true)?;
+        let keys: Vec<_> = batch.into_iter().map(|(k, _)| k).collect();
+        moved += changes.len();
+        queue.old_history_done(&keys)?;
+    }
+    if moved > 0 {
+        tracing::info!(
+            "history: moved {} from the queue database to {}",
+            count(moved as u64, "play", "plays"),
+            history::FILE
+        );
+    }
+    Ok(moved)
+}
+
 /// A failure of the queue or of the history database.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -801,27 +829,9 @@ impl Owner {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let mut moved = 0usize;
-        loop {
-            let batch = self.queue.old_history()?;
-            if batch.is_empty() {
-                break;
-            }
-            let changes: Vec<_> = batch.iter().filter_map(|(_, c)| c.clone()).collect();
-            match self.history_db() {
-                None => {}
-                Some(db) => db?.apply(&changes, true)?,
-            }
-            let keys: Vec<_> = batch.into_iter().map(|(k, _)| k).collect();
-            moved += changes.len();
-            self.queue.old_history_done(&keys)?;
-        }
-        if moved > 0 {
-            tracing::info!(
-                "history: moved {} from the queue database to {}",
-                count(moved as u64, "play", "plays"),
-                history::FILE
-            );
+        let queue = self.queue.clone();
+        if let Some(db) = self.history_db() {
+            migrate(&queue, db?)?;
         }
         Ok(())
     }
