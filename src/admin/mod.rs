@@ -231,10 +231,7 @@ async fn import_listens(
             }
         }
         if !to_queue.is_empty() {
-            if sink.is_none() {
-                sink = Some(commands::Sink::open(config).await?);
-            }
-            let s = sink.as_mut().expect("opened above");
+            let s = sink.get_or_insert(commands::Sink::Daemon);
             let r = s.send(config, to_queue, None).await?;
             total.added += r.added;
             total.skipped += r.skipped;
