@@ -162,7 +162,7 @@ pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), S
 pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let reader = history::formats::ExportReader::new(std::io::BufReader::new(file));
+    let reader = history::ExportReader::new(std::io::BufReader::new(file));
     let next = reader.map(|item| match item {
         Ok(Ok(l)) => Ok(Some(l)),
         Ok(Err(b)) => {
