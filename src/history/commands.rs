@@ -69,20 +69,16 @@ pub(crate) fn reader(config: &Config) -> Result<Option<HistoryDb>, String> {
     if !config.history.enabled {
         return Err("the history is switched off ([history] enabled = false)".to_owned());
     }
-    let found = HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string())?;
-    if found.is_some() {
-        return Ok(found);
+    // With no daemon running, what it left in the queue database's outbox
+    // (a cut between a play's two syncs), or a history an older release
+    // kept there, goes in first. A running daemon does that itself.
+    if config.state_dir.join("queue").exists() && !Queue::held_elsewhere(&config.state_dir) {
+        if let Ok(Some(queue)) = crate::admin::existing_queue(config) {
+            let mut db = HistoryDb::open_writer(&config.state_dir).map_err(|e| e.to_string())?;
+            crate::store::catch_up(&queue, &mut db).map_err(|e| e.to_string())?;
+        }
     }
-    // A history an older release kept in the queue database, before the
-    // daemon's first start moved it: move it now (a running daemon holds
-    // the queue, and has moved it at its start).
-    if let Ok(Some(queue)) = crate::admin::existing_queue(config) {
-        let mut db = HistoryDb::open_writer(&config.state_dir).map_err(|e| e.to_string())?;
-        crate::store::migrate(&queue, &mut db).map_err(|e| e.to_string())?;
-        drop(db);
-        return HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string());
-    }
-    Ok(None)
+    HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string())
 }
 
 /// The size of the history and its first play, for `status` without a

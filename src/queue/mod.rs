@@ -230,6 +230,12 @@ impl Queue {
             .any(|(t, max)| t == target && now.saturating_sub(started_at) > *max)
     }
 
+    /// Whether another process (a running daemon) holds the queue database
+    /// under `state_dir`; answered at once, without waiting for it.
+    pub fn held_elsewhere(state_dir: &Path) -> bool {
+        open::held_by_another(&state_dir.join("queue"))
+    }
+
     /// Whether plays go to the history (`[history] enabled`).
     pub fn history_on(&self) -> bool {
         self.shared.history_on

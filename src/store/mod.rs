@@ -535,6 +535,22 @@ pub(crate) fn migrate(queue: &Queue, db: &mut HistoryDb) -> Result<usize, StoreE
     Ok(moved)
 }
 
+/// Bring the history database up to date with the queue database when no
+/// daemon does: move an old sled history ([`migrate`]) and apply what the
+/// outbox holds (a cut between a play's sled sync and its SQLite commit
+/// leaves it there), synced, then empty the outbox.
+pub(crate) fn catch_up(queue: &Queue, db: &mut HistoryDb) -> Result<(), StoreError> {
+    migrate(queue, db)?;
+    let entries = queue.outbox()?;
+    if !entries.is_empty() {
+        let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
+        db.apply(&changes, true)?;
+        queue.outbox_done(&entries)?;
+        queue.flush()?;
+    }
+    Ok(())
+}
+
 /// A failure of the queue or of the history database.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
