@@ -12,8 +12,8 @@ use crate::delivery::{Deliveries, TargetState};
 /// The daemon's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Status {
-    /// The history's summary, as the history module makes it.
-    pub history: serde_json::Value,
+    /// The history's summary.
+    pub history: HistorySummary,
     /// The link to MPD.
     pub mpd: MpdLink,
     /// The current play, if any.
@@ -28,11 +28,38 @@ pub(crate) struct Status {
 }
 
 impl Status {
-    /// Plays in the history; `None` when it is off or unreadable. Read from
-    /// the store's summary, which counts them.
+    /// Plays in the history; `None` when it is off or unreadable. The
+    /// database keeps the count, so a scrape never walks the history.
     pub(crate) fn history_len(&self) -> Option<u64> {
-        self.history.get("plays")?.as_u64()
+        match self.history {
+            HistorySummary::Plays { plays, .. } => Some(plays),
+            HistorySummary::Error { .. } | HistorySummary::Off { .. } => None,
+        }
     }
+}
+
+/// The history's part of `status` (its JSON: `{"plays": N,
+/// "first_started": T}`, `{"enabled": false}` or `{"error": "…"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum HistorySummary {
+    /// The history's size, kept by the database (no scan).
+    Plays {
+        /// Number of plays.
+        plays: u64,
+        /// Start of the first one.
+        first_started: Option<u64>,
+    },
+    /// It cannot be read.
+    Error {
+        /// Why.
+        error: String,
+    },
+    /// Switched off (`[history] enabled = false`).
+    Off {
+        /// Always `false`.
+        enabled: bool,
+    },
 }
 
 /// The link to MPD.

@@ -250,7 +250,7 @@ fn first_unreadable(db: &sled::Db, skip: &[&str]) -> Option<sled::Error> {
 }
 
 /// Whether another process holds sled's lock on the database file.
-fn held_by_another(path: &Path) -> bool {
+pub(super) fn held_by_another(path: &Path) -> bool {
     use rustix::fs::{FlockOperation, flock};
     let Ok(file) = std::fs::OpenOptions::new().read(true).open(path.join("db")) else {
         return false;

@@ -1,8 +1,11 @@
-//! The queue database's one owner: a thread of its own that takes typed
-//! requests ([`Request`]), serves them one at a time in the order they were
-//! sent ([`Owner::serve`]), and answers each on a oneshot channel. The
-//! daemon reads and writes the queue and the history only through
-//! [`Store`], its handle; nothing else in the daemon calls sled.
+//! The owner of the queue database (sled) and of the history's writer
+//! (SQLite, [`history`]): a thread of its own that takes typed requests
+//! ([`Request`]), serves them one at a time in the order they were sent
+//! ([`Owner::serve`]), and answers each on a oneshot channel. The daemon
+//! reads and writes the queue and the history only through [`Store`], its
+//! handle; nothing else in the daemon calls sled or writes the history.
+//! The history commands read `history.sqlite` themselves (WAL lets them
+//! read while this thread writes).
 //!
 //! Why a thread: any sled call can wait on the disk. Once a transaction has
 //! run, sled guards every operation with one process-wide lock, which a
@@ -23,9 +26,18 @@
 //! they were sent, so a request sees the effect of every one sent before
 //! it, answered or not.
 //!
+//! History changes go through the queue's outbox (a sled tree written in
+//! the same transaction as the queue change they go with, `crate::queue`'s
+//! `outbox.rs`): this thread applies it to SQLite and removes entries only
+//! after a synced SQLite commit covers them ("history-synced" below); an
+//! unsynced commit lets readers see a change at once, and leaves its
+//! entries in the outbox. At start, a sled history of an older release is
+//! moved to SQLite ([`migrate`]) and the outbox is replayed.
+//!
 //! - [`Request::Enqueue`]: each play goes to the queues of the targets the
-//!   rules route it to and to the history, in one transaction, flushed; only
-//!   then is it logged `queued`. A play already the last one written (a
+//!   rules route it to and its record to the outbox, in one transaction,
+//!   flushed; only then is it logged `queued`. After the batch, the outbox is
+//!   history-synced (a second sync per play). A play already the last one written (a
 //!   retry after a failed flush) is not queued twice. After the last play is
 //!   written, and before its flush, the parked standing orders are taken:
 //!   the in-flight records of the requests they prepare are written, and
@@ -43,7 +55,8 @@
 //! - [`Request::MarkInFlight`]: flushed before the answer (the same
 //!   guarantee for the later requests of a batch).
 //! - [`Request::Settle`], [`Request::FinishInFlight`]: one transaction
-//!   removes what the server took (marking it delivered in the history),
+//!   removes what the server took (its "delivered" marks to the outbox,
+//!   applied to SQLite unsynced),
 //!   sets aside what it refused and forgets the record. Not flushed: it
 //!   reaches the disk with the next flushed write, or the final
 //!   [`Request::Flush`]. A cut before then leaves the record, which was on
@@ -52,33 +65,38 @@
 //! - [`Request::ClearInFlight`]: not flushed; a record that survives only
 //!   makes the server be asked again.
 //! - [`Request::RemoveLove`], [`Request::Love`]: flushed before the answer.
-//! - [`Request::Queue`] (drop, retry), [`Request::Import`],
-//!   [`Request::Backfill`], [`Request::PruneHistory`]: flushed before the
-//!   answer, so a command reports success only for what is on disk.
-//! - [`Request::Flush`]: everything written so far (the daemon's last
-//!   request, at shutdown).
-//! - [`Request::Ended`]: the time really played, written into the play's
-//!   history record, not flushed (losing it leaves the time at which the
-//!   play counted).
-//! - [`Request::Items`], [`Request::Len`], [`Request::Counts`], `queue
-//!   list`, [`Request::History`], [`Request::Stats`]: read only.
+//! - [`Request::Queue`] (drop, retry), [`Request::Import`] (a batch of an
+//!   import or a backfill; then history-synced), [`Request::PruneHistory`]
+//!   (one synced SQLite transaction): flushed before the answer, so a
+//!   command reports success only for what is on disk.
+//! - [`Request::Flush`]: the outbox history-synced, then everything
+//!   written so far (the daemon's last request, at shutdown).
+//! - [`Request::Ended`]: the time really played, an outbox entry applied
+//!   unsynced, not flushed (losing it leaves the time at which the play
+//!   counted).
+//! - [`Request::Items`], [`Request::Len`], [`Request::Counts`] (the
+//!   history's size from a trigger-kept count), `queue list`: read only.
 //!
 //! An I/O error closes the database (`crate::queue`); [`Request::Reopen`],
 //! or the next play written, opens it again.
 
+pub(crate) mod history;
+
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 
-use serde_json::Value;
+use std::path::PathBuf;
+
 use tokio::sync::oneshot;
 
-use crate::control::{QueueCmd, Reply};
+use crate::control::{HistorySummary, QueueCmd, Reply};
 use crate::delivery::{Found, Standing, Step, describe};
-use crate::history::{Filter, PlayInfo, commands};
+use crate::history::{Filter, PlayInfo};
 use crate::metadata::info::local_time;
 use crate::output::count;
-use crate::queue::{InFlight, Key, Love, Queue, QueueError};
+use crate::queue::{Imported, InFlight, Key, Known, Love, Queue, QueueError};
 use crate::scrobble::Listen;
+use history::{HistoryDb, HistoryError};
 
 /// Where a request's answer goes.
 type Answer<T> = oneshot::Sender<T>;
@@ -146,8 +164,8 @@ pub(crate) struct TargetCounts {
 pub(crate) struct Counts {
     /// Per target name.
     pub targets: BTreeMap<String, TargetCounts>,
-    /// The history's size ([`commands::summary`]).
-    pub history: Value,
+    /// The history's size.
+    pub history: HistorySummary,
     /// Whether the database is open (an I/O error closes it).
     pub open: bool,
     /// The fate of the play asked about, if it is in the history.
@@ -218,25 +236,11 @@ pub(crate) enum Request {
     },
     /// `queue list`, `queue drop`, `queue retry`.
     Queue { cmd: QueueCmd, reply: Answer<Reply> },
-    /// `import`.
+    /// A batch of `import`, or of `backfill` (`only` that target).
     Import {
         listens: Vec<Listen>,
-        reply: Answer<Reply>,
-    },
-    /// `backfill`.
-    Backfill {
-        request: commands::BackfillRequest,
-        reply: Answer<Value>,
-    },
-    /// `history`.
-    History {
-        filter: Filter,
-        reply: Answer<Value>,
-    },
-    /// `stats`.
-    Stats {
-        since: Option<u64>,
-        reply: Answer<Value>,
+        only: Option<String>,
+        reply: Answer<Result<Imported, StoreError>>,
     },
     /// The queue's part of `status`, and the fate of the play that
     /// started at this time with this title, if it counted.
@@ -254,7 +258,7 @@ pub(crate) enum Request {
     /// Forget history records of plays older than `before`.
     PruneHistory {
         before: u64,
-        reply: Answer<Result<usize, QueueError>>,
+        reply: Answer<Result<usize, StoreError>>,
     },
     /// Write everything to disk.
     Flush {
@@ -284,6 +288,12 @@ impl Store {
         let (requests, incoming) = mpsc::channel::<Request>();
         let mut owner = Owner {
             queue: queue.clone(),
+            history: None,
+            state_dir: queue
+                .path()
+                .parent()
+                .map(std::path::Path::to_owned)
+                .unwrap_or_default(),
             standing: Standing::default(),
             report,
         };
@@ -291,6 +301,7 @@ impl Store {
             .name("store".into())
             .spawn(move || {
                 sled::write_log_on_this_thread();
+                owner.start();
                 owner.report_depths();
                 while let Ok(request) = incoming.recv() {
                     owner.serve(request);
@@ -452,32 +463,19 @@ impl Store {
             .unwrap_or_else(|e| Reply::Error(e.to_string()))
     }
 
-    /// Import listens into the history and the queues.
-    pub(crate) async fn import(&self, listens: Vec<Listen>) -> Reply {
-        self.ask(|reply| Request::Import { listens, reply })
-            .await
-            .unwrap_or_else(|e| Reply::Error(e.to_string()))
-    }
-
-    /// Queue for a target the recorded plays it has not received.
-    pub(crate) async fn backfill(&self, request: commands::BackfillRequest) -> Value {
-        self.ask(|reply| Request::Backfill { request, reply })
-            .await
-            .unwrap_or_else(|e| error_value(&e))
-    }
-
-    /// The history records `filter` selects.
-    pub(crate) async fn history(&self, filter: Filter) -> Value {
-        self.ask(|reply| Request::History { filter, reply })
-            .await
-            .unwrap_or_else(|e| error_value(&e))
-    }
-
-    /// The stats of the plays since `since`.
-    pub(crate) async fn stats(&self, since: Option<u64>) -> Value {
-        self.ask(|reply| Request::Stats { since, reply })
-            .await
-            .unwrap_or_else(|e| error_value(&e))
+    /// Import a batch of listens into the history and the queues (of
+    /// `only`, for a backfill); flushed before the answer.
+    pub(crate) async fn import(
+        &self,
+        listens: Vec<Listen>,
+        only: Option<String>,
+    ) -> Result<Imported, StoreError> {
+        self.ask(|reply| Request::Import {
+            listens,
+            only,
+            reply,
+        })
+        .await?
     }
 
     /// The queue's part of `status`, with the fate of `play` (its start
@@ -487,7 +485,9 @@ impl Store {
             .await
             .unwrap_or_else(|e| Counts {
                 targets: BTreeMap::new(),
-                history: error_value(&e),
+                history: HistorySummary::Error {
+                    error: e.to_string(),
+                },
                 open: false,
                 fate: None,
             })
@@ -505,7 +505,7 @@ impl Store {
 
     /// Forget history records of plays that started before `before`;
     /// how many went.
-    pub(crate) async fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
+    pub(crate) async fn prune_history(&self, before: u64) -> Result<usize, StoreError> {
         self.ask(|reply| Request::PruneHistory { before, reply })
             .await?
     }
@@ -521,14 +521,68 @@ impl Store {
     }
 }
 
-/// An error in the shape the history commands answer with.
-fn error_value(e: &QueueError) -> Value {
-    serde_json::json!({ "error": e.to_string() })
+/// Move a sled history left by an older release (the tree `history` of the
+/// queue database) into the history database, in batches: each is synced
+/// there before its records leave sled, so a crash midway only repeats a
+/// batch, to no effect. The tree is dropped at the end. How many plays
+/// moved.
+pub(crate) fn migrate(queue: &Queue, db: &mut HistoryDb) -> Result<usize, StoreError> {
+    let mut moved = 0usize;
+    loop {
+        let batch = queue.old_history()?;
+        if batch.is_empty() {
+            break;
+        }
+        let changes: Vec<_> = batch.iter().filter_map(|(_, c)| c.clone()).collect();
+        db.apply(&changes, true)?;
+        let keys: Vec<_> = batch.into_iter().map(|(k, _)| k).collect();
+        moved += changes.len();
+        queue.old_history_done(&keys)?;
+    }
+    if moved > 0 {
+        tracing::info!(
+            "history: moved {} from the queue database to {}",
+            count(moved as u64, "play", "plays"),
+            history::FILE
+        );
+    }
+    Ok(moved)
 }
 
-/// What the storage thread holds: the queue, and the idle flushers' orders.
+/// Bring the history database up to date with the queue database when no
+/// daemon does: move an old sled history ([`migrate`]) and apply what the
+/// outbox holds (a cut between a play's sled sync and its SQLite commit
+/// leaves it there), synced, then empty the outbox.
+pub(crate) fn catch_up(queue: &Queue, db: &mut HistoryDb) -> Result<(), StoreError> {
+    migrate(queue, db)?;
+    let entries = queue.outbox()?;
+    if !entries.is_empty() {
+        let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
+        db.apply(&changes, true)?;
+        queue.outbox_done(&entries)?;
+        queue.flush()?;
+    }
+    Ok(())
+}
+
+/// A failure of the queue or of the history database.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The history database failed.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// What the storage thread holds: the queue, the history database, and
+/// the idle flushers' orders.
 struct Owner {
     queue: Queue,
+    /// Opened at the first need, and again after an error.
+    history: Option<HistoryDb>,
+    state_dir: PathBuf,
     standing: Standing,
     report: Option<DepthReport>,
 }
@@ -537,11 +591,12 @@ impl Owner {
     /// Serve one request and send its answer. A receiver that is gone
     /// (its task ended) does not undo what was done.
     fn serve(&mut self, request: Request) {
-        let q = &self.queue;
+        let q = &self.queue.clone();
         match request {
             Request::Enqueue { plays, reply } => {
                 let written = self.enqueue(&plays);
                 if written.count > 0 {
+                    self.history_sync(true);
                     self.report_depths();
                 }
                 let _ = reply.send(written);
@@ -568,6 +623,7 @@ impl Owner {
             } => {
                 let t = q.target(&target);
                 let done = t.finish_in_flight(id, &delivered, &refused);
+                self.history_sync(false);
                 if done.is_ok() {
                     tracing::info!(
                         "{target}: delivered {}, {} queued",
@@ -586,6 +642,7 @@ impl Owner {
                 reply,
             } => {
                 let done = q.target(&target).finish_in_flight(id, &delivered, &refused);
+                self.history_sync(false);
                 if done.is_ok() && !delivered.is_empty() {
                     self.report_depths();
                 }
@@ -615,21 +672,12 @@ impl Owner {
                 self.report_depths();
                 let _ = reply.send(answer);
             }
-            Request::Import { listens, reply } => {
-                let answer = crate::admin::import(q, &listens);
-                self.report_depths();
-                let _ = reply.send(answer);
-            }
-            Request::Backfill { request, reply } => {
-                let answer = commands::backfill(q, &request);
-                self.report_depths();
-                let _ = reply.send(answer);
-            }
-            Request::History { filter, reply } => {
-                let _ = reply.send(commands::select(q, &filter));
-            }
-            Request::Stats { since, reply } => {
-                let _ = reply.send(commands::compute_stats(q, since));
+            Request::Import {
+                listens,
+                only,
+                reply,
+            } => {
+                let _ = reply.send(self.import(&listens, only.as_deref()));
             }
             Request::Counts { play, reply } => {
                 let _ = reply.send(self.counts(play));
@@ -639,13 +687,16 @@ impl Owner {
                 played_secs,
                 reply,
             } => {
-                let _ = reply.send(q.record_played_blocking(&play, played_secs));
+                let done = q.record_played_blocking(&play, played_secs);
+                self.history_sync(false);
+                let _ = reply.send(done);
             }
             Request::PruneHistory { before, reply } => {
-                let _ = reply.send(q.prune_history(before));
+                let _ = reply.send(self.prune(before));
             }
             Request::Flush { reply } => {
-                let _ = reply.send(q.flush());
+                self.history_sync(true);
+                let _ = reply.send(self.queue.flush());
             }
             Request::Reopen { reply } => {
                 let _ = reply.send(q.reopen_blocking());
@@ -727,7 +778,7 @@ impl Owner {
         }
     }
 
-    fn counts(&self, play: Option<(u64, String)>) -> Counts {
+    fn counts(&mut self, play: Option<(u64, String)>) -> Counts {
         let targets = self
             .queue
             .names()
@@ -742,9 +793,24 @@ impl Owner {
                 (name.clone(), counts)
             })
             .collect();
+        let history = match self.history_db() {
+            None => HistorySummary::Off { enabled: false },
+            Some(Err(e)) => HistorySummary::Error {
+                error: e.to_string(),
+            },
+            Some(Ok(db)) => match db.len().and_then(|n| Ok((n, db.first_started()?))) {
+                Ok((plays, first_started)) => HistorySummary::Plays {
+                    plays,
+                    first_started,
+                },
+                Err(e) => HistorySummary::Error {
+                    error: e.to_string(),
+                },
+            },
+        };
         Counts {
             targets,
-            history: commands::summary(&self.queue),
+            history,
             open: self.queue.is_open(),
             fate: play.and_then(|(started, title)| self.fate(started, &title)),
         }
@@ -752,13 +818,23 @@ impl Owner {
 
     /// Where the play that started at `started` went, from its history
     /// record: waiting in which queues, accepted by which targets.
-    fn fate(&self, started: u64, title: &str) -> Option<Fate> {
-        let history = self.queue.history().ok()??;
-        let record = history
-            .range(Some(started), Some(started + 1))
-            .filter_map(Result::ok)
-            .map(|(_, r)| r)
-            .find(|r| r.listen.track.title == title)?;
+    fn fate(&mut self, started: u64, title: &str) -> Option<Fate> {
+        let db = self.history_db()?.ok()?;
+        let filter = Filter {
+            since: Some(started),
+            until: Some(started + 1),
+            ..Filter::default()
+        };
+        let mut found = None;
+        db.select(&filter, true, |row| {
+            if row.record.listen.track.title == title {
+                found = Some(row.record);
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .ok()?;
+        let record = found?;
         Some(Fate {
             queued_for: record
                 .queued
@@ -768,6 +844,98 @@ impl Owner {
                 .collect(),
             delivered_to: record.delivered.keys().cloned().collect(),
         })
+    }
+
+    /// The history database, opened if need be; `None` when the history
+    /// is off.
+    fn history_db(&mut self) -> Option<Result<&mut HistoryDb, HistoryError>> {
+        if !self.queue.history_on() {
+            return None;
+        }
+        if self.history.is_none() {
+            match HistoryDb::open_writer(&self.state_dir) {
+                Ok(db) => self.history = Some(db),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        self.history.as_mut().map(Ok)
+    }
+
+    /// At the start: move a sled history left by an older release into the
+    /// history database, then apply what the outbox holds (what a crash
+    /// left there). Neither reads the history itself.
+    fn start(&mut self) {
+        if let Err(e) = self.migrate() {
+            tracing::error!(
+                "history: cannot move the old history to {}: {e}",
+                history::FILE
+            );
+        }
+        self.history_sync(true);
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let queue = self.queue.clone();
+        if let Some(db) = self.history_db() {
+            migrate(&queue, db?)?;
+        }
+        Ok(())
+    }
+
+    /// Apply the outbox to the history database. `durable`: the commit is
+    /// synced, and then the entries leave the outbox; otherwise they stay
+    /// until a synced commit covers them. A failure leaves them there for
+    /// the next attempt: the history never stops the plays.
+    fn history_sync(&mut self, durable: bool) {
+        if let Err(e) = self.try_history_sync(durable) {
+            tracing::warn!("history: {e}; kept in the queue database until it can be written");
+            // A broken connection is opened afresh next time.
+            self.history = None;
+        }
+    }
+
+    fn try_history_sync(&mut self, durable: bool) -> Result<(), StoreError> {
+        let queue = self.queue.clone();
+        let entries = queue.outbox()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let Some(db) = self.history_db() else {
+            return Ok(());
+        };
+        let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
+        db?.apply(&changes, durable)?;
+        if durable {
+            queue.outbox_done(&entries)?;
+        }
+        Ok(())
+    }
+
+    /// A batch of an import or a backfill: what the history knows of each
+    /// listen decides which targets still need it.
+    fn import(&mut self, listens: &[Listen], only: Option<&str>) -> Result<Imported, StoreError> {
+        let mut known = Vec::with_capacity(listens.len());
+        if let Some(db) = self.history_db() {
+            let db = db?;
+            for l in listens {
+                known.push(db.known(l)?);
+            }
+        } else {
+            known.resize(listens.len(), None::<Known>);
+        }
+        let report = self.queue.import_report(listens, &known, only)?;
+        self.try_history_sync(true)?;
+        self.report_depths();
+        Ok(report)
+    }
+
+    /// Forget plays older than `before` but those a queue holds.
+    fn prune(&mut self, before: u64) -> Result<usize, StoreError> {
+        let queue = self.queue.clone();
+        match self.history_db() {
+            None => Ok(0),
+            Some(db) => Ok(db?.prune(before, |k| queue.waiting(k))?),
+        }
     }
 
     fn report_depths(&self) {
