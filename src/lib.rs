@@ -13,6 +13,7 @@ pub(crate) mod daemon;
 pub(crate) mod delivery;
 pub mod history;
 pub mod http;
+pub(crate) mod import;
 pub(crate) mod metadata;
 pub(crate) mod mpd;
 pub(crate) mod output;

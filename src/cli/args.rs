@@ -75,7 +75,8 @@ pub(super) enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
-    /// Queue the unsent scrobbles of another scrobbler
+    /// Bring plays in: another scrobbler's unsent scrobbles (queued), or
+    /// a server's record of everything you played (history only)
     Import {
         #[command(subcommand)]
         from: ImportFrom,
@@ -223,12 +224,43 @@ pub(super) enum ImportFrom {
         /// The journal file
         journal: PathBuf,
     },
-    /// A ListenBrainz export (JSON array or JSON Lines of listens), also the
-    /// output of `history export --format listenbrainz`
+    /// A ListenBrainz export (JSON array or JSON Lines of listens, also the
+    /// output of `history export --format listenbrainz`), or with --user
+    /// every listen of that user read from the ListenBrainz API into the
+    /// history (as `import lastfm` does)
     Listenbrainz {
         /// The export file
-        file: PathBuf,
+        #[arg(required_unless_present = "user")]
+        file: Option<PathBuf>,
+        /// Read this user's listens from the API instead of a file
+        #[arg(long, conflicts_with = "file")]
+        user: Option<String>,
+        #[command(flatten)]
+        from: FromServer,
     },
+    /// Every scrobble of a Last.fm (or Libre.fm, ...) account into the local
+    /// history, as already delivered to that target: nothing is sent to it
+    /// again, and nothing is queued for the other targets (`backfill TARGET`
+    /// does that). Resumable: run it again after an interruption, or later
+    /// to fetch what is new
+    Lastfm {
+        /// Whose scrobbles (default: the user of the target's session)
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        from: FromServer,
+    },
+}
+
+/// Which target and which plays of a server's record.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct FromServer {
+    /// Which target (its name in the config), when several are configured
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Only plays since this local date or this long ago ("2024-05-01", "90d")
+    #[arg(long, value_name = "DATE|DURATION")]
+    pub since: Option<String>,
 }
 
 /// Which plays of the history.
