@@ -13,6 +13,13 @@
 
 use std::fmt;
 
+/// How far back from the covered span's end a later run reads again:
+/// a play reaches the server after it started (at half the track, or
+/// later from a scrobbler's offline queue), so plays that started just
+/// before the last run can have arrived after it. The history recognises
+/// the ones it has.
+pub(crate) const OVERLAP: u64 = 3600;
+
 /// Where an import stands; stored as text (its [`fmt::Display`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Cursor {
@@ -50,7 +57,8 @@ pub(crate) struct BadCursor(String);
 
 impl Cursor {
     /// The next window to read: the stopped one; else what started since
-    /// the covered span's end up to `now` (included); else what started
+    /// the covered span's end (less [`OVERLAP`]) up to `now` (included);
+    /// else what started
     /// from `since` (0: the beginning) up to the covered span's start.
     /// `None` when nothing is left.
     pub(crate) fn next_window(&self, since: Option<u64>, now: u64) -> Option<Window> {
@@ -61,7 +69,9 @@ impl Cursor {
         let upper = now.saturating_add(1);
         let (from, upper) = match self.covered {
             None => (since, upper),
-            Some((_, end)) if end < upper => (end.max(since), upper),
+            Some((start, end)) if end < upper => {
+                (end.saturating_sub(OVERLAP).max(start).max(since), upper)
+            }
             Some((start, _)) if since < start => (since, start),
             Some(_) => return None,
         };
@@ -227,33 +237,45 @@ mod tests {
     #[test]
     fn a_later_run_reads_what_is_newer_then_what_since_adds_before() {
         let c = Cursor {
-            covered: Some((100, 1001)),
+            covered: Some((100_000, 200_001)),
             window: None,
         };
-        assert_eq!(c.next_window(None, 1000), Some(window(0, 100, 100)));
-        assert_eq!(c.next_window(Some(100), 1000), None);
-        assert_eq!(c.next_window(Some(500), 1000), None);
         assert_eq!(
-            c.next_window(Some(500), 2000),
-            Some(window(1001, 2001, 2001))
+            c.next_window(None, 200_000),
+            Some(window(0, 100_000, 100_000))
+        );
+        assert_eq!(c.next_window(Some(100_000), 200_000), None);
+        assert_eq!(c.next_window(Some(150_000), 200_000), None);
+        // The last hour before the covered end is read again.
+        let newer = window(200_001 - OVERLAP, 300_001, 300_001);
+        assert_eq!(c.next_window(Some(150_000), 300_000), Some(newer));
+        assert_eq!(
+            c.next_window(Some(250_000), 300_000),
+            Some(window(250_000, 300_001, 300_001))
         );
         let c = c.after_page(
-            window(1001, 2001, 2001),
+            newer,
             Seen {
                 oldest: None,
                 last: true,
             },
         );
-        assert_eq!(c.covered, Some((100, 2001)));
+        assert_eq!(c.covered, Some((100_000, 300_001)));
         let c = c.after_page(
-            window(0, 100, 100),
+            window(0, 100_000, 100_000),
             Seen {
                 oldest: Some(3),
                 last: true,
             },
         );
-        assert_eq!(c.covered, Some((0, 2001)));
-        assert_eq!(c.next_window(None, 2000), None);
+        assert_eq!(c.covered, Some((0, 300_001)));
+        assert_eq!(c.next_window(None, 300_000), None);
+        // A covered span shorter than the overlap is read from its start.
+        let short = Cursor {
+            covered: Some((100, 200)),
+            window: None,
+        };
+        assert_eq!(short.next_window(None, 300), Some(window(100, 301, 301)));
     }
 
     #[test]

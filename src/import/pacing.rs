@@ -60,8 +60,10 @@ impl Pacing {
     }
 
     /// The last request failed: how long to wait before trying again, or
-    /// `None` when it is time to give up. A wait the server names is kept
-    /// when longer than ours (capped at [`crate::http::MAX_SERVER_WAIT`]).
+    /// `None` when it is time to give up. A wait the server names is
+    /// honoured (capped at [`crate::http::MAX_SERVER_WAIT`]); otherwise the
+    /// wait doubles from a minute after a rate limit (Last.fm's error 29
+    /// says nothing of how long) and from 2 s after a server failure.
     pub(crate) fn failed(&mut self, trouble: Trouble) -> Option<Duration> {
         self.failures += 1;
         if self.failures > MAX_FAILURES {
@@ -71,11 +73,14 @@ impl Pacing {
             Trouble::RateLimited(asked) => (RATE_LIMIT_WAIT, asked),
             Trouble::Transient(asked) => (TRANSIENT_WAIT, asked),
         };
-        let ours = first
-            .saturating_mul(1 << (self.failures - 1).min(16))
-            .min(MAX_WAIT);
-        let asked = asked.map_or(Duration::ZERO, |a| crate::http::cap_wait(a).0);
-        Some(ours.max(asked))
+        if let Some(asked) = asked {
+            return Some(crate::http::cap_wait(asked).0.max(Duration::from_secs(1)));
+        }
+        Some(
+            first
+                .saturating_mul(1 << (self.failures - 1).min(16))
+                .min(MAX_WAIT),
+        )
     }
 }
 
@@ -120,19 +125,28 @@ mod tests {
     }
 
     #[test]
-    fn server_failures_back_off_and_a_named_wait_is_kept() {
+    fn server_failures_back_off_and_a_named_wait_is_honoured() {
         let mut p = Pacing::new();
         assert_eq!(
             p.failed(Trouble::Transient(None)),
             Some(Duration::from_secs(2))
         );
         assert_eq!(
+            p.failed(Trouble::Transient(None)),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
             p.failed(Trouble::Transient(Some(Duration::from_secs(30)))),
             Some(Duration::from_secs(30))
         );
+        // ListenBrainz says when its window opens again.
         assert_eq!(
-            p.failed(Trouble::Transient(Some(Duration::from_secs(1)))),
-            Some(Duration::from_secs(8))
+            p.failed(Trouble::RateLimited(Some(Duration::from_secs(3)))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            p.failed(Trouble::RateLimited(Some(Duration::ZERO))),
+            Some(Duration::from_secs(1))
         );
         // A server cannot make the import wait for days.
         let mut p = Pacing::new();
