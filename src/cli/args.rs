@@ -75,8 +75,7 @@ pub(super) enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
-    /// Bring plays in: another scrobbler's unsent scrobbles (queued), or
-    /// a server's record of everything you played (history only)
+    /// Bring plays in: another scrobbler's unsent scrobbles, or a server's record
     Import {
         #[command(subcommand)]
         from: ImportFrom,
@@ -224,10 +223,13 @@ pub(super) enum ImportFrom {
         /// The journal file
         journal: PathBuf,
     },
-    /// A ListenBrainz export (JSON array or JSON Lines of listens, also the
-    /// output of `history export --format listenbrainz`), or with --user
-    /// every listen of that user read from the ListenBrainz API into the
-    /// history (as `import lastfm` does)
+    /// A ListenBrainz export file, or with --user a user's listens from the API
+    ///
+    /// FILE: a JSON array or JSON Lines of listens (also what `history export
+    /// --format listenbrainz` writes); its plays go into the history and are
+    /// queued for every target. --user NAME: every listen of NAME read from
+    /// the ListenBrainz API into the history, as already delivered to that
+    /// target and queued for none (like `import lastfm`).
     Listenbrainz {
         /// The export file
         #[arg(required_unless_present = "user")]
@@ -238,11 +240,12 @@ pub(super) enum ImportFrom {
         #[command(flatten)]
         from: FromServer,
     },
-    /// Every scrobble of a Last.fm (or Libre.fm, ...) account into the local
-    /// history, as already delivered to that target: nothing is sent to it
-    /// again, and nothing is queued for the other targets (`backfill TARGET`
-    /// does that). Resumable: run it again after an interruption, or later
-    /// to fetch what is new
+    /// Every scrobble of a Last.fm (or Libre.fm, ...) account, into the history
+    ///
+    /// The plays count as already delivered to that target: nothing is sent
+    /// to it again, and nothing is queued for the other targets (`backfill
+    /// TARGET` does that). Stopped (Ctrl-C, a crash), it continues where it
+    /// stopped when run again; run later, it reads what is new.
     Lastfm {
         /// Whose scrobbles (default: the user of the target's session)
         #[arg(long)]

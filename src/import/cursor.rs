@@ -39,6 +39,10 @@ pub(crate) struct Window {
     pub before: u64,
     /// Its upper bound (excluded).
     pub upper: u64,
+    /// The next page by number, for a server that ignores the time bounds
+    /// (GNU FM, so Libre.fm, pages only by offset from the newest); `None`
+    /// while the bounds do the paging.
+    pub page: Option<u32>,
 }
 
 /// What a page says of the window it was read from.
@@ -79,6 +83,7 @@ impl Cursor {
             from,
             before: upper,
             upper,
+            page: None,
         })
     }
 
@@ -88,21 +93,31 @@ impl Cursor {
     /// plus one second: plays of that second can straddle two pages, and
     /// the history drops the one seen twice. A page that would not move the
     /// window down (more than a page of plays in one second) moves it one
-    /// second anyway, so an import always ends.
+    /// second anyway, so an import always ends. Paging by number, the next
+    /// page is the one after; new plays on top only push the record down,
+    /// so a page read again costs duplicates, never a play missed.
     pub(crate) fn after_page(self, window: Window, seen: Seen) -> Cursor {
         let next = seen
             .oldest
             .filter(|_| !seen.last)
-            .map(|oldest| {
-                oldest
-                    .saturating_add(1)
-                    .min(window.before.saturating_sub(1))
+            .map(|oldest| match window.page {
+                None => Window {
+                    before: oldest
+                        .saturating_add(1)
+                        .min(window.before.saturating_sub(1)),
+                    ..window
+                },
+                Some(page) => Window {
+                    before: oldest.saturating_add(1).min(window.before),
+                    page: Some(page.saturating_add(1)),
+                    ..window
+                },
             })
-            .filter(|next| *next > window.from);
+            .filter(|next| next.before > window.from);
         match next {
-            Some(before) => Cursor {
+            Some(next) => Cursor {
                 covered: self.covered,
-                window: Some(Window { before, ..window }),
+                window: Some(next),
             },
             None => Cursor {
                 covered: Some(match self.covered {
@@ -124,13 +139,19 @@ impl Cursor {
         let mut cursor = Cursor::default();
         for part in s.split_whitespace() {
             let (key, value) = part.split_once('=').ok_or_else(bad)?;
+            let (value, page) = match value.split_once('@') {
+                Some((v, p)) => (v, Some(p.parse::<u32>().map_err(|_| bad())?)),
+                None => (value, None),
+            };
             let numbers = value
                 .split("..")
                 .map(str::parse::<u64>)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| bad())?;
             match (key, numbers.as_slice()) {
-                ("covered", &[start, end]) if start <= end && cursor.covered.is_none() => {
+                ("covered", &[start, end])
+                    if start <= end && cursor.covered.is_none() && page.is_none() =>
+                {
                     cursor.covered = Some((start, end));
                 }
                 ("window", &[from, before, upper])
@@ -140,6 +161,7 @@ impl Cursor {
                         from,
                         before,
                         upper,
+                        page,
                     });
                 }
                 _ => return Err(bad()),
@@ -158,6 +180,9 @@ impl fmt::Display for Cursor {
         }
         if let Some(w) = self.window {
             write!(f, "{sep}window={}..{}..{}", w.from, w.before, w.upper)?;
+            if let Some(page) = w.page {
+                write!(f, "@{page}")?;
+            }
         }
         Ok(())
     }
@@ -172,6 +197,7 @@ mod tests {
             from,
             before,
             upper,
+            page: None,
         }
     }
 
@@ -300,6 +326,54 @@ mod tests {
     }
 
     #[test]
+    fn a_server_that_ignores_the_bounds_is_paged_by_number() {
+        let w = Window {
+            page: Some(2),
+            ..window(100, 1001, 1001)
+        };
+        let c = Cursor::default().after_page(
+            w,
+            Seen {
+                oldest: Some(700),
+                last: false,
+            },
+        );
+        let next = Window {
+            page: Some(3),
+            ..window(100, 701, 1001)
+        };
+        assert_eq!(c.window, Some(next));
+        assert_eq!(c.to_string(), "window=100..701..1001@3");
+        assert_eq!(Cursor::parse(&c.to_string()).unwrap(), c);
+        // New plays pushed the record down: the page held nothing older.
+        let c = c.after_page(
+            next,
+            Seen {
+                oldest: Some(800),
+                last: false,
+            },
+        );
+        assert_eq!(
+            c.window,
+            Some(Window {
+                page: Some(4),
+                ..next
+            })
+        );
+        let c = c.after_page(
+            Window {
+                page: Some(4),
+                ..next
+            },
+            Seen {
+                oldest: Some(50),
+                last: false,
+            },
+        );
+        assert_eq!(c.covered, Some((100, 1001)));
+    }
+
+    #[test]
     fn damaged_cursors_are_errors() {
         assert_eq!(Cursor::parse("").unwrap(), Cursor::default());
         for s in [
@@ -313,6 +387,9 @@ mod tests {
             "x=1..2",
             "covered=-1..2",
             "covered=1..99999999999999999999999",
+            "covered=1..2@3",
+            "window=1..2..3@x",
+            "window=1..2..3@",
         ] {
             assert!(Cursor::parse(s).is_err(), "{s}");
         }

@@ -116,6 +116,10 @@ pub(crate) trait Pages {
     /// The page of plays that started in [window.from, window.before),
     /// newest first (plays outside it may come along).
     fn page(&self, window: Window) -> impl Future<Output = Result<Fetched, PageError>>;
+
+    /// Whether the server takes a page number, to page a record whose
+    /// time bounds it ignores.
+    fn by_number(&self) -> bool;
 }
 
 /// What a run did.
@@ -170,6 +174,19 @@ async fn pull<P: Pages, S: Sink>(
                 },
             };
             pacing.succeeded();
+            // Plays from above the bound asked for: the server ignores the
+            // bounds, and only page numbers move through its record.
+            if window.page.is_none() && fetched.plays.iter().any(|p| p.started_at >= window.before)
+            {
+                if !pages.by_number() {
+                    return Err(ImportError::Refused(
+                        "the server answers plays outside the time asked for; \
+                         its record cannot be read page by page"
+                            .into(),
+                    ));
+                }
+                window.page = Some(1);
+            }
             let in_window: Vec<Listen> = std::mem::take(&mut fetched.plays)
                 .into_iter()
                 .filter(|p| (window.from..window.before).contains(&p.started_at))

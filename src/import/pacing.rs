@@ -16,7 +16,7 @@ const TRANSIENT_WAIT: Duration = Duration::from_secs(2);
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Failed attempts in a row after which the import stops (it resumes
 /// where it stopped when run again).
-const MAX_FAILURES: u32 = 8;
+const MAX_FAILURES: u32 = 6;
 
 /// Why a request failed, for the backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -196,24 +196,43 @@ impl Pages for LastFm<'_> {
     async fn page(&self, w: Window) -> Result<Fetched, PageError> {
         // `from` excludes its second, so one before the window's start.
         let after = w.from.checked_sub(1);
+        let page = w.page.unwrap_or(1);
         let p = self
             .client
-            .recent_page(&self.user, after, w.before, 1)
+            .recent_page(&self.user, after, w.before, page)
             .await
             .map_err(|e| self.error(e))?;
         let on_page = (p.plays.len() + p.unreadable) as u64;
+        let short = on_page < u64::from(lastfm::PAGE_SIZE);
+        let (last, left) = match w.page {
+            // `totalPages` counts the window; a full page goes on whatever
+            // it says.
+            None => (
+                p.total_pages <= 1 && short,
+                p.total.map(|t| t.saturating_sub(on_page)),
+            ),
+            // Paging by number, `totalPages` counts the whole record.
+            Some(page) => (
+                short || u64::from(page) >= p.total_pages,
+                p.total
+                    .map(|t| t.saturating_sub(u64::from(page) * u64::from(lastfm::PAGE_SIZE))),
+            ),
+        };
         Ok(Fetched {
             seen: Seen {
                 oldest: p.oldest,
-                // A full page goes on whatever `totalPages` says.
-                last: p.total_pages <= 1 && on_page < u64::from(lastfm::PAGE_SIZE),
+                last,
             },
-            left: p.total.map(|t| t.saturating_sub(on_page)),
+            left,
             unreadable: p.unreadable,
             now_playing: p.now_playing,
             user_oldest: None,
             plays: p.plays,
         })
+    }
+
+    fn by_number(&self) -> bool {
+        true
     }
 }
 
@@ -279,6 +298,10 @@ impl Pages for ListenBrainz {
             user_oldest: p.user_oldest,
             plays: p.plays,
         })
+    }
+
+    fn by_number(&self) -> bool {
+        false
     }
 }
 

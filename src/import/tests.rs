@@ -11,6 +11,8 @@ struct Record {
     size: usize,
     asked: RefCell<Vec<Window>>,
     failures: RefCell<Vec<PageError>>,
+    /// Ignore the time bounds and page by number, as GNU FM does.
+    gnufm: bool,
 }
 
 impl Record {
@@ -21,6 +23,7 @@ impl Record {
             size,
             asked: RefCell::default(),
             failures: RefCell::default(),
+            gnufm: false,
         }
     }
 }
@@ -42,6 +45,27 @@ impl Pages for Record {
         if let Some(e) = self.failures.borrow_mut().pop() {
             return Err(e);
         }
+        if self.gnufm {
+            let page = w.page.unwrap_or(1) as usize;
+            let on_page: Vec<u64> = self
+                .times
+                .iter()
+                .copied()
+                .skip((page - 1) * self.size)
+                .take(self.size)
+                .collect();
+            return Ok(Fetched {
+                plays: on_page.iter().copied().map(play).collect(),
+                seen: Seen {
+                    oldest: on_page.last().copied(),
+                    last: on_page.len() < self.size,
+                },
+                unreadable: 0,
+                now_playing: false,
+                left: None,
+                user_oldest: None,
+            });
+        }
         let all: Vec<u64> = self
             .times
             .iter()
@@ -60,6 +84,10 @@ impl Pages for Record {
             left: Some((all.len() - page.len()) as u64),
             user_oldest: None,
         })
+    }
+
+    fn by_number(&self) -> bool {
+        self.gnufm
     }
 }
 
@@ -251,6 +279,68 @@ async fn a_refusal_ends_the_import_and_repeated_failures_too() {
         Err(ImportError::GaveUp(_))
     ));
     assert!(history.plays.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_ignores_the_bounds_is_read_by_page_number_and_resumed() {
+    let mut record = Record::new((1..=1000).map(|i| i * 10).collect(), 200);
+    record.gnufm = true;
+    let mut history = History {
+        fail_after: Some(3),
+        ..History::default()
+    };
+    assert!(import(&record, &mut history, None, 20_000).await.is_err());
+    // Page 1, then page 1 again (the bound ignored: paging by number
+    // from then on), then page 2.
+    assert_eq!(history.plays.len(), 400);
+    assert_eq!(history.cursors["k"], "window=0..6011..20001@3");
+    history.fail_after = None;
+    let s = import(&record, &mut history, None, 20_000).await.unwrap();
+    assert_eq!(s.added, 600);
+    assert_eq!(history.plays.len(), 1000);
+    let pages: Vec<Option<u32>> = record.asked.borrow().iter().map(|w| w.page).collect();
+    assert_eq!(
+        pages,
+        [
+            None,
+            None,
+            Some(2),
+            Some(3),
+            Some(3),
+            Some(4),
+            Some(5),
+            Some(6)
+        ],
+        "the resumed run starts again at page 3, whose store failed"
+    );
+    assert_eq!(history.cursors["k"], "covered=0..20001");
+    // A server without page numbers that ignores the bounds is an error,
+    // not an endless loop.
+    let mut record = Record::new((1..=1000).map(|i| i * 10).collect(), 200);
+    record.gnufm = true;
+    let mut no_pages = NoPages(record);
+    no_pages.0.gnufm = true;
+    let mut history = History::default();
+    let e = import_with(&no_pages, &mut history).await.unwrap_err();
+    assert!(matches!(e, ImportError::Refused(_)), "{e}");
+}
+
+/// A server like `Record` that takes no page numbers.
+struct NoPages(Record);
+
+impl Pages for NoPages {
+    async fn page(&self, w: Window) -> Result<Fetched, PageError> {
+        self.0.page(Window { page: None, ..w }).await
+    }
+
+    fn by_number(&self) -> bool {
+        false
+    }
+}
+
+async fn import_with<P: Pages>(pages: &P, history: &mut History) -> Result<Summary, ImportError> {
+    let mut progress = Progress::new();
+    pull(pages, history, "k", None, None, 20_000, &mut progress).await
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::daemon::{TestDir, command, queued, run_cli, toml_str};
+use crate::common::daemon::{TestDir, command, queued, run_cli, run_cli_stdout_closed, toml_str};
 use crate::common::fake_lastfm::{self, FakeLastFm};
 use crate::common::fake_listenbrainz::{self, FakeListenBrainz};
 
@@ -275,6 +275,60 @@ fn a_killed_lastfm_import_resumes_and_imports_nothing_twice() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(gained, 3000 - stored, "{out}");
+    assert_history(&dir, &record, "lastfm");
+}
+
+/// Libre.fm runs GNU FM, whose `user.getRecentTracks` ignores `from` and
+/// `to`: the import notices and pages by number.
+#[test]
+fn a_gnu_fm_record_is_read_by_page_number() {
+    let (lastfm, dir, mut record) = lastfm_setup();
+    lastfm.set_gnu_fm(true);
+    let started = now();
+    let out = ok(&run_cli(
+        &dir,
+        &["import", "lastfm", "--user", "alice"],
+        None,
+    ));
+    assert!(
+        out.contains("read 3000 plays; the history gained 3000 (0 there already)"),
+        "{out}"
+    );
+    assert_history(&dir, &record, "lastfm");
+    let asked = lastfm.recent_requests();
+    let pages: Vec<&str> = asked.iter().map(|p| p["page"].as_str()).collect();
+    // Page 1 twice (the second time with a `to` it ignored), then on.
+    let expected: Vec<String> = std::iter::once("1".to_string())
+        .chain((1..=15).map(|p| p.to_string()))
+        .collect();
+    assert_eq!(pages, expected);
+
+    wait_past(started + 1);
+    let new = vec![(started + 1, "New".to_string(), "Play".to_string())];
+    lastfm.add_history("alice", new.clone());
+    wait_past(started + 2);
+    let out = ok(&run_cli(
+        &dir,
+        &["import", "lastfm", "--user", "alice"],
+        None,
+    ));
+    assert!(
+        out.contains("the history gained 1 (0 there already)"),
+        "{out}"
+    );
+    record.extend(new);
+    assert_history(&dir, &record, "lastfm");
+}
+
+/// `import lastfm | head -1`: the import runs to its end, quietly.
+#[test]
+fn an_import_into_a_closed_pipe_ends_quietly() {
+    let (_lastfm, dir, record) = lastfm_setup();
+    let out = run_cli_stdout_closed(&dir, &["import", "lastfm", "--user", "alice"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
     assert_history(&dir, &record, "lastfm");
 }
 

@@ -92,6 +92,8 @@ struct State {
     recent_requests: Vec<BTreeMap<String, String>>,
     /// How long each `user.getRecentTracks` request takes to answer.
     recent_delay: Option<Duration>,
+    /// Answer `user.getRecentTracks` as GNU FM (Libre.fm) does.
+    gnu_fm: bool,
 }
 
 struct Token {
@@ -272,6 +274,13 @@ impl FakeLastFm {
     /// (`api_key` included), in order of arrival.
     pub fn recent_requests(&self) -> Vec<BTreeMap<String, String>> {
         self.state().recent_requests.clone()
+    }
+
+    /// Answer `user.getRecentTracks` as GNU FM (Libre.fm) does: `from` and
+    /// `to` ignored, pages counted over the whole record, and a page past
+    /// the end is error 7 (gnu-fm `nixtape/api/UserXML.php`).
+    pub fn set_gnu_fm(&self, on: bool) {
+        self.state().gnu_fm = on;
     }
 
     /// Answer each `user.getRecentTracks` request only after `d`.
@@ -611,8 +620,11 @@ fn recent_tracks(st: &State, p: &BTreeMap<String, String>) -> Reply {
         return (404, ct, body);
     };
     let number = |k: &str| p.get(k).and_then(|v| v.parse::<u64>().ok());
-    let from = number("from");
-    let to = number("to");
+    let (from, to) = if st.gnu_fm {
+        (None, None)
+    } else {
+        (number("from"), number("to"))
+    };
     let limit = number("limit").unwrap_or(50).clamp(1, 200) as usize;
     let page = number("page").unwrap_or(1).max(1) as usize;
     let mut mine: Vec<&Scrobbled> = st
@@ -624,6 +636,9 @@ fn recent_tracks(st: &State, p: &BTreeMap<String, String>) -> Reply {
     mine.sort_by_key(|s| std::cmp::Reverse(s.timestamp));
     let total = mine.len();
     let pages = total.div_ceil(limit).max(1);
+    if st.gnu_fm && (page - 1) * limit >= total {
+        return api_error(7, "Invalid resource specified");
+    }
     let mut tracks: Vec<Value> = Vec::new();
     if page == 1 {
         if let Some(np) = st.now_playing.iter().rev().find(|s| s.user == user) {
