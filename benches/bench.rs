@@ -16,8 +16,10 @@
 //!   the CPU figures against;
 //! - the binary's size.
 //!
-//! - `stats` over a history of 100,000 plays: wall time and peak RSS of the
-//!   command, against 10,000 plays to show that memory does not grow with them.
+//! - a history of 1,000,000 plays: import of a ListenBrainz export, `stats`,
+//!   `history --since`, `history --artist` and a CSV export, each command's
+//!   wall time and peak RSS and the daemon's VmHWM around it, and the
+//!   daemon's start over that history.
 //!
 //! `BENCH_WINDOW=10 cargo bench` shortens the measuring windows (default
 //! 60 s); the per-minute figures are then extrapolated from the shorter
@@ -94,14 +96,20 @@ mod target {
     /// Start to READY=1 with mpd up, ms: the first start and the median
     /// restart.
     pub const READY_MS: f64 = 100.0;
-    /// `stats --period all` over a history of 100,000 plays, ms.
+    /// `stats --period all` over a history of 1,000,000 plays, ms.
     pub const STATS_MS: f64 = 1000.0;
-    /// ...its peak RSS, MiB...
-    pub const STATS_RSS_MIB: f64 = 16.0;
-    /// ...and how much more that is than over 10,000 plays, MiB: what may
-    /// grow is the count per distinct track (20,000 against 10,000), not a
-    /// copy of the history.
-    pub const STATS_RSS_GROWTH_MIB: f64 = 6.0;
+    /// Import of a 1,000,000-listen ListenBrainz export, s...
+    pub const IMPORT_SECS: f64 = 60.0;
+    /// ...and its peak RSS, MiB.
+    pub const IMPORT_RSS_MIB: f64 = 64.0;
+    /// Peak RSS of `stats` and `export` over 1,000,000 plays, MiB.
+    pub const HISTORY_RSS_MIB: f64 = 32.0;
+    /// `history --since 7d`, `history --artist X`, ms.
+    pub const HISTORY_QUERY_MS: f64 = 100.0;
+    /// `export --format csv` of 1,000,000 plays, s.
+    pub const EXPORT_SECS: f64 = 10.0;
+    /// Growth of the daemon's VmHWM while all of these run, MiB.
+    pub const DAEMON_GROWTH_MIB: f64 = 2.0;
 }
 
 /// The targets checked so far, for the verdict at the end.
@@ -258,7 +266,7 @@ fn main() -> std::process::ExitCode {
         sync_cost(binary, window, &mut checks);
     }
     if run("history") {
-        history_stats(binary, &mut checks);
+        history_million(binary, &mut checks);
     }
     if checks.verdict() {
         std::process::ExitCode::SUCCESS
@@ -304,98 +312,220 @@ fn shipped_binary() -> Option<PathBuf> {
     }
 }
 
-/// `stats --period all` over histories of 10,000 and 100,000 plays (500
-/// artists, 2,000 albums, 20,000 tracks): the command's wall time (best of
-/// three) and peak RSS, and the time of the aggregation alone, in process.
-fn history_stats(binary: &str, checks: &mut Checks) {
+/// A history of 1,000,000 plays (5,000 artists, 20,000 albums, 100,000
+/// tracks, one play every 3 minutes up to now): imported from a ListenBrainz
+/// export (a JSON array) with the daemon running, then read by `stats`,
+/// `history` and `export`. Each command's wall time and peak RSS, and the
+/// daemon's VmHWM before and after each; then the daemon's start to READY
+/// over that history.
+fn history_million(binary: &str, checks: &mut Checks) {
+    use std::io::Write;
+    use std::os::unix::net::UnixDatagram;
+    const PLAYS: u64 = 1_000_000;
     let tmp = tempfile::tempdir().expect("temp dir");
     let now = unix_now();
-    let mut rss_10k = 0.0;
-    for plays in [10_000usize, 100_000] {
-        let state = tmp.path().join(format!("history{plays}"));
-        {
-            let queue = Queue::open(&state, &[]).expect("open");
-            let listens: Vec<Listen> = (0..plays)
-                .map(|i| Listen {
-                    track: Track {
-                        artist: format!("Artist {}", i % 500),
-                        title: format!("Track {}", i % 20_000),
-                        album: Some(format!("Album {}", i % 2000)),
-                        duration_secs: Some(180 + (i % 120) as u64),
-                        ..Track::default()
-                    },
-                    started_at: now - (plays - i) as u64 * 120,
-                })
-                .collect();
-            let (added, _) = queue.import(&listens).expect("import");
-            assert_eq!(added, plays);
-            let history = queue.history().expect("history").expect("history on");
-            let start = Instant::now();
-            let stats = mpd_scrobbler::history::stats::compute(&history, None, now).expect("stats");
-            let alone = start.elapsed();
-            assert_eq!(stats.plays as usize, plays);
-            println!(
-                "stats of {plays} plays: aggregation in process {:.0} ms",
-                ms(alone)
-            );
+    let export = tmp.path().join("listens.json");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&export).expect("export"));
+        w.write_all(b"[\n").expect("write");
+        for i in 0..PLAYS {
+            let sep = if i + 1 == PLAYS { "" } else { "," };
+            writeln!(
+                w,
+                "{{\"listened_at\":{},\"track_metadata\":{{\"artist_name\":\"Artist {}\",\
+                 \"track_name\":\"Track {}\",\"release_name\":\"Album {}\",\
+                 \"additional_info\":{{\"duration_ms\":{}}}}}}}{sep}",
+                now - (PLAYS - i) * 180,
+                i % 5000,
+                i % 100_000,
+                i % 20_000,
+                (180 + i % 120) * 1000
+            )
+            .expect("write");
         }
-        let config = tmp.path().join(format!("history{plays}.toml"));
-        std::fs::write(
-            &config,
-            format!("state_dir = {:?}\n", state.display().to_string()),
-        )
-        .expect("config");
-        let mut best = Duration::MAX;
-        let mut rss_kib = 0;
-        for _ in 0..3 {
-            let start = Instant::now();
-            let out = Command::new("/usr/bin/time")
-                .args(["-f", "%M"])
-                .arg(binary)
-                .arg("-c")
-                .arg(&config)
-                .args(["stats", "--period", "all", "--json"])
-                .env("NO_COLOR", "1")
-                .output()
-                .expect("run /usr/bin/time mpd-scrobbler stats");
-            best = best.min(start.elapsed());
-            assert!(out.status.success(), "{out:?}");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            rss_kib = stderr
-                .lines()
-                .last()
-                .and_then(|l| l.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        println!(
-            "`stats --period all` over {plays} plays: {:.0} ms (best of 3), peak RSS {:.1} MiB",
-            ms(best),
-            rss_kib as f64 / 1024.0
-        );
-        let rss = rss_kib as f64 / 1024.0;
-        if plays == 100_000 {
-            checks.at_most(
-                "`stats --period all` over 100,000 plays",
-                ms(best),
-                target::STATS_MS,
-                "ms",
-            );
-            checks.at_most(
-                "peak RSS of `stats` over 100,000 plays",
-                rss,
-                target::STATS_RSS_MIB,
-                "MiB",
-            );
-            checks.at_most(
-                "peak RSS of `stats`: 100,000 plays against 10,000",
-                rss - rss_10k,
-                target::STATS_RSS_GROWTH_MIB,
-                "MiB",
-            );
-        } else {
-            rss_10k = rss;
-        }
+        w.write_all(b"]\n").expect("write");
     }
+    let size = std::fs::metadata(&export).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "history: a ListenBrainz export of {PLAYS} listens, {:.0} MiB",
+        size as f64 / MIB
+    );
+    let mpd = mpd::MpdServer::start(&[]);
+    let state = tmp.path().join("state");
+    let config = write_config(tmp.path(), "history", mpd.port(), &state, "");
+    let notify = tmp.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&notify).expect("notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let start_daemon = || -> (Child, Duration) {
+        let start = Instant::now();
+        let mut child = Command::new(binary)
+            .arg("-c")
+            .arg(&config)
+            .arg("run")
+            .env_remove("MPD_HOST")
+            .env_remove("MPD_PORT")
+            .env("NOTIFY_SOCKET", &notify)
+            .env("MPD_SCROBBLER_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn daemon");
+        let mut buf = [0u8; 256];
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) if buf[..n].starts_with(b"READY=1") => return (child, start.elapsed()),
+                Ok(_) => {}
+                Err(e) => {
+                    stop(&mut child);
+                    panic!("no READY within 10 s: {e}");
+                }
+            }
+        }
+    };
+    let (mut daemon, _) = start_daemon();
+    let first_hwm = vm_hwm(daemon.id());
+    // One command: its wall time and peak RSS (KiB), and the daemon's VmHWM
+    // after it.
+    let run = |args: &[&str]| -> (Duration, u64, u64) {
+        let start = Instant::now();
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(binary)
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run /usr/bin/time mpd-scrobbler");
+        let took = start.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        let rss = stderr
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        (took, rss, vm_hwm(daemon.id()))
+    };
+    let mut before = first_hwm;
+    let mut report = |what: &str, (took, rss, after): (Duration, u64, u64)| {
+        println!(
+            "history: {what}: {:.0} ms, peak RSS {:.1} MiB; daemon VmHWM {:.1} -> {:.1} MiB",
+            ms(took),
+            rss as f64 / 1024.0,
+            before as f64 / 1024.0,
+            after as f64 / 1024.0
+        );
+        before = after;
+        (ms(took), rss as f64 / 1024.0)
+    };
+    let export_arg = export.to_str().expect("UTF-8 path");
+    let (t, rss) = report(
+        "import of 1,000,000 listens",
+        run(&["import", "listenbrainz", export_arg]),
+    );
+    checks.at_most(
+        "history: import of 1,000,000 listens",
+        t / 1000.0,
+        target::IMPORT_SECS,
+        "s",
+    );
+    checks.at_most(
+        "history: peak RSS of that import",
+        rss,
+        target::IMPORT_RSS_MIB,
+        "MiB",
+    );
+    let best = |args: &[&str]| {
+        (0..3)
+            .map(|_| run(args))
+            .min_by_key(|(took, _, _)| *took)
+            .expect("three runs")
+    };
+    let (t, rss) = report(
+        "`stats --period all` (best of 3)",
+        best(&["stats", "--period", "all"]),
+    );
+    checks.at_most(
+        "history: `stats --period all` at 1,000,000 plays",
+        t,
+        target::STATS_MS,
+        "ms",
+    );
+    checks.at_most(
+        "history: peak RSS of `stats`",
+        rss,
+        target::HISTORY_RSS_MIB,
+        "MiB",
+    );
+    let (t, _) = report(
+        "`history --since 7d` (best of 3)",
+        best(&["history", "--since", "7d"]),
+    );
+    checks.at_most(
+        "history: `history --since 7d`",
+        t,
+        target::HISTORY_QUERY_MS,
+        "ms",
+    );
+    let (t, _) = report(
+        "`history --artist \"Artist 42\"` (best of 3)",
+        best(&["history", "--artist", "Artist 42"]),
+    );
+    checks.at_most(
+        "history: `history --artist X`",
+        t,
+        target::HISTORY_QUERY_MS,
+        "ms",
+    );
+    let (t, rss) = report(
+        "`history export --format csv` of everything",
+        run(&["history", "export", "--format", "csv"]),
+    );
+    checks.at_most(
+        "history: `export --format csv` of everything",
+        t / 1000.0,
+        target::EXPORT_SECS,
+        "s",
+    );
+    checks.at_most(
+        "history: peak RSS of that export",
+        rss,
+        target::HISTORY_RSS_MIB,
+        "MiB",
+    );
+    let growth = (vm_hwm(daemon.id()).saturating_sub(first_hwm)) as f64 / 1024.0;
+    println!("history: daemon VmHWM growth through all of the above: {growth:.2} MiB");
+    checks.at_most(
+        "history: daemon VmHWM growth during the commands",
+        growth,
+        target::DAEMON_GROWTH_MIB,
+        "MiB",
+    );
+    stop(&mut daemon);
+    let mut starts: Vec<Duration> = (0..5)
+        .map(|_| {
+            let (mut d, took) = start_daemon();
+            stop(&mut d);
+            took
+        })
+        .collect();
+    starts.sort();
+    println!(
+        "history: daemon start to READY over 1,000,000 plays: median {:.1} ms",
+        ms(starts[2])
+    );
+    checks.at_most(
+        "history: daemon start to READY, 1,000,000 plays",
+        ms(starts[2]),
+        target::READY_MS,
+        "ms",
+    );
 }
 
 /// Time from spawning the daemon to its READY=1 on NOTIFY_SOCKET, with mpd

@@ -41,6 +41,12 @@ pub(crate) fn write_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Whether stdout is closed (its reader went away, or writing failed):
+/// a command that streams stops reading.
+pub(crate) fn is_closed() -> bool {
+    CLOSED.load(Ordering::Relaxed)
+}
+
 /// Write bytes to stdout (a generated man page or completion script).
 pub(crate) fn write_bytes(bytes: &[u8]) {
     if CLOSED.load(Ordering::Relaxed) {

@@ -15,7 +15,7 @@ use crate::control::{self, QueueReply, Reply, Request};
 use crate::history::{self, commands, journal};
 use crate::metadata::info::local_time;
 use crate::output::{count, errln, out, outln};
-use crate::queue::Queue;
+use crate::queue::{Imported, Queue};
 use crate::scrobble::Listen;
 use crate::session;
 
@@ -84,120 +84,175 @@ pub(crate) fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
     result.map_or_else(Reply::Error, Reply::Queue)
 }
 
-/// Add journal listens to every queue.
-pub(crate) fn import(queue: &Queue, listens: &[Listen]) -> Reply {
-    let counts = |m: BTreeMap<String, usize>| -> BTreeMap<String, u64> {
-        m.into_iter().map(|(k, v)| (k, v as u64)).collect()
+/// The answer to an import batch.
+pub(crate) fn imported(r: &Imported) -> Reply {
+    let counts = |m: &BTreeMap<String, usize>| -> BTreeMap<String, u64> {
+        m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
     };
-    match queue.import_report(listens) {
-        Ok(r) => Reply::Imported {
-            added: r.added as u64,
-            skipped: r.skipped as u64,
-            recorded: r.recorded as u64,
-            queued: counts(r.queued),
-            too_old: counts(r.too_old),
-        },
-        Err(e) => Reply::Error(e.to_string()),
+    Reply::Imported {
+        added: r.added as u64,
+        skipped: r.skipped as u64,
+        recorded: r.recorded as u64,
+        queued: counts(&r.queued),
+        too_old: counts(&r.too_old),
     }
 }
 
-/// `import mpdscribble JOURNAL`: read the journal, report malformed records
-/// by line, and queue the rest through the daemon or directly.
+/// `import mpdscribble JOURNAL`: read the journal line by line, report
+/// malformed records by line, and import the rest in batches.
 pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !journal::is_journal(&text) {
+    use std::io::{BufRead, Read};
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    // Whether it is a journal at all, from its start.
+    let mut head = Vec::new();
+    (&file)
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(cannot)?;
+    let head = String::from_utf8_lossy(&head);
+    let head = match head.rfind('\n') {
+        Some(i) if head.len() == 64 * 1024 => &head[..i],
+        _ => &head,
+    };
+    if !journal::is_journal(head) {
         return Err(format!(
             "{} is not an mpdscribble journal (its lines are not `key = value` records \
              starting with `a = ARTIST`); nothing imported",
             path.display()
         ));
     }
-    let (listens, malformed) = journal::parse(&text);
-    for m in &malformed {
-        errln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
-    }
-    import_listens(config, path, listens, malformed.len()).await
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut reader = journal::Reader::default();
+    let mut lines = std::io::BufReader::new(file).lines();
+    let mut n = 0;
+    let mut done = false;
+    let next = std::iter::from_fn(|| {
+        loop {
+            if done {
+                return None;
+            }
+            let got = match lines.next() {
+                Some(Ok(line)) => {
+                    n += 1;
+                    reader.line(n, &line)
+                }
+                Some(Err(e)) => return Some(Err(cannot(e))),
+                None => {
+                    done = true;
+                    std::mem::take(&mut reader).end()
+                }
+            };
+            match got {
+                Some(Ok(l)) => return Some(Ok(Some(l))),
+                Some(Err(m)) => {
+                    errln!("{}:{}: skipped: {}", path.display(), m.line, m.problem);
+                    return Some(Ok(None));
+                }
+                None => {}
+            }
+        }
+    });
+    import_listens(config, path, next).await
 }
 
 /// `import listenbrainz FILE`: read a ListenBrainz export (JSON array or
-/// JSON Lines), report unreadable listens by position, and import the rest.
+/// JSON Lines) one listen at a time, report unreadable listens by position,
+/// and import the rest in batches.
 pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (listens, bad) = history::parse_listenbrainz_export(&text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    for b in &bad {
-        errln!(
-            "{}: listen {}: skipped: {}",
-            path.display(),
-            b.index,
-            b.problem
-        );
-    }
-    import_listens(config, path, listens, bad.len()).await
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let reader = history::formats::ExportReader::new(std::io::BufReader::new(file));
+    let next = reader.map(|item| match item {
+        Ok(Ok(l)) => Ok(Some(l)),
+        Ok(Err(b)) => {
+            errln!(
+                "{}: listen {}: skipped: {}",
+                path.display(),
+                b.index,
+                b.problem
+            );
+            Ok(None)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    });
+    import_listens(config, path, next).await
 }
 
-/// Add imported listens to the history and the queues, through the daemon
-/// when it runs.
+/// Add imported listens to the history and the queues, a batch at a time:
+/// plays no target takes go straight into the history database (never
+/// through the daemon), the others to the daemon, or to a storage thread of
+/// this process when none runs.
 async fn import_listens(
     config: &Config,
     path: &Path,
-    listens: Vec<Listen>,
-    malformed: usize,
+    listens: impl Iterator<Item = Result<Option<Listen>, String>>,
 ) -> Result<(), String> {
-    let mut total = Reply::Imported {
-        added: 0,
-        skipped: 0,
-        recorded: 0,
-        queued: BTreeMap::new(),
-        too_old: BTreeMap::new(),
+    let mut total = Imported::default();
+    let (mut read, mut malformed) = (0usize, 0usize);
+    let mut sink: Option<commands::Sink> = None;
+    let mut history = match config.history.enabled {
+        true => Some(
+            crate::store::history::HistoryDb::open_writer(&config.state_dir)
+                .map_err(|e| e.to_string())?,
+        ),
+        false => None,
     };
-    // A large journal goes in several requests, each within the socket's
-    // line limit. Without a daemon, all of it goes in at once; listens a
-    // vanished daemon already took count as already queued.
-    for request in control::import_requests(&listens) {
-        let (answer, direct) = match control::request(&config.state_dir, request).await {
-            Ok(Some(reply)) => (reply, false),
-            Ok(None) => (import(&open_queue(config)?, &listens), true),
-            Err(e) => return Err(e.to_string()),
-        };
-        match (&mut total, answer) {
-            (
-                Reply::Imported {
-                    added,
-                    skipped,
-                    recorded,
-                    queued,
-                    too_old,
-                },
-                Reply::Imported {
-                    added: a,
-                    skipped: s,
-                    recorded: r,
-                    queued: q,
-                    too_old: o,
-                },
-            ) => {
-                *added += a;
-                *skipped += s;
-                *recorded += r;
-                for (t, n) in q {
-                    *queued.entry(t).or_default() += n;
-                }
-                for (t, n) in o {
-                    *too_old.entry(t).or_default() += n;
+    let now = crate::scrobble::unix_now();
+    let mut listens = listens.peekable();
+    while listens.peek().is_some() {
+        let mut to_queue = Vec::new();
+        let mut history_only = Vec::new();
+        for item in listens.by_ref() {
+            match item? {
+                None => malformed += 1,
+                Some(l) => {
+                    read += 1;
+                    if commands::some_target_takes(config, l.started_at, now) {
+                        to_queue.push(l);
+                    } else {
+                        history_only.push(l);
+                    }
                 }
             }
-            (_, other) => return Err(unexpected(other)),
+            if to_queue.len() + history_only.len() >= commands::BATCH {
+                break;
+            }
         }
-        if direct {
-            break;
+        if let Some(db) = history.as_mut().filter(|_| !history_only.is_empty()) {
+            let n = db.import_plays(&history_only).map_err(|e| e.to_string())?;
+            total.added += n.added;
+            total.recorded += n.added;
+            total.skipped += n.duplicates;
+            // No target takes them: every target is a Last.fm one they are
+            // too old for.
+            for t in &config.lastfm {
+                *total.too_old.entry(t.name.clone()).or_default() += history_only.len();
+            }
         }
+        if !to_queue.is_empty() {
+            if sink.is_none() {
+                sink = Some(commands::Sink::open(config).await?);
+            }
+            let s = sink.as_mut().expect("opened above");
+            let r = s.send(config, to_queue, None).await?;
+            total.added += r.added;
+            total.skipped += r.skipped;
+            total.recorded += r.recorded;
+            for (t, n) in r.queued {
+                *total.queued.entry(t).or_default() += n;
+            }
+            for (t, n) in r.too_old {
+                *total.too_old.entry(t).or_default() += n;
+            }
+        }
+    }
+    if let Some(commands::Sink::Local(store)) = &sink {
+        store.flush().await.map_err(|e| e.to_string())?;
     }
     out!(
         "{}",
-        import_report(config, path, &total, listens.len(), malformed)
+        import_report(config, path, &imported(&total), read, malformed)
     );
     Ok(())
 }

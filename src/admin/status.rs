@@ -3,6 +3,7 @@
 
 use super::{existing_queue, to_json, unexpected};
 use crate::config::Config;
+use crate::control::HistorySummary;
 use crate::control::{self, Playing, Reply, Request, Status, StorageState};
 use crate::history::commands;
 use crate::metadata::info::local_time;
@@ -42,7 +43,7 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
                     t.rejected_len()
                 ));
             }
-            text.push_str(&commands::render_summary(&commands::summary(&queue)));
+            text.push_str(&commands::render_summary(&commands::summary(config)));
             Err(text.trim_end().to_owned())
         }
         Err(e) => Err(e.to_string()),
@@ -92,7 +93,7 @@ fn render(v: &Status) -> String {
     }
     if let Some(p) = &v.playing {
         let progress = match (p.qualified, p.needed_secs, p.counts_at_end_secs) {
-            (true, _, _) => fate(p, v.history["enabled"] != serde_json::json!(false)),
+            (true, _, _) => fate(p, !matches!(v.history, HistorySummary::Off { .. })),
             (_, Some(needed), Some(at_end)) => format!(
                 "played {}; counts when the title ends after {} (at once at {})",
                 clock(p.played_secs),
@@ -164,9 +165,12 @@ mod tests {
     fn status(playing: Playing, history_on: bool) -> Status {
         Status {
             history: if history_on {
-                serde_json::json!({"plays": 1, "first_started": null})
+                HistorySummary::Plays {
+                    plays: 1,
+                    first_started: None,
+                }
             } else {
-                serde_json::json!({"enabled": false})
+                HistorySummary::Off { enabled: false }
             },
             mpd: MpdLink {
                 address: "localhost:6600".into(),

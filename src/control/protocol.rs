@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::status::Status;
-use crate::history::Filter;
-use crate::history::commands::BackfillRequest;
 use crate::queue::Item;
 use crate::scrobble::Listen;
 
@@ -24,18 +22,18 @@ pub(crate) enum Request {
     Reload,
     /// A queue operation.
     Queue(QueueCmd),
-    /// Add listens from an mpdscribble journal to every queue.
-    Import(Vec<Listen>),
+    /// A batch of listens to import into the history and the queues (of
+    /// `only`, for a backfill).
+    Import {
+        /// The listens (a bounded batch: [`import_requests`]).
+        listens: Vec<Listen>,
+        /// Only this target's queue.
+        only: Option<String>,
+    },
     /// The daemon's state.
     Status,
     /// Love (`true`) or unlove the playing track.
     Love(bool),
-    /// Plays from the history.
-    History(Filter),
-    /// Stats of the plays since this time (all when `None`).
-    Stats(Option<u64>),
-    /// Queue for a target the plays it has not received.
-    Backfill(BackfillRequest),
 }
 
 /// A queue operation.
@@ -88,12 +86,6 @@ pub(crate) enum Reply {
         #[serde(default)]
         too_old: BTreeMap<String, u64>,
     },
-    /// The history's answer to `history`, as `history --json` prints it.
-    History(serde_json::Value),
-    /// The history's answer to `stats`, as `stats --json` prints it.
-    Stats(serde_json::Value),
-    /// The history's answer to `backfill`.
-    Backfill(serde_json::Value),
     /// The request failed; what to tell the user.
     Error(String),
 }
@@ -169,29 +161,41 @@ fn line(value: &impl Serialize) -> String {
 
 /// `listens` as `import` requests, each within
 /// [`IMPORT_LINE_LIMIT`](super::IMPORT_LINE_LIMIT).
-pub(crate) fn import_requests(listens: &[Listen]) -> Vec<Request> {
-    split_import(listens, super::IMPORT_LINE_LIMIT)
+pub(crate) fn import_requests(listens: &[Listen], only: Option<&str>) -> Vec<Request> {
+    split_import(listens, only, super::IMPORT_LINE_LIMIT)
 }
 
 /// `listens` as `import` requests whose lines are at most `limit` bytes
 /// (but at least one listen each).
-fn split_import(listens: &[Listen], limit: usize) -> Vec<Request> {
+fn split_import(listens: &[Listen], only: Option<&str>, limit: usize) -> Vec<Request> {
     // `{"import":[` and `]}`, then each listen and its comma.
-    const FRAME: usize = IMPORT_PREFIX.len() + 3;
+    // The line of an empty batch: everything around the listens.
+    let frame = Request::Import {
+        listens: Vec::new(),
+        only: only.map(str::to_owned),
+    }
+    .to_line()
+    .len();
     let mut requests = Vec::new();
     let mut chunk: Vec<Listen> = Vec::new();
-    let mut size = FRAME;
+    let mut size = frame;
     for listen in listens {
         let len = serde_json::to_string(listen).map_or(0, |s| s.len()) + 1;
         if !chunk.is_empty() && size + len > limit {
-            requests.push(Request::Import(std::mem::take(&mut chunk)));
-            size = FRAME;
+            requests.push(Request::Import {
+                listens: std::mem::take(&mut chunk),
+                only: only.map(str::to_owned),
+            });
+            size = frame;
         }
         size += len;
         chunk.push(listen.clone());
     }
     if !chunk.is_empty() || requests.is_empty() {
-        requests.push(Request::Import(chunk));
+        requests.push(Request::Import {
+            listens: chunk,
+            only: only.map(str::to_owned),
+        });
     }
     requests
 }
@@ -227,14 +231,14 @@ mod tests {
                 id: 7,
                 target: Some("lastfm".into()),
             }),
-            Request::Import(vec![listen(1), listen(2)]),
-            Request::History(Filter::default()),
-            Request::Stats(Some(1_700_000_000)),
-            Request::Stats(None),
-            Request::Backfill(BackfillRequest {
-                target: "lb".into(),
-                since: Some(5),
-            }),
+            Request::Import {
+                listens: vec![listen(1), listen(2)],
+                only: None,
+            },
+            Request::Import {
+                listens: vec![listen(1)],
+                only: Some("lb".into()),
+            },
         ];
         for r in requests {
             let line = r.to_line();
@@ -255,10 +259,13 @@ mod tests {
             })
         );
         assert!(
-            Request::Import(vec![])
-                .to_line()
-                .as_bytes()
-                .starts_with(IMPORT_PREFIX)
+            Request::Import {
+                listens: vec![],
+                only: None
+            }
+            .to_line()
+            .as_bytes()
+            .starts_with(IMPORT_PREFIX)
         );
         for bad in [
             "status",
@@ -274,7 +281,10 @@ mod tests {
     #[test]
     fn every_reply_survives_the_wire() {
         let status = Status {
-            history: serde_json::json!({"plays": 3}),
+            history: crate::control::HistorySummary::Plays {
+                plays: 3,
+                first_started: None,
+            },
             mpd: MpdLink {
                 address: "localhost:6600".into(),
                 connected: true,
@@ -350,9 +360,6 @@ mod tests {
                 queued: BTreeMap::from([("lastfm".to_owned(), 2)]),
                 too_old: BTreeMap::from([("lastfm".to_owned(), 1)]),
             },
-            Reply::History(serde_json::json!({"plays": []})),
-            Reply::Stats(serde_json::json!({"total": 0})),
-            Reply::Backfill(serde_json::json!({"queued": 0})),
             Reply::Error("no".into()),
         ];
         for r in replies {
@@ -383,19 +390,23 @@ mod tests {
     fn a_large_import_is_split_into_requests_within_the_limit() {
         let listens: Vec<Listen> = (0..200).map(listen).collect();
         let limit = 4096;
-        let requests = split_import(&listens, limit);
+        let requests = split_import(&listens, None, limit);
         assert!(requests.len() > 5, "{}", requests.len());
         let mut back = Vec::new();
         for r in &requests {
             let line = r.to_line();
             assert!(line.trim_end().len() <= limit, "{}", line.len());
-            let Ok(Request::Import(chunk)) = Request::parse(&line) else {
+            let Ok(Request::Import { listens: chunk, .. }) = Request::parse(&line) else {
                 panic!("not an import: {line}");
             };
             back.extend(chunk);
         }
         assert_eq!(back, listens);
-        assert_eq!(import_requests(&[]), [Request::Import(vec![])]);
-        assert_eq!(import_requests(&listens), [Request::Import(listens)]);
+        let one = |listens| Request::Import {
+            listens,
+            only: None,
+        };
+        assert_eq!(import_requests(&[], None), [one(vec![])]);
+        assert_eq!(import_requests(&listens, None), [one(listens)]);
     }
 }

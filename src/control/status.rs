@@ -12,8 +12,8 @@ use crate::delivery::TargetState;
 /// The daemon's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Status {
-    /// The history's summary, as the history module makes it.
-    pub history: serde_json::Value,
+    /// The history's summary.
+    pub history: HistorySummary,
     /// The link to MPD.
     pub mpd: MpdLink,
     /// The current play, if any.
@@ -22,6 +22,30 @@ pub(crate) struct Status {
     pub storage: Storage,
     /// Each target, in the config's order.
     pub targets: Vec<TargetStatus>,
+}
+
+/// The history's part of `status` (its JSON: `{"plays": N,
+/// "first_started": T}`, `{"enabled": false}` or `{"error": "…"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum HistorySummary {
+    /// The history's size, kept by the database (no scan).
+    Plays {
+        /// Number of plays.
+        plays: u64,
+        /// Start of the first one.
+        first_started: Option<u64>,
+    },
+    /// It cannot be read.
+    Error {
+        /// Why.
+        error: String,
+    },
+    /// Switched off (`[history] enabled = false`).
+    Off {
+        /// Always `false`.
+        enabled: bool,
+    },
 }
 
 /// The link to MPD.

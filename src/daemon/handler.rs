@@ -63,22 +63,15 @@ impl Handler {
                 Reply::Queue(QueueReply::Flushed(self.targets.len()))
             }
             Request::Queue(cmd) => self.store.queue_command(cmd).await,
-            Request::Import(listens) => {
-                let answer = self.store.import(listens).await;
+            Request::Import { listens, only } => {
+                let answer = self.store.import(listens, only).await;
                 for t in &self.targets {
                     t.wake.notify_one();
                 }
-                answer
-            }
-            Request::History(filter) => Reply::History(self.store.history(filter).await),
-            Request::Stats(since) => Reply::Stats(self.store.stats(since).await),
-            Request::Backfill(req) => {
-                let target = req.target.clone();
-                let answer = Reply::Backfill(self.store.backfill(req).await);
-                for t in self.targets.iter().filter(|t| t.name == target) {
-                    t.wake.notify_one();
+                match answer {
+                    Ok(r) => crate::admin::imported(&r),
+                    Err(e) => Reply::Error(e.to_string()),
                 }
-                answer
             }
         }
     }

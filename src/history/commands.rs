@@ -1,23 +1,30 @@
 //! The commands over the local history: `history`, `history export`, `stats`
-//! and `backfill`. sled lets one process open the database, so while the
-//! daemon runs they go through its control socket (the daemon runs the same
-//! functions on its open database and answers with one line of JSON); when
-//! no daemon runs they open the database themselves.
+//! and `backfill`. They read the history database themselves (SQLite in WAL
+//! mode: while the daemon writes), never through the daemon, and write each
+//! play out as it is read, so neither they nor the daemon grow with the
+//! history. Backfill sends what it selects to the daemon (or to a storage
+//! thread of its own when none runs) in bounded batches.
+
+use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::stats::{self, Stats, Style};
+use super::stats::{self, Style};
 use crate::config::Config;
-use crate::control::{self, Request};
+use crate::control::{self, HistorySummary, Reply};
 use crate::history::{self, Filter, Record};
 use crate::metadata::info::local_time;
-use crate::output::{count, out, outln};
-use crate::queue::Queue;
-use crate::scrobble::unix_now;
+use crate::output::{self, count, out, outln};
+use crate::queue::{Imported, Queue};
+use crate::scrobble::{Listen, unix_now};
+use crate::store::Store;
+use crate::store::history::HistoryDb;
 
 /// Last.fm ignores scrobbles older than this (protocols.md §1.8).
 const LASTFM_MAX_AGE: u64 = 14 * 86_400;
+
+/// Plays per batch sent to the daemon by `backfill` and `import`.
+pub(crate) const BATCH: usize = 1000;
 
 /// A `backfill` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,220 +54,281 @@ pub fn configure(queue: Queue, config: &Config) -> Queue {
         })
 }
 
-fn history_of(queue: &Queue) -> Result<history::History, String> {
-    queue
-        .history()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the history is switched off ([history] enabled = false)".to_owned())
+/// Whether some configured target takes a play that started at `started`
+/// (Last.fm ignores plays older than 14 days).
+pub(crate) fn some_target_takes(config: &Config, started: u64, now: u64) -> bool {
+    let lastfm: Vec<&str> = config.lastfm.iter().map(|t| t.name.as_str()).collect();
+    config
+        .target_names()
+        .iter()
+        .any(|n| !lastfm.contains(n) || now.saturating_sub(started) <= LASTFM_MAX_AGE)
 }
 
-fn answer(result: Result<Value, String>) -> Value {
-    result.unwrap_or_else(|e| json!({ "error": e }))
-}
-
-/// The records `filter` selects, as `{"plays": [...]}`.
-pub fn select(queue: &Queue, filter: &Filter) -> Value {
-    answer((|| {
-        let plays = filter
-            .select(&history_of(queue)?)
-            .map_err(|e| e.to_string())?;
-        Ok(json!({ "plays": plays }))
-    })())
-}
-
-/// The stats since `since`, as JSON.
-pub fn compute_stats(queue: &Queue, since: Option<u64>) -> Value {
-    answer((|| {
-        let s =
-            stats::compute(&history_of(queue)?, since, unix_now()).map_err(|e| e.to_string())?;
-        Ok(json!(s))
-    })())
-}
-
-/// Queue what `req.target` has not received; the counts as JSON.
-pub fn backfill(queue: &Queue, req: &BackfillRequest) -> Value {
-    answer((|| {
-        if !queue.names().contains(&req.target) {
-            return Err(format!(
-                "no target named {:?} (configured: {})",
-                req.target,
-                queue.names().join(", ")
-            ));
-        }
-        history_of(queue)?;
-        let done = queue
-            .backfill(&req.target, req.since, unix_now())
-            .map_err(|e| e.to_string())?;
-        Ok(json!(done))
-    })())
-}
-
-/// The size of the history and its first play, for `status`.
-pub fn summary(queue: &Queue) -> Value {
-    match queue.history() {
-        Ok(Some(h)) => json!({ "plays": h.len(), "first_started": h.first_started() }),
-        Ok(None) => json!({ "enabled": false }),
-        Err(e) => json!({ "error": e.to_string() }),
+/// The history database for reading: `None` when nothing was recorded yet.
+pub(crate) fn reader(config: &Config) -> Result<Option<HistoryDb>, String> {
+    if !config.history.enabled {
+        return Err("the history is switched off ([history] enabled = false)".to_owned());
     }
+    let found = HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string())?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    // A history an older release kept in the queue database, before the
+    // daemon's first start moved it: move it now (a running daemon holds
+    // the queue, and has moved it at its start).
+    if let Ok(Some(queue)) = crate::admin::existing_queue(config) {
+        let mut db = HistoryDb::open_writer(&config.state_dir).map_err(|e| e.to_string())?;
+        crate::store::migrate(&queue, &mut db).map_err(|e| e.to_string())?;
+        drop(db);
+        return HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string());
+    }
+    Ok(None)
+}
+
+/// The size of the history and its first play, for `status` without a
+/// daemon.
+pub(crate) fn summary(config: &Config) -> HistorySummary {
+    if !config.history.enabled {
+        return HistorySummary::Off { enabled: false };
+    }
+    let read = || -> Result<HistorySummary, String> {
+        Ok(match reader(config)? {
+            None => HistorySummary::Plays {
+                plays: 0,
+                first_started: None,
+            },
+            Some(db) => HistorySummary::Plays {
+                plays: db.len().map_err(|e| e.to_string())?,
+                first_started: db.first_started().map_err(|e| e.to_string())?,
+            },
+        })
+    };
+    read().unwrap_or_else(|error| HistorySummary::Error { error })
 }
 
 /// The `status` line for [`summary`]'s answer.
-pub fn render_summary(v: &Value) -> String {
-    if v["enabled"] == json!(false) {
-        return "History: off\n".into();
+pub(crate) fn render_summary(v: &HistorySummary) -> String {
+    match v {
+        HistorySummary::Off { .. } => "History: off\n".into(),
+        HistorySummary::Error { error } => format!("History: cannot be read ({error})\n"),
+        HistorySummary::Plays {
+            plays,
+            first_started: Some(first),
+        } if *plays > 0 => format!(
+            "History: {} since {}\n",
+            count(*plays, "play", "plays"),
+            local_time(*first)
+        ),
+        HistorySummary::Plays { .. } => "History: no plays yet\n".into(),
     }
-    if let Some(e) = v["error"].as_str() {
-        return format!("History: cannot be read ({e})\n");
-    }
-    match (v["plays"].as_u64(), v["first_started"].as_u64()) {
-        (Some(n), Some(first)) if n > 0 => {
-            format!(
-                "History: {} since {}\n",
-                count(n, "play", "plays"),
-                local_time(first)
-            )
+}
+
+/// Walk the plays `filter` selects, oldest first, until the reader of
+/// stdout goes away; how many were read.
+fn each_play(
+    config: &Config,
+    filter: &Filter,
+    marks: bool,
+    mut each: impl FnMut(&Record),
+) -> Result<u64, String> {
+    let Some(db) = reader(config)? else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    db.select(filter, marks, |row| {
+        each(&row.record);
+        n += 1;
+        match output::is_closed() {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
         }
-        _ => "History: no plays yet\n".into(),
-    }
-}
-
-/// Whether a request only reads, and then its answer over no plays.
-enum Kind {
-    Read(Value),
-    Write,
-}
-
-/// Ask the daemon, or run `direct` on the database when no daemon runs.
-async fn ask(
-    config: &Config,
-    req: Request,
-    direct: impl FnOnce(&Queue) -> Value,
-) -> Result<Value, String> {
-    ask_where(config, req, direct).await.map(|(v, _)| v)
-}
-
-/// [`ask`], also saying whether the daemon answered.
-async fn ask_where(
-    config: &Config,
-    req: Request,
-    direct: impl FnOnce(&Queue) -> Value,
-) -> Result<(Value, bool), String> {
-    let req_kind = match &req {
-        Request::History(_) => Kind::Read(json!({ "plays": [] })),
-        Request::Stats(since) => Kind::Read(json!(
-            stats::Aggregator::new(*since, jiff::tz::TimeZone::system()).finish(unix_now())
-        )),
-        _ => Kind::Write,
-    };
-    let (v, daemon) = match control::request(&config.state_dir, req).await {
-        Ok(Some(
-            control::Reply::History(v) | control::Reply::Stats(v) | control::Reply::Backfill(v),
-        )) => (v, true),
-        Ok(Some(other)) => return Err(crate::admin::unexpected(other)),
-        Ok(None) => match &req_kind {
-            // Reading makes nothing: no database yet is an empty history.
-            Kind::Read(empty) => match crate::admin::existing_queue(config)? {
-                Some(q) => (direct(&q), false),
-                None => (empty.clone(), false),
-            },
-            Kind::Write => (direct(&crate::admin::open_queue(config)?), false),
-        },
-        Err(e) => return Err(e.to_string()),
-    };
-    match v.get("error").and_then(Value::as_str) {
-        Some(e) => Err(e.to_owned()),
-        None => Ok((v, daemon)),
-    }
-}
-
-async fn records(config: &Config, filter: &Filter) -> Result<Vec<Record>, String> {
-    let v = ask(config, Request::History(filter.clone()), |q| {
-        select(q, filter)
     })
-    .await?;
-    serde_json::from_value(v["plays"].clone())
-        .map_err(|e| format!("the daemon answered something unreadable ({e})"))
+    .map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 /// `history`: one line per play in local time, or a JSON array.
 pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<(), String> {
-    let plays = records(config, filter).await?;
     if json_out {
-        let entries: Vec<_> = plays.iter().map(Record::entry).collect();
-        outln!("{}", serde_json::to_string_pretty(&entries).expect("JSON"));
+        let mut first = true;
+        out!("[");
+        each_play(config, filter, true, |r| {
+            let sep = if std::mem::take(&mut first) {
+                "\n"
+            } else {
+                ",\n"
+            };
+            let entry = serde_json::to_string_pretty(&r.entry()).unwrap_or_default();
+            out!("{sep}  {}", entry.replace('\n', "\n  "));
+        })?;
+        outln!("{}]", if first { "" } else { "\n" });
         return Ok(());
     }
-    let mut out = String::new();
-    for r in &plays {
+    let n = each_play(config, filter, false, |r| {
         let t = &r.listen.track;
         let album = t
             .album
             .as_ref()
             .map(|a| format!(" ({a})"))
             .unwrap_or_default();
-        out.push_str(&format!(
-            "{}  {}{album}\n",
+        outln!(
+            "{}  {}{album}",
             local_time(r.listen.started_at),
             crate::delivery::describe_names(&t.artist, &t.title)
-        ));
+        );
+    })?;
+    if n == 0 {
+        outln!(
+            "No plays recorded{}",
+            if *filter == Filter::default() {
+                " yet."
+            } else {
+                " that match."
+            }
+        );
     }
-    if plays.is_empty() {
-        out.push_str("No plays recorded");
-        out.push_str(if *filter == Filter::default() {
-            " yet.\n"
-        } else {
-            " that match.\n"
-        });
-    }
-    out!("{out}");
     Ok(())
 }
 
-/// The text of an export.
-pub fn export_text(plays: &[Record], format: Format) -> String {
+/// `history export`: every selected play to stdout, as it is read.
+pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
     match format {
         Format::ListenBrainz => {
-            let listens: Vec<Value> = plays
-                .iter()
-                .map(|r| history::listenbrainz_listen(&r.listen))
-                .collect();
-            serde_json::to_string_pretty(&listens).expect("JSON") + "\n"
+            let mut first = true;
+            out!("[");
+            each_play(config, filter, false, |r| {
+                let sep = if std::mem::take(&mut first) {
+                    "\n"
+                } else {
+                    ",\n"
+                };
+                let v = serde_json::to_string_pretty(&history::listenbrainz_listen(&r.listen))
+                    .unwrap_or_default();
+                out!("{sep}  {}", v.replace('\n', "\n  "));
+            })?;
+            outln!("{}]", if first { "" } else { "\n" });
         }
         Format::Csv => {
-            let mut out = String::from(history::CSV_HEADER);
-            out.push_str("\r\n");
-            for r in plays {
-                out.push_str(&history::csv_line(r));
-                out.push_str("\r\n");
-            }
-            out
+            out!("{}\r\n", history::CSV_HEADER);
+            each_play(config, filter, false, |r| {
+                out!("{}\r\n", history::csv_line(r));
+            })?;
         }
     }
-}
-
-/// `history export`: every selected play to stdout.
-pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
-    let plays = records(config, filter).await?;
-    out!("{}", export_text(&plays, format));
     Ok(())
 }
 
 /// `stats`: figures and charts, or JSON.
 pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result<(), String> {
     let since = history::period_start(period, unix_now())?;
-    let v = ask(config, Request::Stats(since), |q| compute_stats(q, since)).await?;
+    let mut agg = stats::Aggregator::new(since, jiff::tz::TimeZone::system());
+    if let Some(db) = reader(config)? {
+        db.for_stats(since, |p| {
+            agg.add(
+                p.started_at,
+                p.artist,
+                p.title,
+                p.album,
+                p.album_artist,
+                p.listened,
+            );
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    let s = agg.finish(unix_now());
     if json_out {
-        outln!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&s).expect("JSON"));
         return Ok(());
     }
-    let s: Stats = serde_json::from_value(v)
-        .map_err(|e| format!("the daemon answered something unreadable ({e})"))?;
     let env = |k: &str| std::env::var(k).ok();
     out!("{}", stats::render(&s, period, Style::for_stdout(&env)));
     Ok(())
 }
 
-/// `backfill TARGET`: queue for TARGET what it has not received.
+/// Where batches of plays to queue go: the daemon, or, when none runs, a
+/// storage thread of this process.
+pub(crate) enum Sink {
+    /// The daemon answers.
+    Daemon,
+    /// No daemon: this process owns the queue.
+    Local(Store),
+}
+
+impl Sink {
+    /// Send one batch (for every target, or `only` one); what it did, and
+    /// whether a daemon took it.
+    pub(crate) async fn send(
+        &mut self,
+        config: &Config,
+        listens: Vec<Listen>,
+        only: Option<&str>,
+    ) -> Result<Imported, String> {
+        if let Sink::Daemon = self {
+            let mut total = Imported::default();
+            for request in control::import_requests(&listens, only) {
+                match control::request(&config.state_dir, request).await {
+                    Ok(Some(Reply::Imported {
+                        added,
+                        skipped,
+                        recorded,
+                        queued,
+                        too_old,
+                    })) => {
+                        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+                        total.added += n(added);
+                        total.skipped += n(skipped);
+                        total.recorded += n(recorded);
+                        for (t, v) in queued {
+                            *total.queued.entry(t).or_default() += n(v);
+                        }
+                        for (t, v) in too_old {
+                            *total.too_old.entry(t).or_default() += n(v);
+                        }
+                    }
+                    Ok(Some(other)) => return Err(crate::admin::unexpected(other)),
+                    // The daemon went away: the rest goes in here.
+                    Ok(None) => {
+                        *self = Sink::local(config)?;
+                        return Box::pin(self.send(config, listens, only)).await;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            return Ok(total);
+        }
+        let Sink::Local(store) = self else {
+            unreachable!("handled above")
+        };
+        store
+            .import(listens, only.map(str::to_owned))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The daemon if it runs, a storage thread of this process otherwise.
+    pub(crate) async fn open(config: &Config) -> Result<Sink, String> {
+        match control::request(
+            &config.state_dir,
+            control::Request::Queue(control::QueueCmd::List { rejected: true }),
+        )
+        .await
+        {
+            Ok(Some(_)) => Ok(Sink::Daemon),
+            Ok(None) => Sink::local(config),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn local(config: &Config) -> Result<Sink, String> {
+        let queue = crate::admin::open_queue(config)?;
+        Store::start(queue, None)
+            .map(Sink::Local)
+            .map_err(|e| format!("cannot start the storage thread: {e}"))
+    }
+}
+
+/// `backfill TARGET`: queue for TARGET what it has not received, read from
+/// the history and sent in batches.
 pub async fn backfill_cmd(
     config: &Config,
     target: &str,
@@ -277,31 +345,46 @@ pub async fn backfill_cmd(
             }
         ));
     };
-    let req = BackfillRequest {
-        target: target.to_owned(),
-        since,
-    };
-    let (v, running) = ask_where(config, Request::Backfill(req.clone()), |q| {
-        backfill(q, &req)
-    })
-    .await?;
+    let mut done = crate::queue::Backfill::default();
+    let mut running = false;
+    if let Some(db) = reader(config)? {
+        let mut sink = Sink::open(config).await?;
+        running = matches!(sink, Sink::Daemon);
+        done.already = usize::try_from(db.count_held(target, since).map_err(|e| e.to_string())?)
+            .unwrap_or(usize::MAX);
+        let mut after = 0;
+        loop {
+            let (batch, last) = db
+                .lacking(target, since, after, BATCH)
+                .map_err(|e| e.to_string())?;
+            if batch.is_empty() {
+                break;
+            }
+            after = last;
+            let r = sink.send(config, batch, Some(target)).await?;
+            done.queued += r.queued.get(target).copied().unwrap_or(0);
+            done.too_old += r.too_old.get(target).copied().unwrap_or(0);
+            done.already += r.skipped;
+        }
+        if let Sink::Local(store) = &sink {
+            store.flush().await.map_err(|e| e.to_string())?;
+        }
+    }
     if json_out {
-        outln!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&done).expect("JSON"));
         return Ok(());
     }
-    let n = |k: &str| v[k].as_u64().unwrap_or(0);
     let mut text = format!(
         "{target}: queued {} plays ({} it has already).",
-        n("queued"),
-        n("already")
+        done.queued, done.already
     );
-    if n("too_old") > 0 {
+    if done.too_old > 0 {
         text.push_str(&format!(
             " Skipped {} older than 14 days, which Last.fm would ignore.",
-            n("too_old")
+            done.too_old
         ));
     }
-    if !running && n("queued") > 0 {
+    if !running && done.queued > 0 {
         text.push_str(" They go out when the daemon starts.");
     }
     outln!("{text}");
@@ -311,45 +394,20 @@ pub async fn backfill_cmd(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::PlayInfo;
-    use crate::scrobble::{Listen, Track};
-
-    #[test]
-    fn exports_have_a_line_or_object_per_play() {
-        let plays: Vec<Record> = (0..3)
-            .map(|i| {
-                Record::new(
-                    &Listen {
-                        track: Track {
-                            artist: "A".into(),
-                            title: format!("T{i}"),
-                            ..Track::default()
-                        },
-                        started_at: 1_700_000_000 + i,
-                    },
-                    &PlayInfo::default(),
-                    &[],
-                )
-            })
-            .collect();
-        let csv = export_text(&plays, Format::Csv);
-        assert_eq!(csv.lines().count(), 4);
-        assert!(csv.starts_with("started_at,artist,title"));
-        let lb: Vec<Value> =
-            serde_json::from_str(&export_text(&plays, Format::ListenBrainz)).unwrap();
-        assert_eq!(lb.len(), 3);
-        assert_eq!(lb[2]["track_metadata"]["track_name"], "T2");
-    }
 
     #[test]
     fn status_line() {
-        assert_eq!(render_summary(&json!({"enabled": false})), "History: off\n");
         assert_eq!(
-            render_summary(&json!({"plays": 0, "first_started": null})),
-            "History: no plays yet\n"
+            render_summary(&HistorySummary::Off { enabled: false }),
+            "History: off\n"
         );
+        let plays = |plays, first_started| HistorySummary::Plays {
+            plays,
+            first_started,
+        };
+        assert_eq!(render_summary(&plays(0, None)), "History: no plays yet\n");
         assert!(
-            render_summary(&json!({"plays": 12, "first_started": 1_700_000_000}))
+            render_summary(&plays(12, Some(1_700_000_000)))
                 .starts_with("History: 12 plays since 2023-11-")
         );
     }

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{History, Record};
-
 /// Which plays `history` and `history export` show.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {
@@ -20,38 +18,6 @@ pub struct Filter {
     /// Only plays whose artist contains this (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artist: Option<String>,
-}
-
-impl Filter {
-    /// Whether `record` passes the artist filter.
-    fn admits(&self, record: &Record, artist_lower: Option<&str>) -> bool {
-        artist_lower.is_none_or(|a| record.listen.track.artist.to_lowercase().contains(a))
-    }
-
-    /// The records this filter selects, oldest first.
-    pub fn select(&self, history: &History) -> sled::Result<Vec<Record>> {
-        let artist = self.artist.as_ref().map(|a| a.to_lowercase());
-        let mut out = Vec::new();
-        let matching = history.range(self.since, self.until).filter(|r| match r {
-            Ok((_, rec)) => self.admits(rec, artist.as_deref()),
-            Err(_) => true,
-        });
-        match self.limit {
-            // The last N: walk back from the newest, then restore the order.
-            Some(n) => {
-                for item in matching.rev().take(n) {
-                    out.push(item?.1);
-                }
-                out.reverse();
-            }
-            None => {
-                for item in matching {
-                    out.push(item?.1);
-                }
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// A `--since`/`--until` value: a duration back from `now` ("7d", "2h 30m")

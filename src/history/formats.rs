@@ -184,3 +184,95 @@ fn listen_from_json(v: &Value) -> Result<Listen, String> {
         started_at,
     })
 }
+
+/// Reads a ListenBrainz export (a JSON array, or JSON Lines) one listen at
+/// a time, never holding more than one in memory: the array's brackets and
+/// the commas between its elements are read as spaces, so both shapes
+/// become a stream of JSON values.
+pub struct ExportReader<R: std::io::Read> {
+    values: serde_json::StreamDeserializer<'static, serde_json::de::IoRead<Flatten<R>>, Value>,
+    index: usize,
+}
+
+impl<R: std::io::Read> ExportReader<R> {
+    /// Read from `r` (buffer it: it is read a byte at a time).
+    pub fn new(r: R) -> ExportReader<R> {
+        let flat = Flatten {
+            inner: r,
+            depth: 0,
+            started: false,
+            in_string: false,
+            escaped: false,
+        };
+        ExportReader {
+            values: serde_json::Deserializer::from_reader(flat).into_iter(),
+            index: 0,
+        }
+    }
+}
+
+impl<R: std::io::Read> Iterator for ExportReader<R> {
+    /// A listen, or the listen that is unreadable (by its position); the
+    /// outer error is a file that is not JSON, which ends the reading.
+    type Item = Result<Result<Listen, Unreadable>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let v = match self.values.next()? {
+            Ok(v) => v,
+            Err(e) => {
+                return Some(Err(format!(
+                    "after listen {}: not JSON listens: {e}",
+                    self.index
+                )));
+            }
+        };
+        self.index += 1;
+        Some(Ok(listen_from_json(&v).map_err(|problem| Unreadable {
+            index: self.index,
+            problem,
+        })))
+    }
+}
+
+/// The bytes of a JSON array with its outer brackets and top-level commas
+/// turned into spaces (see [`ExportReader`]).
+pub struct Flatten<R> {
+    inner: R,
+    depth: u32,
+    started: bool,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl<R: std::io::Read> std::io::Read for Flatten<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &mut buf[..n] {
+            if self.in_string {
+                self.started = true;
+                match (*b, self.escaped) {
+                    (_, true) => self.escaped = false,
+                    (b'\\', false) => self.escaped = true,
+                    (b'"', false) => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            let byte = *b;
+            match byte {
+                b'"' => self.in_string = true,
+                // The outer array's bracket: the first byte that is not
+                // white space.
+                b'[' if !self.started && self.depth == 0 => *b = b' ',
+                b']' | b',' if self.depth == 0 => *b = b' ',
+                b'[' | b'{' => self.depth += 1,
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+            if !byte.is_ascii_whitespace() {
+                self.started = true;
+            }
+        }
+        Ok(n)
+    }
+}

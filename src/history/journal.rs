@@ -105,34 +105,48 @@ pub fn is_journal(text: &str) -> bool {
 pub fn parse(text: &str) -> (Vec<Listen>, Vec<Malformed>) {
     let mut listens = Vec::new();
     let mut malformed = Vec::new();
-    let mut current: Option<Record> = None;
-    let mut finish = |r: Option<Record>, listens: &mut Vec<Listen>| {
-        if let Some(r) = r {
-            match r.finish() {
-                Ok(l) => listens.push(l),
-                Err(m) => malformed.push(m),
-            }
-        }
+    let mut reader = Reader::default();
+    let mut keep = |r: Result<Listen, Malformed>| match r {
+        Ok(l) => listens.push(l),
+        Err(m) => malformed.push(m),
     };
     for (i, line) in text.lines().enumerate() {
+        if let Some(r) = reader.line(i + 1, line) {
+            keep(r);
+        }
+    }
+    if let Some(r) = reader.end() {
+        keep(r);
+    }
+    (listens, malformed)
+}
+
+/// Reads a journal line by line: a record is complete when the next one
+/// starts, or at the end.
+#[derive(Default)]
+pub struct Reader {
+    current: Option<Record>,
+}
+
+impl Reader {
+    /// Take line `n` (1-based); the record it completed, if any.
+    pub fn line(&mut self, n: usize, line: &str) -> Option<Result<Listen, Malformed>> {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
-            continue;
+            return None;
         }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
+        let (key, value) = line.split_once('=')?;
         let (key, value) = (key.trim(), value.trim().to_owned());
         if key == "a" {
-            finish(current.take(), &mut listens);
-            current = Some(Record {
-                line: i + 1,
+            let done = self.current.take().map(Record::finish);
+            self.current = Some(Record {
+                line: n,
                 artist: value,
                 ..Record::default()
             });
-            continue;
+            return done;
         }
-        let Some(r) = current.as_mut() else { continue };
+        let r = self.current.as_mut()?;
         match key {
             "t" => r.title = value,
             "b" => r.album = value,
@@ -142,9 +156,13 @@ pub fn parse(text: &str) -> (Vec<Listen>, Vec<Malformed>) {
             "l" => r.length = value,
             _ => {}
         }
+        None
     }
-    finish(current.take(), &mut listens);
-    (listens, malformed)
+
+    /// The last record, at the end of the journal.
+    pub fn end(mut self) -> Option<Result<Listen, Malformed>> {
+        self.current.take().map(Record::finish)
+    }
 }
 
 #[cfg(test)]

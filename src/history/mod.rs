@@ -1,13 +1,14 @@
-//! The local listening history: every qualifying play, kept for good in the
-//! queue's sled database (tree `history`), whether or not any target is
-//! configured. The queues are what is still owed to each target; the history
+//! The local listening history: every qualifying play, kept for good in
+//! `history.sqlite` (`crate::store::history`), whether or not any target
+//! is configured. The queues are what is still owed to each target; the history
 //! is the record of what was played, and of which target accepted which
 //! play and when.
 //!
-//! Keys are the play's start time (big-endian Unix seconds) followed by the
-//! id its queue entries carry, so a scan in key order is a scan in time
-//! order, a start-time range is a key range, and the flusher finds a
-//! delivered item's record from its queue key and start time alone.
+//! Releases before the SQLite history kept it in the queue's sled database
+//! (tree [`TREE`]), keyed by the play's start time (big-endian Unix
+//! seconds) followed by the id its queue entries carry; the storage thread
+//! moves such a history at the first start ([`key`], [`split_key`] and
+//! [`Record`] read it).
 //!
 //! Around it, in this folder: the time arguments and filters ([`filter`]),
 //! the formats plays go out and come in ([`formats`]: ListenBrainz's import
@@ -166,7 +167,7 @@ pub enum Change {
         /// The key its queue entries carry.
         key: u64,
         /// The play.
-        record: Record,
+        record: Box<Record>,
     },
     /// The play with this queue key was queued for `target` (backfill).
     Queued {
@@ -205,104 +206,6 @@ pub fn same_play(a: &Listen, b: &Listen) -> bool {
         && a.track.title == b.track.title
 }
 
-/// The history tree.
-#[derive(Debug, Clone)]
-pub struct History {
-    tree: sled::Tree,
-}
-
-impl History {
-    /// The history of an open database.
-    pub fn open(db: &sled::Db) -> sled::Result<History> {
-        Ok(History {
-            tree: db.open_tree(TREE)?,
-        })
-    }
-
-    /// The sled tree, for transactions that span it and the queues.
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
-    }
-
-    /// Number of plays (a scan: sled keeps no count).
-    pub fn len(&self) -> usize {
-        self.tree.len()
-    }
-
-    /// Whether no play is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
-
-    /// Start time of the first play.
-    pub fn first_started(&self) -> Option<u64> {
-        let (k, _) = self.tree.first().ok()??;
-        split_key(&k).map(|(t, _)| t)
-    }
-
-    /// The recorded play that is the same as `listen`, if any.
-    pub fn find(&self, listen: &Listen) -> sled::Result<Option<(HistoryKey, Record)>> {
-        for item in self.tree.scan_prefix(listen.started_at.to_be_bytes()) {
-            let (k, v) = item?;
-            let (Ok(k), Some(r)) = (HistoryKey::try_from(k.as_ref()), Record::decode(&v)) else {
-                continue;
-            };
-            if same_play(&r.listen, listen) {
-                return Ok(Some((k, r)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The raw entries with `since <= start < until`, in time order (the
-    /// iterator runs backwards too, for "the last N").
-    pub fn raw_range(
-        &self,
-        since: Option<u64>,
-        until: Option<u64>,
-    ) -> impl DoubleEndedIterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + use<> {
-        let lo = key(since.unwrap_or(0), 0);
-        match until {
-            Some(u) => self.tree.range(lo..key(u, 0)),
-            None => self.tree.range(lo..),
-        }
-    }
-
-    /// The records with `since <= start < until`, in time order; unreadable
-    /// ones are skipped.
-    pub fn range(
-        &self,
-        since: Option<u64>,
-        until: Option<u64>,
-    ) -> impl DoubleEndedIterator<Item = sled::Result<(HistoryKey, Record)>> + use<> {
-        self.raw_range(since, until).filter_map(|item| match item {
-            Err(e) => Some(Err(e)),
-            Ok((k, v)) => Some(Ok((
-                HistoryKey::try_from(k.as_ref()).ok()?,
-                Record::decode(&v)?,
-            ))),
-        })
-    }
-
-    /// Forget plays that started before `before`, except those still
-    /// waiting in a queue (`waiting(id)`): the history keeps everything the
-    /// queues hold. Returns how many were removed.
-    pub fn prune(&self, before: u64, waiting: impl Fn(u64) -> bool) -> sled::Result<usize> {
-        let mut removed = 0;
-        for item in self.tree.range(..key(before, 0)) {
-            let (k, _) = item?;
-            match split_key(&k) {
-                Some((_, id)) if waiting(id) => {}
-                _ => {
-                    self.tree.remove(k)?;
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,21 +227,6 @@ mod tests {
         }
     }
 
-    fn history() -> (tempfile::TempDir, History) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        (dir, History::open(&db).unwrap())
-    }
-
-    fn put(h: &History, id: u64, l: &Listen) {
-        h.tree()
-            .insert(
-                key(l.started_at, id),
-                Record::new(l, &PlayInfo::default(), &[]).encode(),
-            )
-            .unwrap();
-    }
-
     #[test]
     fn keys_sort_by_time_then_id() {
         assert!(key(1, 900) < key(2, 1));
@@ -348,56 +236,6 @@ mod tests {
             Some((1_700_000_000, 42))
         );
         assert_eq!(split_key(b"short"), None);
-    }
-
-    #[test]
-    fn filter_selects_range_artist_and_last_n() {
-        let (_d, h) = history();
-        for i in 0..10u64 {
-            let artist = if i % 2 == 0 { "Sigur Rós" } else { "AC/DC" };
-            put(
-                &h,
-                100 + i,
-                &listen(1000 + i * 10, artist, &format!("t{i}")),
-            );
-        }
-        let times = |f: &Filter| -> Vec<u64> {
-            f.select(&h)
-                .unwrap()
-                .iter()
-                .map(|r| r.listen.started_at)
-                .collect()
-        };
-        assert_eq!(times(&Filter::default()).len(), 10);
-        let f = Filter {
-            since: Some(1020),
-            until: Some(1060),
-            ..Filter::default()
-        };
-        assert_eq!(times(&f), [1020, 1030, 1040, 1050]);
-        let f = Filter {
-            artist: Some("sigur".into()),
-            limit: Some(2),
-            ..Filter::default()
-        };
-        assert_eq!(times(&f), [1060, 1080]);
-        assert_eq!(h.first_started(), Some(1000));
-        assert!(h.find(&listen(1030, "AC/DC", "t3")).unwrap().is_some());
-        assert!(h.find(&listen(1030, "AC/DC", "t4")).unwrap().is_none());
-    }
-
-    #[test]
-    fn prune_keeps_what_a_queue_still_holds() {
-        let (_d, h) = history();
-        for i in 0..5u64 {
-            put(&h, i, &listen(1000 + i, "A", "T"));
-        }
-        assert_eq!(h.prune(1003, |id| id == 1).unwrap(), 2);
-        let left: Vec<u64> = h
-            .range(None, None)
-            .map(|r| r.unwrap().1.listen.started_at)
-            .collect();
-        assert_eq!(left, [1001, 1003, 1004]);
     }
 
     #[test]

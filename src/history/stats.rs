@@ -3,14 +3,12 @@
 //! distinct artists, albums, tracks and days (never by the number of plays);
 //! [`charts`](super::charts) turns the result into text.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 pub use super::charts::{Style, render};
-use crate::history::History;
 
 /// How many entries each top list shows.
 pub const TOP: usize = 10;
@@ -43,35 +41,6 @@ pub struct Stats {
     pub per_period: Vec<(String, u64)>,
     /// Plays per local hour of the day, 0 to 23.
     pub per_hour: Vec<u64>,
-}
-
-/// A play as the aggregator reads it: borrowed from the stored JSON where
-/// possible, so a scan allocates only for names it has not seen.
-#[derive(Deserialize)]
-struct View<'a> {
-    #[serde(borrow)]
-    listen: ListenView<'a>,
-    played_secs: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct ListenView<'a> {
-    #[serde(borrow)]
-    track: TrackView<'a>,
-    started_at: u64,
-}
-
-#[derive(Deserialize)]
-struct TrackView<'a> {
-    #[serde(borrow)]
-    artist: Cow<'a, str>,
-    #[serde(borrow)]
-    title: Cow<'a, str>,
-    #[serde(borrow, default)]
-    album: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    album_artist: Option<Cow<'a, str>>,
-    duration_secs: Option<u64>,
 }
 
 /// Counts plays one at a time.
@@ -155,25 +124,6 @@ impl Aggregator {
                 *hour += 1;
             }
         }
-    }
-
-    /// Count one stored history record; unreadable ones are skipped.
-    pub fn add_stored(&mut self, bytes: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<View<'_>>(bytes) else {
-            return;
-        };
-        let t = &v.listen.track;
-        // What was really played (to the end of the play, or at least
-        // until it counted); the track's length only for imported plays.
-        let listened = v.played_secs.or(t.duration_secs).unwrap_or(0);
-        self.add(
-            v.listen.started_at,
-            &t.artist,
-            &t.title,
-            t.album.as_deref(),
-            t.album_artist.as_deref(),
-            listened,
-        );
     }
 
     /// The figures, with the chart of days running up to `now`.
@@ -260,26 +210,6 @@ impl Aggregator {
             per_hour: self.hours.to_vec(),
         }
     }
-}
-
-/// Stream the history from `since` into figures, in local time.
-pub fn compute(history: &History, since: Option<u64>, now: u64) -> sled::Result<Stats> {
-    compute_in(history, since, now, jiff::tz::TimeZone::system())
-}
-
-/// [`compute`] in the time zone `tz`.
-pub fn compute_in(
-    history: &History,
-    since: Option<u64>,
-    now: u64,
-    tz: jiff::tz::TimeZone,
-) -> sled::Result<Stats> {
-    let mut agg = Aggregator::new(since, tz);
-    for item in history.raw_range(since, None) {
-        let (_, v) = item?;
-        agg.add_stored(&v);
-    }
-    Ok(agg.finish(now))
 }
 
 /// A Unix time as a timestamp; `None` when it is out of jiff's range.

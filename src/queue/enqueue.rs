@@ -1,13 +1,14 @@
 //! Writing plays and loves: each play goes to every target's queue and to
-//! the history in one transaction, on disk before the call returns, and a
+//! the history's outbox in one transaction, on disk before the call returns, and a
 //! retried write of the last play does nothing.
 
 use sled::Transactional;
 
 use super::open::{self, Open};
+use super::outbox;
 use super::stored::{Conflict, LAST_LISTEN, insert_all, storage_error, stored};
 use super::{Love, Queue, QueueError, WrittenPlay};
-use crate::history::{self, PlayInfo, Record};
+use crate::history::{Change, PlayInfo, Record};
 use crate::scrobble::Listen;
 
 impl Queue {
@@ -95,25 +96,27 @@ impl Queue {
     }
 
     /// Set the play time of `play`'s history record once the play has
-    /// ended; nothing is queued. Left to the next flush: a crash loses only
-    /// this figure, and the record keeps the play time at which it counted.
+    /// ended (an outbox entry); nothing is queued. Left to the next flush: a
+    /// crash loses only this figure, and the record keeps the play time at
+    /// which it counted.
     pub fn record_played_blocking(
         &self,
         play: &Listen,
         played_secs: u64,
     ) -> Result<(), QueueError> {
-        let Some(history) = self.history()? else {
+        if !self.shared.history_on {
             return Ok(());
-        };
-        if let Some((key, mut record)) = history.find(play).map_err(|e| self.err(e))? {
-            if record.played_secs != Some(played_secs) {
-                record.played_secs = Some(played_secs);
-                history
-                    .tree()
-                    .insert(key, record.encode())
-                    .map_err(|e| self.err(e))?;
-            }
         }
+        let o = self.shared.current()?;
+        let change = Change::Played {
+            started_at: play.started_at,
+            artist: play.track.artist.clone(),
+            title: play.track.title.clone(),
+            secs: played_secs,
+        };
+        o.db.open_tree(outbox::OUTBOX)
+            .and_then(|t| t.insert(outbox::key(&change), outbox::value(&change)))
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -154,11 +157,12 @@ impl Queue {
         let key = o.next_key().map_err(|e| self.err(e))?;
         let n = trees.len();
         let record = if self.shared.history_on {
-            trees.push(o.db.open_tree(history::TREE).map_err(|e| self.err(e))?);
-            Some((
-                history::key(play.started_at, u64::from_be_bytes(key)),
-                Record::new(play, info, &queued).encode(),
-            ))
+            trees.push(o.db.open_tree(outbox::OUTBOX).map_err(|e| self.err(e))?);
+            let change = Change::Play {
+                key: u64::from_be_bytes(key),
+                record: Box::new(Record::new(play, info, &queued)),
+            };
+            Some((outbox::key(&change), outbox::value(&change)))
         } else {
             None
         };
@@ -171,7 +175,7 @@ impl Queue {
                     tree.insert(&key, value.as_slice())?;
                 }
                 if let (Some(h), Some((hkey, record))) = (rest.get(n), &record) {
-                    h.insert(hkey, record.as_slice())?;
+                    h.insert(hkey.as_slice(), record.as_slice())?;
                 }
                 meta.insert(open::LAST_ID, &key)?;
                 meta.insert(LAST_LISTEN, value.as_slice())?;

@@ -1,15 +1,15 @@
 //! Plays from elsewhere and from the history: importing listens (an
-//! mpdscribble journal, a ListenBrainz export), backfilling a target added
-//! later, and pruning old history records.
+//! mpdscribble journal, a ListenBrainz export) and backfilling a target
+//! added later (the history's selection, imported for that target only).
 
 use std::collections::BTreeMap;
 
 use sled::Transactional;
 
-use super::open;
 use super::stored::{Conflict, Stored, storage_error, stored};
-use super::{Backfill, Key, Queue, QueueError};
-use crate::history::{self, History, PlayInfo, Record};
+use super::{Key, Queue, QueueError};
+use super::{open, outbox};
+use crate::history::{self, Change, PlayInfo, Record};
 use crate::scrobble::Listen;
 
 /// What an import did, for its report.
@@ -27,62 +27,79 @@ pub struct Imported {
     pub too_old: BTreeMap<String, usize>,
 }
 
+/// What the history knows of a listen about to be imported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    /// The key its queue entries carry, if it was ever queued.
+    pub queue_key: Option<u64>,
+    /// The targets it was queued for or delivered to.
+    pub holders: Vec<String>,
+}
+
 impl Queue {
-    /// [`Queue::import_report`], counting only what was added and skipped.
+    /// [`Queue::import_report`] into every target, with nothing known of
+    /// the listens, counting only what was added and skipped.
     pub fn import(&self, listens: &[Listen]) -> Result<(usize, usize), QueueError> {
-        self.import_report(listens).map(|r| (r.added, r.skipped))
+        let known = vec![None; listens.len()];
+        self.import_report(listens, &known, None)
+            .map(|r| (r.added, r.skipped))
     }
 
     /// Add listens from elsewhere (an mpdscribble journal, a ListenBrainz
-    /// export) to the history and to every target's queue, leaving out, per
-    /// target, any play it already has: queued there with the same artist,
-    /// title and start time, or, through the history, already delivered to
-    /// it, or too old for it. Returns what went where.
-    pub fn import_report(&self, listens: &[Listen]) -> Result<Imported, QueueError> {
+    /// export, the history for a backfill) to the history's outbox and to
+    /// the queues of every target (or of `only`), leaving out, per target,
+    /// any play it already has: queued there with the same artist, title
+    /// and start time, or, by `known` (what the history knows of each
+    /// listen, in order), queued or delivered before, or too old for it.
+    /// Flushed. Returns what went where.
+    pub fn import_report(
+        &self,
+        listens: &[Listen],
+        known: &[Option<Known>],
+        only: Option<&str>,
+    ) -> Result<Imported, QueueError> {
         let o = self.shared.current()?;
         let err = |source| self.err(source);
         let names = &self.shared.names;
-        let mut queued: Vec<Vec<Listen>> = Vec::new();
-        for tree in &o.pending {
-            let mut v = Vec::new();
-            for item in tree {
+        let targets: Vec<usize> = (0..names.len())
+            .filter(|&i| only.is_none_or(|t| names[i] == t))
+            .collect();
+        // The queues hold what is still owed: few plays, read per batch.
+        let mut queued: Vec<Vec<Listen>> = vec![Vec::new(); names.len()];
+        for &i in &targets {
+            for item in &o.pending[i] {
                 let (_, value) = item.map_err(err)?;
                 if let Ok(s) = serde_json::from_slice::<Stored>(&value) {
-                    v.push(s.listen);
+                    queued[i].push(s.listen);
                 }
             }
-            queued.push(v);
         }
-        let history = match self.shared.history_on {
-            true => Some(History::open(&o.db).map_err(err)?),
-            false => None,
-        };
+        let outbox = o.db.open_tree(outbox::OUTBOX).map_err(err)?;
+        let history_on = self.shared.history_on;
         let now = crate::scrobble::unix_now();
         let mut report = Imported::default();
-        for listen in listens {
-            let known = match &history {
-                Some(h) => h.find(listen).map_err(err)?,
-                None => None,
-            };
+        for (listen, known) in listens.iter().zip(known) {
             let holds = |i: usize| queued[i].iter().any(|q| history::same_play(q, listen));
-            let wanted: Vec<usize> = (0..o.pending.len())
+            let has = |i: usize| {
+                known
+                    .as_ref()
+                    .is_some_and(|k| k.holders.contains(&names[i]))
+            };
+            let wanted: Vec<usize> = targets
+                .iter()
+                .copied()
                 .filter(|&i| {
-                    !holds(i)
-                        && known.as_ref().is_none_or(|(_, r)| !r.has(&names[i]))
-                        && !self.too_old(&names[i], listen.started_at, now)
+                    !holds(i) && !has(i) && !self.too_old(&names[i], listen.started_at, now)
                 })
                 .collect();
-            // A play new to the history is recorded even when no target
-            // takes it (none configured, or it is too old for them).
-            let new_play = known.is_none() && history.is_some() && !(0..o.pending.len()).any(holds);
-            for (i, name) in names.iter().enumerate() {
-                if !holds(i)
-                    && known.as_ref().is_none_or(|(_, r)| !r.has(name))
-                    && self.too_old(name, listen.started_at, now)
-                {
-                    *report.too_old.entry(name.clone()).or_default() += 1;
+            for &i in &targets {
+                if !holds(i) && !has(i) && self.too_old(&names[i], listen.started_at, now) {
+                    *report.too_old.entry(names[i].clone()).or_default() += 1;
                 }
             }
+            // A play new to the history is recorded even when no target
+            // takes it (none configured, or it is too old for them).
+            let new_play = known.is_none() && history_on && !targets.iter().any(|&i| holds(i));
             if wanted.is_empty() && !new_play {
                 report.skipped += 1;
                 continue;
@@ -90,35 +107,33 @@ impl Queue {
             for &i in &wanted {
                 *report.queued.entry(names[i].clone()).or_default() += 1;
             }
-            if known.is_none() && history.is_some() {
+            if new_play {
                 report.recorded += 1;
             }
-            let (id, record) = match known {
-                Some((hkey, mut r)) => {
-                    r.queued.extend(wanted.iter().map(|&i| names[i].clone()));
-                    (history::split_key(&hkey).map_or(0, |(_, id)| id), r)
-                }
+            let id = match known.as_ref().and_then(|k| k.queue_key) {
+                Some(id) => id,
                 None => {
-                    let holders: Vec<String> = (0..o.pending.len())
-                        .filter(|&i| holds(i) || wanted.contains(&i))
-                        .map(|i| names[i].clone())
-                        .collect();
                     let key = o.next_key().map_err(err)?;
                     o.meta.insert(open::LAST_ID, &key).map_err(err)?;
-                    (
-                        u64::from_be_bytes(key),
-                        Record::new(listen, &PlayInfo::default(), &holders),
-                    )
+                    u64::from_be_bytes(key)
                 }
+            };
+            let holders: Vec<String> = targets
+                .iter()
+                .filter(|&&i| holds(i) || wanted.contains(&i))
+                .map(|&i| names[i].clone())
+                .collect();
+            let change = Change::Play {
+                key: id,
+                record: Box::new(Record::new(listen, &PlayInfo::default(), &holders)),
             };
             let value = stored(listen);
             let mut trees: Vec<sled::Tree> = wanted.iter().map(|&i| o.pending[i].clone()).collect();
             let n = trees.len();
-            if let Some(h) = &history {
-                trees.push(h.tree().clone());
+            if history_on {
+                trees.push(outbox.clone());
             }
-            let hkey = history::key(listen.started_at, id);
-            let record = record.encode();
+            let (okey, ovalue) = (outbox::key(&change), outbox::value(&change));
             trees
                 .as_slice()
                 .transaction(|trees| {
@@ -126,7 +141,7 @@ impl Queue {
                         tree.insert(&id.to_be_bytes(), value.as_slice())?;
                     }
                     if let Some(h) = trees.get(n) {
-                        h.insert(&hkey, record.as_slice())?;
+                        h.insert(okey.as_slice(), ovalue.as_slice())?;
                     }
                     Ok::<_, Conflict>(())
                 })
@@ -142,70 +157,13 @@ impl Queue {
         Ok(report)
     }
 
-    /// Forget history records of plays that started before `before`, except
-    /// those still waiting in a queue. Returns how many went.
-    pub fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
-        let Some(h) = self.history()? else {
-            return Ok(0);
-        };
-        let o = self.shared.current()?;
-        let waiting = |id: u64| {
-            let k = id.to_be_bytes();
-            o.pending.iter().any(|t| t.contains_key(k).unwrap_or(true))
-        };
-        let removed = h.prune(before, waiting).map_err(|e| self.err(e))?;
-        if removed > 0 {
-            o.db.flush().map_err(|e| self.err(e))?;
+    /// Whether the item with this key waits in a queue (the history keeps
+    /// every play a queue holds).
+    pub fn waiting(&self, key: u64) -> bool {
+        let k = key.to_be_bytes();
+        match self.shared.current() {
+            Ok(o) => o.pending.iter().any(|t| t.contains_key(k).unwrap_or(true)),
+            Err(_) => true,
         }
-        Ok(removed)
-    }
-
-    /// Queue for `target` the recorded plays since `since` that it has not
-    /// received, for a target added later. Plays too old for it (see
-    /// [`Queue::with_max_age`]) are counted and left out.
-    pub fn backfill(
-        &self,
-        target: &str,
-        since: Option<u64>,
-        now: u64,
-    ) -> Result<Backfill, QueueError> {
-        let Some(h) = self.history()? else {
-            return Ok(Backfill::default());
-        };
-        let o = self.shared.current()?;
-        let i = self
-            .shared
-            .names
-            .iter()
-            .position(|n| n == target)
-            .expect("backfill of a configured target");
-        let mut done = Backfill::default();
-        for item in h.range(since, None) {
-            let (hkey, mut record) = item.map_err(|e| self.err(e))?;
-            if record.has(target) {
-                done.already += 1;
-                continue;
-            }
-            if self.too_old(target, record.listen.started_at, now) {
-                done.too_old += 1;
-                continue;
-            }
-            let Some((_, id)) = history::split_key(&hkey) else {
-                continue;
-            };
-            record.queued.push(target.to_owned());
-            let value = stored(&record.listen);
-            let record = record.encode();
-            (&o.pending[i], h.tree())
-                .transaction(|(q, ht)| {
-                    q.insert(&id.to_be_bytes(), value.as_slice())?;
-                    ht.insert(&hkey, record.as_slice())?;
-                    Ok::<_, Conflict>(())
-                })
-                .map_err(|e| self.err(storage_error(e)))?;
-            done.queued += 1;
-        }
-        o.db.flush().map_err(|e| self.err(e))?;
-        Ok(done)
     }
 }

@@ -23,6 +23,7 @@
 mod enqueue;
 mod import;
 mod open;
+mod outbox;
 mod salvage;
 mod shared;
 mod stored;
@@ -33,9 +34,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::History;
 use crate::scrobble::Listen;
-pub use import::Imported;
+pub use import::{Imported, Known};
+pub use outbox::{Entry as OutboxEntry, MIGRATION_BATCH};
 pub use salvage::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
 use shared::Shared;
 
@@ -229,13 +230,9 @@ impl Queue {
             .any(|(t, max)| t == target && now.saturating_sub(started_at) > *max)
     }
 
-    /// The listening history, unless the user opted out.
-    pub fn history(&self) -> Result<Option<History>, QueueError> {
-        if !self.shared.history_on {
-            return Ok(None);
-        }
-        let o = self.shared.current()?;
-        History::open(&o.db).map(Some).map_err(|e| self.err(e))
+    /// Whether plays go to the history (`[history] enabled`).
+    pub fn history_on(&self) -> bool {
+        self.shared.history_on
     }
 
     /// The queue of one target.
@@ -438,7 +435,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn history_follows_enqueue_delivery_import_and_backfill() {
+    async fn the_outbox_holds_the_history_changes_until_they_are_done() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path(), &["a", "b"]).unwrap();
         let info = PlayInfo {
@@ -447,53 +444,27 @@ mod tests {
             played_secs: Some(120),
         };
         q.enqueue_play_blocking(&listen(1), &info).unwrap();
-        let h = q.history().unwrap().unwrap();
-        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
-        assert_eq!(
-            (r.uri.as_deref(), r.played_secs),
-            (Some("x/y.flac"), Some(120))
-        );
-        assert_eq!(r.queued, ["a", "b"]);
-
-        // Delivery to "a" removes it there and records when.
         let a = q.target("a");
-        let (k, l) = a.peek(1).unwrap().remove(0);
-        assert_eq!(l, listen(1));
+        let (k, _) = a.peek(1).unwrap().remove(0);
         a.finish_in_flight([0; 8], &[k], &[]).unwrap();
-        assert!(a.is_empty());
-        let (_, r) = h.find(&listen(1)).unwrap().unwrap();
-        assert_eq!(r.delivered.keys().collect::<Vec<_>>(), ["a"]);
-
-        // Re-importing it adds nothing: "a" has it, "b" still holds it.
-        assert_eq!(q.import(&[listen(1), listen(2)]).unwrap(), (1, 1));
-        assert_eq!((a.len(), q.target("b").len()), (1, 2));
-
-        // A target added later gets what it lacks; one ignoring old plays
-        // gets only the recent ones.
-        drop((a, q, h));
-        let q = Queue::open(dir.path(), &["a", "b", "c", "d"])
-            .unwrap()
-            .with_max_age("d", 10);
-        let now = 1_700_000_000 + 5;
-        assert_eq!(
-            q.backfill("c", None, now).unwrap(),
-            Backfill {
-                queued: 2,
-                already: 0,
-                too_old: 0
-            }
-        );
-        assert_eq!(q.target("c").len(), 2);
-        assert_eq!(q.backfill("c", None, now).unwrap().already, 2);
-        let old = Listen {
-            started_at: 1_600_000_000,
-            ..listen(9)
+        q.record_played_blocking(&listen(1), 200).unwrap();
+        let entries = q.outbox().unwrap();
+        let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
+        let crate::history::Change::Play { key, record } = &changes[0] else {
+            panic!("{changes:?}");
         };
-        assert_eq!(q.import(std::slice::from_ref(&old)).unwrap(), (1, 0));
-        assert_eq!(q.target("d").len(), 0, "too old for d");
-        let d = q.backfill("d", None, now).unwrap();
-        assert_eq!((d.queued, d.too_old), (2, 1));
-        assert_eq!(q.history().unwrap().unwrap().len(), 3);
+        assert_eq!(key.to_be_bytes(), k);
+        assert_eq!(record.queued, ["a", "b"]);
+        assert_eq!(record.uri.as_deref(), Some("x/y.flac"));
+        assert!(
+            matches!(&changes[1], crate::history::Change::Delivered { target, .. } if target == "a")
+        );
+        assert!(matches!(
+            &changes[2],
+            crate::history::Change::Played { secs: 200, .. }
+        ));
+        q.outbox_done(&entries).unwrap();
+        assert!(q.outbox().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -503,13 +474,8 @@ mod tests {
             .unwrap()
             .record_history(false);
         q.enqueue(&listen(1)).await.unwrap();
-        assert!(q.history().unwrap().is_none());
-        let q2 = {
-            drop(q);
-            Queue::open(dir.path(), &["a"]).unwrap()
-        };
-        assert_eq!(q2.history().unwrap().unwrap().len(), 0);
-        assert_eq!(q2.target("a").len(), 1);
+        assert!(q.outbox().unwrap().is_empty());
+        assert_eq!(q.target("a").len(), 1);
     }
 
     #[tokio::test]

@@ -4,11 +4,12 @@
 
 use sled::Transactional;
 
+use super::outbox;
 use super::stored::{
     Conflict, FORMAT_VERSION, Rejected, Stored, StoredFlight, rejected_value, storage_error,
 };
 use super::{InFlight, Item, Key, Love, QueueError, TargetQueue};
-use crate::history::{self, Record};
+use crate::history::Change;
 use crate::scrobble::Listen;
 
 /// A target's trees in the currently open database.
@@ -203,30 +204,30 @@ impl TargetQueue {
             .map(|(k, listen, reason)| (*k, rejected_value(listen, reason)))
             .collect();
         let t = self.trees()?;
-        // With the history off, a tree no play is written to: nothing to mark.
-        let history =
+        // With the history off, a tree nothing is written to.
+        let outbox =
             t.db.open_tree(match self.shared.history_on {
-                true => history::TREE,
+                true => outbox::OUTBOX,
                 false => "history-off",
             })
             .map_err(|e| self.err(e))?;
         let now = crate::scrobble::unix_now();
         let name = &self.name;
-        (&t.pending, &t.rejected, &t.inflight, &history)
+        let history_on = self.shared.history_on;
+        (&t.pending, &t.rejected, &t.inflight, &outbox)
             .transaction(|(p, r, f, h)| {
                 for k in delivered {
-                    let Some(v) = p.remove(k)? else { continue };
-                    // Record in the history, in this transaction, that this
-                    // target accepted the play now. A play queued before the
-                    // history existed has no record.
-                    let Ok(s) = serde_json::from_slice::<Stored>(&v) else {
+                    if p.remove(k)?.is_none() || !history_on {
                         continue;
-                    };
-                    let hkey = history::key(s.listen.started_at, u64::from_be_bytes(*k));
-                    if let Some(mut rec) = h.get(hkey)?.and_then(|v| Record::decode(&v)) {
-                        rec.delivered.insert(name.clone(), now);
-                        h.insert(&hkey, rec.encode())?;
                     }
+                    // Record, in this transaction, that this target
+                    // accepted the play now.
+                    let change = Change::Delivered {
+                        key: u64::from_be_bytes(*k),
+                        target: name.clone(),
+                        at: now,
+                    };
+                    h.insert(outbox::key(&change), outbox::value(&change))?;
                 }
                 for (k, value) in &refused {
                     p.remove(k)?;

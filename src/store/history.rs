@@ -22,12 +22,14 @@
 //! commit makes every earlier lax one durable too, in order.
 
 use std::ops::ControlFlow;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::history::{Change, Filter, Record};
+use crate::queue::Known;
 use crate::scrobble::{Listen, Track};
 
 /// The file's name in the state directory.
@@ -131,6 +133,23 @@ pub(crate) struct Row {
     pub(crate) queue_key: Option<u64>,
 }
 
+/// One play as `stats` reads it, borrowed from the row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StatsPlay<'a> {
+    /// Start.
+    pub(crate) started_at: u64,
+    /// Artist.
+    pub(crate) artist: &'a str,
+    /// Title.
+    pub(crate) title: &'a str,
+    /// Album.
+    pub(crate) album: Option<&'a str>,
+    /// Album artist.
+    pub(crate) album_artist: Option<&'a str>,
+    /// Seconds listened: the play time, or the track's length.
+    pub(crate) listened: u64,
+}
+
 /// The history database: one connection.
 #[derive(Debug)]
 pub(crate) struct HistoryDb {
@@ -144,10 +163,15 @@ impl HistoryDb {
         let path = state_dir.join(FILE);
         let created = !path.exists();
         if created {
-            std::fs::create_dir_all(state_dir).map_err(|source| HistoryError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            // Private, as every state directory the program makes.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|source| HistoryError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         let conn = Connection::open(&path).map_err(|source| HistoryError::Sqlite {
             path: path.clone(),
@@ -196,11 +220,6 @@ impl HistoryDb {
             path: self.path.clone(),
             source,
         }
-    }
-
-    /// The database file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     fn schema_version(&self) -> Result<i64, HistoryError> {
@@ -294,6 +313,10 @@ impl HistoryDb {
     }
 
     /// The value last stored for this cursor key.
+    #[allow(
+        dead_code,
+        reason = "read by the resumable API imports (issue 22, part 3)"
+    )]
     pub(crate) fn cursor(&self, key: &str) -> Result<Option<String>, HistoryError> {
         self.conn
             .query_row("SELECT value FROM cursors WHERE key = ?1", [key], |r| {
@@ -395,13 +418,91 @@ impl HistoryDb {
         Ok(())
     }
 
-    /// The targets that have the play with this start time, artist and
-    /// title (queued or delivered), or `None` when the history lacks it.
-    pub(crate) fn holders(&self, listen: &Listen) -> Result<Option<Vec<String>>, HistoryError> {
-        let id: Option<i64> = self
+    /// The plays since `since` that `target` has not (no mark), with row
+    /// ids above `after`, in row order: at most `n`, and the last row id.
+    pub(crate) fn lacking(
+        &self,
+        target: &str,
+        since: Option<u64>,
+        after: i64,
+        n: usize,
+    ) -> Result<(Vec<Listen>, i64), HistoryError> {
+        let sql = format!(
+            "SELECT {PLAY_COLUMNS} FROM plays p JOIN artists a ON a.id = p.artist \
+             WHERE p.id > ?1 AND p.started_at >= ?2 AND NOT EXISTS \
+             (SELECT 1 FROM marks m WHERE m.play = p.id AND m.target = ?3) \
+             ORDER BY p.id LIMIT ?4"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(
+                params![after, since.map_or(0, to_i64), target, limit],
+                read_play,
+            )
+            .and_then(|rows| rows.collect::<Result<Vec<Row>, _>>())
+            .map_err(|e| self.err(e))?;
+        let last = rows.last().map_or(after, |r| r.id);
+        Ok((rows.into_iter().map(|r| r.record.listen).collect(), last))
+    }
+
+    /// How many plays since `since` `target` has (queued or delivered).
+    pub(crate) fn count_held(&self, target: &str, since: Option<u64>) -> Result<u64, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM marks m JOIN plays p ON p.id = m.play \
+                 WHERE m.target = ?1 AND p.started_at >= ?2",
+                params![target, since.map_or(0, to_i64)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(to_u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The figures `stats` needs of each play since `since`, read with no
+    /// more than those columns.
+    pub(crate) fn for_stats(
+        &self,
+        since: Option<u64>,
+        mut each: impl FnMut(StatsPlay<'_>),
+    ) -> Result<(), HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.started_at, a.name, p.title, p.album, p.album_artist, \
+                 coalesce(p.played_secs, p.duration_secs, 0) \
+                 FROM plays p JOIN artists a ON a.id = p.artist WHERE p.started_at >= ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query([since.map_or(0, to_i64)])
+            .map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text = |i| {
+                r.get_ref(i)
+                    .ok()
+                    .and_then(|v| v.as_str_or_null().ok().flatten())
+            };
+            each(StatsPlay {
+                started_at: to_u64(r.get(0).map_err(|e| self.err(e))?),
+                artist: text(1).unwrap_or_default(),
+                title: text(2).unwrap_or_default(),
+                album: text(3),
+                album_artist: text(4),
+                listened: to_u64(r.get(5).map_err(|e| self.err(e))?),
+            });
+        }
+        Ok(())
+    }
+
+    /// What the history knows of the play with this start time, artist
+    /// and title: its queue key and the targets that have it (queued or
+    /// delivered); `None` when the history lacks it.
+    pub(crate) fn known(&self, listen: &Listen) -> Result<Option<Known>, HistoryError> {
+        let found: Option<(i64, Option<i64>)> = self
             .conn
             .prepare_cached(
-                "SELECT p.id FROM plays p JOIN artists a ON a.id = p.artist \
+                "SELECT p.id, p.queue_key FROM plays p JOIN artists a ON a.id = p.artist \
                  WHERE p.started_at = ?1 AND a.name = ?2 AND p.title = ?3",
             )
             .and_then(|mut s| {
@@ -411,21 +512,26 @@ impl HistoryDb {
                         listen.track.artist,
                         listen.track.title
                     ],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
             })
             .map_err(|e| self.err(e))?;
-        let Some(id) = id else { return Ok(None) };
+        let Some((id, queue_key)) = found else {
+            return Ok(None);
+        };
         let mut s = self
             .conn
             .prepare_cached("SELECT target FROM marks WHERE play = ?1")
             .map_err(|e| self.err(e))?;
-        let targets = s
+        let holders = s
             .query_map([id], |r| r.get(0))
             .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
             .map_err(|e| self.err(e))?;
-        Ok(Some(targets))
+        Ok(Some(Known {
+            queue_key: queue_key.map(key_u64),
+            holders,
+        }))
     }
 
     /// Plays from elsewhere that no target takes: into the history only,
@@ -696,7 +802,9 @@ mod tests {
         let mut db = HistoryDb::open_writer(dir.path()).unwrap();
         let a = listen(1000, "Sigur Rós", "Hoppípolla");
         let b = listen(1010, "AC/DC", "T.N.T.");
-        let n = db.import_delivered(&[a.clone()], None, None).unwrap();
+        let n = db
+            .import_delivered(std::slice::from_ref(&a), None, None)
+            .unwrap();
         assert_eq!((n.added, n.duplicates), (1, 0));
         let n = db
             .import_delivered(
@@ -712,8 +820,10 @@ mod tests {
         let got = all(&db, &Filter::default());
         assert_eq!(got[0].listen, a, "every tag reads back");
         assert_eq!(got[0].delivered.get("lastfm"), Some(&1000));
-        assert_eq!(db.holders(&b).unwrap(), Some(vec!["lastfm".to_owned()]));
-        assert_eq!(db.holders(&listen(1, "x", "y")).unwrap(), None);
+        let known = db.known(&b).unwrap().unwrap();
+        assert_eq!(known.holders, ["lastfm"]);
+        assert_eq!(known.queue_key, None);
+        assert_eq!(db.known(&listen(1, "x", "y")).unwrap(), None);
         // A reader sees it all, while the writer is open.
         let r = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
         assert_eq!(r.len().unwrap(), 2);
@@ -734,7 +844,7 @@ mod tests {
             },
             Change::Play {
                 key: 7,
-                record: Record::new(
+                record: Box::new(Record::new(
                     &l,
                     &PlayInfo {
                         uri: Some("a.flac".into()),
@@ -742,7 +852,7 @@ mod tests {
                         ended: false,
                     },
                     &["lb".into(), "lastfm".into()],
-                ),
+                )),
             },
             Change::Played {
                 started_at: 2000,

@@ -71,16 +71,18 @@ pub(crate) mod history;
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 
-use serde_json::Value;
+use std::path::PathBuf;
+
 use tokio::sync::oneshot;
 
-use crate::control::{QueueCmd, Reply};
+use crate::control::{HistorySummary, QueueCmd, Reply};
 use crate::delivery::{Found, Standing, Step, describe};
-use crate::history::{Filter, PlayInfo, commands};
+use crate::history::{Filter, PlayInfo};
 use crate::metadata::info::local_time;
 use crate::output::count;
-use crate::queue::{InFlight, Key, Love, Queue, QueueError};
+use crate::queue::{Imported, InFlight, Key, Known, Love, Queue, QueueError};
 use crate::scrobble::Listen;
+use history::{HistoryDb, HistoryError};
 
 /// Where a request's answer goes.
 type Answer<T> = oneshot::Sender<T>;
@@ -136,8 +138,8 @@ pub(crate) struct TargetCounts {
 pub(crate) struct Counts {
     /// Per target name.
     pub targets: BTreeMap<String, TargetCounts>,
-    /// The history's size ([`commands::summary`]).
-    pub history: Value,
+    /// The history's size.
+    pub history: HistorySummary,
     /// Whether the database is open (an I/O error closes it).
     pub open: bool,
     /// The fate of the play asked about, if it is in the history.
@@ -208,25 +210,11 @@ pub(crate) enum Request {
     },
     /// `queue list`, `queue drop`, `queue retry`.
     Queue { cmd: QueueCmd, reply: Answer<Reply> },
-    /// `import`.
+    /// A batch of `import`, or of `backfill` (`only` that target).
     Import {
         listens: Vec<Listen>,
-        reply: Answer<Reply>,
-    },
-    /// `backfill`.
-    Backfill {
-        request: commands::BackfillRequest,
-        reply: Answer<Value>,
-    },
-    /// `history`.
-    History {
-        filter: Filter,
-        reply: Answer<Value>,
-    },
-    /// `stats`.
-    Stats {
-        since: Option<u64>,
-        reply: Answer<Value>,
+        only: Option<String>,
+        reply: Answer<Result<Imported, StoreError>>,
     },
     /// The queue's part of `status`, and the fate of the play that
     /// started at this time with this title, if it counted.
@@ -244,7 +232,7 @@ pub(crate) enum Request {
     /// Forget history records of plays older than `before`.
     PruneHistory {
         before: u64,
-        reply: Answer<Result<usize, QueueError>>,
+        reply: Answer<Result<usize, StoreError>>,
     },
     /// Write everything to disk.
     Flush {
@@ -273,6 +261,12 @@ impl Store {
         let (requests, incoming) = mpsc::channel::<Request>();
         let mut owner = Owner {
             queue: queue.clone(),
+            history: None,
+            state_dir: queue
+                .path()
+                .parent()
+                .map(std::path::Path::to_owned)
+                .unwrap_or_default(),
             standing: Standing::default(),
             report,
         };
@@ -280,6 +274,7 @@ impl Store {
             .name("store".into())
             .spawn(move || {
                 sled::write_log_on_this_thread();
+                owner.start();
                 while let Ok(request) = incoming.recv() {
                     owner.serve(request);
                 }
@@ -440,32 +435,19 @@ impl Store {
             .unwrap_or_else(|e| Reply::Error(e.to_string()))
     }
 
-    /// Import listens into the history and the queues.
-    pub(crate) async fn import(&self, listens: Vec<Listen>) -> Reply {
-        self.ask(|reply| Request::Import { listens, reply })
-            .await
-            .unwrap_or_else(|e| Reply::Error(e.to_string()))
-    }
-
-    /// Queue for a target the recorded plays it has not received.
-    pub(crate) async fn backfill(&self, request: commands::BackfillRequest) -> Value {
-        self.ask(|reply| Request::Backfill { request, reply })
-            .await
-            .unwrap_or_else(|e| error_value(&e))
-    }
-
-    /// The history records `filter` selects.
-    pub(crate) async fn history(&self, filter: Filter) -> Value {
-        self.ask(|reply| Request::History { filter, reply })
-            .await
-            .unwrap_or_else(|e| error_value(&e))
-    }
-
-    /// The stats of the plays since `since`.
-    pub(crate) async fn stats(&self, since: Option<u64>) -> Value {
-        self.ask(|reply| Request::Stats { since, reply })
-            .await
-            .unwrap_or_else(|e| error_value(&e))
+    /// Import a batch of listens into the history and the queues (of
+    /// `only`, for a backfill); flushed before the answer.
+    pub(crate) async fn import(
+        &self,
+        listens: Vec<Listen>,
+        only: Option<String>,
+    ) -> Result<Imported, StoreError> {
+        self.ask(|reply| Request::Import {
+            listens,
+            only,
+            reply,
+        })
+        .await?
     }
 
     /// The queue's part of `status`, with the fate of `play` (its start
@@ -475,7 +457,9 @@ impl Store {
             .await
             .unwrap_or_else(|e| Counts {
                 targets: BTreeMap::new(),
-                history: error_value(&e),
+                history: HistorySummary::Error {
+                    error: e.to_string(),
+                },
                 open: false,
                 fate: None,
             })
@@ -493,7 +477,7 @@ impl Store {
 
     /// Forget history records of plays that started before `before`;
     /// how many went.
-    pub(crate) async fn prune_history(&self, before: u64) -> Result<usize, QueueError> {
+    pub(crate) async fn prune_history(&self, before: u64) -> Result<usize, StoreError> {
         self.ask(|reply| Request::PruneHistory { before, reply })
             .await?
     }
@@ -509,14 +493,52 @@ impl Store {
     }
 }
 
-/// An error in the shape the history commands answer with.
-fn error_value(e: &QueueError) -> Value {
-    serde_json::json!({ "error": e.to_string() })
+/// Move a sled history left by an older release (the tree `history` of the
+/// queue database) into the history database, in batches: each is synced
+/// there before its records leave sled, so a crash midway only repeats a
+/// batch, to no effect. The tree is dropped at the end. How many plays
+/// moved.
+pub(crate) fn migrate(queue: &Queue, db: &mut HistoryDb) -> Result<usize, StoreError> {
+    let mut moved = 0usize;
+    loop {
+        let batch = queue.old_history()?;
+        if batch.is_empty() {
+            break;
+        }
+        let changes: Vec<_> = batch.iter().filter_map(|(_, c)| c.clone()).collect();
+        db.apply(&changes, true)?;
+        let keys: Vec<_> = batch.into_iter().map(|(k, _)| k).collect();
+        moved += changes.len();
+        queue.old_history_done(&keys)?;
+    }
+    if moved > 0 {
+        tracing::info!(
+            "history: moved {} from the queue database to {}",
+            count(moved as u64, "play", "plays"),
+            history::FILE
+        );
+    }
+    Ok(moved)
 }
 
-/// What the storage thread holds: the queue, and the idle flushers' orders.
+/// A failure of the queue or of the history database.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The history database failed.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// What the storage thread holds: the queue, the history database, and
+/// the idle flushers' orders.
 struct Owner {
     queue: Queue,
+    /// Opened at the first need, and again after an error.
+    history: Option<HistoryDb>,
+    state_dir: PathBuf,
     standing: Standing,
     report: Option<DepthReport>,
 }
@@ -525,11 +547,12 @@ impl Owner {
     /// Serve one request and send its answer. A receiver that is gone
     /// (its task ended) does not undo what was done.
     fn serve(&mut self, request: Request) {
-        let q = &self.queue;
+        let q = &self.queue.clone();
         match request {
             Request::Enqueue { plays, reply } => {
                 let written = self.enqueue(&plays);
                 if written.count > 0 {
+                    self.history_sync(true);
                     self.report_depths();
                 }
                 let _ = reply.send(written);
@@ -556,6 +579,7 @@ impl Owner {
             } => {
                 let t = q.target(&target);
                 let done = t.finish_in_flight(id, &delivered, &refused);
+                self.history_sync(false);
                 if done.is_ok() {
                     tracing::info!(
                         "{target}: delivered {}, {} queued",
@@ -574,6 +598,7 @@ impl Owner {
                 reply,
             } => {
                 let done = q.target(&target).finish_in_flight(id, &delivered, &refused);
+                self.history_sync(false);
                 if done.is_ok() && !delivered.is_empty() {
                     self.report_depths();
                 }
@@ -601,17 +626,12 @@ impl Owner {
             Request::Queue { cmd, reply } => {
                 let _ = reply.send(crate::admin::execute(q, &cmd));
             }
-            Request::Import { listens, reply } => {
-                let _ = reply.send(crate::admin::import(q, &listens));
-            }
-            Request::Backfill { request, reply } => {
-                let _ = reply.send(commands::backfill(q, &request));
-            }
-            Request::History { filter, reply } => {
-                let _ = reply.send(commands::select(q, &filter));
-            }
-            Request::Stats { since, reply } => {
-                let _ = reply.send(commands::compute_stats(q, since));
+            Request::Import {
+                listens,
+                only,
+                reply,
+            } => {
+                let _ = reply.send(self.import(&listens, only.as_deref()));
             }
             Request::Counts { play, reply } => {
                 let _ = reply.send(self.counts(play));
@@ -621,13 +641,16 @@ impl Owner {
                 played_secs,
                 reply,
             } => {
-                let _ = reply.send(q.record_played_blocking(&play, played_secs));
+                let done = q.record_played_blocking(&play, played_secs);
+                self.history_sync(false);
+                let _ = reply.send(done);
             }
             Request::PruneHistory { before, reply } => {
-                let _ = reply.send(q.prune_history(before));
+                let _ = reply.send(self.prune(before));
             }
             Request::Flush { reply } => {
-                let _ = reply.send(q.flush());
+                self.history_sync(true);
+                let _ = reply.send(self.queue.flush());
             }
             Request::Reopen { reply } => {
                 let _ = reply.send(q.reopen_blocking());
@@ -709,7 +732,7 @@ impl Owner {
         }
     }
 
-    fn counts(&self, play: Option<(u64, String)>) -> Counts {
+    fn counts(&mut self, play: Option<(u64, String)>) -> Counts {
         let targets = self
             .queue
             .names()
@@ -724,9 +747,24 @@ impl Owner {
                 (name.clone(), counts)
             })
             .collect();
+        let history = match self.history_db() {
+            None => HistorySummary::Off { enabled: false },
+            Some(Err(e)) => HistorySummary::Error {
+                error: e.to_string(),
+            },
+            Some(Ok(db)) => match db.len().and_then(|n| Ok((n, db.first_started()?))) {
+                Ok((plays, first_started)) => HistorySummary::Plays {
+                    plays,
+                    first_started,
+                },
+                Err(e) => HistorySummary::Error {
+                    error: e.to_string(),
+                },
+            },
+        };
         Counts {
             targets,
-            history: commands::summary(&self.queue),
+            history,
             open: self.queue.is_open(),
             fate: play.and_then(|(started, title)| self.fate(started, &title)),
         }
@@ -734,13 +772,23 @@ impl Owner {
 
     /// Where the play that started at `started` went, from its history
     /// record: waiting in which queues, accepted by which targets.
-    fn fate(&self, started: u64, title: &str) -> Option<Fate> {
-        let history = self.queue.history().ok()??;
-        let record = history
-            .range(Some(started), Some(started + 1))
-            .filter_map(Result::ok)
-            .map(|(_, r)| r)
-            .find(|r| r.listen.track.title == title)?;
+    fn fate(&mut self, started: u64, title: &str) -> Option<Fate> {
+        let db = self.history_db()?.ok()?;
+        let filter = Filter {
+            since: Some(started),
+            until: Some(started + 1),
+            ..Filter::default()
+        };
+        let mut found = None;
+        db.select(&filter, true, |row| {
+            if row.record.listen.track.title == title {
+                found = Some(row.record);
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .ok()?;
+        let record = found?;
         Some(Fate {
             queued_for: record
                 .queued
@@ -750,6 +798,98 @@ impl Owner {
                 .collect(),
             delivered_to: record.delivered.keys().cloned().collect(),
         })
+    }
+
+    /// The history database, opened if need be; `None` when the history
+    /// is off.
+    fn history_db(&mut self) -> Option<Result<&mut HistoryDb, HistoryError>> {
+        if !self.queue.history_on() {
+            return None;
+        }
+        if self.history.is_none() {
+            match HistoryDb::open_writer(&self.state_dir) {
+                Ok(db) => self.history = Some(db),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        self.history.as_mut().map(Ok)
+    }
+
+    /// At the start: move a sled history left by an older release into the
+    /// history database, then apply what the outbox holds (what a crash
+    /// left there). Neither reads the history itself.
+    fn start(&mut self) {
+        if let Err(e) = self.migrate() {
+            tracing::error!(
+                "history: cannot move the old history to {}: {e}",
+                history::FILE
+            );
+        }
+        self.history_sync(true);
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let queue = self.queue.clone();
+        if let Some(db) = self.history_db() {
+            migrate(&queue, db?)?;
+        }
+        Ok(())
+    }
+
+    /// Apply the outbox to the history database. `durable`: the commit is
+    /// synced, and then the entries leave the outbox; otherwise they stay
+    /// until a synced commit covers them. A failure leaves them there for
+    /// the next attempt: the history never stops the plays.
+    fn history_sync(&mut self, durable: bool) {
+        if let Err(e) = self.try_history_sync(durable) {
+            tracing::warn!("history: {e}; kept in the queue database until it can be written");
+            // A broken connection is opened afresh next time.
+            self.history = None;
+        }
+    }
+
+    fn try_history_sync(&mut self, durable: bool) -> Result<(), StoreError> {
+        let queue = self.queue.clone();
+        let entries = queue.outbox()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let Some(db) = self.history_db() else {
+            return Ok(());
+        };
+        let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
+        db?.apply(&changes, durable)?;
+        if durable {
+            queue.outbox_done(&entries)?;
+        }
+        Ok(())
+    }
+
+    /// A batch of an import or a backfill: what the history knows of each
+    /// listen decides which targets still need it.
+    fn import(&mut self, listens: &[Listen], only: Option<&str>) -> Result<Imported, StoreError> {
+        let mut known = Vec::with_capacity(listens.len());
+        if let Some(db) = self.history_db() {
+            let db = db?;
+            for l in listens {
+                known.push(db.known(l)?);
+            }
+        } else {
+            known.resize(listens.len(), None::<Known>);
+        }
+        let report = self.queue.import_report(listens, &known, only)?;
+        self.try_history_sync(true)?;
+        self.report_depths();
+        Ok(report)
+    }
+
+    /// Forget plays older than `before` but those a queue holds.
+    fn prune(&mut self, before: u64) -> Result<usize, StoreError> {
+        let queue = self.queue.clone();
+        match self.history_db() {
+            None => Ok(0),
+            Some(db) => Ok(db?.prune(before, |k| queue.waiting(k))?),
+        }
     }
 
     fn report_depths(&self) {

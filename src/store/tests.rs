@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::control::HistorySummary;
 use crate::delivery::tests::Fake;
 use crate::delivery::{Next, Step};
 use crate::scrobble::test_listen as listen;
@@ -39,11 +40,9 @@ async fn a_play_queued_is_handed_to_the_flusher_waiting_for_it_with_its_record()
     let (id, _) = queue.target("a").in_flight().unwrap().expect("recorded");
     assert_eq!(id, batch.first_flight);
     assert_eq!(store.len("b").await, 0, "routed to a only");
-    assert_eq!(
-        queue.history().unwrap().unwrap().len(),
-        1,
-        "in the history too"
-    );
+    let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
+    assert_eq!(db.len().unwrap(), 1, "in the history too");
+    assert!(queue.outbox().unwrap().is_empty(), "applied, synced, done");
 }
 
 #[tokio::test]
@@ -64,7 +63,25 @@ async fn requests_are_served_in_the_order_they_were_sent() {
     let counts = store.counts(None).await;
     assert!(counts.open);
     assert_eq!(counts.targets["a"], TargetCounts::default());
-    assert_eq!(counts.history["plays"], 2);
+    assert_eq!(
+        counts.history,
+        HistorySummary::Plays {
+            plays: 2,
+            first_started: Some(listen(1).started_at)
+        }
+    );
+    // The delivery marks are in the history at once, and durable with the
+    // next synced commit.
+    let mut delivered = 0;
+    HistoryDb::open_reader(dir.path())
+        .unwrap()
+        .unwrap()
+        .select(&Filter::default(), true, |r| {
+            delivered += r.record.delivered.len();
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(delivered, 2);
     store.flush().await.unwrap();
 }
 
@@ -92,4 +109,58 @@ async fn the_depths_are_reported_after_a_play_and_after_a_delivery() {
         .unwrap()
         .unwrap();
     assert_eq!(*reported.lock().unwrap(), [2, 0]);
+}
+
+#[tokio::test]
+async fn import_and_backfill_skip_what_the_history_says_a_target_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(dir.path(), &["a", "b"]).unwrap();
+    let store = Store::start(queue.clone(), None).unwrap();
+    store.enqueue(vec![play(1)]).await;
+    // Played once, queued for "a" only: a re-import queues it for "b" only.
+    let r = store
+        .import(vec![listen(1), listen(2)], None)
+        .await
+        .unwrap();
+    assert_eq!(r.recorded, 1);
+    assert_eq!(r.queued["a"], 1);
+    assert_eq!(r.queued["b"], 2);
+    let r = store
+        .import(vec![listen(1), listen(2)], None)
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.skipped), (0, 2));
+    assert_eq!(store.len("a").await, 2);
+    // A backfill for one target only.
+    let r = store
+        .import(vec![listen(3)], Some("b".into()))
+        .await
+        .unwrap();
+    assert_eq!(r.queued.get("a"), None);
+    assert_eq!(r.queued["b"], 1);
+    assert_eq!(store.len("a").await, 2);
+    assert_eq!(store.len("b").await, 3);
+    let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
+    assert_eq!(db.len().unwrap(), 3);
+    assert_eq!(
+        store.prune_history(u64::MAX).await.unwrap(),
+        0,
+        "all queued"
+    );
+}
+
+#[tokio::test]
+async fn a_sled_history_of_an_older_release_moves_at_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The old layout: records in the sled tree `history`.
+        let queue = Queue::open(dir.path(), &["a"]).unwrap();
+        queue.old_history_fixture(2500);
+    }
+    let queue = Queue::open(dir.path(), &["a"]).unwrap();
+    let store = Store::start(queue.clone(), None).unwrap();
+    store.flush().await.unwrap();
+    let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
+    assert_eq!(db.len().unwrap(), 2500);
+    assert!(queue.old_history().unwrap().is_empty(), "the tree is gone");
 }

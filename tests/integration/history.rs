@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::common::daemon::{
-    Daemon, TestDir, run_cli, run_cli_zero_config, toml_str, zero_config_state_dir,
+    Daemon, TestDir, run_cli, run_cli_head, run_cli_zero_config, toml_str, zero_config_state_dir,
 };
 use crate::common::fake_lastfm::{self, FakeLastFm};
 use crate::common::fake_listenbrainz::{self, FakeListenBrainz};
@@ -623,4 +623,150 @@ fn history_json_with(dir: &TestDir) -> Vec<Value> {
     let out = run_cli(dir, &["history", "--json"], None);
     assert!(out.status.success(), "{}", both(&out));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Issue 22: an export of 200,000 listens, made here, is read a listen at a
+/// time (a JSON array, then the same as JSON Lines: every play already
+/// there); `history | head -1` then ends quietly with the oldest play.
+#[test]
+fn a_200000_listen_export_is_imported_streamed_and_history_head_ends_quietly() {
+    use std::io::Write;
+    const PLAYS: u64 = 200_000;
+    let dir = TestDir::new();
+    let state = dir.path().join("state");
+    dir.write_config(&format!(
+        "state_dir = {}\n",
+        toml_str(&state.display().to_string())
+    ));
+    let start = now() - PLAYS * 200;
+    let listen = |i: u64| {
+        format!(
+            "{{\"listened_at\":{},\"track_metadata\":{{\"artist_name\":\"Artist {}\",\
+             \"track_name\":\"Track {i}, \\\"quoted\\\" [{}]\",\"release_name\":\"Album {}\"}}}}",
+            start + i * 200,
+            i % 1000,
+            i % 7,
+            i % 3000
+        )
+    };
+    let array = dir.path().join("listens.json");
+    let lines = dir.path().join("listens.jsonl");
+    {
+        let mut a = std::io::BufWriter::new(std::fs::File::create(&array).unwrap());
+        let mut l = std::io::BufWriter::new(std::fs::File::create(&lines).unwrap());
+        writeln!(a, "[").unwrap();
+        for i in 0..PLAYS {
+            let sep = if i + 1 < PLAYS { "," } else { "" };
+            writeln!(a, "  {}{sep}", listen(i)).unwrap();
+            if i % 100 == 0 {
+                writeln!(l, "{}", listen(i)).unwrap();
+            }
+        }
+        writeln!(a, "]").unwrap();
+    }
+    let out = run_cli(
+        &dir,
+        &["import", "listenbrainz", array.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("history: imported 200000 plays (0 there already)"),
+        "{}",
+        both(&out)
+    );
+    let out = run_cli(
+        &dir,
+        &["import", "listenbrainz", lines.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("history: imported 0 plays (2000 there already)"),
+        "{}",
+        both(&out)
+    );
+
+    let (first, out) = run_cli_head(&dir, &["history"], 1);
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(
+        first[0].ends_with("Artist 0 – Track 0, \"quoted\" [0] (Album 0)"),
+        "{first:?}"
+    );
+    let (first, out) = run_cli_head(&dir, &["history", "export", "--format", "listenbrainz"], 2);
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(first[0], "[");
+
+    let out = run_cli(&dir, &["stats", "--period", "all", "--json"], None);
+    assert!(out.status.success(), "{}", both(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["plays"], PLAYS);
+    assert_eq!(v["artists"], 1000);
+    let out = run_cli(
+        &dir,
+        &[
+            "history",
+            "--json",
+            "--artist",
+            "artist 999",
+            "--limit",
+            "2",
+        ],
+        None,
+    );
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v.iter()
+            .map(|e| e["title"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [
+            "Track 198999, \"quoted\" [3]",
+            "Track 199999, \"quoted\" [2]"
+        ]
+    );
+}
+
+/// Issue 22: the sled history of the release before the SQLite history
+/// (tests/fixtures/sled-history, made by that release's binary) is moved
+/// into history.sqlite once, and reads back whole.
+#[test]
+fn a_sled_history_of_the_last_release_moves_into_sqlite() {
+    let dir = TestDir::new();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sled-history/state.tar.gz"
+    );
+    let untar = std::process::Command::new("tar")
+        .args(["xzf", fixture, "-C"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    dir.write_config(&format!(
+        "state_dir = {}\n",
+        toml_str(&state.display().to_string())
+    ));
+    assert!(!state.join("history.sqlite").exists());
+    for _ in 0..2 {
+        let out = run_cli(&dir, &["history", "--json"], None);
+        assert!(out.status.success(), "{}", both(&out));
+        let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v.len(), 300);
+        assert_eq!(v[0]["artist"], "Sigur Rós");
+        assert_eq!(v[0]["started_at"], 1_700_000_000);
+        assert_eq!(v[299]["title"], "Song 299");
+        assert_eq!(v[299]["duration"], 200);
+    }
+    assert!(state.join("history.sqlite").exists());
+    // `status` without a daemon reads the count the database keeps.
+    let out = run_cli(&dir, &["status"], None);
+    assert!(
+        both(&out).contains("History: 300 plays since"),
+        "{}",
+        both(&out)
+    );
 }

@@ -465,6 +465,43 @@ fn run_to_end(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Output {
     }
 }
 
+/// `run_cli` with its stdout read as `| head -n LINES` does: the first
+/// `lines` lines, then the pipe is closed. Those lines and the output.
+pub fn run_cli_head(dir: &TestDir, args: &[&str], lines: usize) -> (Vec<String>, Output) {
+    use std::io::BufRead;
+    let mut child = command(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mpd-scrobbler");
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let read: Vec<String> = std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .take(lines)
+        .map(|l| l.expect("a line"))
+        .collect();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > CLI_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mpd-scrobbler {args:?} still running after {CLI_LIMIT:?}");
+        }
+        std::thread::sleep(POLL);
+    };
+    let out = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    (read, out)
+}
+
 /// `run_cli` with stdout a pipe whose reading end is already closed, as
 /// `mpd-scrobbler history | head -0` would leave it: every write gets EPIPE.
 /// The output holds stderr only.
