@@ -5,7 +5,9 @@
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::daemon::{TestDir, command, queued, run_cli, run_cli_stdout_closed, toml_str};
+use crate::common::daemon::{
+    TestDir, command, config_toml, queued, run_cli, run_cli_stdout_closed, toml_str,
+};
 use crate::common::fake_lastfm::{self, FakeLastFm};
 use crate::common::fake_listenbrainz::{self, FakeListenBrainz};
 
@@ -127,7 +129,11 @@ fn lastfm_setup() -> (FakeLastFm, TestDir, Vec<(u64, String, String)>) {
     let lastfm = FakeLastFm::start();
     let dir = TestDir::new();
     let sk = lastfm.issue_session("alice");
-    dir.write_test_config(1, &lastfm.url(), Some(&sk));
+    // A second target, which the import must not queue anything for.
+    dir.write_config(&format!(
+        "{}[listenbrainz]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n",
+        config_toml(1, &dir.state_dir(), &lastfm.url(), Some(&sk))
+    ));
     let record = plays(3000);
     lastfm.add_history("alice", record.clone());
     (lastfm, dir, record)
@@ -158,12 +164,21 @@ fn lastfm_import_brings_every_scrobble_once_as_delivered() {
     assert!(asked.iter().all(|p| p["api_key"] == fake_lastfm::API_KEY));
     assert_eq!(asked[1]["to"], (record[199].0 + 1).to_string());
 
-    // Nothing is sent to Last.fm, nor queued for it; backfill finds the
-    // plays delivered there already.
+    // Nothing is sent to Last.fm, nor queued for it or the other target;
+    // backfill finds the plays delivered to Last.fm already, and queues
+    // them for the other target only when asked.
     assert_eq!(queued(&dir, "lastfm", false), 0);
-    ok(&run_cli(&dir, &["backfill", "lastfm"], None));
+    assert_eq!(queued(&dir, "listenbrainz", false), 0);
+    let out = ok(&run_cli(&dir, &["backfill", "lastfm"], None));
+    assert!(
+        out.contains("lastfm: queued 0 plays (3000 it has already)."),
+        "{out}"
+    );
     assert_eq!(queued(&dir, "lastfm", false), 0);
     assert_eq!(lastfm.request_count("track.scrobble"), 0);
+    let out = ok(&run_cli(&dir, &["backfill", "listenbrainz"], None));
+    assert!(out.contains("listenbrainz: queued 3000 plays"), "{out}");
+    assert_eq!(queued(&dir, "listenbrainz", false), 3000);
 
     // Later: only what is new is read.
     wait_past(started + 1);
@@ -417,7 +432,11 @@ fn listenbrainz_import_by_user_brings_every_listen_once_and_resumes() {
     assert_eq!(gained, 3500 - stored, "{out}");
     assert_history(&dir, &record, "listenbrainz");
     assert_eq!(queued(&dir, "listenbrainz", false), 0);
-    ok(&run_cli(&dir, &["backfill", "listenbrainz"], None));
+    let out = ok(&run_cli(&dir, &["backfill", "listenbrainz"], None));
+    assert!(
+        out.contains("listenbrainz: queued 0 plays (3500 it has already)."),
+        "{out}"
+    );
     assert_eq!(queued(&dir, "listenbrainz", false), 0);
 
     // Later: only what is new.
