@@ -6,10 +6,11 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::daemon::{
-    TestDir, command, config_toml, queued, run_cli, run_cli_stdout_closed, toml_str,
+    Daemon, TestDir, command, config_toml, queued, run_cli, run_cli_stdout_closed, toml_str,
 };
 use crate::common::fake_lastfm::{self, FakeLastFm};
 use crate::common::fake_listenbrainz::{self, FakeListenBrainz};
+use crate::common::mpd::{MpdServer, SongSpec};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -478,4 +479,65 @@ fn listenbrainz_import_waits_out_a_rate_limit_and_names_an_unknown_user() {
     // Neither a file nor a user: a usage error.
     let out = run_cli(&dir, &["import", "listenbrainz"], None);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The import writes the history while the daemon records a play in it:
+/// both land, the play goes out once, the imported listens never.
+#[test]
+fn an_import_runs_beside_the_daemon() {
+    let mpd = MpdServer::start(&[SongSpec::new(
+        "live/now.flac",
+        6,
+        &[("ARTIST", "Live Artist"), ("TITLE", "Played Now")],
+    )]);
+    let (lb, dir, mut record) = listenbrainz_setup(2500);
+    dir.write_config(&format!(
+        "state_dir = {}\n[mpd]\nhost = \"127.0.0.1\"\nport = {}\n\
+         [scrobble]\nmin_track_secs = 2\n\
+         [delivery]\nretry_min = \"200ms\"\nretry_max = \"2s\"\n\
+         [listenbrainz]\nurl = {}\ntoken = {}\n",
+        toml_str(&dir.state_dir().display().to_string()),
+        mpd.port(),
+        toml_str(&lb.url()),
+        toml_str(fake_listenbrainz::TOKEN),
+    ));
+    let daemon = Daemon::spawn(&dir);
+    assert!(
+        daemon.wait_log("connected to MPD", Duration::from_secs(20)),
+        "{}",
+        daemon.log()
+    );
+    // The play is recorded while the import holds the history open: pages
+    // take a second each, and the song counts 3 s after it starts.
+    lb.set_listens_delay(Some(Duration::from_secs(1)));
+    let mut import = spawn(&dir, &["import", "listenbrainz", "--user", "bob"], "import");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lb.listens_requests().is_empty() {
+        assert!(Instant::now() < deadline, "{}", read(&dir, "import"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    mpd.enqueue(&["live/now.flac"]);
+    mpd.play();
+    assert!(
+        wait(&mut import, Duration::from_secs(60)).success(),
+        "{}",
+        read(&dir, "import")
+    );
+    let sent = lb.wait_for_listens(2501, Duration::from_secs(40));
+    assert_eq!(sent.len(), 2501, "{}", daemon.log());
+    assert_eq!(lb.duplicates(), 0);
+    let live = sent.iter().find(|l| l.track_name == "Played Now").unwrap();
+    record.push((
+        live.listened_at.unwrap(),
+        "Live Artist".into(),
+        "Played Now".into(),
+    ));
+    record.sort();
+    let got = history(&dir);
+    let plays: Vec<(u64, String, String)> = got
+        .iter()
+        .map(|p| (p.0, p.1.clone(), p.2.clone()))
+        .collect();
+    assert_eq!(plays, record);
+    assert!(read(&dir, "import").contains("the history gained 2500 (0 there already)"));
 }
