@@ -10,6 +10,7 @@ use crate::common::daemon::{
 };
 use crate::common::fake_lastfm::{self, FakeLastFm};
 use crate::common::fake_listenbrainz::{self, FakeListenBrainz};
+use crate::common::hostile_server::{Answer, HostileServer};
 use crate::common::mpd::{MpdServer, SongSpec};
 
 fn now() -> u64 {
@@ -540,4 +541,49 @@ fn an_import_runs_beside_the_daemon() {
         .collect();
     assert_eq!(plays, record);
     assert!(read(&dir, "import").contains("the history gained 2500 (0 there already)"));
+}
+
+/// Whatever answers in the server's place, the import ends with an error
+/// naming what to fix, or skips what it cannot read; it never panics.
+#[test]
+fn hostile_answers_end_the_import_cleanly() {
+    let hostile = HostileServer::start(Answer::fixed(
+        200,
+        "text/html",
+        "<html>captive portal</html>",
+        &[],
+    ));
+    let dir = TestDir::new();
+    let url = format!("http://{}/2.0/", hostile.addr());
+    dir.write_test_config(1, &url, None);
+    let out = run_cli(&dir, &["import", "lastfm", "--user", "alice"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not the API's JSON"), "{stderr}");
+    assert!(stderr.contains("`url`"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    hostile.set(Answer::fixed(
+        200,
+        "application/json",
+        r##"{"recenttracks":{"@attr":{"totalPages":"x","total":[]},"track":[
+            1, "x", null, {"date":{"uts":"5"}},
+            {"artist":{"#text":"A"},"name":"T","date":{"uts":"-3"}},
+            {"artist":{"#text":"A"},"name":"T","date":{"uts":"1700000000"}}]}}"##,
+        &[],
+    ));
+    let out = ok(&run_cli(
+        &dir,
+        &["import", "lastfm", "--user", "alice"],
+        None,
+    ));
+    assert!(
+        out.contains("the history gained 1 (0 there already)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 entry without an artist or a title skipped"),
+        "{out}"
+    );
+    assert_eq!(history(&dir).len(), 1);
 }
