@@ -37,7 +37,7 @@ fn plays(n: u64) -> Vec<(u64, String, String)> {
 
 /// The history's plays, oldest first: (start time, artist, title, the
 /// targets it counts as delivered to).
-fn history(dir: &TestDir) -> Vec<(u64, String, String, Vec<String>)> {
+pub(crate) fn history(dir: &TestDir) -> Vec<(u64, String, String, Vec<String>)> {
     let db = rusqlite::Connection::open(dir.state_dir().join("history.sqlite")).unwrap();
     let mut s = db
         .prepare(
@@ -64,7 +64,7 @@ fn history(dir: &TestDir) -> Vec<(u64, String, String, Vec<String>)> {
 }
 
 /// The history holds exactly `expected`, each once, delivered to `target`.
-fn assert_history(dir: &TestDir, expected: &[(u64, String, String)], target: &str) {
+pub(crate) fn assert_history(dir: &TestDir, expected: &[(u64, String, String)], target: &str) {
     let got = history(dir);
     let mut want: Vec<(u64, String, String)> = expected.to_vec();
     want.sort();
@@ -80,7 +80,7 @@ fn assert_history(dir: &TestDir, expected: &[(u64, String, String)], target: &st
     );
 }
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -92,7 +92,7 @@ fn ok(out: &Output) -> String {
 
 /// The command started with stdout and stderr in files of the test
 /// directory (for the runs a test kills or waits on for more than a minute).
-fn spawn(dir: &TestDir, args: &[&str], name: &str) -> Child {
+pub(crate) fn spawn(dir: &TestDir, args: &[&str], name: &str) -> Child {
     let out = std::fs::File::create(dir.path().join(format!("{name}.out"))).unwrap();
     command(dir)
         .args(args)
@@ -114,7 +114,7 @@ fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
-fn read(dir: &TestDir, name: &str) -> String {
+pub(crate) fn read(dir: &TestDir, name: &str) -> String {
     std::fs::read_to_string(dir.path().join(format!("{name}.out"))).unwrap()
 }
 
@@ -128,8 +128,15 @@ fn wait_past(t: u64) {
 }
 
 fn lastfm_setup() -> (FakeLastFm, TestDir, Vec<(u64, String, String)>) {
-    let lastfm = FakeLastFm::start();
     let dir = TestDir::new();
+    let (lastfm, record) = lastfm_setup_in(&dir);
+    (lastfm, dir, record)
+}
+
+/// A Last.fm stand-in with 3000 scrobbles of alice's, and a config for it
+/// (and a second target) in `dir`.
+pub(crate) fn lastfm_setup_in(dir: &TestDir) -> (FakeLastFm, Vec<(u64, String, String)>) {
+    let lastfm = FakeLastFm::start();
     let sk = lastfm.issue_session("alice");
     // A second target, which the import must not queue anything for.
     dir.write_config(&format!(
@@ -138,7 +145,7 @@ fn lastfm_setup() -> (FakeLastFm, TestDir, Vec<(u64, String, String)>) {
     ));
     let record = plays(3000);
     lastfm.add_history("alice", record.clone());
-    (lastfm, dir, record)
+    (lastfm, record)
 }
 
 #[test]
