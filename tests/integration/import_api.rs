@@ -594,3 +594,43 @@ fn hostile_answers_end_the_import_cleanly() {
     );
     assert_eq!(history(&dir).len(), 1);
 }
+
+/// Ctrl-C ends an import between two pages, saying how to go on; the next
+/// run does.
+#[test]
+fn ctrl_c_stops_an_import_that_the_next_run_continues() {
+    let (lastfm, dir, record) = lastfm_setup();
+    lastfm.set_recent_delay(Some(Duration::from_millis(300)));
+    let mut child = spawn(&dir, &["import", "lastfm", "--user", "alice"], "first");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lastfm.recent_requests().len() < 3 {
+        assert!(Instant::now() < deadline, "{}", read(&dir, "first"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = wait(&mut child, Duration::from_secs(30));
+    let out = read(&dir, "first");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("interrupted: run the same command again"),
+        "{out}"
+    );
+    assert!(!out.contains("panicked"), "{out}");
+    let stored = history(&dir).len();
+    assert!((200..3000).contains(&stored), "{stored}");
+    lastfm.set_recent_delay(None);
+    let out = ok(&run_cli(
+        &dir,
+        &["import", "lastfm", "--user", "alice"],
+        None,
+    ));
+    assert!(
+        out.contains(&format!("the history gained {} ", 3000 - stored)),
+        "{out}"
+    );
+    assert_history(&dir, &record, "lastfm");
+}
