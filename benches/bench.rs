@@ -474,8 +474,8 @@ fn history_million(binary: &str, checks: &mut Checks) {
         "ms",
     );
     let (t, _) = report(
-        "`history --artist \"Artist 42\"` (best of 3)",
-        best(&["history", "--artist", "Artist 42"]),
+        "`history --artist \"Artist 4242\"` (best of 3)",
+        best(&["history", "--artist", "Artist 4242"]),
     );
     checks.at_most(
         "history: `history --artist X`",

@@ -162,7 +162,7 @@ pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), S
 pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let reader = history::formats::ExportReader::new(std::io::BufReader::new(file));
+    let reader = history::ExportReader::new(std::io::BufReader::new(file));
     let next = reader.map(|item| match item {
         Ok(Ok(l)) => Ok(Some(l)),
         Ok(Err(b)) => {
@@ -231,10 +231,7 @@ async fn import_listens(
             }
         }
         if !to_queue.is_empty() {
-            if sink.is_none() {
-                sink = Some(commands::Sink::open(config).await?);
-            }
-            let s = sink.as_mut().expect("opened above");
+            let s = sink.get_or_insert(commands::Sink::Daemon);
             let r = s.send(config, to_queue, None).await?;
             total.added += r.added;
             total.skipped += r.skipped;

@@ -245,8 +245,8 @@ pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result
     Ok(())
 }
 
-/// Where batches of plays to queue go: the daemon, or, when none runs, a
-/// storage thread of this process.
+/// Where batches of plays to queue go: the daemon, or, once it is found not
+/// running, a storage thread of this process.
 pub(crate) enum Sink {
     /// The daemon answers.
     Daemon,
@@ -305,20 +305,6 @@ impl Sink {
             .map_err(|e| e.to_string())
     }
 
-    /// The daemon if it runs, a storage thread of this process otherwise.
-    pub(crate) async fn open(config: &Config) -> Result<Sink, String> {
-        match control::request(
-            &config.state_dir,
-            control::Request::Queue(control::QueueCmd::List { rejected: true }),
-        )
-        .await
-        {
-            Ok(Some(_)) => Ok(Sink::Daemon),
-            Ok(None) => Sink::local(config),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
     fn local(config: &Config) -> Result<Sink, String> {
         let queue = crate::admin::open_queue(config)?;
         Store::start(queue, None)
@@ -348,8 +334,8 @@ pub async fn backfill_cmd(
     let mut done = crate::queue::Backfill::default();
     let mut running = false;
     if let Some(db) = reader(config)? {
-        let mut sink = Sink::open(config).await?;
-        running = matches!(sink, Sink::Daemon);
+        // The daemon, until it is found not running.
+        let mut sink = Sink::Daemon;
         done.already = usize::try_from(db.count_held(target, since).map_err(|e| e.to_string())?)
             .unwrap_or(usize::MAX);
         let mut after = 0;
@@ -366,6 +352,7 @@ pub async fn backfill_cmd(
             done.too_old += r.too_old.get(target).copied().unwrap_or(0);
             done.already += r.skipped;
         }
+        running = matches!(sink, Sink::Daemon);
         if let Sink::Local(store) = &sink {
             store.flush().await.map_err(|e| e.to_string())?;
         }

@@ -90,40 +90,6 @@ pub struct Unreadable {
     pub problem: String,
 }
 
-/// Read a ListenBrainz export: a JSON array of listens (the format of
-/// `history export --format listenbrainz` and of ListenBrainz's older
-/// exports) or one listen per line (its newer JSON Lines exports).
-pub fn parse_listenbrainz_export(text: &str) -> Result<(Vec<Listen>, Vec<Unreadable>), String> {
-    let trimmed = text.trim_start();
-    let values: Vec<Value> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).map_err(|e| format!("not a JSON array of listens: {e}"))?
-    } else {
-        let mut v = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            v.push(
-                serde_json::from_str(line)
-                    .map_err(|e| format!("line {}: not a JSON listen: {e}", i + 1))?,
-            );
-        }
-        v
-    };
-    let mut listens = Vec::new();
-    let mut bad = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        match listen_from_json(v) {
-            Ok(l) => listens.push(l),
-            Err(problem) => bad.push(Unreadable {
-                index: i + 1,
-                problem,
-            }),
-        }
-    }
-    Ok((listens, bad))
-}
-
 fn listen_from_json(v: &Value) -> Result<Listen, String> {
     let started_at = match &v["listened_at"] {
         Value::Null => return Err("no listened_at".into()),
@@ -185,8 +151,10 @@ fn listen_from_json(v: &Value) -> Result<Listen, String> {
     })
 }
 
-/// Reads a ListenBrainz export (a JSON array, or JSON Lines) one listen at
-/// a time, never holding more than one in memory: the array's brackets and
+/// Reads a ListenBrainz export (a JSON array of listens, the format of
+/// `history export --format listenbrainz` and of ListenBrainz's older
+/// exports, or one listen per line, its newer JSON Lines exports) one listen
+/// at a time, never holding more than one in memory: the array's brackets and
 /// the commas between its elements are read as spaces, so both shapes
 /// become a stream of JSON values.
 pub struct ExportReader<R: std::io::Read> {

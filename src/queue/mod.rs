@@ -120,7 +120,7 @@ pub struct Item {
     pub reason: Option<String>,
 }
 
-/// What [`Queue::backfill`] did.
+/// What `backfill` did for its target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backfill {
     /// Plays queued for the target.

@@ -1,8 +1,11 @@
-//! The queue database's one owner: a thread of its own that takes typed
-//! requests ([`Request`]), serves them one at a time in the order they were
-//! sent ([`Owner::serve`]), and answers each on a oneshot channel. The
-//! daemon reads and writes the queue and the history only through
-//! [`Store`], its handle; nothing else in the daemon calls sled.
+//! The owner of the queue database (sled) and of the history's writer
+//! (SQLite, [`history`]): a thread of its own that takes typed requests
+//! ([`Request`]), serves them one at a time in the order they were sent
+//! ([`Owner::serve`]), and answers each on a oneshot channel. The daemon
+//! reads and writes the queue and the history only through [`Store`], its
+//! handle; nothing else in the daemon calls sled or writes the history.
+//! The history commands read `history.sqlite` themselves (WAL lets them
+//! read while this thread writes).
 //!
 //! Why a thread: any sled call can wait on the disk. Once a transaction has
 //! run, sled guards every operation with one process-wide lock, which a
@@ -23,9 +26,18 @@
 //! they were sent, so a request sees the effect of every one sent before
 //! it, answered or not.
 //!
+//! History changes go through the queue's outbox (a sled tree written in
+//! the same transaction as the queue change they go with, `crate::queue`'s
+//! `outbox.rs`): this thread applies it to SQLite and removes entries only
+//! after a synced SQLite commit covers them ("history-synced" below); an
+//! unsynced commit lets readers see a change at once, and leaves its
+//! entries in the outbox. At start, a sled history of an older release is
+//! moved to SQLite ([`migrate`]) and the outbox is replayed.
+//!
 //! - [`Request::Enqueue`]: each play goes to the queues of the targets the
-//!   rules route it to and to the history, in one transaction, flushed; only
-//!   then is it logged `queued`. A play already the last one written (a
+//!   rules route it to and its record to the outbox, in one transaction,
+//!   flushed; only then is it logged `queued`. After the batch, the outbox is
+//!   history-synced (a second sync per play). A play already the last one written (a
 //!   retry after a failed flush) is not queued twice. After the last play is
 //!   written, and before its flush, the parked standing orders are taken:
 //!   the in-flight records of the requests they prepare are written, and
@@ -43,7 +55,8 @@
 //! - [`Request::MarkInFlight`]: flushed before the answer (the same
 //!   guarantee for the later requests of a batch).
 //! - [`Request::Settle`], [`Request::FinishInFlight`]: one transaction
-//!   removes what the server took (marking it delivered in the history),
+//!   removes what the server took (its "delivered" marks to the outbox,
+//!   applied to SQLite unsynced),
 //!   sets aside what it refused and forgets the record. Not flushed: it
 //!   reaches the disk with the next flushed write, or the final
 //!   [`Request::Flush`]. A cut before then leaves the record, which was on
@@ -52,16 +65,17 @@
 //! - [`Request::ClearInFlight`]: not flushed; a record that survives only
 //!   makes the server be asked again.
 //! - [`Request::RemoveLove`], [`Request::Love`]: flushed before the answer.
-//! - [`Request::Queue`] (drop, retry), [`Request::Import`],
-//!   [`Request::Backfill`], [`Request::PruneHistory`]: flushed before the
-//!   answer, so a command reports success only for what is on disk.
-//! - [`Request::Flush`]: everything written so far (the daemon's last
-//!   request, at shutdown).
-//! - [`Request::Ended`]: the time really played, written into the play's
-//!   history record, not flushed (losing it leaves the time at which the
-//!   play counted).
-//! - [`Request::Items`], [`Request::Len`], [`Request::Counts`], `queue
-//!   list`, [`Request::History`], [`Request::Stats`]: read only.
+//! - [`Request::Queue`] (drop, retry), [`Request::Import`] (a batch of an
+//!   import or a backfill; then history-synced), [`Request::PruneHistory`]
+//!   (one synced SQLite transaction): flushed before the answer, so a
+//!   command reports success only for what is on disk.
+//! - [`Request::Flush`]: the outbox history-synced, then everything
+//!   written so far (the daemon's last request, at shutdown).
+//! - [`Request::Ended`]: the time really played, an outbox entry applied
+//!   unsynced, not flushed (losing it leaves the time at which the play
+//!   counted).
+//! - [`Request::Items`], [`Request::Len`], [`Request::Counts`] (the
+//!   history's size from a trigger-kept count), `queue list`: read only.
 //!
 //! An I/O error closes the database (`crate::queue`); [`Request::Reopen`],
 //! or the next play written, opens it again.

@@ -366,6 +366,125 @@ fn a_backlog_delivered_through_30_power_cuts_arrives_exactly_once() {
     assert_eq!(history(&dir), listens, "the history");
 }
 
+/// Issue 22: the history (SQLite) and the queues (sled) are two stores,
+/// and a cut at any moment of a play's enqueue or delivery leaves them
+/// agreeing once the daemon is up again: every play logged `queued` is in
+/// the history, and every target the history says a play was queued for
+/// holds it in its queue or has received it (and no more).
+#[test]
+fn the_history_and_the_queues_agree_after_power_cuts_during_enqueue_and_delivery() {
+    const ROUNDS: usize = 8;
+    let mut rng = Rng(Rng::seed("history-cut", "POWERCUT_SEED"));
+    let dir = TestDir::new();
+    let Some(mut fs) = mount(&dir, "power-cut test") else {
+        return;
+    };
+    let mpd = MpdServer::start(&short_songs(ROUNDS));
+    let lastfm = FakeLastFm::start();
+    let sk = lastfm.issue_session("alice");
+    dir.write_config(
+        &config_toml(mpd.port(), &dir.state_dir(), &lastfm.url(), Some(&sk))
+            .replace("played_percent = 50", "played_percent = 25"),
+    );
+    let mut logged = Vec::new();
+    for i in 0..ROUNDS {
+        let mut daemon = Daemon::spawn(&dir);
+        assert!(
+            daemon.wait_log("connected to MPD", Duration::from_secs(10)),
+            "{}",
+            daemon.log()
+        );
+        mpd.play_file(&format!("short/{i}.flac"));
+        assert!(
+            daemon.wait_log(&format!("queued \"Artist {i} "), Duration::from_secs(15)),
+            "{}",
+            daemon.log()
+        );
+        logged.push((format!("Artist {i}"), format!("Song {i}")));
+        // Before, during or after the history commit and the delivery.
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        daemon.kill9();
+        if i % 2 == 1 {
+            fs.cut_torn(rng.below(u64::MAX)).expect("a torn power cut");
+        } else {
+            fs.cut().expect("the power cut");
+        }
+    }
+    mpd.stop();
+    // A boot with Last.fm down: the outbox is applied, nothing is sent.
+    lastfm.go_down();
+    let mut daemon = daemon_up(&dir);
+    assert!(
+        daemon.wait_log("connected to MPD", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.sigterm().success(), "{}", daemon.log());
+
+    let plays = history(&dir);
+    for (artist, title) in &logged {
+        assert!(
+            plays.iter().any(|(a, t, _)| a == artist && t == title),
+            "{artist} – {title} was logged queued but is not in the history: {plays:?}"
+        );
+    }
+    let out = run_cli(&dir, &["queue", "list", "--json"], None);
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).expect("queue list JSON");
+    let waiting: Stored = q["targets"]["lastfm"]
+        .as_array()
+        .expect("the lastfm queue")
+        .iter()
+        .map(|i| {
+            let l = &i["listen"];
+            (
+                l["track"]["artist"].as_str().unwrap_or_default().to_owned(),
+                l["track"]["title"].as_str().unwrap_or_default().to_owned(),
+                l["started_at"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let sent = on_lastfm(&lastfm);
+    let db = rusqlite::Connection::open(dir.state_dir().join("history.sqlite")).expect("history");
+    let mut marks = db
+        .prepare(
+            "SELECT a.name, p.title, p.started_at, m.delivered_at FROM marks m \
+             JOIN plays p ON p.id = m.play JOIN artists a ON a.id = p.artist \
+             WHERE m.target = 'lastfm'",
+        )
+        .expect("the marks");
+    let marked: Vec<((String, String, u64), bool)> = marks
+        .query_map([], |r| {
+            Ok((
+                (
+                    r.get(0)?,
+                    r.get(1)?,
+                    u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                ),
+                r.get::<_, Option<i64>>(3)?.is_some(),
+            ))
+        })
+        .expect("the marks")
+        .map(|r| r.expect("a mark"))
+        .collect();
+    for (play, delivered) in &marked {
+        assert!(
+            waiting.contains(play) || sent.contains(play),
+            "{play:?} is marked for lastfm but neither queued nor sent"
+        );
+        if *delivered {
+            assert!(sent.contains(play), "{play:?} marked delivered, never sent");
+        }
+    }
+    for play in waiting.iter().chain(&sent) {
+        assert!(
+            marked.iter().any(|(p, _)| p == play),
+            "{play:?} queued or sent, but the history has no mark for lastfm"
+        );
+    }
+    let damage = damaged(&dir);
+    assert!(damage.is_empty(), "a false damage report: {damage:?}");
+}
+
 /// The metadata cache is not synced (it is a cache), but a cut, torn or
 /// not, must never make a command crash or answer garbage: each answer
 /// comes from the cache or the server, whole.
