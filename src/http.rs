@@ -89,7 +89,8 @@ pub async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, BodyError
     read_body_limited(response, MAX_BODY).await
 }
 
-async fn read_body_limited(
+/// Like [`read_body`], up to `limit` bytes (for replies known to be larger).
+pub async fn read_body_limited(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Vec<u8>, BodyError> {

@@ -14,6 +14,7 @@ pub(crate) mod delivery;
 pub(crate) mod events;
 pub mod history;
 pub mod http;
+pub(crate) mod import;
 pub(crate) mod metadata;
 pub(crate) mod metrics;
 pub(crate) mod mpd;

@@ -80,7 +80,7 @@ pub(super) enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
-    /// Queue the unsent scrobbles of another scrobbler
+    /// Bring plays in: another scrobbler's unsent scrobbles, or a server's record
     Import {
         #[command(subcommand)]
         from: ImportFrom,
@@ -238,12 +238,47 @@ pub(super) enum ImportFrom {
         /// The journal file
         journal: PathBuf,
     },
-    /// A ListenBrainz export (JSON array or JSON Lines of listens), also the
-    /// output of `history export --format listenbrainz`
+    /// A ListenBrainz export file, or with --user a user's listens from the API
+    ///
+    /// FILE: a JSON array or JSON Lines of listens (also what `history export
+    /// --format listenbrainz` writes); its plays go into the history and are
+    /// queued for every target. --user NAME: every listen of NAME read from
+    /// the ListenBrainz API into the history, as already delivered to that
+    /// target and queued for none (like `import lastfm`).
     Listenbrainz {
         /// The export file
-        file: PathBuf,
+        #[arg(required_unless_present = "user")]
+        file: Option<PathBuf>,
+        /// Read this user's listens from the API instead of a file
+        #[arg(long, conflicts_with = "file")]
+        user: Option<String>,
+        #[command(flatten)]
+        from: FromServer,
     },
+    /// Every scrobble of a Last.fm (or Libre.fm, ...) account, into the history
+    ///
+    /// The plays count as already delivered to that target: nothing is sent
+    /// to it again, and nothing is queued for the other targets (`backfill
+    /// TARGET` does that). Stopped (Ctrl-C, a crash), it continues where it
+    /// stopped when run again; run later, it reads what is new.
+    Lastfm {
+        /// Whose scrobbles (default: the user of the target's session)
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        from: FromServer,
+    },
+}
+
+/// Which target and which plays of a server's record.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct FromServer {
+    /// Which target (its name in the config), when several are configured
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Only plays since this local date or this long ago ("2024-05-01", "90d")
+    #[arg(long, value_name = "DATE|DURATION")]
+    pub since: Option<String>,
 }
 
 /// Which plays of the history.

@@ -26,7 +26,7 @@ use crate::history::{self, Filter};
 use crate::metadata::query::{self, Query, QueryError};
 use crate::output::{self, errln, out};
 use crate::rules::test as rules_test;
-use crate::{auth, daemon};
+use crate::{auth, daemon, import};
 use args::{
     AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,
     NotifyAction, QueueAction, RulesAction, TopKind,
@@ -209,10 +209,23 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             .block_on(admin::import_journal(&config, &journal))
             .map_err(failed),
         Command::Import {
-            from: ImportFrom::Listenbrainz { file },
+            from: ImportFrom::Listenbrainz {
+                file: Some(file), ..
+            },
         } => runtime
             .block_on(admin::import_listenbrainz(&config, &file))
             .map_err(failed),
+        Command::Import {
+            from:
+                ImportFrom::Listenbrainz {
+                    file: None,
+                    user,
+                    from,
+                },
+        } => import_from_server(&runtime, &config, import::Source::ListenBrainz, user, from),
+        Command::Import {
+            from: ImportFrom::Lastfm { user, from },
+        } => import_from_server(&runtime, &config, import::Source::LastFm, user, from),
         Command::History {
             action,
             filter,
@@ -313,6 +326,28 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         | Command::Manpage { .. }
         | Command::Config { .. } => Ok(()),
     }
+}
+
+/// `import lastfm` and `import listenbrainz --user`.
+fn import_from_server(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    source: import::Source,
+    user: Option<String>,
+    from: args::FromServer,
+) -> Result<(), CliError> {
+    let request = import::Request {
+        source,
+        target: from.target,
+        user,
+        since: from.since.as_deref().map(when).transpose()?,
+    };
+    runtime
+        .block_on(import::run(config, request))
+        .map_err(|e| match e {
+            import::ImportError::Usage(m) => CliError::Usage(m),
+            e => CliError::Failed(e.to_string()),
+        })
 }
 
 /// A `--since`/`--until` value in Unix seconds.

@@ -1,12 +1,15 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::control::{MpdLink, Storage, StorageState, TargetStatus};
+use crate::control::{HistorySummary, MpdLink, Storage, StorageState, TargetStatus};
 use crate::delivery::{Deliveries, TargetState};
 
 fn status() -> Status {
     Status {
-        history: serde_json::json!({"plays": 12, "first_started": 1}),
+        history: HistorySummary::Plays {
+            plays: 12,
+            first_started: Some(1),
+        },
         mpd: MpdLink {
             address: "localhost:6600".into(),
             connected: true,

@@ -608,6 +608,17 @@ mod snapshots {
         let out = run(&dir, &["history", "--help"]);
         assert!(out.status.success(), "{}", both(&out));
         assert_matches(&dir, &out.stdout, file!["cli/history-help.stdout"]);
+        // The file imports and the server imports side by side.
+        let out = run(&dir, &["import", "--help"]);
+        assert!(out.status.success(), "{}", both(&out));
+        assert_matches(&dir, &out.stdout, file!["cli/import-help.stdout"]);
+        let out = run(&dir, &["import", "listenbrainz", "--help"]);
+        assert!(out.status.success(), "{}", both(&out));
+        assert_matches(
+            &dir,
+            &out.stdout,
+            file!["cli/import-listenbrainz-help.stdout"],
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod harness_mpd;
 mod history;
 mod hostile;
 mod import;
+mod import_api;
 mod info;
 mod listenbrainz;
 mod love;

@@ -173,6 +173,45 @@ fn an_import_reported_done_survives_a_power_cut() {
     assert_eq!(queued(&dir, "listenbrainz", false), 120);
 }
 
+/// `import lastfm` cut mid-way: each page's plays and the cursor after
+/// them are one synced transaction, so the import resumes just below the
+/// plays that survived, and ends with each play once.
+#[test]
+fn a_lastfm_import_cut_mid_way_resumes_and_imports_nothing_twice() {
+    use crate::import_api::{assert_history, history, lastfm_setup_in, ok, read, spawn};
+    let dir = TestDir::new();
+    let Some(mut fs) = mount(&dir, "power-cut test") else {
+        return;
+    };
+    let (lastfm, record) = lastfm_setup_in(&dir);
+    lastfm.set_recent_delay(Some(Duration::from_millis(300)));
+    let mut child = spawn(&dir, &["import", "lastfm", "--user", "alice"], "first");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lastfm.recent_requests().len() < 6 {
+        assert!(Instant::now() < deadline, "{}", read(&dir, "first"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fs.cut().expect("the power cut");
+    let kept = history(&dir);
+    assert!(
+        (800..3000).contains(&kept.len()),
+        "{} plays survived five stored pages",
+        kept.len()
+    );
+    let first_run = lastfm.recent_requests().len();
+    lastfm.set_recent_delay(None);
+    ok(&run_cli(
+        &dir,
+        &["import", "lastfm", "--user", "alice"],
+        None,
+    ));
+    let resumed = &lastfm.recent_requests()[first_run..];
+    assert_eq!(resumed[0]["to"], (kept[0].0 + 1).to_string());
+    assert_history(&dir, &record, "lastfm");
+}
+
 #[test]
 fn a_session_stored_by_auth_survives_a_power_cut() {
     let dir = TestDir::new();

@@ -11,6 +11,7 @@
 mod client;
 pub(crate) mod json;
 mod read;
+mod recent;
 mod sign;
 mod wire;
 
@@ -18,6 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub(crate) use client::Client;
+pub(crate) use recent::PAGE_SIZE;
 
 use crate::scrobble::{Listen, Track};
 use crate::targets::{BoxFuture, ErrorKind, Failure, Heard, ItemOutcome, Target};

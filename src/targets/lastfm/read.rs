@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::client::reply;
+use super::recent::{self, PAGE_SIZE, RecentPage};
 use super::sign::Params;
 use super::{Client, Error, MAX_RECENT_PAGES, wire};
 use crate::http::percent_encode;
@@ -43,6 +44,14 @@ impl Client {
         method: &str,
         params: &[(&str, String)],
     ) -> Result<Value, Error> {
+        let response = self.get(method, params).send().await?;
+        reply(response).await
+    }
+
+    /// The GET of an unsigned read call. The API key is no secret (it is
+    /// in every Last.fm page's scripts); reqwest's errors do not quote the
+    /// URL anyway (see `crate::http::describe_error`).
+    fn get(&self, method: &str, params: &[(&str, String)]) -> reqwest::RequestBuilder {
         tracing::debug!(method, "Audioscrobbler read");
         let mut query: Vec<(&str, &str)> = vec![
             ("method", method),
@@ -59,8 +68,48 @@ impl Client {
                 .collect::<Vec<_>>()
                 .join("&")
         );
-        let response = self.http.get(url).send().await?;
-        reply(response).await
+        self.http.get(url)
+    }
+
+    /// One page (1-based) of the scrobbles of `user` that started after
+    /// `after` and before `before` (Unix seconds, both excluded as the
+    /// server documents it), newest first, [`PAGE_SIZE`] to a page.
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`]. An unknown user is
+    /// [`Error::Api`] code 6, a private profile code 17.
+    pub(crate) async fn recent_page(
+        &self,
+        user: &str,
+        after: Option<u64>,
+        before: u64,
+        page: u32,
+    ) -> Result<RecentPage, Error> {
+        let mut params = vec![
+            ("user", user.to_owned()),
+            ("to", before.to_string()),
+            ("limit", PAGE_SIZE.to_string()),
+            ("page", page.to_string()),
+        ];
+        if let Some(after) = after {
+            params.push(("from", after.to_string()));
+        }
+        let response = self.get("user.getRecentTracks", &params).send().await?;
+        let status = response.status().as_u16();
+        let retry_after =
+            crate::http::retry_after(response.headers(), std::time::SystemTime::now());
+        let body = crate::http::read_body(response).await?;
+        // The envelope first: an API error, or whatever is not the API.
+        wire::read_reply(status, &body).map_err(|e| match e {
+            Error::Http { status, body, .. } => Error::Http {
+                status,
+                body,
+                retry_after,
+            },
+            e => e,
+        })?;
+        recent::recent_page(&body)
     }
 
     /// The scrobbles of `user` that started from `first` to `last` (Unix

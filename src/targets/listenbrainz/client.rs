@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::page::{ListensPage, MAX_PAGE_BYTES, PAGE_SIZE, listens_page};
 use super::wire::{document, http_error, listen_json, parse_listens, track_metadata};
 use super::{Error, Flavor, MAX_BATCH, MAX_LISTEN_PAGES};
 use crate::scrobble::{Listen, Track};
@@ -195,6 +196,52 @@ impl Client {
             }
         }
         Ok(heard)
+    }
+
+    /// One page of the listens of `user` that started before `before` (Unix
+    /// seconds, excluded), newest first: up to [`PAGE_SIZE`], fewer where
+    /// the server caps `count`. Only `max_ts` is sent: with `min_ts` the
+    /// server may answer the oldest listens of the range instead of the
+    /// newest, so the caller stops where a page reaches its lower bound.
+    /// The token, when given, only counts the calls against its own rate
+    /// limit; public profiles need none.
+    ///
+    /// # Errors
+    ///
+    /// Any failure of the call; see [`Error::kind`]. An unknown user is a 404.
+    pub(crate) async fn listens_page(
+        &self,
+        token: Option<&str>,
+        user: &str,
+        before: u64,
+    ) -> Result<ListensPage, Error> {
+        let url = format!(
+            "{}/1/user/{}/listens?max_ts={before}&count={PAGE_SIZE}",
+            self.root,
+            crate::http::percent_encode(user)
+        );
+        let mut request = self.http.get(url);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Token {token}"));
+        }
+        let resp = request.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let reset_in = wait_asked(resp.headers());
+        let body = crate::http::read_body_limited(resp, MAX_PAGE_BYTES)
+            .await
+            .map_err(|e| match e {
+                crate::http::BodyError::Transport(e) => transport(e),
+                too_large @ crate::http::BodyError::TooLarge => {
+                    Error::Malformed(too_large.to_string())
+                }
+            })?;
+        if !(200..300).contains(&status) {
+            return Err(http_error(status, &body, reset_in));
+        }
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            return Err(Error::NotJson { status });
+        }
+        listens_page(&body)
     }
 
     async fn submit_raw(&self, token: &str, body: String) -> Result<(), Error> {

@@ -6,11 +6,13 @@
 //! requests by size and reads listens back.
 
 mod client;
+mod page;
 mod wire;
 
 use std::time::Duration;
 
 pub(crate) use client::Client;
+pub(crate) use page::MIN_FULL_PAGE;
 pub(crate) use wire::split_by_size;
 
 use crate::scrobble::{Listen, Track};

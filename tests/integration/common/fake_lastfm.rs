@@ -88,6 +88,12 @@ struct State {
     loves: Vec<(String, String, bool)>,
     /// Replies of read methods, by (lower-case method, lower-case subject).
     reads: HashMap<(String, String), Value>,
+    /// The parameters of each `user.getRecentTracks` request, in order.
+    recent_requests: Vec<BTreeMap<String, String>>,
+    /// How long each `user.getRecentTracks` request takes to answer.
+    recent_delay: Option<Duration>,
+    /// Answer `user.getRecentTracks` as GNU FM (Libre.fm) does.
+    gnu_fm: bool,
 }
 
 struct Token {
@@ -227,6 +233,61 @@ impl FakeLastFm {
             .insert((method.to_lowercase(), subject.to_lowercase()), reply);
     }
 
+    /// Scrobbles of `user` made long ago (by another client): (timestamp,
+    /// artist, track) each; `user.getRecentTracks` reads them back.
+    pub fn add_history(&self, user: &str, plays: impl IntoIterator<Item = (u64, String, String)>) {
+        let mut st = self.state();
+        st.users.entry(user.to_string()).or_default();
+        for (timestamp, artist, track) in plays {
+            st.scrobbles.push(Scrobbled {
+                artist,
+                track,
+                album: Some("Album".into()),
+                album_artist: None,
+                track_number: None,
+                duration: None,
+                mbid: None,
+                chosen_by_user: None,
+                timestamp,
+                user: user.to_string(),
+            });
+        }
+    }
+
+    /// `user` is playing this track now (as another client told the server).
+    pub fn add_now_playing(&self, user: &str, artist: &str, track: &str) {
+        self.state().now_playing.push(Scrobbled {
+            artist: artist.to_string(),
+            track: track.to_string(),
+            album: None,
+            album_artist: None,
+            track_number: None,
+            duration: None,
+            mbid: None,
+            chosen_by_user: None,
+            timestamp: 0,
+            user: user.to_string(),
+        });
+    }
+
+    /// The parameters of each `user.getRecentTracks` request so far
+    /// (`api_key` included), in order of arrival.
+    pub fn recent_requests(&self) -> Vec<BTreeMap<String, String>> {
+        self.state().recent_requests.clone()
+    }
+
+    /// Answer `user.getRecentTracks` as GNU FM (Libre.fm) does: `from` and
+    /// `to` ignored, pages counted over the whole record, and a page past
+    /// the end is error 7 (gnu-fm `nixtape/api/UserXML.php`).
+    pub fn set_gnu_fm(&self, on: bool) {
+        self.state().gnu_fm = on;
+    }
+
+    /// Answer each `user.getRecentTracks` request only after `d`.
+    pub fn set_recent_delay(&self, d: Option<Duration>) {
+        self.state().recent_delay = d;
+    }
+
     /// Refuse any track.scrobble batch containing this artist with error 6.
     pub fn set_poison_artist(&self, artist: Option<&str>) {
         self.state().poison = artist.map(str::to_string);
@@ -292,9 +353,15 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
     }
     let method = params.get("method").cloned().unwrap_or_default();
 
-    let failure = {
+    let (failure, delay) = {
         let mut st = shared.state.lock().unwrap();
         *st.requests.entry(method.clone()).or_default() += 1;
+        let delay = if method.eq_ignore_ascii_case("user.getRecentTracks") {
+            st.recent_requests.push(params.clone());
+            st.recent_delay
+        } else {
+            None
+        };
         let scrobble = method.eq_ignore_ascii_case("track.scrobble");
         if scrobble {
             st.scrobble_requests += 1;
@@ -303,14 +370,18 @@ fn handle(req: &Request, shared: &Shared) -> Reply {
             Some((n, f)) if scrobble && n > 0 && st.scrobble_requests % n == 0 => Some(f),
             _ => None,
         };
-        match st.fail_next.as_mut() {
+        let failure = match st.fail_next.as_mut() {
             Some((n, f)) if *n > 0 => {
                 *n -= 1;
                 Some(*f)
             }
             _ => nth.or(st.failure),
-        }
+        };
+        (failure, delay)
     };
+    if let Some(d) = delay {
+        std::thread::sleep(d);
+    }
     match failure {
         Some(Failure::Http(status)) => {
             return (
@@ -549,8 +620,11 @@ fn recent_tracks(st: &State, p: &BTreeMap<String, String>) -> Reply {
         return (404, ct, body);
     };
     let number = |k: &str| p.get(k).and_then(|v| v.parse::<u64>().ok());
-    let from = number("from");
-    let to = number("to");
+    let (from, to) = if st.gnu_fm {
+        (None, None)
+    } else {
+        (number("from"), number("to"))
+    };
     let limit = number("limit").unwrap_or(50).clamp(1, 200) as usize;
     let page = number("page").unwrap_or(1).max(1) as usize;
     let mut mine: Vec<&Scrobbled> = st
@@ -562,6 +636,9 @@ fn recent_tracks(st: &State, p: &BTreeMap<String, String>) -> Reply {
     mine.sort_by_key(|s| std::cmp::Reverse(s.timestamp));
     let total = mine.len();
     let pages = total.div_ceil(limit).max(1);
+    if st.gnu_fm && (page - 1) * limit >= total {
+        return api_error(7, "Invalid resource specified");
+    }
     let mut tracks: Vec<Value> = Vec::new();
     if page == 1 {
         if let Some(np) = st.now_playing.iter().rev().find(|s| s.user == user) {

@@ -87,6 +87,10 @@ struct State {
     submission_times: Vec<(Instant, bool)>,
     poison: Option<String>,
     feedback: Vec<(String, i64)>,
+    /// The query of each `/1/user/{user}/listens` request, in order.
+    listens_requests: Vec<String>,
+    /// How long each `/1/user/{user}/listens` request takes to answer.
+    listens_delay: Option<Duration>,
 }
 
 pub struct FakeListenBrainz {
@@ -191,6 +195,33 @@ impl FakeListenBrainz {
     }
 
     /// Refuse any submission containing this artist with a 400.
+    /// Listens of `user` made long ago (by another client): (listened_at,
+    /// artist, track) each; `/1/user/{user}/listens` reads them back.
+    pub fn add_history(&self, user: &str, plays: impl IntoIterator<Item = (u64, String, String)>) {
+        let mut st = self.st();
+        for (at, artist, track) in plays {
+            st.listens.push(Received {
+                listen_type: "import".into(),
+                listened_at: Some(at),
+                artist_name: artist,
+                track_name: track,
+                release_name: Some("Album".into()),
+                additional_info: json!({"duration_ms": 200_000}),
+                user: user.to_string(),
+            });
+        }
+    }
+
+    /// The query string of each `/1/user/{user}/listens` request so far.
+    pub fn listens_requests(&self) -> Vec<String> {
+        self.st().listens_requests.clone()
+    }
+
+    /// Answer each `/1/user/{user}/listens` request only after `d`.
+    pub fn set_listens_delay(&self, d: Option<Duration>) {
+        self.st().listens_delay = d;
+    }
+
     pub fn set_poison_artist(&self, artist: Option<&str>) {
         self.st().poison = artist.map(str::to_string);
     }
@@ -254,9 +285,17 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
     let Some(endpoint) = path.strip_prefix(prefix) else {
         return error(flavor, 404, "Not found");
     };
-    let failure = {
+    let reads_listens = endpoint.starts_with("user/") && endpoint.ends_with("/listens");
+    let (failure, delay) = {
         let mut st = state.lock().unwrap();
         st.requests += 1;
+        let delay = if reads_listens {
+            let query = req.path.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            st.listens_requests.push(query.to_string());
+            st.listens_delay
+        } else {
+            None
+        };
         // Listens, not playing_now notices (the body says which).
         let listens = endpoint == "submit-listens"
             && !String::from_utf8_lossy(&req.body).contains("\"playing_now\"");
@@ -278,8 +317,11 @@ fn handle(req: &Request, flavor: Flavor, state: &Mutex<State>) -> Response {
             let limited = matches!(failure, Some(Failure::RateLimited { .. }));
             st.submission_times.push((Instant::now(), limited));
         }
-        failure
+        (failure, delay)
     };
+    if let Some(d) = delay {
+        std::thread::sleep(d);
+    }
     match failure {
         Some(Failure::Status(status)) => {
             return error(flavor, status, "Failure requested by the test");
@@ -414,7 +456,7 @@ fn user_listens(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>)
         .map_or(DEFAULT_ITEMS_PER_GET, |c| c as usize)
         .min(MAX_ITEMS_PER_GET);
     let st = state.lock().unwrap();
-    if !st.tokens.values().any(|u| u == user) {
+    if !st.tokens.values().any(|u| u == user) && !st.listens.iter().any(|l| l.user == user) {
         return error(flavor, 404, &format!("Cannot find user: {user}"));
     }
     let mut mine: Vec<&Received> = st
@@ -428,6 +470,12 @@ fn user_listens(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>)
         .collect();
     mine.sort_by_key(|l| std::cmp::Reverse(l.listened_at));
     mine.truncate(count);
+    let own = || {
+        st.listens
+            .iter()
+            .filter(|l| l.user == user)
+            .filter_map(|l| l.listened_at)
+    };
     let listens: Vec<Value> = mine
         .iter()
         .map(|l| {
@@ -451,8 +499,8 @@ fn user_listens(req: &Request, flavor: Flavor, user: &str, state: &Mutex<State>)
         json!({"payload": {
             "count": listens.len(),
             "user_id": user,
-            "latest_listen_ts": st.listens.iter().filter_map(|l| l.listened_at).max(),
-            "oldest_listen_ts": st.listens.iter().filter_map(|l| l.listened_at).min(),
+            "latest_listen_ts": own().max(),
+            "oldest_listen_ts": own().min(),
             "listens": listens,
         }}),
     )
