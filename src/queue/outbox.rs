@@ -63,6 +63,14 @@ pub(super) fn value(change: &Change) -> Vec<u8> {
     serde_json::to_vec(change).expect("a change always serialises")
 }
 
+impl Entry {
+    /// What tells this entry apart from any other, and from itself
+    /// rewritten.
+    pub fn ident(&self) -> (sled::IVec, sled::IVec) {
+        (self.key.clone(), self.value.clone())
+    }
+}
+
 /// How many records of an old sled history move per batch.
 pub const MIGRATION_BATCH: usize = 1000;
 

@@ -37,7 +37,9 @@
 //! - [`Request::Enqueue`]: each play goes to the queues of the targets the
 //!   rules route it to and its record to the outbox, in one transaction,
 //!   flushed; only then is it logged `queued`. After the batch, the outbox is
-//!   history-synced (a second sync per play). A play already the last one written (a
+//!   applied to SQLite unsynced (readers see it at once; the outbox, on
+//!   disk, covers a cut), and history-synced once it holds
+//!   `OUTBOX_SYNC_AT` entries, so a play costs one sync. A play already the last one written (a
 //!   retry after a failed flush) is not queued twice. After the last play is
 //!   written, and before its flush, the parked standing orders are taken:
 //!   the in-flight records of the requests they prepare are written, and
@@ -82,7 +84,7 @@
 
 pub(crate) mod history;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc;
 
 use std::path::PathBuf;
@@ -289,6 +291,7 @@ impl Store {
         let mut owner = Owner {
             queue: queue.clone(),
             history: None,
+            applied: HashSet::new(),
             state_dir: queue
                 .path()
                 .parent()
@@ -576,12 +579,22 @@ pub(crate) enum StoreError {
     History(#[from] HistoryError),
 }
 
+/// Outbox entries at which the history's commit is synced even though
+/// nothing asks for it: a handful of plays' worth (each play brings an
+/// entry, one per target queued, and its delivery and end), so the outbox
+/// stays small and a start replays little.
+const OUTBOX_SYNC_AT: usize = 256;
+
 /// What the storage thread holds: the queue, the history database, and
 /// the idle flushers' orders.
 struct Owner {
     queue: Queue,
     /// Opened at the first need, and again after an error.
     history: Option<HistoryDb>,
+    /// Outbox entries applied to the history in commits not yet synced:
+    /// they stay in the outbox, and are not applied again, until a synced
+    /// commit covers them.
+    applied: HashSet<(sled::IVec, sled::IVec)>,
     state_dir: PathBuf,
     standing: Standing,
     report: Option<DepthReport>,
@@ -596,7 +609,7 @@ impl Owner {
             Request::Enqueue { plays, reply } => {
                 let written = self.enqueue(&plays);
                 if written.count > 0 {
-                    self.history_sync(true);
+                    self.history_sync(false);
                     self.report_depths();
                 }
                 let _ = reply.send(written);
@@ -884,29 +897,45 @@ impl Owner {
 
     /// Apply the outbox to the history database. `durable`: the commit is
     /// synced, and then the entries leave the outbox; otherwise they stay
-    /// until a synced commit covers them. A failure leaves them there for
-    /// the next attempt: the history never stops the plays.
+    /// until a synced commit covers them. Readers see an unsynced commit at
+    /// once, and the outbox, on disk with the play, covers a cut, so a play
+    /// costs no sync of its own here: the commit is synced once the outbox
+    /// holds [`OUTBOX_SYNC_AT`] entries, and at shutdown. A failure leaves
+    /// the entries there for the next attempt: the history never stops the
+    /// plays.
     fn history_sync(&mut self, durable: bool) {
         if let Err(e) = self.try_history_sync(durable) {
             tracing::warn!("history: {e}; kept in the queue database until it can be written");
-            // A broken connection is opened afresh next time.
+            // A broken connection is opened afresh next time, and applies
+            // everything again.
             self.history = None;
+            self.applied.clear();
         }
     }
 
     fn try_history_sync(&mut self, durable: bool) -> Result<(), StoreError> {
         let queue = self.queue.clone();
         let entries = queue.outbox()?;
-        if entries.is_empty() {
+        let durable = durable || entries.len() >= OUTBOX_SYNC_AT;
+        let fresh: Vec<_> = entries
+            .iter()
+            .filter(|e| durable || !self.applied.contains(&e.ident()))
+            .collect();
+        if fresh.is_empty() {
             return Ok(());
         }
         let Some(db) = self.history_db() else {
             return Ok(());
         };
-        let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
+        // A synced commit writes every entry again (to no effect on those
+        // applied before): its sync is what makes them all durable.
+        let changes: Vec<_> = fresh.iter().map(|e| e.change.clone()).collect();
         db?.apply(&changes, durable)?;
         if durable {
             queue.outbox_done(&entries)?;
+            self.applied.clear();
+        } else {
+            self.applied.extend(fresh.iter().map(|e| e.ident()));
         }
         Ok(())
     }

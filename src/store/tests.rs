@@ -42,6 +42,10 @@ async fn a_play_queued_is_handed_to_the_flusher_waiting_for_it_with_its_record()
     assert_eq!(store.len("b").await, 0, "routed to a only");
     let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
     assert_eq!(db.len().unwrap(), 1, "in the history too");
+    // Applied without a sync of its own: the outbox keeps it until a
+    // synced commit covers it, here the one at shutdown.
+    assert!(!queue.outbox().unwrap().is_empty(), "kept until synced");
+    store.flush().await.unwrap();
     assert!(queue.outbox().unwrap().is_empty(), "applied, synced, done");
 }
 
@@ -168,4 +172,22 @@ async fn a_sled_history_of_an_older_release_moves_at_the_start() {
     let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
     assert_eq!(db.len().unwrap(), 2500);
     assert!(queue.old_history().unwrap().is_empty(), "the tree is gone");
+}
+
+#[tokio::test]
+async fn the_history_commit_is_synced_once_the_outbox_holds_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(dir.path(), &["a"]).unwrap();
+    let store = Store::start(queue.clone(), None).unwrap();
+    let mut most = 0;
+    for i in 0..300 {
+        store.enqueue(vec![play(i)]).await;
+        most = most.max(queue.outbox().unwrap().len());
+    }
+    // Each play leaves its record and its queue mark; a synced commit
+    // empties the outbox when it reaches the bound, so it never grows past.
+    assert!(most >= OUTBOX_SYNC_AT - 2, "the outbox filled up to {most}");
+    assert!(most <= OUTBOX_SYNC_AT, "the outbox grew to {most}");
+    let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
+    assert_eq!(db.len().unwrap(), 300, "every play readable, synced or not");
 }
