@@ -15,9 +15,9 @@ use crate::config::Config;
 use crate::control::{self, QueueReply, Reply, Request};
 use crate::history::{self, commands, journal};
 use crate::metadata::info::local_time;
+use crate::model::Listen;
 use crate::output::{count, errln, out, outln};
 use crate::queue::{Imported, Queue};
-use crate::scrobble::Listen;
 use crate::session;
 
 pub(crate) use crate::control::QueueCmd;
@@ -199,7 +199,7 @@ async fn import_listens(
         ),
         false => None,
     };
-    let now = crate::scrobble::unix_now();
+    let now = crate::model::unix_now();
     let mut listens = listens.peekable();
     while listens.peek().is_some() {
         let mut to_queue = Vec::new();

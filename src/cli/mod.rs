@@ -352,7 +352,7 @@ fn import_from_server(
 
 /// A `--since`/`--until` value in Unix seconds.
 fn when(s: &str) -> Result<u64, CliError> {
-    let now = crate::scrobble::unix_now();
+    let now = crate::model::unix_now();
     history::parse_when(s, now, &jiff::tz::TimeZone::system()).map_err(CliError::Usage)
 }
 

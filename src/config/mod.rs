@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::Thresholds;
 use crate::rules::RuleSet;
 use crate::rules::stream::Streams;
-use crate::tracker::Thresholds;
 
 mod mpd;
 mod notify;

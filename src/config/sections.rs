@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::raw::{RawCache, RawDelivery, RawHistory, RawScrobble};
 use super::{ConfigError, Source, home, non_empty};
-use crate::tracker::Thresholds;
+use crate::model::Thresholds;
 
 /// Retry timing for deliveries.
 #[derive(Debug, Clone, Copy)]

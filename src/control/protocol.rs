@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::status::Status;
+use crate::model::Listen;
 use crate::queue::Item;
-use crate::scrobble::Listen;
 
 /// How an `import` request line starts, which earns it the longer limit.
 pub(super) const IMPORT_PREFIX: &[u8] = b"{\"import\":";
@@ -208,7 +208,7 @@ mod tests {
 
     fn listen(i: u64) -> Listen {
         Listen {
-            track: crate::scrobble::Track {
+            track: crate::model::Track {
                 artist: "a".repeat(100),
                 title: format!("t{i}"),
                 ..Default::default()

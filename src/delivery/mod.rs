@@ -33,9 +33,9 @@ pub(crate) use state::{Deliveries, FAILURE_KINDS, Health, Tally, TargetState};
 
 use crate::config::{Delivery, Secret};
 use crate::events::{Event, Events};
+use crate::model::{Track, unix_now};
 use crate::output::count;
 use crate::queue::QueueError;
-use crate::scrobble::{Track, unix_now};
 use crate::store::Store;
 use crate::targets::Target;
 use calls::Woken;

@@ -8,9 +8,9 @@ use super::reconcile::{self, Settled};
 use super::step::Batch;
 use super::{Flusher, describe};
 use crate::config::Secret;
+use crate::model::Listen;
 use crate::output::count;
 use crate::queue::{Key, Love};
-use crate::scrobble::Listen;
 use crate::targets::{ErrorKind, ItemOutcome};
 
 /// Failed attempts at asking the server about an unanswered request before

@@ -7,8 +7,8 @@
 
 use std::ops::Range;
 
+use crate::model::Listen;
 use crate::queue::{InFlight, Key, Love, QueueError, TargetQueue};
-use crate::scrobble::Listen;
 use crate::targets::Target;
 
 use super::describe;

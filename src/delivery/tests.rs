@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Flusher, TargetHandle, TargetState};
 use crate::config::{Delivery, Secret};
+use crate::model::{Listen, Track, unix_now};
 use crate::queue::Queue;
-use crate::scrobble::{Listen, Track, unix_now};
 use crate::store::Store;
 use crate::targets::{BoxFuture, Failure, Heard, ItemOutcome, Target, lastfm, listenbrainz};
 

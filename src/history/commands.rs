@@ -14,9 +14,9 @@ use crate::config::Config;
 use crate::control::{self, HistorySummary, Reply};
 use crate::history::{self, Filter, Record};
 use crate::metadata::info::local_time;
+use crate::model::{Listen, unix_now};
 use crate::output::{self, count, out, outln};
 use crate::queue::{Imported, Queue};
-use crate::scrobble::{Listen, unix_now};
 use crate::store::Store;
 use crate::store::history::HistoryDb;
 

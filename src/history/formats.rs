@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use serde_json::{Value, json};
 
 use super::Record;
-use crate::mpd::is_uuid;
-use crate::scrobble::{Listen, Track};
+use crate::model::is_uuid;
+use crate::model::{Listen, Track};
 
 /// A play in ListenBrainz's import shape (what `submit-listens` takes and
 /// ListenBrainz's export writes).

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scrobble::Listen;
+use crate::model::Listen;
 
 pub mod charts;
 pub mod commands;
@@ -207,7 +207,7 @@ pub fn same_play(a: &Listen, b: &Listen) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrobble::Track;
+    use crate::model::Track;
     use serde_json::Value;
 
     fn listen(t: u64, artist: &str, title: &str) -> Listen {

@@ -121,7 +121,7 @@ async fn import<P: Pages>(
 ) -> Result<(), ImportError> {
     let mut db = HistoryDb::open_writer(&config.state_dir)?;
     let mut progress = Progress::new();
-    let now = crate::scrobble::unix_now();
+    let now = crate::model::unix_now();
     let summary = tokio::select! {
         r = pull(pages, &mut db, key, target, since, now, &mut progress) => r?,
         () = interrupted() => {

@@ -9,10 +9,10 @@ use serde_json::Value;
 use super::cache::{self, Cache};
 use super::info;
 use crate::config::Config;
+use crate::model::PlayState;
 use crate::output::{errln, out};
 use crate::targets::ErrorKind;
 use crate::targets::lastfm;
-use crate::tracker::PlayState;
 use crate::{http, mpd, session};
 
 /// A command.

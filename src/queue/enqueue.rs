@@ -9,7 +9,7 @@ use super::outbox;
 use super::stored::{Conflict, LAST_LISTEN, insert_all, storage_error, stored};
 use super::{Love, Queue, QueueError, WrittenPlay};
 use crate::history::{Change, PlayInfo, Record};
-use crate::scrobble::Listen;
+use crate::model::Listen;
 
 impl Queue {
     /// Append `listen` to every target's queue atomically and wait until it is

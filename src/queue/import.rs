@@ -10,7 +10,7 @@ use super::stored::{Conflict, Stored, storage_error, stored};
 use super::{Key, Queue, QueueError};
 use super::{open, outbox};
 use crate::history::{self, Change, PlayInfo, Record};
-use crate::scrobble::Listen;
+use crate::model::Listen;
 
 /// What an import did, for its report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Queue {
         }
         let outbox = o.db.open_tree(outbox::OUTBOX).map_err(err)?;
         let history_on = self.shared.history_on;
-        let now = crate::scrobble::unix_now();
+        let now = crate::model::unix_now();
         let mut report = Imported::default();
         for (listen, known) in listens.iter().zip(known) {
             let holds = |i: usize| queued[i].iter().any(|q| history::same_play(q, listen));

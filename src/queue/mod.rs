@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scrobble::Listen;
+use crate::model::Listen;
 pub use import::{Imported, Known};
 pub use outbox::{Entry as OutboxEntry, MIGRATION_BATCH};
 pub use salvage::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
@@ -103,7 +103,7 @@ pub struct InFlight {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Love {
     /// The track.
-    pub track: crate::scrobble::Track,
+    pub track: crate::model::Track,
     /// `true` to love, `false` to unlove.
     pub love: bool,
 }
@@ -294,7 +294,7 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::history::PlayInfo;
-    use crate::scrobble::Track;
+    use crate::model::Track;
 
     fn listen(i: u64) -> Listen {
         Listen {

@@ -9,7 +9,7 @@ use std::fmt;
 
 use regex_lite::Regex;
 
-use crate::scrobble::Track;
+use crate::model::Track;
 
 mod compile;
 pub(crate) mod stream;

@@ -8,8 +8,8 @@
 use serde::Deserialize;
 
 use super::Glob;
-use crate::scrobble::Track;
-use crate::tracker::{Song, Unscrobblable};
+use crate::model::Track;
+use crate::model::{Song, Unscrobblable};
 
 /// Separators tried when no other is configured: the ASCII hyphen and the
 /// en and em dashes, each between spaces.

@@ -29,8 +29,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::history::{Change, Filter, Record};
+use crate::model::{Listen, Track};
 use crate::queue::Known;
-use crate::scrobble::{Listen, Track};
 
 /// The file's name in the state directory.
 pub(crate) const FILE: &str = "history.sqlite";

@@ -93,9 +93,9 @@ use crate::control::{HistorySummary, QueueCmd, Reply};
 use crate::delivery::{Found, Standing, Step, describe};
 use crate::history::{Filter, PlayInfo};
 use crate::metadata::info::local_time;
+use crate::model::Listen;
 use crate::output::count;
 use crate::queue::{Imported, InFlight, Key, Known, Love, Queue, QueueError};
-use crate::scrobble::Listen;
 use history::{HistoryDb, HistoryError};
 
 /// Where a request's answer goes.

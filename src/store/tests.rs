@@ -8,7 +8,7 @@ use super::*;
 use crate::control::HistorySummary;
 use crate::delivery::tests::Fake;
 use crate::delivery::{Next, Step};
-use crate::scrobble::test_listen as listen;
+use crate::model::test_listen as listen;
 
 fn play(i: u64) -> Play {
     Play {

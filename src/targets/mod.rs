@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 
 /// What a caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

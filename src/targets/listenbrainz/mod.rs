@@ -15,7 +15,7 @@ pub(crate) use client::Client;
 pub(crate) use page::MIN_FULL_PAGE;
 pub(crate) use wire::split_by_size;
 
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 use crate::targets::{BoxFuture, ErrorKind, Failure, Heard, ItemOutcome, Target};
 
 /// Default API root.
