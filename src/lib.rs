@@ -7,6 +7,7 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod check;
 pub mod cli;
+pub(crate) mod commands;
 pub(crate) mod config;
 pub(crate) mod control;
 pub(crate) mod daemon;

@@ -25,7 +25,7 @@ use crate::history::commands::{self, Format};
 use crate::history::{self, Filter};
 use crate::metadata::query::{self, Query, QueryError};
 use crate::output::{self, errln, out};
-use crate::rules::test as rules_test;
+use crate::commands::rules as rules_test;
 use crate::{auth, daemon, import};
 use args::{
     AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,

@@ -13,7 +13,6 @@ use crate::model::Track;
 
 mod compile;
 pub(crate) mod stream;
-pub(crate) mod test;
 
 pub(crate) use compile::RawRule;
 

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use super::stream;
+use crate::rules::stream;
 use crate::config::Config;
 use crate::model::PlayState;
 use crate::model::Track;
