@@ -205,6 +205,21 @@ pub(crate) fn is_uuid(s: &str) -> bool {
         })
 }
 
+/// "Artist – Title" for log lines.
+pub(crate) fn describe(t: &Track) -> String {
+    format!("\"{}\"", describe_names(&t.artist, &t.title))
+}
+
+/// "Artist – Title", or the title alone when there is no artist (a
+/// stream's title that did not split, a file without the tag).
+pub(crate) fn describe_names(artist: &str, title: &str) -> String {
+    if artist.trim().is_empty() {
+        title.to_owned()
+    } else {
+        format!("{artist} – {title}")
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn test_listen(i: u64) -> Listen {
     Listen {

@@ -427,10 +427,7 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
                         "  {:>w$}  {}  {}{reason}\n",
                         i.id,
                         local_time(i.listen.started_at),
-                        crate::delivery::describe_names(
-                            &i.listen.track.artist,
-                            &i.listen.track.title
-                        )
+                        crate::model::describe_names(&i.listen.track.artist, &i.listen.track.title)
                     ));
                 }
             }

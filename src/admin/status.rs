@@ -109,7 +109,7 @@ fn render(v: &Status) -> String {
         };
         out.push_str(&format!(
             "Current: {}, {progress}\n",
-            crate::delivery::describe_names(&p.artist, &p.title)
+            crate::model::describe_names(&p.artist, &p.title)
         ));
     } else {
         out.push_str("Current: nothing playing\n");

@@ -20,12 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, QueueCmd};
 use crate::check::{self, Level, Verdict};
+use crate::commands::rules as rules_test;
 use crate::config::{self, Config};
 use crate::history::commands::{self, Format};
 use crate::history::{self, Filter};
 use crate::metadata::query::{self, Query, QueryError};
 use crate::output::{self, errln, out};
-use crate::commands::rules as rules_test;
 use crate::{auth, daemon, import};
 use args::{
     AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,

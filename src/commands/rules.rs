@@ -4,11 +4,11 @@
 
 use anyhow::Context;
 
-use crate::rules::stream;
 use crate::config::Config;
 use crate::model::PlayState;
 use crate::model::Track;
 use crate::mpd;
+use crate::rules::stream;
 
 /// The track given on the command line; all `None` means "ask MPD".
 #[derive(Debug, Clone, Default)]

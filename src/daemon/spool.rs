@@ -19,11 +19,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::watchdog::Beat;
-use crate::delivery::describe;
 use crate::events::{Event, Events, StorageProblem};
 use crate::history::PlayInfo;
 use crate::metadata::info::local_time;
 use crate::model::Listen;
+use crate::model::describe;
 use crate::queue::QueueError;
 
 /// Most plays held in memory while the queue cannot be written: about three

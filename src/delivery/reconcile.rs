@@ -21,17 +21,6 @@ use crate::queue::{InFlight, Key, QueueError};
 use crate::store::Store;
 use crate::targets::{ErrorKind, Failure, Heard, Target};
 
-/// The record of a request about to carry `batch` (never empty), sent now.
-pub(crate) fn flight(batch: &[(Key, Listen)]) -> InFlight {
-    let times = batch.iter().map(|(_, l)| l.started_at);
-    InFlight {
-        keys: batch.iter().map(|(k, _)| *k).collect(),
-        first: times.clone().min().unwrap_or_default(),
-        last: times.max().unwrap_or_default(),
-        sent_at_ms: crate::model::unix_now_ms(),
-    }
-}
-
 /// How long to wait before asking about a request sent at `sent_at_ms`:
 /// until `timeout` has passed since the send. Never more than `timeout`, so
 /// a clock set back cannot stall delivery.

@@ -170,7 +170,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
         outln!(
             "{}  {}{album}",
             local_time(r.listen.started_at),
-            crate::delivery::describe_names(&t.artist, &t.title)
+            crate::model::describe_names(&t.artist, &t.title)
         );
     })?;
     if n == 0 {

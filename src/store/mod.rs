@@ -81,6 +81,8 @@
 //! or the next play written, opens it again.
 
 pub(crate) mod history;
+mod standing;
+mod step;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -90,13 +92,15 @@ use std::path::PathBuf;
 use tokio::sync::oneshot;
 
 use crate::control::{HistorySummary, QueueCmd, Reply};
-use crate::delivery::{Found, Standing, Step, describe};
 use crate::history::{Filter, PlayInfo};
 use crate::metadata::info::local_time;
-use crate::model::Listen;
+use crate::model::{Listen, describe};
 use crate::output::count;
 use crate::queue::{Imported, InFlight, Key, Known, Love, Queue, QueueError};
 use history::{HistoryDb, HistoryError};
+use standing::Standing;
+pub(crate) use standing::{Found, Step};
+pub(crate) use step::{Batch, Next, flight};
 
 /// Where a request's answer goes.
 type Answer<T> = oneshot::Sender<T>;

@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use super::{Next, Step};
 use crate::control::HistorySummary;
-use crate::delivery::tests::Fake;
-use crate::delivery::{Next, Step};
 use crate::model::test_listen as listen;
+use crate::targets::fake::Fake;
 
 fn play(i: u64) -> Play {
     Play {

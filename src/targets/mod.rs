@@ -2,6 +2,8 @@
 //! Last.fm-style and ListenBrainz-compatible clients, and the shared
 //! vocabulary for what to do when a delivery fails.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub(crate) mod lastfm;
 pub(crate) mod listenbrainz;
 

@@ -144,8 +144,8 @@ fn answer(queue: &Queue, step: &Step, reply: oneshot::Sender<Found>, found: Foun
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::tests::Fake;
     use crate::model::test_listen as listen;
+    use crate::targets::fake::Fake;
 
     fn step() -> Step {
         Step::new("a", Arc::new(Fake::new(50)))
