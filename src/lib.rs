@@ -26,5 +26,7 @@ pub mod queue;
 pub(crate) mod rules;
 pub(crate) mod session;
 pub(crate) mod store;
+pub(crate) mod target_state;
 pub(crate) mod targets;
+pub(crate) mod time;
 pub(crate) mod tracker;

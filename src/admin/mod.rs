@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use crate::config::Config;
 use crate::control::{self, QueueReply, Reply, Request};
 use crate::history::{self, commands, journal};
-use crate::metadata::info::local_time;
 use crate::model::Listen;
 use crate::output::{count, errln, out, outln};
 use crate::queue::{Imported, Queue};
 use crate::session;
+use crate::time::local_time;
 
 pub(crate) use crate::control::QueueCmd;
 pub(crate) use status::status;

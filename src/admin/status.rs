@@ -6,8 +6,8 @@ use crate::config::Config;
 use crate::control::HistorySummary;
 use crate::control::{self, Playing, Reply, Request, Status, StorageState};
 use crate::history::commands;
-use crate::metadata::info::local_time;
 use crate::output::{count, out, outln};
+use crate::time::local_time;
 
 /// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not
 /// running (then the result is an error, for scripts).

@@ -204,7 +204,7 @@ fn split_import(listens: &[Listen], only: Option<&str>, limit: usize) -> Vec<Req
 mod tests {
     use super::*;
     use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
-    use crate::delivery::TargetState;
+    use crate::target_state::TargetState;
 
     fn listen(i: u64) -> Listen {
         Listen {
@@ -311,7 +311,7 @@ mod tests {
             },
             targets: vec![
                 TargetStatus {
-                    deliveries: crate::delivery::Deliveries {
+                    deliveries: crate::target_state::Deliveries {
                         accepted: 5,
                         ignored: 1,
                         rejected: 0,
@@ -329,7 +329,7 @@ mod tests {
                     },
                 },
                 TargetStatus {
-                    deliveries: crate::delivery::Deliveries::default(),
+                    deliveries: crate::target_state::Deliveries::default(),
                     last_success: None,
                     name: "lb".into(),
                     oldest_started: Some(1_700_000_000),

@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::daemon::watchdog::Beat;
 use crate::events::{Event, Events, StorageProblem};
 use crate::history::PlayInfo;
-use crate::metadata::info::local_time;
 use crate::model::Listen;
 use crate::model::describe;
 use crate::queue::QueueError;
+use crate::time::local_time;
 
 /// Most plays held in memory while the queue cannot be written: about three
 /// weeks of continuous listening.

@@ -19,7 +19,6 @@ mod calls;
 mod policy;
 pub(crate) mod reconcile;
 mod send;
-mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use state::{Deliveries, FAILURE_KINDS, Health, Tally, TargetState};
+use crate::target_state::{Health, Tally, TargetState};
 
 use crate::config::{Delivery, Secret};
 use crate::events::{Event, Events};

@@ -13,12 +13,12 @@ use super::stats::{self, Style};
 use crate::config::Config;
 use crate::control::{self, HistorySummary, Reply};
 use crate::history::{self, Filter, Record};
-use crate::metadata::info::local_time;
 use crate::model::{Listen, unix_now};
 use crate::output::{self, count, out, outln};
 use crate::queue::{Imported, Queue};
 use crate::store::Store;
 use crate::store::history::HistoryDb;
+use crate::time::local_time;
 
 /// Last.fm ignores scrobbles older than this (docs/protocols.md, "Eligibility and age").
 const LASTFM_MAX_AGE: u64 = 14 * 86_400;

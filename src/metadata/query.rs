@@ -195,7 +195,7 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
             let reply = fetch(&reader, &cache, "user.getRecentTracks", &params, opts, &who).await?;
             let tracks = info::recent(&reply);
             render(opts, &tracks, || {
-                info::render_recent(&tracks, info::local_time)
+                info::render_recent(&tracks, crate::time::local_time)
             })
         }
     };

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::control::{Status, StorageState};
-use crate::delivery::{FAILURE_KINDS, TargetState};
+use crate::target_state::{FAILURE_KINDS, TargetState};
 
 /// One metric family: its header, then its samples.
 struct Family<'a> {

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::control::{HistorySummary, MpdLink, Storage, StorageState, TargetStatus};
-use crate::delivery::{Deliveries, TargetState};
+use crate::target_state::{Deliveries, TargetState};
 
 fn status() -> Status {
     Status {

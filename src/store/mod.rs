@@ -93,10 +93,10 @@ use tokio::sync::oneshot;
 
 use crate::control::{HistorySummary, QueueCmd, Reply};
 use crate::history::{Filter, PlayInfo};
-use crate::metadata::info::local_time;
 use crate::model::{Listen, describe};
 use crate::output::count;
 use crate::queue::{Imported, InFlight, Key, Known, Love, Queue, QueueError};
+use crate::time::local_time;
 use history::{HistoryDb, HistoryError};
 use standing::Standing;
 pub(crate) use standing::{Found, Step};
