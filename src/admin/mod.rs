@@ -9,95 +9,18 @@ mod status;
 
 use std::path::Path;
 
-use std::collections::BTreeMap;
-
 use crate::config::Config;
-use crate::control::{self, QueueReply, Reply, Request};
+use crate::control::{self, Reply, Request};
 use crate::history::{self, commands, journal};
 use crate::model::Listen;
 use crate::output::{count, errln, out, outln};
 use crate::queue::{Imported, Queue};
 use crate::session;
+use crate::store::QueueReply;
 use crate::time::local_time;
 
-pub(crate) use crate::control::QueueCmd;
+pub(crate) use crate::store::QueueCmd;
 pub(crate) use status::status;
-
-/// Run a list, drop or retry on `queue` (an error reply on failure).
-/// Flush needs the daemon and is answered there.
-pub(crate) fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
-    let names: Vec<String> = queue.names().to_vec();
-    let result = (|| -> Result<QueueReply, String> {
-        match cmd {
-            QueueCmd::List { rejected } => {
-                let mut targets = BTreeMap::new();
-                for name in &names {
-                    let t = queue.target(name);
-                    let items = if *rejected {
-                        t.list_rejected()
-                    } else {
-                        t.list()
-                    }
-                    .map_err(|e| e.to_string())?;
-                    targets.insert(name.clone(), items);
-                }
-                Ok(QueueReply::Listed(targets))
-            }
-            QueueCmd::Drop { id, target } => {
-                if let Some(t) = target.as_ref().filter(|t| !names.contains(t)) {
-                    return Err(format!(
-                        "no target named {t:?} (configured: {})",
-                        names.join(", ")
-                    ));
-                }
-                let mut dropped = Vec::new();
-                for name in names
-                    .iter()
-                    .filter(|n| target.as_ref().is_none_or(|t| t == *n))
-                {
-                    if queue
-                        .target(name)
-                        .drop_item(*id)
-                        .map_err(|e| e.to_string())?
-                    {
-                        dropped.push(name.clone());
-                    }
-                }
-                if dropped.is_empty() {
-                    return Err(format!("no queued item {id}"));
-                }
-                Ok(QueueReply::Dropped(dropped))
-            }
-            QueueCmd::Retry => {
-                let mut moved = BTreeMap::new();
-                for name in &names {
-                    let n = queue
-                        .target(name)
-                        .retry_rejected()
-                        .map_err(|e| e.to_string())?;
-                    moved.insert(name.clone(), n as u64);
-                }
-                Ok(QueueReply::Retried(moved))
-            }
-            QueueCmd::Flush => Err("flushing needs the running daemon".into()),
-        }
-    })();
-    result.map_or_else(Reply::Error, Reply::Queue)
-}
-
-/// The answer to an import batch.
-pub(crate) fn imported(r: &Imported) -> Reply {
-    let counts = |m: &BTreeMap<String, usize>| -> BTreeMap<String, u64> {
-        m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
-    };
-    Reply::Imported {
-        added: r.added as u64,
-        skipped: r.skipped as u64,
-        recorded: r.recorded as u64,
-        queued: counts(&r.queued),
-        too_old: counts(&r.too_old),
-    }
-}
 
 /// `import mpdscribble JOURNAL`: read the journal line by line, report
 /// malformed records by line, and import the rest in batches.
@@ -250,7 +173,7 @@ async fn import_listens(
     }
     out!(
         "{}",
-        import_report(config, path, &imported(&total), read, malformed)
+        import_report(config, path, &Reply::from(&total), read, malformed)
     );
     Ok(())
 }
@@ -338,7 +261,7 @@ pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
         )
     })?;
     Queue::open(&config.state_dir, &config.target_names())
-        .map(|q| commands::configure(q, config))
+        .map(|q| crate::store::configure(q, config))
         .map_err(|e| e.to_string())
 }
 
@@ -360,7 +283,8 @@ pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> R
             return Err("no daemon is running; queued scrobbles go out when it starts".into());
         }
         Ok(None) => match existing_queue(config)? {
-            Some(queue) => execute(&queue, &cmd),
+            Some(queue) => crate::store::execute(&queue, &cmd)
+                .map_or_else(|e| Reply::Error(e.to_string()), Reply::Queue),
             None => nothing_queued(config, &cmd),
         },
         Err(e) => return Err(e.to_string()),

@@ -3,10 +3,10 @@
 
 use super::{existing_queue, to_json, unexpected};
 use crate::config::Config;
-use crate::control::HistorySummary;
 use crate::control::{self, Playing, Reply, Request, Status, StorageState};
 use crate::history::commands;
 use crate::output::{count, out, outln};
+use crate::store::HistorySummary;
 use crate::time::local_time;
 
 /// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not

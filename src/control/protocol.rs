@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::status::Status;
 use crate::model::Listen;
-use crate::queue::Item;
+use crate::queue::Imported;
+use crate::store::{QueueCmd, QueueReply};
 
 /// How an `import` request line starts, which earns it the longer limit.
 pub(super) const IMPORT_PREFIX: &[u8] = b"{\"import\":";
@@ -34,28 +35,6 @@ pub(crate) enum Request {
     Status,
     /// Love (`true`) or unlove the playing track.
     Love(bool),
-}
-
-/// A queue operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum QueueCmd {
-    /// List waiting (or rejected) items per target.
-    List {
-        /// The rejected list instead.
-        rejected: bool,
-    },
-    /// Deliver now, skipping any backoff (needs the daemon).
-    Flush,
-    /// Drop one waiting item, from one target or from every target holding it.
-    Drop {
-        /// Item id, as `list` shows it.
-        id: u64,
-        /// Only this target.
-        target: Option<String>,
-    },
-    /// Put every rejected item back in its queue.
-    Retry,
 }
 
 /// The daemon's answer to a request.
@@ -101,19 +80,20 @@ pub(crate) struct Loved {
     pub title: String,
 }
 
-/// The answer to a queue operation, as `queue --json` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum QueueReply {
-    /// Waiting (or rejected) items per target.
-    #[serde(rename = "targets")]
-    Listed(BTreeMap<String, Vec<Item>>),
-    /// The targets the item was dropped from.
-    Dropped(Vec<String>),
-    /// Items put back, per target.
-    Retried(BTreeMap<String, u64>),
-    /// Targets asked to deliver now.
-    Flushed(usize),
+impl From<&Imported> for Reply {
+    /// The answer to an import batch.
+    fn from(r: &Imported) -> Reply {
+        let counts = |m: &BTreeMap<String, usize>| -> BTreeMap<String, u64> {
+            m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
+        };
+        Reply::Imported {
+            added: r.added as u64,
+            skipped: r.skipped as u64,
+            recorded: r.recorded as u64,
+            queued: counts(&r.queued),
+            too_old: counts(&r.too_old),
+        }
+    }
 }
 
 impl Request {
@@ -281,7 +261,7 @@ mod tests {
     #[test]
     fn every_reply_survives_the_wire() {
         let status = Status {
-            history: crate::control::HistorySummary::Plays {
+            history: crate::store::HistorySummary::Plays {
                 plays: 3,
                 first_started: None,
             },

@@ -12,7 +12,6 @@ use crate::config::{Config, Secret};
 use crate::control;
 use crate::delivery::TargetHandle;
 use crate::events::Events;
-use crate::history::commands;
 use crate::model::unix_now;
 use crate::mpd::Mpd;
 use crate::output::count;
@@ -97,7 +96,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             config.state_dir.display()
         )
     })?;
-    let queue = commands::configure(
+    let queue = crate::store::configure(
         Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
         &config,
     );

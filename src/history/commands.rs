@@ -11,17 +11,18 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{self, Style};
 use crate::config::Config;
-use crate::control::{self, HistorySummary, Reply};
+use crate::control::{self, Reply};
 use crate::history::{self, Filter, Record};
 use crate::model::{Listen, unix_now};
 use crate::output::{self, count, out, outln};
 use crate::queue::{Imported, Queue};
+use crate::store::HistorySummary;
 use crate::store::Store;
 use crate::store::history::HistoryDb;
 use crate::time::local_time;
 
 /// Last.fm ignores scrobbles older than this (docs/protocols.md, "Eligibility and age").
-const LASTFM_MAX_AGE: u64 = 14 * 86_400;
+use crate::store::LASTFM_MAX_AGE;
 
 /// Plays per batch sent to the daemon by `backfill` and `import`.
 pub(crate) const BATCH: usize = 1000;
@@ -42,16 +43,6 @@ pub enum Format {
     ListenBrainz,
     /// CSV with a header line.
     Csv,
-}
-
-/// The history switch and the targets' age limits from `config`.
-pub fn configure(queue: Queue, config: &Config) -> Queue {
-    config
-        .lastfm
-        .iter()
-        .fold(queue.record_history(config.history.enabled), |q, t| {
-            q.with_max_age(&t.name, LASTFM_MAX_AGE)
-        })
 }
 
 /// Whether some configured target takes a play that started at `started`

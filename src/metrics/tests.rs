@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::control::{HistorySummary, MpdLink, Storage, StorageState, TargetStatus};
+use crate::control::{MpdLink, Storage, StorageState, TargetStatus};
+use crate::store::HistorySummary;
 use crate::target_state::{Deliveries, TargetState};
 
 fn status() -> Status {

@@ -780,6 +780,30 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// The history's part of `status` (its JSON: `{"plays": N,
+/// "first_started": T}`, `{"enabled": false}` or `{"error": "…"}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum HistorySummary {
+    /// The history's size, kept by the database (no scan).
+    Plays {
+        /// Number of plays.
+        plays: u64,
+        /// Start of the first one.
+        first_started: Option<u64>,
+    },
+    /// It cannot be read.
+    Error {
+        /// Why.
+        error: String,
+    },
+    /// Switched off (`[history] enabled = false`).
+    Off {
+        /// Always `false`.
+        enabled: bool,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

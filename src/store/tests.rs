@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use super::{Next, Step};
-use crate::control::HistorySummary;
 use crate::model::test_listen as listen;
+use crate::store::HistorySummary;
 use crate::targets::fake::Fake;
 
 fn play(i: u64) -> Play {
