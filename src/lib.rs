@@ -3,7 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod check;
 pub mod cli;

@@ -18,14 +18,15 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, QueueCmd};
 use crate::check::{self, Level, Verdict};
+use crate::commands::history::{self as commands, Format};
+use crate::commands::queue as admin;
 use crate::commands::rules as rules_test;
 use crate::config::{self, Config};
-use crate::history::commands::{self, Format};
 use crate::history::{self, Filter};
 use crate::metadata::query::{self, Query, QueryError};
 use crate::output::{self, errln, out};
+use crate::store::QueueCmd;
 use crate::{auth, daemon, import};
 use args::{
     AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,
@@ -174,13 +175,13 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Notify {
             action: NotifyAction::Test { name },
         } => runtime
-            .block_on(admin::notify::test(&config, name.as_deref()))
+            .block_on(crate::commands::notify::test(&config, name.as_deref()))
             .map_err(|e| match e {
-                admin::notify::NotifyTestError::NoSink(m) => CliError::Usage(m),
+                crate::commands::notify::NotifyTestError::NoSink(m) => CliError::Usage(m),
                 e => CliError::Failed(e.to_string()),
             }),
         Command::Status { json } => runtime
-            .block_on(admin::status(&config, json))
+            .block_on(crate::commands::status::status(&config, json))
             .map_err(failed),
         Command::Rules {
             action:

@@ -30,7 +30,7 @@ pub(crate) use targets::{LastFmTarget, ListenBrainzTarget, Named};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file it came from.
     pub path: PathBuf,
     /// MPD connection.
@@ -61,7 +61,7 @@ pub struct Config {
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -128,7 +128,10 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 impl Config {
     /// Read and validate the file at `path`.
-    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -137,7 +140,7 @@ impl Config {
     }
 
     /// Validate `text` as if read from `path`.
-    pub fn parse(
+    pub(crate) fn parse(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -192,7 +195,7 @@ impl Config {
     /// (`is_default`) gives the zero-config set-up: MPD from MPD_HOST and
     /// MPD_PORT or localhost:6600, no online target, plays kept in the local
     /// history. A file named with `-c` must exist.
-    pub fn load_or_default(
+    pub(crate) fn load_or_default(
         path: &Path,
         is_default: bool,
         env: &dyn Fn(&str) -> Option<String>,
@@ -208,24 +211,27 @@ impl Config {
     }
 
     /// Whether this config came from no file at all (see [`Config::load_or_default`]).
-    pub fn is_zero_config(&self) -> bool {
+    pub(crate) fn is_zero_config(&self) -> bool {
         !self.path.exists()
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.
-    pub fn lastfm_target(&self, name: Option<&str>) -> Result<&LastFmTarget, String> {
+    pub(crate) fn lastfm_target(&self, name: Option<&str>) -> Result<&LastFmTarget, String> {
         pick(&self.path, "lastfm", &self.lastfm, name)
     }
 
     /// The ListenBrainz-compatible target with this name, or the only one.
-    pub fn listenbrainz_target(&self, name: Option<&str>) -> Result<&ListenBrainzTarget, String> {
+    pub(crate) fn listenbrainz_target(
+        &self,
+        name: Option<&str>,
+    ) -> Result<&ListenBrainzTarget, String> {
         pick(&self.path, "listenbrainz", &self.listenbrainz, name)
     }
 
     /// The command that (re)authorises the target named `name`: `--name`
     /// is given only when `auth` could not tell the target apart without it
     /// (it picks the only target of its kind).
-    pub fn auth_command(&self, name: &str) -> String {
+    pub(crate) fn auth_command(&self, name: &str) -> String {
         let (kind, several) = if self.lastfm.iter().any(|t| t.name() == name) {
             ("lastfm", self.lastfm.len() > 1)
         } else {
@@ -239,7 +245,7 @@ impl Config {
     }
 
     /// Names of all targets, Last.fm-style first.
-    pub fn target_names(&self) -> Vec<&str> {
+    pub(crate) fn target_names(&self) -> Vec<&str> {
         self.lastfm
             .iter()
             .map(|t| t.name())

@@ -10,7 +10,7 @@ use crate::model::Thresholds;
 
 /// Retry timing for deliveries.
 #[derive(Debug, Clone, Copy)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// First retry delay after a transient failure.
     pub retry_min: Duration,
     /// Cap of the exponential backoff.
@@ -21,7 +21,7 @@ pub struct Delivery {
 
 /// The local listening history (`[history]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryConfig {
+pub(crate) struct HistoryConfig {
     /// Record plays (the default).
     pub enabled: bool,
     /// Forget plays older than this; `None` keeps them forever (the default).
@@ -30,7 +30,7 @@ pub struct HistoryConfig {
 
 /// The metadata cache's limits.
 #[derive(Debug, Clone, Copy)]
-pub struct CacheConfig {
+pub(crate) struct CacheConfig {
     /// How long a reply is used without asking Last.fm again.
     pub ttl: Duration,
     /// Most replies kept; the oldest go first.

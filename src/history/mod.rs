@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::model::Listen;
 
 pub mod charts;
-pub mod commands;
 pub mod filter;
 pub mod formats;
 pub mod journal;

@@ -31,7 +31,7 @@ pub(crate) const MAX_LISTEN_PAGES: usize = 20;
 /// Which server speaks the protocol; Maloja differs in ways that matter
 /// (docs/protocols.md, "Maloja").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
+pub(crate) enum Flavor {
     /// listenbrainz-server.
     ListenBrainz,
     /// Maloja's `/apis/listenbrainz` endpoint: duration in seconds, one listen

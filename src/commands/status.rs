@@ -1,10 +1,10 @@
 //! `mpd-scrobbler status`: the daemon's view as text (or JSON), or the
 //! queue's when no daemon runs.
 
+use super::history as commands;
 use super::{existing_queue, to_json, unexpected};
 use crate::config::Config;
 use crate::control::{self, Playing, Reply, Request, Status, StorageState};
-use crate::history::commands;
 use crate::output::{count, out, outln};
 use crate::store::HistorySummary;
 use crate::time::local_time;

@@ -7,11 +7,9 @@
 
 use std::ops::ControlFlow;
 
-use serde::{Deserialize, Serialize};
-
-use super::stats::{self, Style};
 use crate::config::Config;
 use crate::control::{self, Reply};
+use crate::history::stats::{self, Style};
 use crate::history::{self, Filter, Record};
 use crate::model::{Listen, unix_now};
 use crate::output::{self, count, out, outln};
@@ -27,18 +25,9 @@ use crate::store::LASTFM_MAX_AGE;
 /// Plays per batch sent to the daemon by `backfill` and `import`.
 pub(crate) const BATCH: usize = 1000;
 
-/// A `backfill` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackfillRequest {
-    /// The target to catch up.
-    pub target: String,
-    /// Only plays since this (Unix seconds).
-    pub since: Option<u64>,
-}
-
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// A JSON array of listens in ListenBrainz's import shape.
     ListenBrainz,
     /// CSV with a header line.
@@ -64,7 +53,7 @@ pub(crate) fn reader(config: &Config) -> Result<Option<HistoryDb>, String> {
     // (a cut between a play's two syncs), or a history an older release
     // kept there, goes in first. A running daemon does that itself.
     if config.state_dir.join("queue").exists() && !Queue::held_elsewhere(&config.state_dir) {
-        if let Ok(Some(queue)) = crate::admin::existing_queue(config) {
+        if let Ok(Some(queue)) = super::existing_queue(config) {
             let mut db = HistoryDb::open_writer(&config.state_dir).map_err(|e| e.to_string())?;
             crate::store::catch_up(&queue, &mut db).map_err(|e| e.to_string())?;
         }
@@ -135,7 +124,7 @@ fn each_play(
 }
 
 /// `history`: one line per play in local time, or a JSON array.
-pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<(), String> {
+pub(crate) async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<(), String> {
     if json_out {
         let mut first = true;
         out!("[");
@@ -178,7 +167,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
 }
 
 /// `history export`: every selected play to stdout, as it is read.
-pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
+pub(crate) async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
     match format {
         Format::ListenBrainz => {
             let mut first = true;
@@ -206,7 +195,11 @@ pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<
 }
 
 /// `stats`: figures and charts, or JSON.
-pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result<(), String> {
+pub(crate) async fn show_stats(
+    config: &Config,
+    period: &str,
+    json_out: bool,
+) -> Result<(), String> {
     let since = history::period_start(period, unix_now())?;
     let mut agg = stats::Aggregator::new(since, jiff::tz::TimeZone::system());
     if let Some(db) = reader(config)? {
@@ -272,7 +265,7 @@ impl Sink {
                             *total.too_old.entry(t).or_default() += n(v);
                         }
                     }
-                    Ok(Some(other)) => return Err(crate::admin::unexpected(other)),
+                    Ok(Some(other)) => return Err(super::unexpected(other)),
                     // The daemon went away: the rest goes in here.
                     Ok(None) => {
                         *self = Sink::local(config)?;
@@ -293,7 +286,7 @@ impl Sink {
     }
 
     fn local(config: &Config) -> Result<Sink, String> {
-        let queue = crate::admin::open_queue(config)?;
+        let queue = super::open_queue(config)?;
         Store::start(queue, None)
             .map(Sink::Local)
             .map_err(|e| format!("cannot start the storage thread: {e}"))
@@ -302,7 +295,7 @@ impl Sink {
 
 /// `backfill TARGET`: queue for TARGET what it has not received, read from
 /// the history and sent in batches.
-pub async fn backfill_cmd(
+pub(crate) async fn backfill_cmd(
     config: &Config,
     target: &str,
     since: Option<u64>,

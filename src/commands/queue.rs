@@ -4,23 +4,20 @@
 //! the database when no daemon runs. Also `import`, `love` and `status`
 //! (`status.rs`).
 
-pub(crate) mod notify;
-mod status;
-
 use std::path::Path;
 
+use super::history as commands;
+use super::{existing_queue, to_json, unexpected};
 use crate::config::Config;
 use crate::control::{self, Reply, Request};
-use crate::history::{self, commands, journal};
+use crate::history::{self, journal};
 use crate::model::Listen;
 use crate::output::{count, errln, out, outln};
-use crate::queue::{Imported, Queue};
-use crate::session;
+use crate::queue::Imported;
 use crate::store::QueueReply;
 use crate::time::local_time;
 
 pub(crate) use crate::store::QueueCmd;
-pub(crate) use status::status;
 
 /// `import mpdscribble JOURNAL`: read the journal line by line, report
 /// malformed records by line, and import the rest in batches.
@@ -231,40 +228,6 @@ fn import_report(
     text
 }
 
-/// [`open_queue`] for a command that only reads: `None`, creating nothing,
-/// when no queue database was ever made in the state directory (nothing
-/// has been played or queued yet).
-pub(crate) fn existing_queue(config: &Config) -> Result<Option<Queue>, String> {
-    // A database set aside as damaged, or one being rebuilt, counts: opening
-    // it finishes what the last start began.
-    let made = std::fs::read_dir(&config.state_dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name == "queue" || name.starts_with("queue.")
-        })
-    });
-    if made {
-        open_queue(config).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-/// Open the queue database (creating the state directory), with the history
-/// and the targets' age limits as configured.
-pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
-    session::ensure_state_dir(&config.state_dir).map_err(|e| {
-        format!(
-            "cannot create the state directory {}: {e}",
-            config.state_dir.display()
-        )
-    })?;
-    Queue::open(&config.state_dir, &config.target_names())
-        .map(|q| crate::store::configure(q, config))
-        .map_err(|e| e.to_string())
-}
-
 /// Run `cmd` for the command line: through the daemon when it runs, on the
 /// database otherwise; print the answer as text or JSON.
 pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
@@ -311,20 +274,6 @@ fn nothing_queued(config: &Config, cmd: &QueueCmd) -> Reply {
         QueueCmd::Drop { id, .. } => Reply::Error(format!("no queued item {id}")),
         QueueCmd::Flush => Reply::Error("flushing needs the running daemon".into()),
     }
-}
-
-/// The error a reply of the wrong kind makes: the daemon's own error, or
-/// a daemon that speaks another version of the protocol.
-pub(crate) fn unexpected(reply: Reply) -> String {
-    match reply {
-        Reply::Error(e) => e,
-        other => format!("the daemon answered something unexpected: {other:?}"),
-    }
-}
-
-/// Pretty JSON, for `--json`.
-pub(crate) fn to_json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
