@@ -9,7 +9,8 @@ use std::ops::ControlFlow;
 
 use crate::config::Config;
 use crate::control::{self, Reply};
-use crate::history::stats::{self, Style};
+use crate::history::charts::{self, Style};
+use crate::history::stats;
 use crate::history::{self, Filter, Record};
 use crate::model::{Listen, unix_now};
 use crate::output::{self, count, out, outln};
@@ -221,7 +222,7 @@ pub(crate) async fn show_stats(
         return Ok(());
     }
     let env = |k: &str| std::env::var(k).ok();
-    out!("{}", stats::render(&s, period, Style::for_stdout(&env)));
+    out!("{}", charts::render(&s, period, Style::for_stdout(&env)));
     Ok(())
 }
 

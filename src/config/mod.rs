@@ -126,6 +126,24 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
+/// A humantime duration longer than zero, or `default` when not given.
+fn duration(
+    source: &Source<'_>,
+    key: &str,
+    value: Option<String>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    match humantime::parse_duration(&v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(source.invalid(key, "must be longer than zero".into())),
+        Err(e) => Err(source.invalid(
+            key,
+            format!("{e} in {v:?} (write for example \"30s\" or \"5m\")"),
+        )),
+    }
+}
+
 impl Config {
     /// Read and validate the file at `path`.
     pub(crate) fn load(

@@ -9,8 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::secret::{SecretKeys, Secrets, Written};
-use super::sections::duration;
-use super::{ConfigError, Secret, Source};
+use super::{ConfigError, Secret, Source, duration};
 
 /// What a notification is about; also the names in a sink's `events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{RawCache, RawDelivery, RawHistory, RawScrobble};
-use super::{ConfigError, Source, home, non_empty};
+use super::{ConfigError, Source, duration, home, non_empty};
 use crate::model::Thresholds;
 
 /// Retry timing for deliveries.
@@ -146,22 +146,4 @@ fn default_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| home(env).join(".local").join("state"))
         .join("mpd-scrobbler")
-}
-
-/// A humantime duration longer than zero, or `default` when not given.
-pub(super) fn duration(
-    source: &Source<'_>,
-    key: &str,
-    value: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    let Some(v) = value else { return Ok(default) };
-    match humantime::parse_duration(&v) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(source.invalid(key, "must be longer than zero".into())),
-        Err(e) => Err(source.invalid(
-            key,
-            format!("{e} in {v:?} (write for example \"30s\" or \"5m\")"),
-        )),
-    }
 }

@@ -18,6 +18,6 @@ mod status;
 
 pub(crate) use client::{RequestError, request};
 pub(crate) use protocol::{Loved, Reply, Request, import_requests};
-pub(crate) use serve::{IMPORT_LINE_LIMIT, Limits, serve};
+pub(crate) use serve::{Limits, serve};
 pub(crate) use socket::{Bound, bind};
 pub(crate) use status::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};

@@ -12,6 +12,9 @@ use crate::model::Listen;
 use crate::queue::Imported;
 use crate::store::{QueueCmd, QueueReply};
 
+/// Longest `import` line: about 60,000 listens. `import` sends a larger
+/// journal in several requests.
+pub(crate) const IMPORT_LINE_LIMIT: usize = 16 << 20;
 /// How an `import` request line starts, which earns it the longer limit.
 pub(super) const IMPORT_PREFIX: &[u8] = b"{\"import\":";
 
@@ -140,9 +143,9 @@ fn line(value: &impl Serialize) -> String {
 }
 
 /// `listens` as `import` requests, each within
-/// [`IMPORT_LINE_LIMIT`](super::IMPORT_LINE_LIMIT).
+/// [`IMPORT_LINE_LIMIT`](IMPORT_LINE_LIMIT).
 pub(crate) fn import_requests(listens: &[Listen], only: Option<&str>) -> Vec<Request> {
-    split_import(listens, only, super::IMPORT_LINE_LIMIT)
+    split_import(listens, only, IMPORT_LINE_LIMIT)
 }
 
 /// `listens` as `import` requests whose lines are at most `limit` bytes

@@ -20,6 +20,7 @@
 //! backfills, `target.rs` is one target's view, `stored.rs` the stored forms,
 //! `shared.rs` the handle every clone shares.
 
+mod disk;
 mod enqueue;
 mod import;
 mod open;
@@ -159,8 +160,8 @@ impl Queue {
         let queue = Queue::unopened(state_dir, targets);
         let o = match open::open(&queue.shared.path, &queue.shared.names) {
             Ok(o) => o,
-            Err(open::OpenError::Locked) => return Err(QueueError::Locked(state_dir.to_owned())),
-            Err(open::OpenError::Io(source)) => {
+            Err(disk::OpenError::Locked) => return Err(QueueError::Locked(state_dir.to_owned())),
+            Err(disk::OpenError::Io(source)) => {
                 return Err(QueueError::Db {
                     path: queue.shared.path.clone(),
                     source,

@@ -6,7 +6,7 @@
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use super::open::{
+use super::disk::{
     ID_BASE, LAST_ID, LOCK_WAIT, META, OPENING_FILE, Open, OpenError, be_u64, is_lock_error,
     open_sled, record_last_write_durably, sync_dir_of, write_atomically,
 };
