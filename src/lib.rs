@@ -3,8 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-pub(crate) mod auth;
-pub(crate) mod check;
 pub mod cli;
 pub(crate) mod commands;
 pub(crate) mod config;
@@ -14,8 +12,6 @@ pub(crate) mod delivery;
 pub(crate) mod events;
 pub mod history;
 pub mod http;
-pub(crate) mod import;
-pub(crate) mod metadata;
 pub(crate) mod metrics;
 pub mod model;
 pub(crate) mod mpd;

@@ -18,16 +18,17 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::check::{self, Level, Verdict};
+use crate::commands::check::{self, Level, Verdict};
 use crate::commands::history::{self as commands, Format};
+use crate::commands::metadata::query::{self, Query, QueryError};
 use crate::commands::queue as admin;
 use crate::commands::rules as rules_test;
+use crate::commands::{auth, import};
 use crate::config::{self, Config};
+use crate::daemon;
 use crate::history::{self, Filter};
-use crate::metadata::query::{self, Query, QueryError};
 use crate::output::{self, errln, out};
 use crate::store::QueueCmd;
-use crate::{auth, daemon, import};
 use args::{
     AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,
     NotifyAction, QueueAction, RulesAction, TopKind,

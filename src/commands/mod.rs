@@ -4,7 +4,11 @@
 //! `history` (show, export, stats, backfill), `notify`, `rules`. What they
 //! share, opening the queue and reading the daemon's answers, is here.
 
+pub(crate) mod auth;
+pub(crate) mod check;
 pub(crate) mod history;
+pub(crate) mod import;
+pub(crate) mod metadata;
 pub(crate) mod notify;
 pub(crate) mod queue;
 pub(crate) mod rules;

@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use super::{Fetched, ImportError, PageError, Pages, Seen, Window, pull, report};
+use crate::commands::import::pacing::Trouble;
+use crate::commands::import::progress::Progress;
 use crate::config::Config;
-use crate::import::pacing::Trouble;
-use crate::import::progress::Progress;
 use crate::output::out;
 use crate::session;
 use crate::store::history::HistoryDb;

@@ -247,7 +247,7 @@ fn mib(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Level;
+    use crate::commands::check::Level;
 
     fn facts() -> DirFacts {
         DirFacts {
