@@ -45,7 +45,7 @@
 //!   wait on the disk per play); the requests are handed out only after it
 //!   (and withdrawn if it failed). Then the writer hears how many plays are
 //!   written.
-//! - [`Request::Step`], [`Request::StandingOrder`] (`delivery::step`): an
+//! - [`Request::Step`], [`Request::StandingOrder`] (`store::step`): an
 //!   item too old for the target is set aside, flushed; the first request
 //!   of a batch is recorded as in flight, flushed, before the answer: a
 //!   request never goes out before its record is on disk. An order with
