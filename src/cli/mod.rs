@@ -153,7 +153,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             service: AuthService::Lastfm { name, username },
         } => config
             .lastfm_target(name.as_deref())
-            .map_err(CliError::Usage)
+            .map_err(|e| CliError::Usage(e.to_string()))
             .and_then(|_| {
                 runtime
                     .block_on(auth::lastfm(&config, auth::Options { name, username }))
@@ -163,7 +163,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             service: AuthService::Listenbrainz { name },
         } => config
             .listenbrainz_target(name.as_deref())
-            .map_err(CliError::Usage)
+            .map_err(|e| CliError::Usage(e.to_string()))
             .and_then(|_| {
                 runtime
                     .block_on(auth::listenbrainz(&config, name.as_deref()))

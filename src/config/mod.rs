@@ -234,7 +234,10 @@ impl Config {
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.
-    pub(crate) fn lastfm_target(&self, name: Option<&str>) -> Result<&LastFmTarget, String> {
+    pub(crate) fn lastfm_target(
+        &self,
+        name: Option<&str>,
+    ) -> Result<&LastFmTarget, TargetChoiceError> {
         pick(&self.path, "lastfm", &self.lastfm, name)
     }
 
@@ -242,7 +245,7 @@ impl Config {
     pub(crate) fn listenbrainz_target(
         &self,
         name: Option<&str>,
-    ) -> Result<&ListenBrainzTarget, String> {
+    ) -> Result<&ListenBrainzTarget, TargetChoiceError> {
         pick(&self.path, "listenbrainz", &self.listenbrainz, name)
     }
 
@@ -272,32 +275,67 @@ impl Config {
     }
 }
 
+/// Why `auth`, `import` or a backfill cannot tell which target is meant.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TargetChoiceError {
+    /// `--name` names no target of that kind.
+    #[error("{}: no [{section}] target named {name:?} (configured: {configured})", path.display())]
+    NoSuchName {
+        /// The config file.
+        path: PathBuf,
+        /// `lastfm` or `listenbrainz`.
+        section: String,
+        /// The name given.
+        name: String,
+        /// The configured names, joined.
+        configured: String,
+    },
+    /// No target of that kind.
+    #[error("{}: there is no [{section}] section", path.display())]
+    NoSection {
+        /// The config file.
+        path: PathBuf,
+        /// `lastfm` or `listenbrainz`.
+        section: String,
+    },
+    /// Several, and no `--name`.
+    #[error("several [[{section}]] targets are configured: choose one with --name")]
+    Several {
+        /// `lastfm` or `listenbrainz`.
+        section: String,
+    },
+}
+
 fn pick<'a, T: Named>(
     path: &Path,
     section: &str,
     targets: &'a [T],
     name: Option<&str>,
-) -> Result<&'a T, String> {
+) -> Result<&'a T, TargetChoiceError> {
     match (name, targets) {
-        (Some(n), _) => targets.iter().find(|t| t.name() == n).ok_or_else(|| {
-            format!(
-                "{}: no [{section}] target named {n:?} (configured: {})",
-                path.display(),
-                targets
-                    .iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }),
+        (Some(n), _) => {
+            targets
+                .iter()
+                .find(|t| t.name() == n)
+                .ok_or_else(|| TargetChoiceError::NoSuchName {
+                    path: path.to_owned(),
+                    section: section.to_owned(),
+                    name: n.to_owned(),
+                    configured: targets
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+        }
         (None, [one]) => Ok(one),
-        (None, []) => Err(format!(
-            "{}: there is no [{section}] section",
-            path.display()
-        )),
-        (None, _) => Err(format!(
-            "several [[{section}]] targets are configured: choose one with --name"
-        )),
+        (None, []) => Err(TargetChoiceError::NoSection {
+            path: path.to_owned(),
+            section: section.to_owned(),
+        }),
+        (None, _) => Err(TargetChoiceError::Several {
+            section: section.to_owned(),
+        }),
     }
 }
 

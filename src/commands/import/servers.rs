@@ -48,7 +48,7 @@ pub(crate) async fn run(config: &Config, request: Request) -> Result<(), ImportE
         Source::LastFm => {
             let t = config
                 .lastfm_target(request.target.as_deref())
-                .map_err(ImportError::Usage)?;
+                .map_err(|e| ImportError::Usage(e.to_string()))?;
             let client = lastfm::Client::new(http, &t.url, &t.api_key, t.api_secret.expose());
             let user = match request.user {
                 Some(u) => u,
@@ -74,7 +74,7 @@ pub(crate) async fn run(config: &Config, request: Request) -> Result<(), ImportE
             } else {
                 let t = config
                     .listenbrainz_target(request.target.as_deref())
-                    .map_err(ImportError::Usage)?;
+                    .map_err(|e| ImportError::Usage(e.to_string()))?;
                 if t.flavor == Flavor::Maloja {
                     return Err(ImportError::Usage(format!(
                         "{}: target {:?} is a Maloja server, which has no listens to read back",
