@@ -355,7 +355,8 @@ fn import_from_server(
 /// A `--since`/`--until` value in Unix seconds.
 fn when(s: &str) -> Result<u64, CliError> {
     let now = crate::model::unix_now();
-    history::parse_when(s, now, &jiff::tz::TimeZone::system()).map_err(CliError::Usage)
+    history::parse_when(s, now, &jiff::tz::TimeZone::system())
+        .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 fn parse_filter(f: &FilterArgs) -> Result<Filter, CliError> {

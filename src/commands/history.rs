@@ -201,7 +201,7 @@ pub(crate) async fn show_stats(
     period: &str,
     json_out: bool,
 ) -> Result<(), String> {
-    let since = history::period_start(period, unix_now())?;
+    let since = history::period_start(period, unix_now()).map_err(|e| e.to_string())?;
     let mut agg = stats::Aggregator::new(since, jiff::tz::TimeZone::system());
     if let Some(db) = reader(config)? {
         db.for_stats(since, |p| {

@@ -28,7 +28,7 @@ pub mod formats;
 pub mod journal;
 pub mod stats;
 
-pub use filter::{Filter, parse_when, period_start};
+pub use filter::{Filter, PeriodError, WhenError, parse_when, period_start};
 pub use formats::{CSV_HEADER, ExportReader, Unreadable, csv_line, listenbrainz_listen};
 
 /// The sled tree holding the history.
@@ -249,7 +249,7 @@ mod tests {
             Ok(1_699_920_000)
         );
         let err = parse_when("last tuesday", now, &tz).unwrap_err();
-        assert!(err.contains("\"last tuesday\""), "{err}");
+        assert!(err.to_string().contains("\"last tuesday\""), "{err}");
         assert_eq!(period_start("30d", now), Ok(Some(now - 30 * 86400)));
         assert_eq!(period_start("year", now), Ok(Some(now - 365 * 86400)));
         assert_eq!(period_start("all", now), Ok(None));
