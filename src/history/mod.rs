@@ -29,7 +29,9 @@ pub mod journal;
 pub mod stats;
 
 pub use filter::{Filter, PeriodError, WhenError, parse_when, period_start};
-pub use formats::{CSV_HEADER, ExportReader, Unreadable, csv_line, listenbrainz_listen};
+pub use formats::{
+    CSV_HEADER, ExportReader, ListenProblem, NotListens, Unreadable, csv_line, listenbrainz_listen,
+};
 
 /// The sled tree holding the history.
 pub const TREE: &str = "history";
@@ -257,7 +259,7 @@ mod tests {
     }
 
     /// An export read a listen at a time.
-    fn parse_listenbrainz_export(text: &str) -> Result<(Vec<Listen>, Vec<Unreadable>), String> {
+    fn parse_listenbrainz_export(text: &str) -> Result<(Vec<Listen>, Vec<Unreadable>), NotListens> {
         let mut listens = Vec::new();
         let mut bad = Vec::new();
         // A tiny buffer: listens cut across reads.
@@ -305,7 +307,7 @@ mod tests {
         let (back, bad) = parse_listenbrainz_export(&lines).unwrap();
         assert_eq!(back, [plain]);
         assert_eq!(bad[0].index, 2);
-        assert!(bad[0].problem.contains("artist_name"));
+        assert!(bad[0].problem.to_string().contains("artist_name"));
         assert!(parse_listenbrainz_export("[{").is_err());
     }
 
