@@ -134,7 +134,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
     }
     let config = loaded.map_err(|e| CliError::Usage(e.to_string()))?;
     let runtime = runtime()?;
-    let failed = |e: String| CliError::Failed(e);
+    let failed = |e: anyhow::Error| CliError::Failed(e.to_string());
     match command {
         Command::Run => {
             let result = runtime.block_on(async {

@@ -46,20 +46,20 @@ pub(crate) fn some_target_takes(config: &Config, started: u64, now: u64) -> bool
 }
 
 /// The history database for reading: `None` when nothing was recorded yet.
-pub(crate) fn reader(config: &Config) -> Result<Option<HistoryDb>, String> {
+pub(crate) fn reader(config: &Config) -> anyhow::Result<Option<HistoryDb>> {
     if !config.history.enabled {
-        return Err("the history is switched off ([history] enabled = false)".to_owned());
+        anyhow::bail!("the history is switched off ([history] enabled = false)");
     }
     // With no daemon running, what it left in the queue database's outbox
     // (a cut between a play's two syncs), or a history an older release
     // kept there, goes in first. A running daemon does that itself.
     if config.state_dir.join("queue").exists() && !Queue::held_elsewhere(&config.state_dir) {
         if let Ok(Some(queue)) = super::existing_queue(config) {
-            let mut db = HistoryDb::open_writer(&config.state_dir).map_err(|e| e.to_string())?;
-            crate::store::catch_up(&queue, &mut db).map_err(|e| e.to_string())?;
+            let mut db = HistoryDb::open_writer(&config.state_dir).map_err(anyhow::Error::from)?;
+            crate::store::catch_up(&queue, &mut db).map_err(anyhow::Error::from)?;
         }
     }
-    HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string())
+    HistoryDb::open_reader(&config.state_dir).map_err(anyhow::Error::from)
 }
 
 /// The size of the history and its first play, for `status` without a
@@ -68,19 +68,21 @@ pub(crate) fn summary(config: &Config) -> HistorySummary {
     if !config.history.enabled {
         return HistorySummary::Off { enabled: false };
     }
-    let read = || -> Result<HistorySummary, String> {
+    let read = || -> anyhow::Result<HistorySummary> {
         Ok(match reader(config)? {
             None => HistorySummary::Plays {
                 plays: 0,
                 first_started: None,
             },
             Some(db) => HistorySummary::Plays {
-                plays: db.len().map_err(|e| e.to_string())?,
-                first_started: db.first_started().map_err(|e| e.to_string())?,
+                plays: db.len().map_err(anyhow::Error::from)?,
+                first_started: db.first_started().map_err(anyhow::Error::from)?,
             },
         })
     };
-    read().unwrap_or_else(|error| HistorySummary::Error { error })
+    read().unwrap_or_else(|error| HistorySummary::Error {
+        error: error.to_string(),
+    })
 }
 
 /// The `status` line for [`summary`]'s answer.
@@ -107,7 +109,7 @@ fn each_play(
     filter: &Filter,
     marks: bool,
     mut each: impl FnMut(&Record),
-) -> Result<u64, String> {
+) -> anyhow::Result<u64> {
     let Some(db) = reader(config)? else {
         return Ok(0);
     };
@@ -120,12 +122,12 @@ fn each_play(
             false => ControlFlow::Continue(()),
         }
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(anyhow::Error::from)?;
     Ok(n)
 }
 
 /// `history`: one line per play in local time, or a JSON array.
-pub(crate) async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<(), String> {
+pub(crate) async fn show(config: &Config, filter: &Filter, json_out: bool) -> anyhow::Result<()> {
     if json_out {
         let mut first = true;
         out!("[");
@@ -168,7 +170,7 @@ pub(crate) async fn show(config: &Config, filter: &Filter, json_out: bool) -> Re
 }
 
 /// `history export`: every selected play to stdout, as it is read.
-pub(crate) async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
+pub(crate) async fn export(config: &Config, filter: &Filter, format: Format) -> anyhow::Result<()> {
     match format {
         Format::ListenBrainz => {
             let mut first = true;
@@ -200,8 +202,8 @@ pub(crate) async fn show_stats(
     config: &Config,
     period: &str,
     json_out: bool,
-) -> Result<(), String> {
-    let since = history::period_start(period, unix_now()).map_err(|e| e.to_string())?;
+) -> anyhow::Result<()> {
+    let since = history::period_start(period, unix_now()).map_err(anyhow::Error::from)?;
     let mut agg = stats::Aggregator::new(since, jiff::tz::TimeZone::system());
     if let Some(db) = reader(config)? {
         db.for_stats(since, |p| {
@@ -214,7 +216,7 @@ pub(crate) async fn show_stats(
                 p.listened,
             );
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(anyhow::Error::from)?;
     }
     let s = agg.finish(unix_now());
     if json_out {
@@ -243,7 +245,7 @@ impl Sink {
         config: &Config,
         listens: Vec<Listen>,
         only: Option<&str>,
-    ) -> Result<Imported, String> {
+    ) -> anyhow::Result<Imported> {
         if let Sink::Daemon = self {
             let mut total = Imported::default();
             for request in control::import_requests(&listens, only) {
@@ -272,7 +274,7 @@ impl Sink {
                         *self = Sink::local(config)?;
                         return Box::pin(self.send(config, listens, only)).await;
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 }
             }
             return Ok(total);
@@ -283,14 +285,14 @@ impl Sink {
         store
             .import(listens, only.map(str::to_owned))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(anyhow::Error::from)
     }
 
-    fn local(config: &Config) -> Result<Sink, String> {
+    fn local(config: &Config) -> anyhow::Result<Sink> {
         let queue = super::open_queue(config)?;
         Store::start(queue, None)
             .map(Sink::Local)
-            .map_err(|e| format!("cannot start the storage thread: {e}"))
+            .map_err(|e| anyhow::anyhow!("cannot start the storage thread: {e}"))
     }
 }
 
@@ -301,9 +303,9 @@ pub(crate) async fn backfill_cmd(
     target: &str,
     since: Option<u64>,
     json_out: bool,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     if !config.target_names().contains(&target) {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{}: no target named {target:?} (configured: {})",
             config.path.display(),
             match config.target_names() {
@@ -317,13 +319,13 @@ pub(crate) async fn backfill_cmd(
     if let Some(db) = reader(config)? {
         // The daemon, until it is found not running.
         let mut sink = Sink::Daemon;
-        done.already = usize::try_from(db.count_held(target, since).map_err(|e| e.to_string())?)
+        done.already = usize::try_from(db.count_held(target, since).map_err(anyhow::Error::from)?)
             .unwrap_or(usize::MAX);
         let mut after = 0;
         loop {
             let (batch, last) = db
                 .lacking(target, since, after, BATCH)
-                .map_err(|e| e.to_string())?;
+                .map_err(anyhow::Error::from)?;
             if batch.is_empty() {
                 break;
             }
@@ -335,7 +337,7 @@ pub(crate) async fn backfill_cmd(
         }
         running = matches!(sink, Sink::Daemon);
         if let Sink::Local(store) = &sink {
-            store.flush().await.map_err(|e| e.to_string())?;
+            store.flush().await.map_err(anyhow::Error::from)?;
         }
     }
     if json_out {

@@ -22,7 +22,7 @@ use crate::session;
 /// [`open_queue`] for a command that only reads: `None`, creating nothing,
 /// when no queue database was ever made in the state directory (nothing
 /// has been played or queued yet).
-pub(crate) fn existing_queue(config: &Config) -> Result<Option<Queue>, String> {
+pub(crate) fn existing_queue(config: &Config) -> anyhow::Result<Option<Queue>> {
     // A database set aside as damaged, or one being rebuilt, counts: opening
     // it finishes what the last start began.
     let made = std::fs::read_dir(&config.state_dir).is_ok_and(|entries| {
@@ -41,24 +41,24 @@ pub(crate) fn existing_queue(config: &Config) -> Result<Option<Queue>, String> {
 
 /// Open the queue database (creating the state directory), with the history
 /// and the targets' age limits as configured.
-pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
+pub(crate) fn open_queue(config: &Config) -> anyhow::Result<Queue> {
     session::ensure_state_dir(&config.state_dir).map_err(|e| {
-        format!(
+        anyhow::anyhow!(
             "cannot create the state directory {}: {e}",
             config.state_dir.display()
         )
     })?;
     Queue::open(&config.state_dir, &config.target_names())
         .map(|q| crate::store::configure(q, config))
-        .map_err(|e| e.to_string())
+        .map_err(anyhow::Error::from)
 }
 
 /// The error a reply of the wrong kind makes: the daemon's own error, or
 /// a daemon that speaks another version of the protocol.
-pub(crate) fn unexpected(reply: Reply) -> String {
+pub(crate) fn unexpected(reply: Reply) -> anyhow::Error {
     match reply {
-        Reply::Error(e) => e,
-        other => format!("the daemon answered something unexpected: {other:?}"),
+        Reply::Error(e) => anyhow::Error::msg(e),
+        other => anyhow::anyhow!("the daemon answered something unexpected: {other:?}"),
     }
 }
 

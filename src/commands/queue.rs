@@ -21,9 +21,9 @@ pub(crate) use crate::store::QueueCmd;
 
 /// `import mpdscribble JOURNAL`: read the journal line by line, report
 /// malformed records by line, and import the rest in batches.
-pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
+pub(crate) async fn import_journal(config: &Config, path: &Path) -> anyhow::Result<()> {
     use std::io::{BufRead, Read};
-    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot read {}: {e}", path.display());
     let file = std::fs::File::open(path).map_err(cannot)?;
     // Whether it is a journal at all, from its start.
     let mut head = Vec::new();
@@ -37,7 +37,7 @@ pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), S
         _ => &head,
     };
     if !journal::is_journal(head) {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} is not an mpdscribble journal (its lines are not `key = value` records \
              starting with `a = ARTIST`); nothing imported",
             path.display()
@@ -80,9 +80,9 @@ pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), S
 /// `import listenbrainz FILE`: read a ListenBrainz export (JSON array or
 /// JSON Lines) one listen at a time, report unreadable listens by position,
 /// and import the rest in batches.
-pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let reader = history::ExportReader::new(std::io::BufReader::new(file));
     let next = reader.map(|item| match item {
         Ok(Ok(l)) => Ok(Some(l)),
@@ -95,7 +95,7 @@ pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<
             );
             Ok(None)
         }
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
     });
     import_listens(config, path, next).await
 }
@@ -107,15 +107,15 @@ pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<
 async fn import_listens(
     config: &Config,
     path: &Path,
-    listens: impl Iterator<Item = Result<Option<Listen>, String>>,
-) -> Result<(), String> {
+    listens: impl Iterator<Item = anyhow::Result<Option<Listen>>>,
+) -> anyhow::Result<()> {
     let mut total = Imported::default();
     let (mut read, mut malformed) = (0usize, 0usize);
     let mut sink: Option<commands::Sink> = None;
     let mut history = match config.history.enabled {
         true => Some(
             crate::store::history::HistoryDb::open_writer(&config.state_dir)
-                .map_err(|e| e.to_string())?,
+                .map_err(anyhow::Error::from)?,
         ),
         false => None,
     };
@@ -141,7 +141,9 @@ async fn import_listens(
             }
         }
         if let Some(db) = history.as_mut().filter(|_| !history_only.is_empty()) {
-            let n = db.import_plays(&history_only).map_err(|e| e.to_string())?;
+            let n = db
+                .import_plays(&history_only)
+                .map_err(anyhow::Error::from)?;
             total.added += n.added;
             total.recorded += n.added;
             total.skipped += n.duplicates;
@@ -166,7 +168,7 @@ async fn import_listens(
         }
     }
     if let Some(commands::Sink::Local(store)) = &sink {
-        store.flush().await.map_err(|e| e.to_string())?;
+        store.flush().await.map_err(anyhow::Error::from)?;
     }
     out!(
         "{}",
@@ -230,7 +232,7 @@ fn import_report(
 
 /// Run `cmd` for the command line: through the daemon when it runs, on the
 /// database otherwise; print the answer as text or JSON.
-pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
+pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> anyhow::Result<()> {
     // With no target there is no queue, whatever the daemon would say.
     if config.target_names().is_empty() && !json_out {
         outln!(
@@ -243,14 +245,14 @@ pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> R
     let answer = match control::request(&config.state_dir, Request::Queue(cmd.clone())).await {
         Ok(Some(reply)) => reply,
         Ok(None) if cmd == QueueCmd::Flush => {
-            return Err("no daemon is running; queued scrobbles go out when it starts".into());
+            anyhow::bail!("no daemon is running; queued scrobbles go out when it starts");
         }
         Ok(None) => match existing_queue(config)? {
             Some(queue) => crate::store::execute(&queue, &cmd)
                 .map_or_else(|e| Reply::Error(e.to_string()), Reply::Queue),
             None => nothing_queued(config, &cmd),
         },
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let Reply::Queue(answer) = answer else {
         return Err(unexpected(answer));
@@ -321,12 +323,14 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
 
 /// `mpd-scrobbler love|unlove`: the running daemon knows what is playing and
 /// queues it durably for every target.
-pub(crate) async fn love(config: &Config, love: bool) -> Result<(), String> {
+pub(crate) async fn love(config: &Config, love: bool) -> anyhow::Result<()> {
     let verb = if love { "love" } else { "unlove" };
     let reply = control::request(&config.state_dir, Request::Love(love))
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the daemon is not running; start it to {verb} what MPD plays"))?;
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| {
+            anyhow::anyhow!("the daemon is not running; start it to {verb} what MPD plays")
+        })?;
     let Reply::Loved(loved) = reply else {
         return Err(unexpected(reply));
     };

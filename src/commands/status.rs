@@ -15,7 +15,7 @@ use crate::time::local_time;
 /// # Errors
 ///
 /// No daemon runs (the error is the queue's view), or it cannot be reached.
-pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String> {
+pub(crate) async fn status(config: &Config, json_out: bool) -> anyhow::Result<()> {
     match control::request(&config.state_dir, Request::Status).await {
         Ok(Some(Reply::Status(status))) => {
             if json_out {
@@ -33,7 +33,7 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
                     text.push_str(&format!("{name}: 0 queued, 0 rejected\n"));
                 }
                 text.push_str("History: no plays yet");
-                return Err(text);
+                return Err(anyhow::Error::msg(text));
             };
             for name in queue.names() {
                 let t = queue.target(name);
@@ -44,9 +44,9 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
                 ));
             }
             text.push_str(&commands::render_summary(&commands::summary(config)));
-            Err(text.trim_end().to_owned())
+            Err(anyhow::Error::msg(text.trim_end().to_owned()))
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
