@@ -61,8 +61,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mpd_scrobbler::model::{Listen, Track};
 use mpd_scrobbler::queue::Queue;
-use mpd_scrobbler::scrobble::{Listen, Track};
 
 const BACKLOG: usize = 10_000;
 const MIB: f64 = 1024.0 * 1024.0;

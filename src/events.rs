@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::delivery::TargetState;
+use crate::target_state::TargetState;
 
 /// How many events may wait for the notification task.
 pub(crate) const CAPACITY: usize = 256;

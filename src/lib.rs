@@ -3,10 +3,8 @@
 
 #![forbid(unsafe_code)]
 
-pub(crate) mod admin;
-pub(crate) mod auth;
-pub(crate) mod check;
 pub mod cli;
+pub(crate) mod commands;
 pub(crate) mod config;
 pub(crate) mod control;
 pub(crate) mod daemon;
@@ -14,16 +12,16 @@ pub(crate) mod delivery;
 pub(crate) mod events;
 pub mod history;
 pub mod http;
-pub(crate) mod import;
-pub(crate) mod metadata;
 pub(crate) mod metrics;
+pub mod model;
 pub(crate) mod mpd;
 pub(crate) mod notify;
 pub(crate) mod output;
 pub mod queue;
 pub(crate) mod rules;
-pub mod scrobble;
 pub(crate) mod session;
 pub(crate) mod store;
+pub(crate) mod target_state;
 pub(crate) mod targets;
+pub(crate) mod time;
 pub(crate) mod tracker;

@@ -57,8 +57,34 @@ pub(crate) enum LoadError {
         /// The session file.
         path: PathBuf,
         /// What is wrong, without its contents.
-        problem: String,
+        problem: Damage,
     },
+}
+
+/// What is wrong with a session file, in words that do not repeat its
+/// contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Damage {
+    /// Nothing but white space.
+    #[error("it is empty")]
+    Empty,
+    /// The JSON stops early.
+    #[error("it is cut short")]
+    CutShort,
+    /// Not JSON.
+    #[error("not JSON at line {line}, column {column}")]
+    NotJson {
+        /// Where it stops being JSON.
+        line: usize,
+        /// The column there.
+        column: usize,
+    },
+    /// JSON, but not the session's fields.
+    #[error("it is JSON but not a session (expected user and key)")]
+    NotASession,
+    /// The key is blank.
+    #[error("its key is empty")]
+    EmptyKey,
 }
 
 /// Read the stored session of `target`, if there is one.
@@ -80,20 +106,21 @@ pub(crate) fn load(state_dir: &Path, target: &str) -> Result<Option<Session>, Lo
 
 /// A session file's contents, or what is wrong with them in words that do
 /// not repeat them (serde's messages quote the offending value).
-fn parse(bytes: &[u8]) -> Result<Stored, String> {
+fn parse(bytes: &[u8]) -> Result<Stored, Damage> {
     use serde_json::error::Category;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("it is empty".into());
+        return Err(Damage::Empty);
     }
     let stored: Stored = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        Category::Eof => "it is cut short".to_owned(),
-        Category::Syntax | Category::Io => {
-            format!("not JSON at line {}, column {}", e.line(), e.column())
-        }
-        Category::Data => "it is JSON but not a session (expected user and key)".to_owned(),
+        Category::Eof => Damage::CutShort,
+        Category::Syntax | Category::Io => Damage::NotJson {
+            line: e.line(),
+            column: e.column(),
+        },
+        Category::Data => Damage::NotASession,
     })?;
     if stored.key.trim().is_empty() {
-        return Err("its key is empty".into());
+        return Err(Damage::EmptyKey);
     }
     Ok(stored)
 }

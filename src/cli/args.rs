@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::metadata::query;
+use crate::commands::metadata::query;
 
 /// The heading of the options every command takes, apart from each
 /// command's own.

@@ -18,15 +18,17 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, QueueCmd};
-use crate::check::{self, Level, Verdict};
+use crate::commands::check::{self, Level, Verdict};
+use crate::commands::history::{self as commands, Format};
+use crate::commands::metadata::query::{self, Query, QueryError};
+use crate::commands::queue as admin;
+use crate::commands::rules as rules_test;
+use crate::commands::{auth, import};
 use crate::config::{self, Config};
-use crate::history::commands::{self, Format};
+use crate::daemon;
 use crate::history::{self, Filter};
-use crate::metadata::query::{self, Query, QueryError};
 use crate::output::{self, errln, out};
-use crate::rules::test as rules_test;
-use crate::{auth, daemon, import};
+use crate::store::QueueCmd;
 use args::{
     AuthService, Cli, Command, ConfigAction, ExportFormat, FilterArgs, HistoryAction, ImportFrom,
     NotifyAction, QueueAction, RulesAction, TopKind,
@@ -132,7 +134,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
     }
     let config = loaded.map_err(|e| CliError::Usage(e.to_string()))?;
     let runtime = runtime()?;
-    let failed = |e: String| CliError::Failed(e);
+    let failed = |e: anyhow::Error| CliError::Failed(e.to_string());
     match command {
         Command::Run => {
             let result = runtime.block_on(async {
@@ -151,7 +153,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             service: AuthService::Lastfm { name, username },
         } => config
             .lastfm_target(name.as_deref())
-            .map_err(CliError::Usage)
+            .map_err(|e| CliError::Usage(e.to_string()))
             .and_then(|_| {
                 runtime
                     .block_on(auth::lastfm(&config, auth::Options { name, username }))
@@ -161,7 +163,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             service: AuthService::Listenbrainz { name },
         } => config
             .listenbrainz_target(name.as_deref())
-            .map_err(CliError::Usage)
+            .map_err(|e| CliError::Usage(e.to_string()))
             .and_then(|_| {
                 runtime
                     .block_on(auth::listenbrainz(&config, name.as_deref()))
@@ -174,13 +176,13 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Notify {
             action: NotifyAction::Test { name },
         } => runtime
-            .block_on(admin::notify::test(&config, name.as_deref()))
+            .block_on(crate::commands::notify::test(&config, name.as_deref()))
             .map_err(|e| match e {
-                admin::notify::NotifyTestError::NoSink(m) => CliError::Usage(m),
+                crate::commands::notify::NotifyTestError::NoSink(m) => CliError::Usage(m),
                 e => CliError::Failed(e.to_string()),
             }),
         Command::Status { json } => runtime
-            .block_on(admin::status(&config, json))
+            .block_on(crate::commands::status::status(&config, json))
             .map_err(failed),
         Command::Rules {
             action:
@@ -352,8 +354,9 @@ fn import_from_server(
 
 /// A `--since`/`--until` value in Unix seconds.
 fn when(s: &str) -> Result<u64, CliError> {
-    let now = crate::scrobble::unix_now();
-    history::parse_when(s, now, &jiff::tz::TimeZone::system()).map_err(CliError::Usage)
+    let now = crate::model::unix_now();
+    history::parse_when(s, now, &jiff::tz::TimeZone::system())
+        .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 fn parse_filter(f: &FilterArgs) -> Result<Filter, CliError> {

@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::Thresholds;
 use crate::rules::RuleSet;
 use crate::rules::stream::Streams;
-use crate::tracker::Thresholds;
 
 mod mpd;
 mod notify;
@@ -30,7 +30,7 @@ pub(crate) use targets::{LastFmTarget, ListenBrainzTarget, Named};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file it came from.
     pub path: PathBuf,
     /// MPD connection.
@@ -61,7 +61,7 @@ pub struct Config {
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -126,9 +126,30 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
+/// A humantime duration longer than zero, or `default` when not given.
+fn duration(
+    source: &Source<'_>,
+    key: &str,
+    value: Option<String>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    match humantime::parse_duration(&v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(source.invalid(key, "must be longer than zero".into())),
+        Err(e) => Err(source.invalid(
+            key,
+            format!("{e} in {v:?} (write for example \"30s\" or \"5m\")"),
+        )),
+    }
+}
+
 impl Config {
     /// Read and validate the file at `path`.
-    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -137,7 +158,7 @@ impl Config {
     }
 
     /// Validate `text` as if read from `path`.
-    pub fn parse(
+    pub(crate) fn parse(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -192,7 +213,7 @@ impl Config {
     /// (`is_default`) gives the zero-config set-up: MPD from MPD_HOST and
     /// MPD_PORT or localhost:6600, no online target, plays kept in the local
     /// history. A file named with `-c` must exist.
-    pub fn load_or_default(
+    pub(crate) fn load_or_default(
         path: &Path,
         is_default: bool,
         env: &dyn Fn(&str) -> Option<String>,
@@ -208,24 +229,30 @@ impl Config {
     }
 
     /// Whether this config came from no file at all (see [`Config::load_or_default`]).
-    pub fn is_zero_config(&self) -> bool {
+    pub(crate) fn is_zero_config(&self) -> bool {
         !self.path.exists()
     }
 
     /// The Last.fm-style target with this name, or the only one when `name` is `None`.
-    pub fn lastfm_target(&self, name: Option<&str>) -> Result<&LastFmTarget, String> {
+    pub(crate) fn lastfm_target(
+        &self,
+        name: Option<&str>,
+    ) -> Result<&LastFmTarget, TargetChoiceError> {
         pick(&self.path, "lastfm", &self.lastfm, name)
     }
 
     /// The ListenBrainz-compatible target with this name, or the only one.
-    pub fn listenbrainz_target(&self, name: Option<&str>) -> Result<&ListenBrainzTarget, String> {
+    pub(crate) fn listenbrainz_target(
+        &self,
+        name: Option<&str>,
+    ) -> Result<&ListenBrainzTarget, TargetChoiceError> {
         pick(&self.path, "listenbrainz", &self.listenbrainz, name)
     }
 
     /// The command that (re)authorises the target named `name`: `--name`
     /// is given only when `auth` could not tell the target apart without it
     /// (it picks the only target of its kind).
-    pub fn auth_command(&self, name: &str) -> String {
+    pub(crate) fn auth_command(&self, name: &str) -> String {
         let (kind, several) = if self.lastfm.iter().any(|t| t.name() == name) {
             ("lastfm", self.lastfm.len() > 1)
         } else {
@@ -239,7 +266,7 @@ impl Config {
     }
 
     /// Names of all targets, Last.fm-style first.
-    pub fn target_names(&self) -> Vec<&str> {
+    pub(crate) fn target_names(&self) -> Vec<&str> {
         self.lastfm
             .iter()
             .map(|t| t.name())
@@ -248,32 +275,67 @@ impl Config {
     }
 }
 
+/// Why `auth`, `import` or a backfill cannot tell which target is meant.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TargetChoiceError {
+    /// `--name` names no target of that kind.
+    #[error("{}: no [{section}] target named {name:?} (configured: {configured})", path.display())]
+    NoSuchName {
+        /// The config file.
+        path: PathBuf,
+        /// `lastfm` or `listenbrainz`.
+        section: String,
+        /// The name given.
+        name: String,
+        /// The configured names, joined.
+        configured: String,
+    },
+    /// No target of that kind.
+    #[error("{}: there is no [{section}] section", path.display())]
+    NoSection {
+        /// The config file.
+        path: PathBuf,
+        /// `lastfm` or `listenbrainz`.
+        section: String,
+    },
+    /// Several, and no `--name`.
+    #[error("several [[{section}]] targets are configured: choose one with --name")]
+    Several {
+        /// `lastfm` or `listenbrainz`.
+        section: String,
+    },
+}
+
 fn pick<'a, T: Named>(
     path: &Path,
     section: &str,
     targets: &'a [T],
     name: Option<&str>,
-) -> Result<&'a T, String> {
+) -> Result<&'a T, TargetChoiceError> {
     match (name, targets) {
-        (Some(n), _) => targets.iter().find(|t| t.name() == n).ok_or_else(|| {
-            format!(
-                "{}: no [{section}] target named {n:?} (configured: {})",
-                path.display(),
-                targets
-                    .iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }),
+        (Some(n), _) => {
+            targets
+                .iter()
+                .find(|t| t.name() == n)
+                .ok_or_else(|| TargetChoiceError::NoSuchName {
+                    path: path.to_owned(),
+                    section: section.to_owned(),
+                    name: n.to_owned(),
+                    configured: targets
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+        }
         (None, [one]) => Ok(one),
-        (None, []) => Err(format!(
-            "{}: there is no [{section}] section",
-            path.display()
-        )),
-        (None, _) => Err(format!(
-            "several [[{section}]] targets are configured: choose one with --name"
-        )),
+        (None, []) => Err(TargetChoiceError::NoSection {
+            path: path.to_owned(),
+            section: section.to_owned(),
+        }),
+        (None, _) => Err(TargetChoiceError::Several {
+            section: section.to_owned(),
+        }),
     }
 }
 

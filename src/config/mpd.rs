@@ -10,7 +10,7 @@ use super::{ConfigError, Secret, Source, non_empty};
 
 /// Where MPD listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MpdAddress {
+pub(crate) enum MpdAddress {
     /// TCP host name or address, and port.
     Tcp(String, u16),
     /// Unix socket path.
@@ -32,7 +32,7 @@ impl fmt::Display for MpdAddress {
 
 /// How to reach MPD.
 #[derive(Debug, Clone)]
-pub struct MpdConfig {
+pub(crate) struct MpdConfig {
     /// Address after MPD_HOST/MPD_PORT overrides.
     pub address: MpdAddress,
     /// Password, if any.

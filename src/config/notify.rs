@@ -9,12 +9,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::secret::{SecretKeys, Secrets, Written};
-use super::sections::duration;
-use super::{ConfigError, Secret, Source};
+use super::{ConfigError, Secret, Source, duration};
 
 /// What a notification is about; also the names in a sink's `events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// A target waits for the user: credentials refused, a wrong URL, a
     /// suspended API key.
     Paused,
@@ -30,7 +29,7 @@ pub enum Problem {
 
 impl Problem {
     /// Every problem, in the order of the docs.
-    pub const ALL: [Problem; 5] = [
+    pub(crate) const ALL: [Problem; 5] = [
         Problem::Paused,
         Problem::Retrying,
         Problem::Held,
@@ -40,7 +39,7 @@ impl Problem {
 
     /// Its name in `events`, in a webhook's `event` and a command's
     /// `MPD_SCROBBLER_EVENT`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Problem::Paused => "paused",
             Problem::Retrying => "retrying",
@@ -53,7 +52,7 @@ impl Problem {
 
 /// Where one `[[notify]]` section sends.
 #[derive(Debug, Clone)]
-pub enum SinkKind {
+pub(crate) enum SinkKind {
     /// An ntfy topic: POST the message to its URL.
     Ntfy {
         /// The topic's URL (`https://ntfy.sh/my-topic`).
@@ -83,7 +82,7 @@ pub enum SinkKind {
 
 /// One `[[notify]]` section.
 #[derive(Debug, Clone)]
-pub struct NotifySink {
+pub(crate) struct NotifySink {
     /// Its name, for `notify test NAME` and the log.
     pub name: String,
     /// Where it sends.
@@ -102,7 +101,7 @@ pub struct NotifySink {
 
 /// `[metrics]`: where the endpoint listens, when it is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricsConfig {
+pub(crate) struct MetricsConfig {
     /// The address to bind.
     pub listen: SocketAddr,
 }

@@ -11,16 +11,16 @@ use super::{ConfigError, Source, non_empty};
 
 /// A secret string (password, API secret, session key) that never prints.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     /// Wrap a secret.
-    pub fn new(s: impl Into<String>) -> Secret {
+    pub(crate) fn new(s: impl Into<String>) -> Secret {
         Secret(s.into())
     }
 
     /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

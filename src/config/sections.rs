@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{RawCache, RawDelivery, RawHistory, RawScrobble};
-use super::{ConfigError, Source, home, non_empty};
-use crate::tracker::Thresholds;
+use super::{ConfigError, Source, duration, home, non_empty};
+use crate::model::Thresholds;
 
 /// Retry timing for deliveries.
 #[derive(Debug, Clone, Copy)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// First retry delay after a transient failure.
     pub retry_min: Duration,
     /// Cap of the exponential backoff.
@@ -21,7 +21,7 @@ pub struct Delivery {
 
 /// The local listening history (`[history]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryConfig {
+pub(crate) struct HistoryConfig {
     /// Record plays (the default).
     pub enabled: bool,
     /// Forget plays older than this; `None` keeps them forever (the default).
@@ -30,7 +30,7 @@ pub struct HistoryConfig {
 
 /// The metadata cache's limits.
 #[derive(Debug, Clone, Copy)]
-pub struct CacheConfig {
+pub(crate) struct CacheConfig {
     /// How long a reply is used without asking Last.fm again.
     pub ttl: Duration,
     /// Most replies kept; the oldest go first.
@@ -146,22 +146,4 @@ fn default_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| home(env).join(".local").join("state"))
         .join("mpd-scrobbler")
-}
-
-/// A humantime duration longer than zero, or `default` when not given.
-pub(super) fn duration(
-    source: &Source<'_>,
-    key: &str,
-    value: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    let Some(v) = value else { return Ok(default) };
-    match humantime::parse_duration(&v) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(source.invalid(key, "must be longer than zero".into())),
-        Err(e) => Err(source.invalid(
-            key,
-            format!("{e} in {v:?} (write for example \"30s\" or \"5m\")"),
-        )),
-    }
 }

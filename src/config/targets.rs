@@ -9,7 +9,7 @@ use crate::targets::listenbrainz::{self, Flavor};
 
 /// One Last.fm-style target (Last.fm, Libre.fm, another Audioscrobbler 2.0 server).
 #[derive(Debug, Clone)]
-pub struct LastFmTarget {
+pub(crate) struct LastFmTarget {
     /// Name used in logs, commands, the queue tree and the session file.
     pub name: String,
     /// API root URL.
@@ -25,7 +25,7 @@ pub struct LastFmTarget {
 
 /// One ListenBrainz-compatible target (ListenBrainz, Maloja, ...).
 #[derive(Debug, Clone)]
-pub struct ListenBrainzTarget {
+pub(crate) struct ListenBrainzTarget {
     /// Name used in logs, commands, the queue tree and the token file.
     pub name: String,
     /// API root (the part before `/1/`).

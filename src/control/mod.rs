@@ -17,9 +17,7 @@ mod socket;
 mod status;
 
 pub(crate) use client::{RequestError, request};
-pub(crate) use protocol::{Loved, QueueCmd, QueueReply, Reply, Request, import_requests};
-pub(crate) use serve::{IMPORT_LINE_LIMIT, Limits, serve};
+pub(crate) use protocol::{Loved, Reply, Request, import_requests};
+pub(crate) use serve::{Limits, serve};
 pub(crate) use socket::{Bound, bind};
-pub(crate) use status::{
-    HistorySummary, MpdLink, Playing, Status, Storage, StorageState, TargetStatus,
-};
+pub(crate) use status::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};

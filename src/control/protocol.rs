@@ -8,9 +8,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::status::Status;
-use crate::queue::Item;
-use crate::scrobble::Listen;
+use crate::model::Listen;
+use crate::queue::Imported;
+use crate::store::{QueueCmd, QueueReply};
 
+/// Longest `import` line: about 60,000 listens. `import` sends a larger
+/// journal in several requests.
+pub(crate) const IMPORT_LINE_LIMIT: usize = 16 << 20;
 /// How an `import` request line starts, which earns it the longer limit.
 pub(super) const IMPORT_PREFIX: &[u8] = b"{\"import\":";
 
@@ -34,28 +38,6 @@ pub(crate) enum Request {
     Status,
     /// Love (`true`) or unlove the playing track.
     Love(bool),
-}
-
-/// A queue operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum QueueCmd {
-    /// List waiting (or rejected) items per target.
-    List {
-        /// The rejected list instead.
-        rejected: bool,
-    },
-    /// Deliver now, skipping any backoff (needs the daemon).
-    Flush,
-    /// Drop one waiting item, from one target or from every target holding it.
-    Drop {
-        /// Item id, as `list` shows it.
-        id: u64,
-        /// Only this target.
-        target: Option<String>,
-    },
-    /// Put every rejected item back in its queue.
-    Retry,
 }
 
 /// The daemon's answer to a request.
@@ -101,19 +83,20 @@ pub(crate) struct Loved {
     pub title: String,
 }
 
-/// The answer to a queue operation, as `queue --json` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum QueueReply {
-    /// Waiting (or rejected) items per target.
-    #[serde(rename = "targets")]
-    Listed(BTreeMap<String, Vec<Item>>),
-    /// The targets the item was dropped from.
-    Dropped(Vec<String>),
-    /// Items put back, per target.
-    Retried(BTreeMap<String, u64>),
-    /// Targets asked to deliver now.
-    Flushed(usize),
+impl From<&Imported> for Reply {
+    /// The answer to an import batch.
+    fn from(r: &Imported) -> Reply {
+        let counts = |m: &BTreeMap<String, usize>| -> BTreeMap<String, u64> {
+            m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
+        };
+        Reply::Imported {
+            added: r.added as u64,
+            skipped: r.skipped as u64,
+            recorded: r.recorded as u64,
+            queued: counts(&r.queued),
+            too_old: counts(&r.too_old),
+        }
+    }
 }
 
 impl Request {
@@ -160,9 +143,9 @@ fn line(value: &impl Serialize) -> String {
 }
 
 /// `listens` as `import` requests, each within
-/// [`IMPORT_LINE_LIMIT`](super::IMPORT_LINE_LIMIT).
+/// [`IMPORT_LINE_LIMIT`](IMPORT_LINE_LIMIT).
 pub(crate) fn import_requests(listens: &[Listen], only: Option<&str>) -> Vec<Request> {
-    split_import(listens, only, super::IMPORT_LINE_LIMIT)
+    split_import(listens, only, IMPORT_LINE_LIMIT)
 }
 
 /// `listens` as `import` requests whose lines are at most `limit` bytes
@@ -204,11 +187,11 @@ fn split_import(listens: &[Listen], only: Option<&str>, limit: usize) -> Vec<Req
 mod tests {
     use super::*;
     use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
-    use crate::delivery::TargetState;
+    use crate::target_state::TargetState;
 
     fn listen(i: u64) -> Listen {
         Listen {
-            track: crate::scrobble::Track {
+            track: crate::model::Track {
                 artist: "a".repeat(100),
                 title: format!("t{i}"),
                 ..Default::default()
@@ -281,7 +264,7 @@ mod tests {
     #[test]
     fn every_reply_survives_the_wire() {
         let status = Status {
-            history: crate::control::HistorySummary::Plays {
+            history: crate::store::HistorySummary::Plays {
                 plays: 3,
                 first_started: None,
             },
@@ -311,7 +294,7 @@ mod tests {
             },
             targets: vec![
                 TargetStatus {
-                    deliveries: crate::delivery::Deliveries {
+                    deliveries: crate::target_state::Deliveries {
                         accepted: 5,
                         ignored: 1,
                         rejected: 0,
@@ -329,7 +312,7 @@ mod tests {
                     },
                 },
                 TargetStatus {
-                    deliveries: crate::delivery::Deliveries::default(),
+                    deliveries: crate::target_state::Deliveries::default(),
                     last_success: None,
                     name: "lb".into(),
                     oldest_started: Some(1_700_000_000),

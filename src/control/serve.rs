@@ -9,14 +9,11 @@ use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::protocol::{IMPORT_PREFIX, Reply, Request};
+use super::protocol::{IMPORT_LINE_LIMIT, IMPORT_PREFIX, Reply, Request};
 use super::socket::peer_allowed;
 
 /// Longest request line, newline excluded.
 pub(crate) const LINE_LIMIT: usize = 4 << 10;
-/// Longest `import` line: about 60,000 listens. `import` sends a larger
-/// journal in several requests.
-pub(crate) const IMPORT_LINE_LIMIT: usize = 16 << 20;
 /// A connection that sends no complete line for this long is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 

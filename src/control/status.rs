@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{Deliveries, TargetState};
+use crate::store::HistorySummary;
+use crate::target_state::{Deliveries, TargetState};
 
 /// The daemon's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,30 +37,6 @@ impl Status {
             HistorySummary::Error { .. } | HistorySummary::Off { .. } => None,
         }
     }
-}
-
-/// The history's part of `status` (its JSON: `{"plays": N,
-/// "first_started": T}`, `{"enabled": false}` or `{"error": "…"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum HistorySummary {
-    /// The history's size, kept by the database (no scan).
-    Plays {
-        /// Number of plays.
-        plays: u64,
-        /// Start of the first one.
-        first_started: Option<u64>,
-    },
-    /// It cannot be read.
-    Error {
-        /// Why.
-        error: String,
-    },
-    /// Switched off (`[history] enabled = false`).
-    Off {
-        /// Always `false`.
-        enabled: bool,
-    },
 }
 
 /// The link to MPD.

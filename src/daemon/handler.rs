@@ -8,9 +8,10 @@ use std::sync::Arc;
 use super::spool::Spool;
 use super::watch::Player;
 use super::{Reload, love, status};
-use crate::control::{QueueCmd, QueueReply, Reply, Request, Status};
+use crate::control::{Reply, Request, Status};
 use crate::delivery::TargetHandle;
 use crate::store::Store;
+use crate::store::{QueueCmd, QueueReply};
 
 /// What answering needs of the daemon.
 #[derive(Clone)]
@@ -63,14 +64,18 @@ impl Handler {
                 }
                 Reply::Queue(QueueReply::Flushed(self.targets.len()))
             }
-            Request::Queue(cmd) => self.store.queue_command(cmd).await,
+            Request::Queue(cmd) => self
+                .store
+                .queue_command(cmd)
+                .await
+                .map_or_else(|e| Reply::Error(e.to_string()), Reply::Queue),
             Request::Import { listens, only } => {
                 let answer = self.store.import(listens, only).await;
                 for t in &self.targets {
                     t.wake.notify_one();
                 }
                 match answer {
-                    Ok(r) => crate::admin::imported(&r),
+                    Ok(r) => Reply::from(&r),
                     Err(e) => Reply::Error(e.to_string()),
                 }
             }

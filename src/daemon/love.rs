@@ -7,7 +7,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::watch::Player;
 use crate::control::{Loved, Reply};
-use crate::delivery::{TargetHandle, describe};
+use crate::delivery::TargetHandle;
+use crate::model::describe;
 use crate::store::Store;
 
 /// Love (`true`) or unlove the current play's track on every target,

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::spool::{Sink, WriteError};
-use crate::delivery::{TargetHandle, describe};
+use crate::delivery::TargetHandle;
 use crate::history::PlayInfo;
+use crate::model::describe;
+use crate::model::{Listen, Track};
 use crate::rules::{Outcome, RuleSet};
-use crate::scrobble::{Listen, Track};
 use crate::store::{Play, Store};
 
 /// Routes the watch loop's plays (now playing, scrobbles) to the targets.

@@ -19,12 +19,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::watchdog::Beat;
-use crate::delivery::describe;
 use crate::events::{Event, Events, StorageProblem};
 use crate::history::PlayInfo;
-use crate::metadata::info::local_time;
+use crate::model::Listen;
+use crate::model::describe;
 use crate::queue::QueueError;
-use crate::scrobble::Listen;
+use crate::time::local_time;
 
 /// Most plays held in memory while the queue cannot be written: about three
 /// weeks of continuous listening.
@@ -364,7 +364,7 @@ async fn finish(spool: &Spool, sink: &impl Sink, limit: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrobble::test_listen as listen;
+    use crate::model::test_listen as listen;
 
     /// Fails its first `failures` writes, then keeps what it is given.
     #[derive(Default)]

@@ -12,11 +12,10 @@ use crate::config::{Config, Secret};
 use crate::control;
 use crate::delivery::TargetHandle;
 use crate::events::Events;
-use crate::history::commands;
+use crate::model::unix_now;
 use crate::mpd::Mpd;
 use crate::output::count;
 use crate::queue::Queue;
-use crate::scrobble::unix_now;
 use crate::store::Store;
 use crate::targets::{Target, lastfm, listenbrainz};
 use crate::tracker::Tracker;
@@ -97,7 +96,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             config.state_dir.display()
         )
     })?;
-    let queue = commands::configure(
+    let queue = crate::store::configure(
         Queue::open_or_retry_later(&config.state_dir, &config.target_names())?,
         &config,
     );

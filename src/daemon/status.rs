@@ -9,7 +9,7 @@ use super::spool::{Fault, Spool};
 use super::watch::Player;
 use crate::control::{MpdLink, Playing, Status, Storage, StorageState, TargetStatus};
 use crate::delivery::TargetHandle;
-use crate::scrobble::unix_now;
+use crate::model::unix_now;
 use crate::store::Counts;
 
 /// The daemon's state, with the queue's `counts`.

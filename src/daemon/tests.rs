@@ -12,14 +12,16 @@ use tokio_util::sync::CancellationToken;
 use super::Daemon;
 use crate::config::Delivery;
 use crate::config::Secret;
-use crate::delivery::{TargetHandle, TargetState};
+use crate::delivery::TargetHandle;
+use crate::model::{Listen, Track, unix_now};
+use crate::model::{PlayState, Snapshot, Song, Thresholds};
 use crate::mpd::{Closed, ConnectError, Event, Message, MpdConnection, MpdSource, ReadError};
 use crate::queue::Queue;
 use crate::rules::RuleSet;
-use crate::scrobble::{Listen, Track, unix_now};
 use crate::store::Store;
+use crate::target_state::TargetState;
 use crate::targets::{BoxFuture, Failure, Heard, ItemOutcome, Target};
-use crate::tracker::{PlayState, Snapshot, Song, Thresholds, Tracker};
+use crate::tracker::Tracker;
 
 /// An MPD whose state the test sets; each change wakes the daemon as an
 /// idle event would.

@@ -15,12 +15,13 @@ use super::notify;
 use super::route::Router;
 use super::spool::Spool;
 use super::watchdog::Beat;
-use crate::delivery::{TargetHandle, describe};
+use crate::delivery::TargetHandle;
 use crate::events::{Event as Told, Events};
 use crate::history::PlayInfo;
+use crate::model::describe;
+use crate::model::{Listen, unix_now};
 use crate::mpd::{Closed, Event, Message, MpdConnection, MpdSource};
 use crate::rules::RuleSet;
-use crate::scrobble::{Listen, unix_now};
 use crate::tracker::{Action, Tracker};
 
 /// Longest wait between attempts to reach MPD.

@@ -8,10 +8,9 @@ use tokio::sync::watch;
 
 use super::Flusher;
 use super::policy::Stop;
-use super::standing::Step;
-use super::step::Next;
 use crate::config::Secret;
 use crate::queue::QueueError;
+use crate::store::{Next, Step};
 
 impl Flusher {
     /// Find and prepare the next step.

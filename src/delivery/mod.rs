@@ -19,9 +19,6 @@ mod calls;
 mod policy;
 pub(crate) mod reconcile;
 mod send;
-mod standing;
-mod state;
-mod step;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,20 +26,18 @@ use std::time::Duration;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use state::{Deliveries, FAILURE_KINDS, Health, Tally, TargetState};
+use crate::target_state::{Health, Tally, TargetState};
 
 use crate::config::{Delivery, Secret};
 use crate::events::{Event, Events};
+use crate::model::{Track, describe, unix_now};
 use crate::output::count;
 use crate::queue::QueueError;
-use crate::scrobble::{Track, unix_now};
-use crate::store::Store;
+use crate::store::{Next, Store};
 use crate::targets::Target;
 use calls::Woken;
 use policy::{Fix, Stop, random_permille, retry_wait, until_next_utc_day};
 use reconcile::Account;
-pub(crate) use standing::{Found, Standing, Step};
-pub(crate) use step::Next;
 
 /// What the rest of the daemon shares with a target's flusher.
 #[derive(Debug)]
@@ -394,21 +389,6 @@ impl Flusher {
             changed = session.changed() => changed.is_ok(),
             () = self.shutdown.cancelled() => false,
         }
-    }
-}
-
-/// "Artist – Title" for log lines.
-pub(crate) fn describe(t: &Track) -> String {
-    format!("\"{}\"", describe_names(&t.artist, &t.title))
-}
-
-/// "Artist – Title", or the title alone when there is no artist (a
-/// stream's title that did not split, a file without the tag).
-pub(crate) fn describe_names(artist: &str, title: &str) -> String {
-    if artist.trim().is_empty() {
-        title.to_owned()
-    } else {
-        format!("{artist} – {title}")
     }
 }
 

@@ -16,21 +16,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::model::Listen;
 use crate::queue::{InFlight, Key, QueueError};
-use crate::scrobble::Listen;
 use crate::store::Store;
 use crate::targets::{ErrorKind, Failure, Heard, Target};
-
-/// The record of a request about to carry `batch` (never empty), sent now.
-pub(crate) fn flight(batch: &[(Key, Listen)]) -> InFlight {
-    let times = batch.iter().map(|(_, l)| l.started_at);
-    InFlight {
-        keys: batch.iter().map(|(k, _)| *k).collect(),
-        first: times.clone().min().unwrap_or_default(),
-        last: times.max().unwrap_or_default(),
-        sent_at_ms: crate::scrobble::unix_now_ms(),
-    }
-}
 
 /// How long to wait before asking about a request sent at `sent_at_ms`:
 /// until `timeout` has passed since the send. Never more than `timeout`, so
@@ -48,7 +37,7 @@ pub(crate) async fn wait_to_ask(
     timeout: Duration,
     shutdown: &CancellationToken,
 ) -> bool {
-    let wait = ask_after(sent_at_ms, crate::scrobble::unix_now_ms(), timeout);
+    let wait = ask_after(sent_at_ms, crate::model::unix_now_ms(), timeout);
     if wait.is_zero() {
         return !shutdown.is_cancelled();
     }
@@ -277,7 +266,7 @@ async fn finish(store: &Store, name: &str, id: Key, found: Vec<Key>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrobble::Track;
+    use crate::model::Track;
 
     fn item(key: u64, artist: &str, title: &str, at: u64) -> (Key, Listen) {
         (
@@ -377,7 +366,7 @@ mod tests {
     async fn the_wait_lasts_the_remainder_and_ends_at_shutdown() {
         let shutdown = CancellationToken::new();
         let timeout = Duration::from_secs(30);
-        let sent = crate::scrobble::unix_now_ms() - 10_000;
+        let sent = crate::model::unix_now_ms() - 10_000;
         let start = tokio::time::Instant::now();
         assert!(wait_to_ask(sent, timeout, &shutdown).await);
         let waited = start.elapsed();
@@ -389,7 +378,7 @@ mod tests {
 
         let waiting = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { wait_to_ask(crate::scrobble::unix_now_ms(), timeout, &shutdown).await }
+            async move { wait_to_ask(crate::model::unix_now_ms(), timeout, &shutdown).await }
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!waiting.is_finished());

@@ -3,14 +3,15 @@
 
 use std::ops::Range;
 
+use super::Flusher;
 use super::policy::Stop;
 use super::reconcile::{self, Settled};
-use super::step::Batch;
-use super::{Flusher, describe};
 use crate::config::Secret;
+use crate::model::Listen;
+use crate::model::describe;
 use crate::output::count;
 use crate::queue::{Key, Love};
-use crate::scrobble::Listen;
+use crate::store::Batch;
 use crate::targets::{ErrorKind, ItemOutcome};
 
 /// Failed attempts at asking the server about an unanswered request before
@@ -68,7 +69,7 @@ impl Flusher {
             let flight = match flight {
                 Some(id) => id,
                 None => {
-                    let record = reconcile::flight(chunk);
+                    let record = crate::store::flight(chunk);
                     self.after_settled(self.store.mark_in_flight(name, record))
                         .await?
                 }

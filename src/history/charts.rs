@@ -186,7 +186,7 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
         "Top albums",
         s.top_albums
             .iter()
-            .map(|(a, b, n)| (crate::delivery::describe_names(a, b), *n))
+            .map(|(a, b, n)| (crate::model::describe_names(a, b), *n))
             .collect(),
         &mut out,
     );
@@ -194,7 +194,7 @@ pub fn render(s: &Stats, period: &str, style: Style) -> String {
         "Top tracks",
         s.top_tracks
             .iter()
-            .map(|(a, t, n)| (crate::delivery::describe_names(a, t), *n))
+            .map(|(a, t, n)| (crate::model::describe_names(a, t), *n))
             .collect(),
         &mut out,
     );

@@ -20,45 +20,60 @@ pub struct Filter {
     pub artist: Option<String>,
 }
 
+/// Why a `--since`/`--until` value was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WhenError {
+    /// Neither a duration nor a date.
+    #[error(
+        "{0:?} is neither a duration (\"7d\", \"12h\") nor a date (\"2024-05-01\", \"2024-05-01 18:30\")"
+    )]
+    Unknown(String),
+    /// A time before the Unix epoch.
+    #[error("{0:?} is before 1970")]
+    Before1970(String),
+    /// A local time the time zone does not have.
+    #[error("{0:?}: {1}")]
+    NoSuchTime(String, String),
+}
+
+/// A `stats --period` that is none of the periods.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a period: use 7d, 30d, year or all")]
+pub struct PeriodError(String);
+
 /// A `--since`/`--until` value: a duration back from `now` ("7d", "2h 30m")
 /// or a local date or time ("2024-05-01", "2024-05-01 18:30"), or an RFC 3339
 /// instant with its own offset. Returns Unix seconds.
-pub fn parse_when(s: &str, now: u64, tz: &jiff::tz::TimeZone) -> Result<u64, String> {
+pub fn parse_when(s: &str, now: u64, tz: &jiff::tz::TimeZone) -> Result<u64, WhenError> {
     let s = s.trim();
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(now.saturating_sub(d.as_secs()));
     }
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return u64::try_from(ts.as_second()).map_err(|_| format!("{s:?} is before 1970"));
+        return u64::try_from(ts.as_second()).map_err(|_| WhenError::Before1970(s.to_owned()));
     }
     let civil = if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
         dt
     } else if let Ok(d) = s.parse::<jiff::civil::Date>() {
         d.to_datetime(jiff::civil::Time::midnight())
     } else {
-        return Err(format!(
-            "{s:?} is neither a duration (\"7d\", \"12h\") nor a date (\"2024-05-01\", \"2024-05-01 18:30\")"
-        ));
+        return Err(WhenError::Unknown(s.to_owned()));
     };
     let zoned = civil
         .to_zoned(tz.clone())
-        .map_err(|e| format!("{s:?}: {e}"))?;
-    u64::try_from(zoned.timestamp().as_second()).map_err(|_| format!("{s:?} is before 1970"))
+        .map_err(|e| WhenError::NoSuchTime(s.to_owned(), e.to_string()))?;
+    u64::try_from(zoned.timestamp().as_second()).map_err(|_| WhenError::Before1970(s.to_owned()))
 }
 
 /// The start of a `stats --period`: `7d`, `30d`, `year` (the last 365 days)
 /// or `all` (`None`).
-pub fn period_start(period: &str, now: u64) -> Result<Option<u64>, String> {
+pub fn period_start(period: &str, now: u64) -> Result<Option<u64>, PeriodError> {
     let days = match period {
         "7d" => 7,
         "30d" => 30,
         "year" => 365,
         "all" => return Ok(None),
-        other => {
-            return Err(format!(
-                "{other:?} is not a period: use 7d, 30d, year or all"
-            ));
-        }
+        other => return Err(PeriodError(other.to_owned())),
     };
     Ok(Some(now.saturating_sub(days * 86_400)))
 }

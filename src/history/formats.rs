@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use serde_json::{Value, json};
 
 use super::Record;
-use crate::mpd::is_uuid;
-use crate::scrobble::{Listen, Track};
+use crate::model::is_uuid;
+use crate::model::{Listen, Track};
 
 /// A play in ListenBrainz's import shape (what `submit-listens` takes and
 /// ListenBrainz's export writes).
@@ -87,20 +87,43 @@ pub struct Unreadable {
     /// 1-based position of the listen in the file.
     pub index: usize,
     /// What is wrong.
-    pub problem: String,
+    pub problem: ListenProblem,
 }
 
-fn listen_from_json(v: &Value) -> Result<Listen, String> {
+/// What keeps one listen of an export from being read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListenProblem {
+    /// No `listened_at`.
+    #[error("no listened_at")]
+    NoTime,
+    /// A `listened_at` that is not Unix seconds (the value as JSON).
+    #[error("listened_at {0} is not a time (Unix seconds, as in ListenBrainz's exports)")]
+    NotATime(String),
+    /// No artist.
+    #[error("no track_metadata.artist_name")]
+    NoArtist,
+    /// No title.
+    #[error("no track_metadata.track_name")]
+    NoTitle,
+}
+
+/// A file that is not JSON listens, which ends the reading.
+#[derive(Debug, thiserror::Error)]
+#[error("after listen {after}: not JSON listens: {cause}")]
+pub struct NotListens {
+    /// Listens read before it.
+    pub after: usize,
+    /// The parser's complaint.
+    pub cause: serde_json::Error,
+}
+
+fn listen_from_json(v: &Value) -> Result<Listen, ListenProblem> {
     let started_at = match &v["listened_at"] {
-        Value::Null => return Err("no listened_at".into()),
+        Value::Null => return Err(ListenProblem::NoTime),
         at => at
             .as_u64()
             .or_else(|| at.as_str().and_then(|s| s.trim().parse().ok()))
-            .ok_or_else(|| {
-                format!(
-                    "listened_at {at} is not a time (Unix seconds, as in ListenBrainz's exports)"
-                )
-            })?,
+            .ok_or_else(|| ListenProblem::NotATime(at.to_string()))?,
     };
     let meta = &v["track_metadata"];
     let text = |k: &str| {
@@ -110,8 +133,8 @@ fn listen_from_json(v: &Value) -> Result<Listen, String> {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let artist = text("artist_name").ok_or("no track_metadata.artist_name")?;
-    let title = text("track_name").ok_or("no track_metadata.track_name")?;
+    let artist = text("artist_name").ok_or(ListenProblem::NoArtist)?;
+    let title = text("track_name").ok_or(ListenProblem::NoTitle)?;
     let info = &meta["additional_info"];
     let number = |k: &str| {
         info[k]
@@ -182,16 +205,16 @@ impl<R: std::io::Read> ExportReader<R> {
 impl<R: std::io::Read> Iterator for ExportReader<R> {
     /// A listen, or the listen that is unreadable (by its position); the
     /// outer error is a file that is not JSON, which ends the reading.
-    type Item = Result<Result<Listen, Unreadable>, String>;
+    type Item = Result<Result<Listen, Unreadable>, NotListens>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let v = match self.values.next()? {
             Ok(v) => v,
             Err(e) => {
-                return Some(Err(format!(
-                    "after listen {}: not JSON listens: {e}",
-                    self.index
-                )));
+                return Some(Err(NotListens {
+                    after: self.index,
+                    cause: e,
+                }));
             }
         };
         self.index += 1;

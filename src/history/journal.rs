@@ -4,8 +4,8 @@
 //! length in seconds, `o` source, `r` love. Blank lines and `#` comments are
 //! ignored, as mpdscribble does.
 
-use crate::mpd::is_uuid;
-use crate::scrobble::{Listen, Track};
+use crate::model::is_uuid;
+use crate::model::{Listen, Track};
 
 /// A record that could not be read, by the line it starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-pub use super::charts::{Style, render};
-
 /// How many entries each top list shows.
 pub const TOP: usize = 10;
 

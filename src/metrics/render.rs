@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::control::{Status, StorageState};
-use crate::delivery::{FAILURE_KINDS, TargetState};
+use crate::target_state::{FAILURE_KINDS, TargetState};
 
 /// One metric family: its header, then its samples.
 struct Family<'a> {
@@ -177,9 +177,14 @@ pub(crate) fn metrics(status: &Status) -> String {
     out
 }
 
+/// What keeps the daemon from doing its main job, one problem a part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub(crate) struct Unhealthy(Vec<String>);
+
 /// `Ok` while the watcher follows MPD and the writer can write; otherwise
 /// why not.
-pub(crate) fn health(status: &Status) -> Result<(), String> {
+pub(crate) fn health(status: &Status) -> Result<(), Unhealthy> {
     let mut problems = Vec::new();
     if !status.mpd.connected {
         problems.push(format!("MPD at {} is not connected", status.mpd.address));
@@ -198,6 +203,6 @@ pub(crate) fn health(status: &Status) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(Unhealthy(problems))
     }
 }

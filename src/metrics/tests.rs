@@ -1,8 +1,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::control::{HistorySummary, MpdLink, Storage, StorageState, TargetStatus};
-use crate::delivery::{Deliveries, TargetState};
+use crate::control::{MpdLink, Storage, StorageState, TargetStatus};
+use crate::store::HistorySummary;
+use crate::target_state::{Deliveries, TargetState};
 
 fn status() -> Status {
     Status {
@@ -86,7 +87,7 @@ fn health_names_what_is_wrong() {
     s.mpd.connected = false;
     s.storage.state = StorageState::Full;
     s.storage.why = Some("No space left on device".into());
-    let why = health(&s).unwrap_err();
+    let why = health(&s).unwrap_err().to_string();
     assert!(
         why.contains("MPD at localhost:6600 is not connected"),
         "{why}"

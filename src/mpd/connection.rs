@@ -13,7 +13,7 @@ use super::{
     ReadError, parse_snapshot,
 };
 use crate::config::{MpdAddress, MpdConfig};
-use crate::tracker::Snapshot;
+use crate::model::Snapshot;
 
 /// The MPD of the configuration, as the daemon's [`MpdSource`].
 #[derive(Debug, Clone)]
@@ -259,7 +259,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::tracker::PlayState;
+    use crate::model::PlayState;
 
     /// A minimal MPD on 127.0.0.1: greets, answers `idle` with one change
     /// (then holds the next until `noidle`), and answers the commands the

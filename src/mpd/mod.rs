@@ -13,9 +13,9 @@ mod snapshot;
 use std::time::Duration;
 
 pub(crate) use connection::{Mpd, connect};
-pub(crate) use snapshot::{is_uuid, parse_snapshot};
+pub(crate) use snapshot::parse_snapshot;
 
-use crate::tracker::Snapshot;
+use crate::model::Snapshot;
 
 /// Deadline for connecting and for each command, so a half-dead link is
 /// noticed instead of hanging the watcher.

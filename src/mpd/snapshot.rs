@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use crate::scrobble::Track;
-use crate::tracker::{PlayState, Snapshot, Song};
+use crate::model::{PlayState, Snapshot, Song, Track, is_uuid};
 
 /// Build a snapshot from the fields of `status` and `currentsong`.
 pub(crate) fn parse_snapshot(status: &[(&str, &str)], song: &[(&str, &str)]) -> Snapshot {
@@ -108,16 +107,6 @@ fn secs(v: &str) -> Option<Duration> {
         return None;
     }
     Duration::try_from_secs_f64(s).ok()
-}
-
-/// Whether `s` is a canonical UUID (8-4-4-4-12 hex), as MusicBrainz ids are.
-pub(crate) fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 #[cfg(test)]

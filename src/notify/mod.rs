@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{NotifySink, SinkKind};
 use crate::events::Event;
-use crate::scrobble::unix_now;
+use crate::model::unix_now;
 pub(crate) use monitor::{Gate, Kind, Monitor, Notice};
 pub(crate) use send::{host_name, send};
 

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use crate::config::{NotifySink, Problem};
-use crate::delivery::TargetState;
 use crate::events::Event;
+use crate::target_state::TargetState;
 
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +255,7 @@ fn problem_text(problem: Problem, target: &str, h: &Held, now: u64) -> String {
         Problem::MpdUnreachable => format!("{} for {lasted}; no play is recorded", h.why),
         Problem::QueueStale => format!(
             "{target}: the oldest queued scrobble has waited {lasted} (since {})",
-            crate::metadata::info::local_time(h.since)
+            crate::time::local_time(h.since)
         ),
     }
 }

@@ -4,12 +4,12 @@
 
 use sled::Transactional;
 
-use super::open::{self, Open};
+use super::disk::{self, Open};
 use super::outbox;
 use super::stored::{Conflict, LAST_LISTEN, insert_all, storage_error, stored};
 use super::{Love, Queue, QueueError, WrittenPlay};
 use crate::history::{Change, PlayInfo, Record};
-use crate::scrobble::Listen;
+use crate::model::Listen;
 
 impl Queue {
     /// Append `listen` to every target's queue atomically and wait until it is
@@ -34,7 +34,7 @@ impl Queue {
             return Ok(());
         };
         o.db.flush_async().await.map_err(|e| self.err(e))?;
-        open::record_last_write(&self.shared.path, key);
+        disk::record_last_write(&self.shared.path, key);
         Ok(())
     }
 
@@ -90,7 +90,7 @@ impl Queue {
     pub fn make_durable(&self, written: WrittenPlay) -> Result<(), QueueError> {
         self.flush()?;
         if let Some(key) = written.0 {
-            open::record_last_write(&self.shared.path, key);
+            disk::record_last_write(&self.shared.path, key);
         }
         Ok(())
     }
@@ -177,7 +177,7 @@ impl Queue {
                 if let (Some(h), Some((hkey, record))) = (rest.get(n), &record) {
                     h.insert(hkey.as_slice(), record.as_slice())?;
                 }
-                meta.insert(open::LAST_ID, &key)?;
+                meta.insert(disk::LAST_ID, &key)?;
                 meta.insert(LAST_LISTEN, value.as_slice())?;
                 Ok::<_, Conflict>(())
             })

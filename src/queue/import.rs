@@ -8,9 +8,9 @@ use sled::Transactional;
 
 use super::stored::{Conflict, Stored, storage_error, stored};
 use super::{Key, Queue, QueueError};
-use super::{open, outbox};
+use super::{disk, outbox};
 use crate::history::{self, Change, PlayInfo, Record};
-use crate::scrobble::Listen;
+use crate::model::Listen;
 
 /// What an import did, for its report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Queue {
         }
         let outbox = o.db.open_tree(outbox::OUTBOX).map_err(err)?;
         let history_on = self.shared.history_on;
-        let now = crate::scrobble::unix_now();
+        let now = crate::model::unix_now();
         let mut report = Imported::default();
         for (listen, known) in listens.iter().zip(known) {
             let holds = |i: usize| queued[i].iter().any(|q| history::same_play(q, listen));
@@ -114,7 +114,7 @@ impl Queue {
                 Some(id) => id,
                 None => {
                     let key = o.next_key().map_err(err)?;
-                    o.meta.insert(open::LAST_ID, &key).map_err(err)?;
+                    o.meta.insert(disk::LAST_ID, &key).map_err(err)?;
                     u64::from_be_bytes(key)
                 }
             };
@@ -149,9 +149,9 @@ impl Queue {
             report.added += 1;
         }
         o.db.flush().map_err(err)?;
-        if let Some(last) = o.meta.get(open::LAST_ID).ok().flatten() {
+        if let Some(last) = o.meta.get(disk::LAST_ID).ok().flatten() {
             if let Ok(k) = <Key>::try_from(last.as_ref()) {
-                open::record_last_write(&self.shared.path, u64::from_be_bytes(k));
+                disk::record_last_write(&self.shared.path, u64::from_be_bytes(k));
             }
         }
         Ok(report)

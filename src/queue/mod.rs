@@ -20,6 +20,7 @@
 //! backfills, `target.rs` is one target's view, `stored.rs` the stored forms,
 //! `shared.rs` the handle every clone shares.
 
+mod disk;
 mod enqueue;
 mod import;
 mod open;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scrobble::Listen;
+use crate::model::Listen;
 pub use import::{Imported, Known};
 pub use outbox::{Entry as OutboxEntry, MIGRATION_BATCH};
 pub use salvage::{DAMAGED_PREFIX, REPORT_FILE, damaged_copies, open_died};
@@ -103,7 +104,7 @@ pub struct InFlight {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Love {
     /// The track.
-    pub track: crate::scrobble::Track,
+    pub track: crate::model::Track,
     /// `true` to love, `false` to unlove.
     pub love: bool,
 }
@@ -159,8 +160,8 @@ impl Queue {
         let queue = Queue::unopened(state_dir, targets);
         let o = match open::open(&queue.shared.path, &queue.shared.names) {
             Ok(o) => o,
-            Err(open::OpenError::Locked) => return Err(QueueError::Locked(state_dir.to_owned())),
-            Err(open::OpenError::Io(source)) => {
+            Err(disk::OpenError::Locked) => return Err(QueueError::Locked(state_dir.to_owned())),
+            Err(disk::OpenError::Io(source)) => {
                 return Err(QueueError::Db {
                     path: queue.shared.path.clone(),
                     source,
@@ -294,7 +295,7 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::history::PlayInfo;
-    use crate::scrobble::Track;
+    use crate::model::Track;
 
     fn listen(i: u64) -> Listen {
         Listen {

@@ -159,7 +159,7 @@ impl Queue {
         let o = self.shared.current().unwrap();
         let tree = o.db.open_tree(history::TREE).unwrap();
         for i in 0..n {
-            let listen = crate::scrobble::test_listen(i);
+            let listen = crate::model::test_listen(i);
             let record = Record::new(&listen, &crate::history::PlayInfo::default(), &["a".into()]);
             tree.insert(history::key(listen.started_at, i + 1), record.encode())
                 .unwrap();

@@ -6,11 +6,11 @@
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use super::open::{
+use super::disk::{
     ID_BASE, LAST_ID, LOCK_WAIT, META, OPENING_FILE, Open, OpenError, be_u64, is_lock_error,
     open_sled, record_last_write_durably, sync_dir_of, write_atomically,
 };
-use crate::scrobble::unix_now;
+use crate::model::unix_now;
 
 /// Present while a database set aside is read for what can be saved.
 const SALVAGING_FILE: &str = "salvaging";

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::QueueError;
-use super::open::{self, Open};
+use super::disk::{self, Open};
+use super::open;
 
 /// What every handle on the queue shares: the open database, replaced
 /// after an I/O error.
@@ -61,8 +62,8 @@ impl Shared {
         open::open(&self.path, &self.names).map_err(|e| match e {
             // Our own old handles, still held by an operation that has not
             // finished.
-            open::OpenError::Locked => QueueError::Closed(self.path.clone()),
-            open::OpenError::Io(source) => QueueError::Db {
+            disk::OpenError::Locked => QueueError::Closed(self.path.clone()),
+            disk::OpenError::Io(source) => QueueError::Db {
                 path: self.path.clone(),
                 source,
             },

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::{InFlight, Key};
-use crate::scrobble::Listen;
+use crate::model::Listen;
 
 /// Version of the stored item format, so a later release can read old queues.
 pub(super) const FORMAT_VERSION: u32 = 1;
@@ -39,7 +39,7 @@ pub(super) fn rejected_value(listen: &Listen, reason: &str) -> Vec<u8> {
         v: FORMAT_VERSION,
         listen: listen.clone(),
         reason: reason.to_owned(),
-        at: crate::scrobble::unix_now(),
+        at: crate::model::unix_now(),
     })
     .expect("a listen always serialises")
 }

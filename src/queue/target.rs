@@ -10,7 +10,7 @@ use super::stored::{
 };
 use super::{InFlight, Item, Key, Love, QueueError, TargetQueue};
 use crate::history::Change;
-use crate::scrobble::Listen;
+use crate::model::Listen;
 
 /// A target's trees in the currently open database.
 struct Trees {
@@ -211,7 +211,7 @@ impl TargetQueue {
                 false => "history-off",
             })
             .map_err(|e| self.err(e))?;
-        let now = crate::scrobble::unix_now();
+        let now = crate::model::unix_now();
         let name = &self.name;
         let history_on = self.shared.history_on;
         (&t.pending, &t.rejected, &t.inflight, &outbox)

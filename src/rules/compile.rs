@@ -40,11 +40,10 @@ pub(crate) struct RuleError {
     pub problem: String,
 }
 
-fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, regex_lite::Error> {
     RegexBuilder::new(pattern)
         .case_insensitive(case_insensitive)
         .build()
-        .map_err(|e| e.to_string())
 }
 
 impl RuleSet {
@@ -74,9 +73,9 @@ impl RuleSet {
                     "exact" if ci => Pattern::Exact(value.to_lowercase(), true),
                     "exact" => Pattern::Exact(value, false),
                     "glob" => Pattern::Glob(Glob::new(&value, ci)),
-                    "regex" => {
-                        Pattern::Regex(build_regex(&value, ci).map_err(|e| err(field.name(), e))?)
-                    }
+                    "regex" => Pattern::Regex(
+                        build_regex(&value, ci).map_err(|e| err(field.name(), e.to_string()))?,
+                    ),
                     other => {
                         return Err(err(
                             "match",
@@ -145,7 +144,8 @@ impl RuleSet {
                     let pattern = r
                         .regex
                         .ok_or_else(|| err("regex", "is required for a rewrite".into()))?;
-                    let regex = build_regex(&pattern, ci).map_err(|e| err("regex", e))?;
+                    let regex =
+                        build_regex(&pattern, ci).map_err(|e| err("regex", e.to_string()))?;
                     let mut append = Vec::new();
                     for (name, text) in r.append.unwrap_or_default() {
                         let other =

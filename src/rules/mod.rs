@@ -9,17 +9,16 @@ use std::fmt;
 
 use regex_lite::Regex;
 
-use crate::scrobble::Track;
+use crate::model::Track;
 
 mod compile;
 pub(crate) mod stream;
-pub(crate) mod test;
 
 pub(crate) use compile::RawRule;
 
 /// A field of a track that a rule can look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     /// `artist`.
     Artist,
     /// `album_artist`.
@@ -48,7 +47,7 @@ impl Field {
     ];
 
     /// The config key.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Field::Artist => "artist",
             Field::AlbumArtist => "album_artist",
@@ -73,7 +72,7 @@ impl Field {
     }
 
     /// The value in `track`; an absent field reads as "".
-    pub fn get(self, track: &Track) -> &str {
+    pub(crate) fn get(self, track: &Track) -> &str {
         fn opt(o: &Option<String>) -> &str {
             o.as_deref().unwrap_or_default()
         }
@@ -218,7 +217,7 @@ impl Rule {
 // would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Send this (possibly rewritten) track.
     Send(Track),
     /// Do not send anything: the rule at this index matched.
@@ -227,7 +226,7 @@ pub enum Outcome {
 
 /// One thing a rule did, for `rules test`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// A rewrite changed a field.
     Rewrote {
         /// The rule's index.
@@ -281,18 +280,19 @@ impl fmt::Display for Step {
 
 /// The compiled `[[rule]]` sections.
 #[derive(Debug, Clone, Default)]
-pub struct RuleSet {
+pub(crate) struct RuleSet {
     rules: Vec<Rule>,
 }
 
 impl RuleSet {
     /// Whether there are no rules.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
     /// How many ignore and how many rewrite rules there are.
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         let ignore = self
             .rules
             .iter()
@@ -302,17 +302,18 @@ impl RuleSet {
     }
 
     /// Whether some rule is limited to some targets.
-    pub fn has_targeted(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_targeted(&self) -> bool {
         self.rules.iter().any(|r| r.targets.is_some())
     }
 
     /// What to send `target` for `track`.
-    pub fn apply(&self, track: &Track, target: &str) -> Outcome {
+    pub(crate) fn apply(&self, track: &Track, target: &str) -> Outcome {
         self.run(track, target, &mut |_| {})
     }
 
     /// [`RuleSet::apply`], with every step the rules took.
-    pub fn trace(&self, track: &Track, target: &str) -> (Vec<Step>, Outcome) {
+    pub(crate) fn trace(&self, track: &Track, target: &str) -> (Vec<Step>, Outcome) {
         let mut steps = Vec::new();
         let outcome = self.run(track, target, &mut |s| steps.push(s));
         (steps, outcome)
@@ -320,7 +321,7 @@ impl RuleSet {
 
     /// The `rules test` report: the track, then for each group of targets
     /// the rules treat alike, what each rule did and the result.
-    pub fn report(&self, track: &Track, targets: &[&str]) -> String {
+    pub(crate) fn report(&self, track: &Track, targets: &[&str]) -> String {
         let mut out = String::new();
         for field in Field::ALL {
             let value = field.get(track);

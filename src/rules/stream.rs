@@ -8,8 +8,8 @@
 use serde::Deserialize;
 
 use super::Glob;
-use crate::scrobble::Track;
-use crate::tracker::{Song, Unscrobblable};
+use crate::model::Track;
+use crate::model::{Song, Unscrobblable};
 
 /// Separators tried when no other is configured: the ASCII hyphen and the
 /// en and em dashes, each between spaces.
@@ -37,7 +37,7 @@ pub(crate) struct Station {
 
 /// The `[streams]` settings.
 #[derive(Debug, Clone)]
-pub struct Streams {
+pub(crate) struct Streams {
     /// Scrobble streams at all.
     pub enabled: bool,
     separators: Vec<String>,
@@ -150,7 +150,7 @@ impl Streams {
     }
 
     /// How many per-station settings there are.
-    pub fn stations(&self) -> usize {
+    pub(crate) fn stations(&self) -> usize {
         self.stations.len()
     }
 
@@ -166,7 +166,7 @@ impl Streams {
 
     /// The track to scrobble for the title `song` (a stream) plays now, or
     /// why there is none.
-    pub fn read(&self, song: &Song) -> Result<Track, Unscrobblable> {
+    pub(crate) fn read(&self, song: &Song) -> Result<Track, Unscrobblable> {
         if !self.enabled {
             return Err(Unscrobblable::StreamsOff);
         }

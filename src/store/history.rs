@@ -29,8 +29,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::history::{Change, Filter, Record};
+use crate::model::{Listen, Track};
 use crate::queue::Known;
-use crate::scrobble::{Listen, Track};
 
 /// The file's name in the state directory.
 pub(crate) const FILE: &str = "history.sqlite";
@@ -778,6 +778,30 @@ fn key_u64(k: i64) -> u64 {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// The history's part of `status` (its JSON: `{"plays": N,
+/// "first_started": T}`, `{"enabled": false}` or `{"error": "…"}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum HistorySummary {
+    /// The history's size, kept by the database (no scan).
+    Plays {
+        /// Number of plays.
+        plays: u64,
+        /// Start of the first one.
+        first_started: Option<u64>,
+    },
+    /// It cannot be read.
+    Error {
+        /// Why.
+        error: String,
+    },
+    /// Switched off (`[history] enabled = false`).
+    Off {
+        /// Always `false`.
+        enabled: bool,
+    },
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@
 //!   wait on the disk per play); the requests are handed out only after it
 //!   (and withdrawn if it failed). Then the writer hears how many plays are
 //!   written.
-//! - [`Request::Step`], [`Request::StandingOrder`] (`delivery::step`): an
+//! - [`Request::Step`], [`Request::StandingOrder`] (`store::step`): an
 //!   item too old for the target is set aside, flushed; the first request
 //!   of a batch is recorded as in flight, flushed, before the answer: a
 //!   request never goes out before its record is on disk. An order with
@@ -83,6 +83,9 @@
 //! or the next play written, opens it again.
 
 pub(crate) mod history;
+mod queue_cmd;
+mod standing;
+mod step;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc;
@@ -91,14 +94,31 @@ use std::path::PathBuf;
 
 use tokio::sync::oneshot;
 
-use crate::control::{HistorySummary, QueueCmd, Reply};
-use crate::delivery::{Found, Standing, Step, describe};
+use crate::config::Config;
 use crate::history::{Filter, PlayInfo};
-use crate::metadata::info::local_time;
+use crate::model::{Listen, describe};
 use crate::output::count;
 use crate::queue::{Imported, InFlight, Key, Known, Love, Queue, QueueError};
-use crate::scrobble::Listen;
+use crate::time::local_time;
+pub(crate) use history::HistorySummary;
 use history::{HistoryDb, HistoryError};
+pub(crate) use queue_cmd::{QueueCmd, QueueCmdError, QueueReply, execute};
+use standing::Standing;
+pub(crate) use standing::{Found, Step};
+pub(crate) use step::{Batch, Next, flight};
+
+/// Last.fm ignores plays older than this (14 days).
+pub(crate) const LASTFM_MAX_AGE: u64 = 14 * 86_400;
+
+/// The history switch and the targets' age limits from `config`.
+pub(crate) fn configure(queue: Queue, config: &Config) -> Queue {
+    config
+        .lastfm
+        .iter()
+        .fold(queue.record_history(config.history.enabled), |q, t| {
+            q.with_max_age(&t.name, LASTFM_MAX_AGE)
+        })
+}
 
 /// Where a request's answer goes.
 type Answer<T> = oneshot::Sender<T>;
@@ -237,7 +257,10 @@ pub(crate) enum Request {
         reply: Answer<Result<(), QueueError>>,
     },
     /// `queue list`, `queue drop`, `queue retry`.
-    Queue { cmd: QueueCmd, reply: Answer<Reply> },
+    Queue {
+        cmd: QueueCmd,
+        reply: Answer<Result<QueueReply, QueueCmdError>>,
+    },
     /// A batch of `import`, or of `backfill` (`only` that target).
     Import {
         listens: Vec<Listen>,
@@ -460,10 +483,8 @@ impl Store {
     }
 
     /// Run a `queue` command (list, drop, retry).
-    pub(crate) async fn queue_command(&self, cmd: QueueCmd) -> Reply {
-        self.ask(|reply| Request::Queue { cmd, reply })
-            .await
-            .unwrap_or_else(|e| Reply::Error(e.to_string()))
+    pub(crate) async fn queue_command(&self, cmd: QueueCmd) -> Result<QueueReply, QueueCmdError> {
+        self.ask(|reply| Request::Queue { cmd, reply }).await?
     }
 
     /// Import a batch of listens into the history and the queues (of
@@ -681,7 +702,7 @@ impl Owner {
                 let _ = reply.send(q.enqueue_love(&love));
             }
             Request::Queue { cmd, reply } => {
-                let answer = crate::admin::execute(q, &cmd);
+                let answer = execute(q, &cmd);
                 self.report_depths();
                 let _ = reply.send(answer);
             }

@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::control::HistorySummary;
-use crate::delivery::tests::Fake;
-use crate::delivery::{Next, Step};
-use crate::scrobble::test_listen as listen;
+use super::{Next, Step};
+use crate::model::test_listen as listen;
+use crate::store::HistorySummary;
+use crate::targets::fake::Fake;
 
 fn play(i: u64) -> Play {
     Play {

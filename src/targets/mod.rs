@@ -2,6 +2,8 @@
 //! Last.fm-style and ListenBrainz-compatible clients, and the shared
 //! vocabulary for what to do when a delivery fails.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub(crate) mod lastfm;
 pub(crate) mod listenbrainz;
 
@@ -11,7 +13,7 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 
 /// What a caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::sign::{self, Params};
 use super::{Error, MAX_BATCH, Session, wire};
 use crate::http::percent_encode;
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 use crate::targets::ItemOutcome;
 
 /// Where Last.fm users approve a desktop token. Other servers host the page

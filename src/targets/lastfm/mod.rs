@@ -21,7 +21,7 @@ use std::time::Duration;
 pub(crate) use client::Client;
 pub(crate) use recent::PAGE_SIZE;
 
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 use crate::targets::{BoxFuture, ErrorKind, Failure, Heard, ItemOutcome, Target};
 
 /// Last.fm's API root.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::Error;
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 
 /// Plays per page: the most `user.getRecentTracks` documents.
 pub(crate) const PAGE_SIZE: u32 = 200;
@@ -203,7 +203,7 @@ pub(super) fn recent_page(body: &[u8]) -> Result<RecentPage, Error> {
                 recording_mbid: item
                     .mbid
                     .and_then(Text::get)
-                    .filter(|m| crate::mpd::is_uuid(m)),
+                    .filter(|m| crate::model::is_uuid(m)),
                 ..Track::default()
             },
             started_at: at,

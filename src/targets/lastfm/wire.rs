@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::json::{items, number, text};
 use super::sign::Params;
 use super::{Error, Session};
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 use crate::targets::{Heard, ItemOutcome};
 
 /// Longest part of an unparseable error body kept in [`Error::Http`].

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::page::{ListensPage, MAX_PAGE_BYTES, PAGE_SIZE, listens_page};
 use super::wire::{document, http_error, listen_json, parse_listens, track_metadata};
 use super::{Error, Flavor, MAX_BATCH, MAX_LISTEN_PAGES};
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 use crate::targets::Heard;
 
 /// Listens asked for per page when reading listens back; the server caps

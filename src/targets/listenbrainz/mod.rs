@@ -15,7 +15,7 @@ pub(crate) use client::Client;
 pub(crate) use page::MIN_FULL_PAGE;
 pub(crate) use wire::split_by_size;
 
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 use crate::targets::{BoxFuture, ErrorKind, Failure, Heard, ItemOutcome, Target};
 
 /// Default API root.
@@ -31,7 +31,7 @@ pub(crate) const MAX_LISTEN_PAGES: usize = 20;
 /// Which server speaks the protocol; Maloja differs in ways that matter
 /// (docs/protocols.md, "Maloja").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
+pub(crate) enum Flavor {
     /// listenbrainz-server.
     ListenBrainz,
     /// Maloja's `/apis/listenbrainz` endpoint: duration in seconds, one listen

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::Error;
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 
 /// Listens asked for per page: the server's cap (`MAX_ITEMS_PER_GET`,
 /// 1000 since 2023, 100 before); it caps silently, never lower than 100.
@@ -90,7 +90,7 @@ fn text(v: Option<Lenient<String>>) -> Option<String> {
 }
 
 fn mbid(v: Option<Lenient<String>>) -> Option<String> {
-    text(v).filter(|m| crate::mpd::is_uuid(m))
+    text(v).filter(|m| crate::model::is_uuid(m))
 }
 
 /// Reads a successful reply's body.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::{Error, Flavor};
-use crate::scrobble::{Listen, Track};
+use crate::model::{Listen, Track};
 use crate::targets::Heard;
 
 /// Average bytes per listen the server accepts over a whole request

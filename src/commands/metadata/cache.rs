@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::scrobble::unix_now;
+use crate::model::unix_now;
 
 /// How long a second command waits for the cache held by another.
 const LOCK_WAIT: Duration = Duration::from_secs(3);

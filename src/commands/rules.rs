@@ -4,11 +4,11 @@
 
 use anyhow::Context;
 
-use super::stream;
 use crate::config::Config;
+use crate::model::PlayState;
+use crate::model::Track;
 use crate::mpd;
-use crate::scrobble::Track;
-use crate::tracker::PlayState;
+use crate::rules::stream;
 
 /// The track given on the command line; all `None` means "ask MPD".
 #[derive(Debug, Clone, Default)]

@@ -7,12 +7,11 @@
 
 use std::ops::Range;
 
+use crate::model::Listen;
 use crate::queue::{InFlight, Key, Love, QueueError, TargetQueue};
-use crate::scrobble::Listen;
 use crate::targets::Target;
 
-use super::describe;
-use super::reconcile;
+use crate::model::describe;
 
 /// What the flusher does next.
 #[derive(Debug)]
@@ -99,7 +98,7 @@ pub(crate) fn next(
         let Some(first) = requests.first() else {
             return Ok(Next::Idle);
         };
-        let flight = reconcile::flight(&items[first.clone()]);
+        let flight = flight(&items[first.clone()]);
         let first_flight = match record {
             Record::Synced => queue.mark_in_flight(&flight)?,
             Record::Unsynced => queue.record_in_flight(&flight)?,
@@ -110,5 +109,16 @@ pub(crate) fn next(
             first_flight,
             full,
         }));
+    }
+}
+
+/// The record of a request about to carry `batch` (never empty), sent now.
+pub(crate) fn flight(batch: &[(Key, Listen)]) -> InFlight {
+    let times = batch.iter().map(|(_, l)| l.started_at);
+    InFlight {
+        keys: batch.iter().map(|(k, _)| *k).collect(),
+        first: times.clone().min().unwrap_or_default(),
+        last: times.max().unwrap_or_default(),
+        sent_at_ms: crate::model::unix_now_ms(),
     }
 }

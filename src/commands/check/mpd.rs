@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::Verdict;
 use crate::config::Config;
+use crate::model::PlayState;
 use crate::mpd;
-use crate::tracker::PlayState;
 
 pub(super) async fn check_mpd(config: &Config) -> Verdict {
     let address = config.mpd.address.to_string();

@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use super::{Fetched, ImportError, PageError, Pages, Seen, Window, pull, report};
+use crate::commands::import::pacing::Trouble;
+use crate::commands::import::progress::Progress;
 use crate::config::Config;
-use crate::import::pacing::Trouble;
-use crate::import::progress::Progress;
 use crate::output::out;
 use crate::session;
 use crate::store::history::HistoryDb;
@@ -48,7 +48,7 @@ pub(crate) async fn run(config: &Config, request: Request) -> Result<(), ImportE
         Source::LastFm => {
             let t = config
                 .lastfm_target(request.target.as_deref())
-                .map_err(ImportError::Usage)?;
+                .map_err(|e| ImportError::Usage(e.to_string()))?;
             let client = lastfm::Client::new(http, &t.url, &t.api_key, t.api_secret.expose());
             let user = match request.user {
                 Some(u) => u,
@@ -74,7 +74,7 @@ pub(crate) async fn run(config: &Config, request: Request) -> Result<(), ImportE
             } else {
                 let t = config
                     .listenbrainz_target(request.target.as_deref())
-                    .map_err(ImportError::Usage)?;
+                    .map_err(|e| ImportError::Usage(e.to_string()))?;
                 if t.flavor == Flavor::Maloja {
                     return Err(ImportError::Usage(format!(
                         "{}: target {:?} is a Maloja server, which has no listens to read back",
@@ -121,7 +121,7 @@ async fn import<P: Pages>(
 ) -> Result<(), ImportError> {
     let mut db = HistoryDb::open_writer(&config.state_dir)?;
     let mut progress = Progress::new();
-    let now = crate::scrobble::unix_now();
+    let now = crate::model::unix_now();
     let summary = tokio::select! {
         r = pull(pages, &mut db, key, target, since, now, &mut progress) => r?,
         () = interrupted() => {

@@ -3,39 +3,12 @@
 //! `judge.rs`.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::judge::{judge_dir, judge_queue_db};
+use super::judge::{DirFacts, judge_dir, judge_queue_db};
 use super::{Level, Verdict};
 use crate::config::Config;
 use crate::{queue, session};
-
-/// Facts about the state directory, gathered from the file system.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct DirFacts {
-    /// The directory is missing; this is its nearest existing ancestor and
-    /// whether we may create entries in it.
-    pub(super) missing: Option<(PathBuf, bool)>,
-    /// It exists but is not a directory.
-    pub(super) not_a_directory: bool,
-    /// It is missing and its nearest existing ancestor (in `missing`) is
-    /// not a directory, so it can never be created.
-    pub(super) under_a_file: bool,
-    /// Creating, syncing and removing a file in it failed with this.
-    pub(super) write_error: Option<String>,
-    /// The kind of that error.
-    pub(super) write_error_kind: Option<std::io::ErrorKind>,
-    /// Permission bits.
-    pub(super) mode: u32,
-    /// Owner of the directory.
-    pub(super) owner: u32,
-    /// Who runs the check.
-    pub(super) euid: u32,
-    /// Files holding secrets: path, mode, owner.
-    pub(super) secrets: Vec<(PathBuf, u32, u32)>,
-    /// Bytes available to unprivileged users on its file system.
-    pub(super) free: Option<u64>,
-}
 
 pub(super) fn check_state_dir(config: &Config) -> Verdict {
     let facts = dir_facts(&config.state_dir, &config.target_names());

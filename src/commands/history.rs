@@ -7,51 +7,32 @@
 
 use std::ops::ControlFlow;
 
-use serde::{Deserialize, Serialize};
-
-use super::stats::{self, Style};
 use crate::config::Config;
-use crate::control::{self, HistorySummary, Reply};
+use crate::control::{self, Reply};
+use crate::history::charts::{self, Style};
+use crate::history::stats;
 use crate::history::{self, Filter, Record};
-use crate::metadata::info::local_time;
+use crate::model::{Listen, unix_now};
 use crate::output::{self, count, out, outln};
 use crate::queue::{Imported, Queue};
-use crate::scrobble::{Listen, unix_now};
+use crate::store::HistorySummary;
 use crate::store::Store;
 use crate::store::history::HistoryDb;
+use crate::time::local_time;
 
 /// Last.fm ignores scrobbles older than this (docs/protocols.md, "Eligibility and age").
-const LASTFM_MAX_AGE: u64 = 14 * 86_400;
+use crate::store::LASTFM_MAX_AGE;
 
 /// Plays per batch sent to the daemon by `backfill` and `import`.
 pub(crate) const BATCH: usize = 1000;
 
-/// A `backfill` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackfillRequest {
-    /// The target to catch up.
-    pub target: String,
-    /// Only plays since this (Unix seconds).
-    pub since: Option<u64>,
-}
-
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// A JSON array of listens in ListenBrainz's import shape.
     ListenBrainz,
     /// CSV with a header line.
     Csv,
-}
-
-/// The history switch and the targets' age limits from `config`.
-pub fn configure(queue: Queue, config: &Config) -> Queue {
-    config
-        .lastfm
-        .iter()
-        .fold(queue.record_history(config.history.enabled), |q, t| {
-            q.with_max_age(&t.name, LASTFM_MAX_AGE)
-        })
 }
 
 /// Whether some configured target takes a play that started at `started`
@@ -65,20 +46,20 @@ pub(crate) fn some_target_takes(config: &Config, started: u64, now: u64) -> bool
 }
 
 /// The history database for reading: `None` when nothing was recorded yet.
-pub(crate) fn reader(config: &Config) -> Result<Option<HistoryDb>, String> {
+pub(crate) fn reader(config: &Config) -> anyhow::Result<Option<HistoryDb>> {
     if !config.history.enabled {
-        return Err("the history is switched off ([history] enabled = false)".to_owned());
+        anyhow::bail!("the history is switched off ([history] enabled = false)");
     }
     // With no daemon running, what it left in the queue database's outbox
     // (a cut between a play's two syncs), or a history an older release
     // kept there, goes in first. A running daemon does that itself.
     if config.state_dir.join("queue").exists() && !Queue::held_elsewhere(&config.state_dir) {
-        if let Ok(Some(queue)) = crate::admin::existing_queue(config) {
-            let mut db = HistoryDb::open_writer(&config.state_dir).map_err(|e| e.to_string())?;
-            crate::store::catch_up(&queue, &mut db).map_err(|e| e.to_string())?;
+        if let Ok(Some(queue)) = super::existing_queue(config) {
+            let mut db = HistoryDb::open_writer(&config.state_dir).map_err(anyhow::Error::from)?;
+            crate::store::catch_up(&queue, &mut db).map_err(anyhow::Error::from)?;
         }
     }
-    HistoryDb::open_reader(&config.state_dir).map_err(|e| e.to_string())
+    HistoryDb::open_reader(&config.state_dir).map_err(anyhow::Error::from)
 }
 
 /// The size of the history and its first play, for `status` without a
@@ -87,19 +68,21 @@ pub(crate) fn summary(config: &Config) -> HistorySummary {
     if !config.history.enabled {
         return HistorySummary::Off { enabled: false };
     }
-    let read = || -> Result<HistorySummary, String> {
+    let read = || -> anyhow::Result<HistorySummary> {
         Ok(match reader(config)? {
             None => HistorySummary::Plays {
                 plays: 0,
                 first_started: None,
             },
             Some(db) => HistorySummary::Plays {
-                plays: db.len().map_err(|e| e.to_string())?,
-                first_started: db.first_started().map_err(|e| e.to_string())?,
+                plays: db.len().map_err(anyhow::Error::from)?,
+                first_started: db.first_started().map_err(anyhow::Error::from)?,
             },
         })
     };
-    read().unwrap_or_else(|error| HistorySummary::Error { error })
+    read().unwrap_or_else(|error| HistorySummary::Error {
+        error: error.to_string(),
+    })
 }
 
 /// The `status` line for [`summary`]'s answer.
@@ -126,7 +109,7 @@ fn each_play(
     filter: &Filter,
     marks: bool,
     mut each: impl FnMut(&Record),
-) -> Result<u64, String> {
+) -> anyhow::Result<u64> {
     let Some(db) = reader(config)? else {
         return Ok(0);
     };
@@ -139,12 +122,12 @@ fn each_play(
             false => ControlFlow::Continue(()),
         }
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(anyhow::Error::from)?;
     Ok(n)
 }
 
 /// `history`: one line per play in local time, or a JSON array.
-pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<(), String> {
+pub(crate) async fn show(config: &Config, filter: &Filter, json_out: bool) -> anyhow::Result<()> {
     if json_out {
         let mut first = true;
         out!("[");
@@ -170,7 +153,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
         outln!(
             "{}  {}{album}",
             local_time(r.listen.started_at),
-            crate::delivery::describe_names(&t.artist, &t.title)
+            crate::model::describe_names(&t.artist, &t.title)
         );
     })?;
     if n == 0 {
@@ -187,7 +170,7 @@ pub async fn show(config: &Config, filter: &Filter, json_out: bool) -> Result<()
 }
 
 /// `history export`: every selected play to stdout, as it is read.
-pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<(), String> {
+pub(crate) async fn export(config: &Config, filter: &Filter, format: Format) -> anyhow::Result<()> {
     match format {
         Format::ListenBrainz => {
             let mut first = true;
@@ -215,8 +198,12 @@ pub async fn export(config: &Config, filter: &Filter, format: Format) -> Result<
 }
 
 /// `stats`: figures and charts, or JSON.
-pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result<(), String> {
-    let since = history::period_start(period, unix_now())?;
+pub(crate) async fn show_stats(
+    config: &Config,
+    period: &str,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let since = history::period_start(period, unix_now()).map_err(anyhow::Error::from)?;
     let mut agg = stats::Aggregator::new(since, jiff::tz::TimeZone::system());
     if let Some(db) = reader(config)? {
         db.for_stats(since, |p| {
@@ -229,7 +216,7 @@ pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result
                 p.listened,
             );
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(anyhow::Error::from)?;
     }
     let s = agg.finish(unix_now());
     if json_out {
@@ -237,7 +224,7 @@ pub async fn show_stats(config: &Config, period: &str, json_out: bool) -> Result
         return Ok(());
     }
     let env = |k: &str| std::env::var(k).ok();
-    out!("{}", stats::render(&s, period, Style::for_stdout(&env)));
+    out!("{}", charts::render(&s, period, Style::for_stdout(&env)));
     Ok(())
 }
 
@@ -258,7 +245,7 @@ impl Sink {
         config: &Config,
         listens: Vec<Listen>,
         only: Option<&str>,
-    ) -> Result<Imported, String> {
+    ) -> anyhow::Result<Imported> {
         if let Sink::Daemon = self {
             let mut total = Imported::default();
             for request in control::import_requests(&listens, only) {
@@ -281,13 +268,13 @@ impl Sink {
                             *total.too_old.entry(t).or_default() += n(v);
                         }
                     }
-                    Ok(Some(other)) => return Err(crate::admin::unexpected(other)),
+                    Ok(Some(other)) => return Err(super::unexpected(other)),
                     // The daemon went away: the rest goes in here.
                     Ok(None) => {
                         *self = Sink::local(config)?;
                         return Box::pin(self.send(config, listens, only)).await;
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 }
             }
             return Ok(total);
@@ -298,27 +285,27 @@ impl Sink {
         store
             .import(listens, only.map(str::to_owned))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(anyhow::Error::from)
     }
 
-    fn local(config: &Config) -> Result<Sink, String> {
-        let queue = crate::admin::open_queue(config)?;
+    fn local(config: &Config) -> anyhow::Result<Sink> {
+        let queue = super::open_queue(config)?;
         Store::start(queue, None)
             .map(Sink::Local)
-            .map_err(|e| format!("cannot start the storage thread: {e}"))
+            .map_err(|e| anyhow::anyhow!("cannot start the storage thread: {e}"))
     }
 }
 
 /// `backfill TARGET`: queue for TARGET what it has not received, read from
 /// the history and sent in batches.
-pub async fn backfill_cmd(
+pub(crate) async fn backfill_cmd(
     config: &Config,
     target: &str,
     since: Option<u64>,
     json_out: bool,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     if !config.target_names().contains(&target) {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{}: no target named {target:?} (configured: {})",
             config.path.display(),
             match config.target_names() {
@@ -332,13 +319,13 @@ pub async fn backfill_cmd(
     if let Some(db) = reader(config)? {
         // The daemon, until it is found not running.
         let mut sink = Sink::Daemon;
-        done.already = usize::try_from(db.count_held(target, since).map_err(|e| e.to_string())?)
+        done.already = usize::try_from(db.count_held(target, since).map_err(anyhow::Error::from)?)
             .unwrap_or(usize::MAX);
         let mut after = 0;
         loop {
             let (batch, last) = db
                 .lacking(target, since, after, BATCH)
-                .map_err(|e| e.to_string())?;
+                .map_err(anyhow::Error::from)?;
             if batch.is_empty() {
                 break;
             }
@@ -350,7 +337,7 @@ pub async fn backfill_cmd(
         }
         running = matches!(sink, Sink::Daemon);
         if let Sink::Local(store) = &sink {
-            store.flush().await.map_err(|e| e.to_string())?;
+            store.flush().await.map_err(anyhow::Error::from)?;
         }
     }
     if json_out {

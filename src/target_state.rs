@@ -60,11 +60,7 @@ impl fmt::Display for TargetState {
         match self {
             TargetState::Ok => f.write_str("ok"),
             TargetState::Retrying { at, why } => {
-                write!(
-                    f,
-                    "retrying at {} ({why})",
-                    crate::metadata::info::local_time(*at)
-                )
+                write!(f, "retrying at {} ({why})", crate::time::local_time(*at))
             }
             TargetState::Paused { why, fix } => write!(f, "paused: {why}; fix: {fix}"),
         }

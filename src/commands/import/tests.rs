@@ -2,7 +2,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::scrobble::Track;
+use crate::model::Track;
 
 /// A server's record: plays at the given start times, paged newest first
 /// `size` to a page, failing as told.

@@ -1,13 +1,13 @@
 //! `mpd-scrobbler status`: the daemon's view as text (or JSON), or the
 //! queue's when no daemon runs.
 
+use super::history as commands;
 use super::{existing_queue, to_json, unexpected};
 use crate::config::Config;
-use crate::control::HistorySummary;
 use crate::control::{self, Playing, Reply, Request, Status, StorageState};
-use crate::history::commands;
-use crate::metadata::info::local_time;
 use crate::output::{count, out, outln};
+use crate::store::HistorySummary;
+use crate::time::local_time;
 
 /// `mpd-scrobbler status`: the daemon's view, or the queue's when it is not
 /// running (then the result is an error, for scripts).
@@ -15,7 +15,7 @@ use crate::output::{count, out, outln};
 /// # Errors
 ///
 /// No daemon runs (the error is the queue's view), or it cannot be reached.
-pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String> {
+pub(crate) async fn status(config: &Config, json_out: bool) -> anyhow::Result<()> {
     match control::request(&config.state_dir, Request::Status).await {
         Ok(Some(Reply::Status(status))) => {
             if json_out {
@@ -33,7 +33,7 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
                     text.push_str(&format!("{name}: 0 queued, 0 rejected\n"));
                 }
                 text.push_str("History: no plays yet");
-                return Err(text);
+                return Err(anyhow::Error::msg(text));
             };
             for name in queue.names() {
                 let t = queue.target(name);
@@ -44,9 +44,9 @@ pub(crate) async fn status(config: &Config, json_out: bool) -> Result<(), String
                 ));
             }
             text.push_str(&commands::render_summary(&commands::summary(config)));
-            Err(text.trim_end().to_owned())
+            Err(anyhow::Error::msg(text.trim_end().to_owned()))
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -109,7 +109,7 @@ fn render(v: &Status) -> String {
         };
         out.push_str(&format!(
             "Current: {}, {progress}\n",
-            crate::delivery::describe_names(&p.artist, &p.title)
+            crate::model::describe_names(&p.artist, &p.title)
         ));
     } else {
         out.push_str("Current: nothing playing\n");

@@ -4,106 +4,26 @@
 //! the database when no daemon runs. Also `import`, `love` and `status`
 //! (`status.rs`).
 
-pub(crate) mod notify;
-mod status;
-
 use std::path::Path;
 
-use std::collections::BTreeMap;
-
+use super::history as commands;
+use super::{existing_queue, to_json, unexpected};
 use crate::config::Config;
-use crate::control::{self, QueueReply, Reply, Request};
-use crate::history::{self, commands, journal};
-use crate::metadata::info::local_time;
+use crate::control::{self, Reply, Request};
+use crate::history::{self, journal};
+use crate::model::Listen;
 use crate::output::{count, errln, out, outln};
-use crate::queue::{Imported, Queue};
-use crate::scrobble::Listen;
-use crate::session;
+use crate::queue::Imported;
+use crate::store::QueueReply;
+use crate::time::local_time;
 
-pub(crate) use crate::control::QueueCmd;
-pub(crate) use status::status;
-
-/// Run a list, drop or retry on `queue` (an error reply on failure).
-/// Flush needs the daemon and is answered there.
-pub(crate) fn execute(queue: &Queue, cmd: &QueueCmd) -> Reply {
-    let names: Vec<String> = queue.names().to_vec();
-    let result = (|| -> Result<QueueReply, String> {
-        match cmd {
-            QueueCmd::List { rejected } => {
-                let mut targets = BTreeMap::new();
-                for name in &names {
-                    let t = queue.target(name);
-                    let items = if *rejected {
-                        t.list_rejected()
-                    } else {
-                        t.list()
-                    }
-                    .map_err(|e| e.to_string())?;
-                    targets.insert(name.clone(), items);
-                }
-                Ok(QueueReply::Listed(targets))
-            }
-            QueueCmd::Drop { id, target } => {
-                if let Some(t) = target.as_ref().filter(|t| !names.contains(t)) {
-                    return Err(format!(
-                        "no target named {t:?} (configured: {})",
-                        names.join(", ")
-                    ));
-                }
-                let mut dropped = Vec::new();
-                for name in names
-                    .iter()
-                    .filter(|n| target.as_ref().is_none_or(|t| t == *n))
-                {
-                    if queue
-                        .target(name)
-                        .drop_item(*id)
-                        .map_err(|e| e.to_string())?
-                    {
-                        dropped.push(name.clone());
-                    }
-                }
-                if dropped.is_empty() {
-                    return Err(format!("no queued item {id}"));
-                }
-                Ok(QueueReply::Dropped(dropped))
-            }
-            QueueCmd::Retry => {
-                let mut moved = BTreeMap::new();
-                for name in &names {
-                    let n = queue
-                        .target(name)
-                        .retry_rejected()
-                        .map_err(|e| e.to_string())?;
-                    moved.insert(name.clone(), n as u64);
-                }
-                Ok(QueueReply::Retried(moved))
-            }
-            QueueCmd::Flush => Err("flushing needs the running daemon".into()),
-        }
-    })();
-    result.map_or_else(Reply::Error, Reply::Queue)
-}
-
-/// The answer to an import batch.
-pub(crate) fn imported(r: &Imported) -> Reply {
-    let counts = |m: &BTreeMap<String, usize>| -> BTreeMap<String, u64> {
-        m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
-    };
-    Reply::Imported {
-        added: r.added as u64,
-        skipped: r.skipped as u64,
-        recorded: r.recorded as u64,
-        queued: counts(&r.queued),
-        too_old: counts(&r.too_old),
-    }
-}
+pub(crate) use crate::store::QueueCmd;
 
 /// `import mpdscribble JOURNAL`: read the journal line by line, report
 /// malformed records by line, and import the rest in batches.
-pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), String> {
+pub(crate) async fn import_journal(config: &Config, path: &Path) -> anyhow::Result<()> {
     use std::io::{BufRead, Read};
-    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot read {}: {e}", path.display());
     let file = std::fs::File::open(path).map_err(cannot)?;
     // Whether it is a journal at all, from its start.
     let mut head = Vec::new();
@@ -117,7 +37,7 @@ pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), S
         _ => &head,
     };
     if !journal::is_journal(head) {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} is not an mpdscribble journal (its lines are not `key = value` records \
              starting with `a = ARTIST`); nothing imported",
             path.display()
@@ -160,9 +80,9 @@ pub(crate) async fn import_journal(config: &Config, path: &Path) -> Result<(), S
 /// `import listenbrainz FILE`: read a ListenBrainz export (JSON array or
 /// JSON Lines) one listen at a time, report unreadable listens by position,
 /// and import the rest in batches.
-pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<(), String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let reader = history::ExportReader::new(std::io::BufReader::new(file));
     let next = reader.map(|item| match item {
         Ok(Ok(l)) => Ok(Some(l)),
@@ -175,7 +95,7 @@ pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<
             );
             Ok(None)
         }
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
     });
     import_listens(config, path, next).await
 }
@@ -187,19 +107,19 @@ pub(crate) async fn import_listenbrainz(config: &Config, path: &Path) -> Result<
 async fn import_listens(
     config: &Config,
     path: &Path,
-    listens: impl Iterator<Item = Result<Option<Listen>, String>>,
-) -> Result<(), String> {
+    listens: impl Iterator<Item = anyhow::Result<Option<Listen>>>,
+) -> anyhow::Result<()> {
     let mut total = Imported::default();
     let (mut read, mut malformed) = (0usize, 0usize);
     let mut sink: Option<commands::Sink> = None;
     let mut history = match config.history.enabled {
         true => Some(
             crate::store::history::HistoryDb::open_writer(&config.state_dir)
-                .map_err(|e| e.to_string())?,
+                .map_err(anyhow::Error::from)?,
         ),
         false => None,
     };
-    let now = crate::scrobble::unix_now();
+    let now = crate::model::unix_now();
     let mut listens = listens.peekable();
     while listens.peek().is_some() {
         let mut to_queue = Vec::new();
@@ -221,7 +141,9 @@ async fn import_listens(
             }
         }
         if let Some(db) = history.as_mut().filter(|_| !history_only.is_empty()) {
-            let n = db.import_plays(&history_only).map_err(|e| e.to_string())?;
+            let n = db
+                .import_plays(&history_only)
+                .map_err(anyhow::Error::from)?;
             total.added += n.added;
             total.recorded += n.added;
             total.skipped += n.duplicates;
@@ -246,11 +168,11 @@ async fn import_listens(
         }
     }
     if let Some(commands::Sink::Local(store)) = &sink {
-        store.flush().await.map_err(|e| e.to_string())?;
+        store.flush().await.map_err(anyhow::Error::from)?;
     }
     out!(
         "{}",
-        import_report(config, path, &imported(&total), read, malformed)
+        import_report(config, path, &Reply::from(&total), read, malformed)
     );
     Ok(())
 }
@@ -308,43 +230,9 @@ fn import_report(
     text
 }
 
-/// [`open_queue`] for a command that only reads: `None`, creating nothing,
-/// when no queue database was ever made in the state directory (nothing
-/// has been played or queued yet).
-pub(crate) fn existing_queue(config: &Config) -> Result<Option<Queue>, String> {
-    // A database set aside as damaged, or one being rebuilt, counts: opening
-    // it finishes what the last start began.
-    let made = std::fs::read_dir(&config.state_dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name == "queue" || name.starts_with("queue.")
-        })
-    });
-    if made {
-        open_queue(config).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-/// Open the queue database (creating the state directory), with the history
-/// and the targets' age limits as configured.
-pub(crate) fn open_queue(config: &Config) -> Result<Queue, String> {
-    session::ensure_state_dir(&config.state_dir).map_err(|e| {
-        format!(
-            "cannot create the state directory {}: {e}",
-            config.state_dir.display()
-        )
-    })?;
-    Queue::open(&config.state_dir, &config.target_names())
-        .map(|q| commands::configure(q, config))
-        .map_err(|e| e.to_string())
-}
-
 /// Run `cmd` for the command line: through the daemon when it runs, on the
 /// database otherwise; print the answer as text or JSON.
-pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> Result<(), String> {
+pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> anyhow::Result<()> {
     // With no target there is no queue, whatever the daemon would say.
     if config.target_names().is_empty() && !json_out {
         outln!(
@@ -357,13 +245,14 @@ pub(crate) async fn command(config: &Config, cmd: QueueCmd, json_out: bool) -> R
     let answer = match control::request(&config.state_dir, Request::Queue(cmd.clone())).await {
         Ok(Some(reply)) => reply,
         Ok(None) if cmd == QueueCmd::Flush => {
-            return Err("no daemon is running; queued scrobbles go out when it starts".into());
+            anyhow::bail!("no daemon is running; queued scrobbles go out when it starts");
         }
         Ok(None) => match existing_queue(config)? {
-            Some(queue) => execute(&queue, &cmd),
+            Some(queue) => crate::store::execute(&queue, &cmd)
+                .map_or_else(|e| Reply::Error(e.to_string()), Reply::Queue),
             None => nothing_queued(config, &cmd),
         },
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let Reply::Queue(answer) = answer else {
         return Err(unexpected(answer));
@@ -387,20 +276,6 @@ fn nothing_queued(config: &Config, cmd: &QueueCmd) -> Reply {
         QueueCmd::Drop { id, .. } => Reply::Error(format!("no queued item {id}")),
         QueueCmd::Flush => Reply::Error("flushing needs the running daemon".into()),
     }
-}
-
-/// The error a reply of the wrong kind makes: the daemon's own error, or
-/// a daemon that speaks another version of the protocol.
-pub(crate) fn unexpected(reply: Reply) -> String {
-    match reply {
-        Reply::Error(e) => e,
-        other => format!("the daemon answered something unexpected: {other:?}"),
-    }
-}
-
-/// Pretty JSON, for `--json`.
-pub(crate) fn to_json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
@@ -427,10 +302,7 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
                         "  {:>w$}  {}  {}{reason}\n",
                         i.id,
                         local_time(i.listen.started_at),
-                        crate::delivery::describe_names(
-                            &i.listen.track.artist,
-                            &i.listen.track.title
-                        )
+                        crate::model::describe_names(&i.listen.track.artist, &i.listen.track.title)
                     ));
                 }
             }
@@ -451,12 +323,14 @@ fn render(cmd: &QueueCmd, answer: &QueueReply) -> String {
 
 /// `mpd-scrobbler love|unlove`: the running daemon knows what is playing and
 /// queues it durably for every target.
-pub(crate) async fn love(config: &Config, love: bool) -> Result<(), String> {
+pub(crate) async fn love(config: &Config, love: bool) -> anyhow::Result<()> {
     let verb = if love { "love" } else { "unlove" };
     let reply = control::request(&config.state_dir, Request::Love(love))
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the daemon is not running; start it to {verb} what MPD plays"))?;
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| {
+            anyhow::anyhow!("the daemon is not running; start it to {verb} what MPD plays")
+        })?;
     let Reply::Loved(loved) = reply else {
         return Err(unexpected(reply));
     };

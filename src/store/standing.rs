@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::step::{self, Next};
+use crate::model::unix_now;
 use crate::queue::{Queue, QueueError};
-use crate::scrobble::unix_now;
 use crate::targets::Target;
 
 /// What a flusher's step found, as the flusher receives it.
@@ -144,8 +144,8 @@ fn answer(queue: &Queue, step: &Step, reply: oneshot::Sender<Found>, found: Foun
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::tests::Fake;
-    use crate::scrobble::test_listen as listen;
+    use crate::model::test_listen as listen;
+    use crate::targets::fake::Fake;
 
     fn step() -> Step {
         Step::new("a", Arc::new(Fake::new(50)))

@@ -16,8 +16,8 @@ mod servers;
 use std::time::Instant;
 
 use crate::history::same_play;
+use crate::model::Listen;
 use crate::output::{count, out};
-use crate::scrobble::Listen;
 use crate::store::history::{HistoryDb, HistoryError, ImportCount};
 use cursor::{BadCursor, Cursor, Seen, Window};
 use pacing::{Pacing, Trouble};

@@ -3,9 +3,9 @@
 //! at once whether a sink works.
 
 use crate::config::Config;
+use crate::model::unix_now;
 use crate::notify::{Kind, Notice, host_name, send};
 use crate::output::outln;
-use crate::scrobble::unix_now;
 
 /// Why `notify test` failed.
 #[derive(Debug, thiserror::Error)]

@@ -32,9 +32,7 @@ pub(crate) struct Options {
 
 /// Run the command; prints progress on stdout.
 pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()> {
-    let target = config
-        .lastfm_target(opts.name.as_deref())
-        .map_err(anyhow::Error::msg)?;
+    let target = config.lastfm_target(opts.name.as_deref())?;
     let http = http::interactive_client(config.delivery.request_timeout)?;
     let client = lastfm::Client::new(
         http,
@@ -72,9 +70,7 @@ pub(crate) async fn lastfm(config: &Config, opts: Options) -> anyhow::Result<()>
 
 /// `auth listenbrainz`: read a token, check it, store it.
 pub(crate) async fn listenbrainz(config: &Config, name: Option<&str>) -> anyhow::Result<()> {
-    let target = config
-        .listenbrainz_target(name)
-        .map_err(anyhow::Error::msg)?;
+    let target = config.listenbrainz_target(name)?;
     let http = http::interactive_client(config.delivery.request_timeout)?;
     let client = listenbrainz::Client::new(http, &target.url, target.flavor);
     let token =

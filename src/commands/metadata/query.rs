@@ -9,10 +9,10 @@ use serde_json::Value;
 use super::cache::{self, Cache};
 use super::info;
 use crate::config::Config;
+use crate::model::PlayState;
 use crate::output::{errln, out};
 use crate::targets::ErrorKind;
 use crate::targets::lastfm;
-use crate::tracker::PlayState;
 use crate::{http, mpd, session};
 
 /// A command.
@@ -195,7 +195,7 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
             let reply = fetch(&reader, &cache, "user.getRecentTracks", &params, opts, &who).await?;
             let tracks = info::recent(&reply);
             render(opts, &tracks, || {
-                info::render_recent(&tracks, info::local_time)
+                info::render_recent(&tracks, crate::time::local_time)
             })
         }
     };
