@@ -1,7 +1,8 @@
 //! The crate's layering, checked from its source: no import circle between
 //! files, none between top-level modules, and the commands on top (nothing
 //! but the command-line front end depends on a command module). The rule
-//! and how a circle is broken are in docs/design.md, "Layers".
+//! and how a circle is broken are in docs/design.md, "Layers". Also: every
+//! document a comment cites is in the repository.
 //!
 //! A module's own submodules are its parts: a parent that declares or
 //! re-exports a child does not depend on it, and a child that uses its
@@ -693,4 +694,46 @@ fn show(cycles: &[Vec<String>], edges: &BTreeMap<String, BTreeSet<String>>) -> S
         }
     }
     out
+}
+
+/// Every document a comment cites lives in this repository: a `.md` path
+/// named in the source, the tests, the benchmark or the build script exists
+/// from the repository's root (`docs/design.md`, `vendor/sled/PATCHED.md`),
+/// or from its own file for a relative `include_str!` path.
+#[test]
+fn cited_documents_are_in_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        walk(&root.join(dir), &mut files);
+    }
+    files.push(root.join("build.rs"));
+    let mut missing = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices(".md") {
+            let end = at + 3;
+            if text[end..].starts_with(|c: char| c.is_alphanumeric()) {
+                continue;
+            }
+            let start = text[..at]
+                .rfind(|c: char| !(c.is_alphanumeric() || "_./-".contains(c)))
+                .map_or(0, |i| i + 1);
+            let cited = &text[start..end];
+            // `include_str!` paths are relative to their file.
+            let here = file.parent().unwrap().join(cited);
+            if cited == ".md"
+                || root.join(cited).is_file()
+                || (cited.starts_with("..") && here.is_file())
+            {
+                continue;
+            }
+            let rel = file.strip_prefix(root).unwrap().display();
+            missing.push(format!("{rel}: {cited}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "documents cited but not in the repository: {missing:#?}"
+    );
 }

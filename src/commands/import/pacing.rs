@@ -1,5 +1,5 @@
 //! How fast an import asks, without I/O: at most 5 requests a second, and
-//! backoff after a rate limit or a server failure (protocols.md §1.12:
+//! backoff after a rate limit or a server failure (docs/protocols.md, "Read methods":
 //! Last.fm wants 200 ms between calls and a minute after error 29). The
 //! caller passes the clock in, so this is tested without sleeping.
 

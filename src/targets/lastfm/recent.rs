@@ -1,5 +1,5 @@
 //! One page of `user.getRecentTracks` read into plays, for `import lastfm`
-//! (protocols.md §1.11): typed and lenient, because the reply comes from
+//! (docs/protocols.md, "Read methods"): typed and lenient, because the reply comes from
 //! outside. A list may be an array, one bare object or `""`; text may be
 //! plain or under `#text` (`name` with `extended=1`); numbers may be strings.
 //! Nothing in a reply can panic the reader: what cannot be read is counted.

@@ -1,5 +1,5 @@
 //! One page of `GET /1/user/{user}/listens` read into plays, for `import
-//! listenbrainz --user` (protocols.md §3.8): typed and lenient, because the
+//! listenbrainz --user` (docs/protocols.md, "Read methods"): typed and lenient, because the
 //! reply comes from outside. Nothing in it can panic the reader; listens
 //! that cannot be read are counted.
 
