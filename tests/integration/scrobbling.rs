@@ -280,38 +280,58 @@ fn skipped_track_never_arrives() {
 #[test]
 fn pause_stops_the_clock_and_resume_keeps_the_start_time() {
     let rig = Rig::with_library(&short_songs(1, 8));
-    let start = unix_now();
-    rig.mpd.play_file("short/0.flac");
-    assert!(
-        rig.daemon
-            .wait_log("now playing \"Artist 0", Duration::from_secs(10)),
-        "{}",
-        rig.daemon.log()
-    );
-    // The situation under test: 2 s of the 4 s needed, then a pause longer
-    // than the whole threshold. mpd's clock, not a sleep: under load mpd
-    // can take seconds to start its output, and paused before that it
-    // resumes without telling its idle clients (seen with mpd 0.23).
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while rig.mpd.elapsed() < 2.0 {
-        assert!(std::time::Instant::now() < deadline, "mpd never got to 2 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    rig.mpd.cmd("pause 1");
-    rig.mpd.wait_state("pause", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_secs(4));
-    let paused_at = unix_now();
-    // The daemon's own account: the paused time did not count.
-    let out = run_cli(&rig.dir, &["status", "--json"], None);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let playing = &status["playing"];
-    assert_eq!(playing["qualified"], false, "{status}");
-    assert!(
-        playing["played_secs"].as_u64().is_some_and(|p| p < 4),
-        "paused time counted: {status}"
-    );
-    assert!(rig.lastfm.scrobbles().is_empty(), "scrobbled while paused");
-    rig.mpd.cmd("pause 0");
+    // mpd on a loaded machine does not always hold a pause: seen here, it
+    // reported the pause, then came back from it 5.8 s further on (its
+    // decoder went on). Then there is no pause to test, and the play is
+    // tried again from its start; what the daemon does is checked only on
+    // a pause that held.
+    let mut attempt = 0;
+    let (start, paused_at) = loop {
+        attempt += 1;
+        let start = unix_now();
+        rig.mpd.play_file("short/0.flac");
+        assert!(
+            rig.daemon
+                .wait_log_count("now playing \"Artist 0", attempt, Duration::from_secs(10)),
+            "{}",
+            rig.daemon.log()
+        );
+        // The situation under test: 2 s of the 4 s needed, then a pause
+        // longer than the whole threshold. mpd's clock, not a sleep: under
+        // load mpd can take seconds to start its output, and paused before
+        // that it resumes without telling its idle clients (seen with mpd
+        // 0.23).
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while rig.mpd.elapsed() < 2.0 {
+            assert!(std::time::Instant::now() < deadline, "mpd never got to 2 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rig.mpd.cmd("pause 1");
+        rig.mpd.wait_state("pause", Duration::from_secs(5));
+        let held = rig.mpd.elapsed();
+        std::thread::sleep(Duration::from_secs(4));
+        let paused_at = unix_now();
+        // The daemon's own account: the paused time did not count.
+        let out = run_cli(&rig.dir, &["status", "--json"], None);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let playing = &status["playing"];
+        assert_eq!(playing["qualified"], false, "{status}");
+        assert!(
+            playing["played_secs"].as_u64().is_some_and(|p| p < 4),
+            "paused time counted: {status}"
+        );
+        assert!(rig.lastfm.scrobbles().is_empty(), "scrobbled while paused");
+        rig.mpd.cmd("pause 0");
+        if rig.mpd.elapsed() < held + 1.0 || attempt == 3 {
+            break (start, paused_at);
+        }
+        eprintln!(
+            "mpd did not hold the pause (at {held:.1} s, back at {:.1} s): again",
+            rig.mpd.elapsed()
+        );
+        rig.mpd.cmd("stop");
+        rig.mpd.wait_state("stop", Duration::from_secs(5));
+    };
     let got = rig.wait_scrobbles(1, 10);
     // The start of the play, not the resume (6 s or more after it).
     assert!(
