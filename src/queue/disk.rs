@@ -54,18 +54,24 @@ impl Open {
 /// older key, which only narrows what the check can see. Creating, fsyncing
 /// and renaming a file cost each play three more waits on the disk. Only
 /// its creation is made durable (with its directory), once.
+///
+/// A cut can tear that overwrite, leaving the new key's first digits before
+/// the old key's last ones: a key larger than any written, and a false
+/// alarm. So the key is followed by its complement ([`last_write_line`]),
+/// and a line that does not check out is read as no record at all.
 pub(super) fn record_last_write(path: &Path, key: u64) {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
     let file = path.join(LAST_WRITE_FILE);
+    let line = last_write_line(key);
     let written = match std::fs::OpenOptions::new().write(true).open(&file) {
-        Ok(f) => f.write_all_at(format!("{key:020}\n").as_bytes(), 0),
+        Ok(f) => f.write_all_at(line.as_bytes(), 0),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&file)
             .and_then(|f| {
-                f.write_all_at(format!("{key:020}\n").as_bytes(), 0)?;
+                f.write_all_at(line.as_bytes(), 0)?;
                 f.sync_all()
             })
             .and_then(|()| sync_dir_of(&file)),
@@ -79,7 +85,30 @@ pub(super) fn record_last_write(path: &Path, key: u64) {
 /// [`record_last_write`], durably: for a rebuilt database, before it is
 /// renamed into place.
 pub(super) fn record_last_write_durably(path: &Path, key: u64) -> std::io::Result<()> {
-    write_atomically(&path.join(LAST_WRITE_FILE), key.to_string().as_bytes())
+    write_atomically(&path.join(LAST_WRITE_FILE), last_write_line(key).as_bytes())
+}
+
+/// The record of `key`: fixed width, so that each overwrite covers the
+/// last, and checkable, so that a torn one is recognised.
+fn last_write_line(key: u64) -> String {
+    format!("{key:020} {:016x}\n", !key)
+}
+
+/// The key recorded beside the database at `path`, if the record is there
+/// and whole. A record of an older release is the key alone.
+pub(super) fn read_last_write(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path.join(LAST_WRITE_FILE)).ok()?;
+    parse_last_write(&text)
+}
+
+fn parse_last_write(text: &str) -> Option<u64> {
+    let mut words = text.split_whitespace();
+    let key = words.next()?.parse::<u64>().ok()?;
+    match (words.next(), words.next()) {
+        (None, None) => Some(key),
+        (Some(check), None) => (u64::from_str_radix(check, 16).ok()? == !key).then_some(key),
+        _ => None,
+    }
 }
 
 /// Replace `path` with `bytes`, durably: after a crash or a power cut it
@@ -145,4 +174,42 @@ pub(super) fn open_sled(path: &Path, names: &[String]) -> Result<Open, sled::Err
         pending,
         id_base,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{last_write_line, parse_last_write};
+
+    /// Every torn overwrite of one record by another (a prefix of the new
+    /// bytes over the old) reads as the old key, the new one or none: never
+    /// as a key that was not written.
+    #[test]
+    fn a_torn_last_write_record_never_reads_as_another_key() {
+        let pairs = [
+            (13_000_001, 14_000_000),
+            (9, 10),
+            (0, u64::MAX),
+            (14_000_000, 14_000_001),
+            (99_999_999, 100_000_000),
+        ];
+        for (old, new) in pairs {
+            let (a, b) = (last_write_line(old), last_write_line(new));
+            assert_eq!(a.len(), b.len());
+            assert_eq!(parse_last_write(&a), Some(old));
+            assert_eq!(parse_last_write(&b), Some(new));
+            for cut in 0..=b.len() {
+                let torn = format!("{}{}", &b[..cut], &a[cut..]);
+                let read = parse_last_write(&torn);
+                assert!(
+                    read.is_none() || read == Some(old) || read == Some(new),
+                    "{old} overwritten by {new}, torn at {cut}: {torn:?} read as {read:?}"
+                );
+            }
+        }
+        // The key alone, as the last release wrote it, still counts.
+        assert_eq!(parse_last_write("00000000000000000042\n"), Some(42));
+        assert_eq!(parse_last_write("42"), Some(42));
+        assert_eq!(parse_last_write("42 0\n"), None);
+        assert_eq!(parse_last_write(""), None);
+    }
 }

@@ -16,7 +16,8 @@
 //! `last-write` next to the database. Opening compares the two: a database
 //! whose `last_id` is older than the file lost writes it had confirmed. That
 //! file lags the database at most (a crash between the fsync and its
-//! rename), so it never raises a false alarm.
+//! rename), so it never raises a false alarm; a torn overwrite of it is
+//! recognised and read as no record (`disk.rs`).
 //!
 //! A database that cannot be opened or read, or that lost writes, is moved
 //! aside to `queue.damaged-<unix time>` with a loud log line and a report
@@ -153,9 +154,7 @@ pub(super) fn held_by_another(path: &Path) -> bool {
 
 /// Compare the database with the record of its last confirmed write.
 fn lost_writes(path: &Path, opened: &Open, existed: bool, recovered: bool) -> Option<String> {
-    let recorded = std::fs::read_to_string(path.join(LAST_WRITE_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
+    let recorded = read_last_write(path);
     let held = match opened.last_id() {
         Ok(h) => h,
         Err(e) => return Some(format!("sled cannot read its bookkeeping: {e}")),
