@@ -468,7 +468,7 @@ impl HistoryDb {
         since: Option<u64>,
         mut each: impl FnMut(StatsPlay<'_>),
     ) -> Result<(), HistoryError> {
-        let mut artists = std::collections::HashMap::new();
+        let mut artists = rustc_hash::FxHashMap::default();
         {
             let mut stmt = self
                 .conn
