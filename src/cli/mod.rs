@@ -21,9 +21,8 @@ use tokio_util::sync::CancellationToken;
 use crate::commands::check::{self, Level, Verdict};
 use crate::commands::history::{self as commands, Format};
 use crate::commands::metadata::query::{self, Query, QueryError};
-use crate::commands::queue as admin;
 use crate::commands::rules as rules_test;
-use crate::commands::{auth, import};
+use crate::commands::{auth, import, love, queue};
 use crate::config::{self, Config};
 use crate::daemon;
 use crate::history::{self, Filter};
@@ -169,10 +168,8 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
                     .block_on(auth::listenbrainz(&config, name.as_deref()))
                     .map_err(|e| CliError::Failed(format!("{e:#}")))
             }),
-        Command::Love => runtime.block_on(admin::love(&config, true)).map_err(failed),
-        Command::Unlove => runtime
-            .block_on(admin::love(&config, false))
-            .map_err(failed),
+        Command::Love => runtime.block_on(love::love(&config, true)).map_err(failed),
+        Command::Unlove => runtime.block_on(love::love(&config, false)).map_err(failed),
         Command::Notify {
             action: NotifyAction::Test { name },
         } => runtime
@@ -208,14 +205,14 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Import {
             from: ImportFrom::Mpdscribble { journal },
         } => runtime
-            .block_on(admin::import_journal(&config, &journal))
+            .block_on(import::import_journal(&config, &journal))
             .map_err(failed),
         Command::Import {
             from: ImportFrom::Listenbrainz {
                 file: Some(file), ..
             },
         } => runtime
-            .block_on(admin::import_listenbrainz(&config, &file))
+            .block_on(import::import_listenbrainz(&config, &file))
             .map_err(failed),
         Command::Import {
             from:
@@ -280,7 +277,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
                 QueueAction::Retry => QueueCmd::Retry,
             };
             runtime
-                .block_on(admin::command(&config, cmd, json))
+                .block_on(queue::command(&config, cmd, json))
                 .map_err(failed)
         }
         Command::Artist {

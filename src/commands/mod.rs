@@ -1,13 +1,15 @@
 //! The subcommands, on top of the library: nothing below `cli` and
 //! `commands` uses them (docs/design.md, "Layers"). Each module is one
-//! subcommand or family: `queue` (with `import` and `love`), `status`,
-//! `history` (show, export, stats, backfill), `notify`, `rules`. What they
+//! subcommand or family: `queue`, `import` (files and servers), `love`,
+//! `status`, `history` (show, export, stats, backfill), `notify`, `rules`,
+//! `auth`, `check`, `metadata`. What they
 //! share, opening the queue and reading the daemon's answers, is here.
 
 pub(crate) mod auth;
 pub(crate) mod check;
 pub(crate) mod history;
 pub(crate) mod import;
+pub(crate) mod love;
 pub(crate) mod metadata;
 pub(crate) mod notify;
 pub(crate) mod queue;

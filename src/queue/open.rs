@@ -31,7 +31,10 @@
 
 use std::path::Path;
 
-use super::disk::*;
+use super::disk::{
+    LOCK_WAIT, OPENING_FILE, Open, OpenError, is_lock_error, open_sled, read_last_write,
+    sync_dir_of, write_atomically,
+};
 use super::salvage::{finish_interrupted_rebuild, read_all, start_afresh};
 
 /// Open the database at `path` (the `queue` directory in the state

@@ -1,4 +1,5 @@
-//! `import lastfm` and `import listenbrainz --user`: a user's whole record
+//! `import`. From a file: [`files`]. `import lastfm` and
+//! `import listenbrainz --user`: a user's whole record
 //! read back from the server's API, page by page, newest first, into the
 //! local history as already delivered to that target (so it is never sent
 //! there again, and not queued for any other target: that is `backfill`).
@@ -9,6 +10,7 @@
 //! backs off after refusals; [`progress`] shows how far it got.
 
 mod cursor;
+mod files;
 mod pacing;
 mod progress;
 mod servers;
@@ -20,6 +22,7 @@ use crate::model::Listen;
 use crate::output::{count, out};
 use crate::store::history::{HistoryDb, HistoryError, ImportCount};
 use cursor::{BadCursor, Cursor, Seen, Window};
+pub(crate) use files::{import_journal, import_listenbrainz};
 use pacing::{Pacing, Trouble};
 use progress::Progress;
 pub(crate) use servers::{Request, Source, run};
