@@ -455,7 +455,7 @@ mod tests {
         let (k, _) = a.peek(1).unwrap().remove(0);
         a.finish_in_flight([0; 8], &[k], &[]).unwrap();
         q.record_played_blocking(&listen(1), 200).unwrap();
-        let entries = q.outbox().unwrap();
+        let entries = q.outbox(usize::MAX).unwrap();
         let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
         let crate::history::Change::Play { key, record } = &changes[0] else {
             panic!("{changes:?}");
@@ -471,7 +471,7 @@ mod tests {
             crate::history::Change::Played { secs: 200, .. }
         ));
         q.outbox_done(&entries).unwrap();
-        assert!(q.outbox().unwrap().is_empty());
+        assert!(q.outbox(usize::MAX).unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -481,7 +481,7 @@ mod tests {
             .unwrap()
             .record_history(false);
         q.enqueue(&listen(1)).await.unwrap();
-        assert!(q.outbox().unwrap().is_empty());
+        assert!(q.outbox(usize::MAX).unwrap().is_empty());
         assert_eq!(q.target("a").len(), 1);
     }
 

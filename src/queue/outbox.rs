@@ -75,13 +75,16 @@ impl Entry {
 pub const MIGRATION_BATCH: usize = 1000;
 
 impl Queue {
-    /// Every change waiting in the outbox (few: those since the last synced
-    /// history commit). An unreadable entry is dropped.
-    pub fn outbox(&self) -> Result<Vec<Entry>, QueueError> {
+    /// The oldest `at_most` changes waiting in the outbox. Normally all of
+    /// them (those since the last synced history commit), but a history
+    /// database that could not be written for a while, or plays queued by
+    /// something other than the daemon's storage thread, leave more, and
+    /// memory is bounded by a batch. An unreadable entry is dropped.
+    pub fn outbox(&self, at_most: usize) -> Result<Vec<Entry>, QueueError> {
         let o = self.shared.current()?;
         let tree = o.db.open_tree(OUTBOX).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for item in &tree {
+        for item in tree.iter().take(at_most) {
             let (key, value) = item.map_err(|e| self.err(e))?;
             match serde_json::from_slice(&value) {
                 Ok(change) => out.push(Entry { key, value, change }),

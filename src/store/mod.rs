@@ -98,7 +98,7 @@ use crate::config::Config;
 use crate::history::{Filter, PlayInfo};
 use crate::model::{Listen, describe};
 use crate::output::count;
-use crate::queue::{Imported, InFlight, Key, Known, Love, Queue, QueueError};
+use crate::queue::{Imported, InFlight, Key, Known, Love, OutboxEntry, Queue, QueueError};
 use crate::time::local_time;
 pub(crate) use history::HistorySummary;
 use history::{HistoryDb, HistoryError};
@@ -579,14 +579,21 @@ pub(crate) fn migrate(queue: &Queue, db: &mut HistoryDb) -> Result<usize, StoreE
 /// leaves it there), synced, then empty the outbox.
 pub(crate) fn catch_up(queue: &Queue, db: &mut HistoryDb) -> Result<(), StoreError> {
     migrate(queue, db)?;
-    let entries = queue.outbox()?;
-    if !entries.is_empty() {
+    let mut last = None;
+    loop {
+        let entries = queue.outbox(OUTBOX_SYNC_AT)?;
+        // An entry rewritten since it was read stays; met first again, it
+        // would be read for ever.
+        let first = entries.first().map(OutboxEntry::ident);
+        if entries.is_empty() || first == last {
+            return Ok(());
+        }
         let changes: Vec<_> = entries.iter().map(|e| e.change.clone()).collect();
         db.apply(&changes, true)?;
         queue.outbox_done(&entries)?;
         queue.flush()?;
+        last = first;
     }
-    Ok(())
 }
 
 /// A failure of the queue or of the history database.
@@ -936,29 +943,40 @@ impl Owner {
 
     fn try_history_sync(&mut self, durable: bool) -> Result<(), StoreError> {
         let queue = self.queue.clone();
-        let entries = queue.outbox()?;
-        let durable = durable || entries.len() >= OUTBOX_SYNC_AT;
-        let fresh: Vec<_> = entries
-            .iter()
-            .filter(|e| durable || !self.applied.contains(&e.ident()))
-            .collect();
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        let Some(db) = self.history_db() else {
-            return Ok(());
-        };
-        // A synced commit writes every entry again (to no effect on those
-        // applied before): its sync is what makes them all durable.
-        let changes: Vec<_> = fresh.iter().map(|e| e.change.clone()).collect();
-        db?.apply(&changes, durable)?;
-        if durable {
+        let mut last = None;
+        loop {
+            // A full batch is synced and leaves the outbox; then the next.
+            let entries = queue.outbox(OUTBOX_SYNC_AT)?;
+            let full = entries.len() >= OUTBOX_SYNC_AT;
+            let durable = durable || full;
+            let fresh: Vec<_> = entries
+                .iter()
+                .filter(|e| durable || !self.applied.contains(&e.ident()))
+                .collect();
+            // An entry rewritten since it was read stays; met first again,
+            // it would be read for ever.
+            let first = entries.first().map(OutboxEntry::ident);
+            if fresh.is_empty() || first == last {
+                return Ok(());
+            }
+            let Some(db) = self.history_db() else {
+                return Ok(());
+            };
+            // A synced commit writes every entry again (to no effect on those
+            // applied before): its sync is what makes them all durable.
+            let changes: Vec<_> = fresh.iter().map(|e| e.change.clone()).collect();
+            db?.apply(&changes, durable)?;
+            if !durable {
+                self.applied.extend(fresh.iter().map(|e| e.ident()));
+                return Ok(());
+            }
             queue.outbox_done(&entries)?;
             self.applied.clear();
-        } else {
-            self.applied.extend(fresh.iter().map(|e| e.ident()));
+            if !full {
+                return Ok(());
+            }
+            last = first;
         }
-        Ok(())
     }
 
     /// A batch of an import or a backfill: what the history knows of each

@@ -44,9 +44,15 @@ async fn a_play_queued_is_handed_to_the_flusher_waiting_for_it_with_its_record()
     assert_eq!(db.len().unwrap(), 1, "in the history too");
     // Applied without a sync of its own: the outbox keeps it until a
     // synced commit covers it, here the one at shutdown.
-    assert!(!queue.outbox().unwrap().is_empty(), "kept until synced");
+    assert!(
+        !queue.outbox(usize::MAX).unwrap().is_empty(),
+        "kept until synced"
+    );
     store.flush().await.unwrap();
-    assert!(queue.outbox().unwrap().is_empty(), "applied, synced, done");
+    assert!(
+        queue.outbox(usize::MAX).unwrap().is_empty(),
+        "applied, synced, done"
+    );
 }
 
 #[tokio::test]
@@ -182,7 +188,7 @@ async fn the_history_commit_is_synced_once_the_outbox_holds_enough() {
     let mut most = 0;
     for i in 0..300 {
         store.enqueue(vec![play(i)]).await;
-        most = most.max(queue.outbox().unwrap().len());
+        most = most.max(queue.outbox(usize::MAX).unwrap().len());
     }
     // Each play leaves its record and its queue mark; a synced commit
     // empties the outbox when it reaches the bound, so it never grows past.
@@ -190,4 +196,39 @@ async fn the_history_commit_is_synced_once_the_outbox_holds_enough() {
     assert!(most <= OUTBOX_SYNC_AT, "the outbox grew to {most}");
     let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
     assert_eq!(db.len().unwrap(), 300, "every play readable, synced or not");
+}
+
+/// Plays queued without the storage thread (as a benchmark fills a backlog)
+/// or while the history database could not be written leave a long outbox:
+/// it is applied a batch at a time, at the start and by a command.
+#[tokio::test]
+async fn a_long_outbox_is_applied_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let plays = 3 * OUTBOX_SYNC_AT as u64 + 7;
+    {
+        let queue = Queue::open(dir.path(), &["a"]).unwrap();
+        for i in 0..plays {
+            queue.enqueue_blocking(&listen(i)).unwrap();
+        }
+        assert_eq!(queue.outbox(usize::MAX).unwrap().len() as u64, plays);
+        assert_eq!(queue.outbox(OUTBOX_SYNC_AT).unwrap().len(), OUTBOX_SYNC_AT);
+    }
+    let queue = Queue::open(dir.path(), &["a"]).unwrap();
+    let store = Store::start(queue.clone(), None).unwrap();
+    store.flush().await.unwrap();
+    let db = HistoryDb::open_reader(dir.path()).unwrap().unwrap();
+    assert_eq!(db.len().unwrap(), plays);
+    assert!(queue.outbox(usize::MAX).unwrap().is_empty());
+    drop(store);
+
+    // A command with no daemon running catches up the same way.
+    let other = tempfile::tempdir().unwrap();
+    let queue = Queue::open(other.path(), &["a"]).unwrap();
+    for i in 0..plays {
+        queue.enqueue_blocking(&listen(i)).unwrap();
+    }
+    let mut db = HistoryDb::open_writer(other.path()).unwrap();
+    catch_up(&queue, &mut db).unwrap();
+    assert_eq!(db.len().unwrap(), plays);
+    assert!(queue.outbox(usize::MAX).unwrap().is_empty());
 }
