@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use crate::targets::lastfm::json::Obj;
+use crate::json::Obj;
 
 use crate::model::unix_now;
 
@@ -165,7 +165,7 @@ mod tests {
     #[derive(Debug, Default, Deserialize, PartialEq)]
     #[serde(default)]
     struct Reply {
-        n: crate::targets::lastfm::json::Number,
+        n: crate::json::Number,
     }
 
     fn n(hit: Option<Hit<Reply>>) -> Option<u64> {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::targets::lastfm::json::{List, Number, Obj, Str, Text, present};
+use crate::json::{List, Number, Obj, Str, Text, present};
 
 fn non_empty(s: Text) -> Option<String> {
     (!s.0.trim().is_empty()).then_some(s.0)

@@ -238,7 +238,7 @@ async fn fetch<T: DeserializeOwned>(
     };
     match reader.client.read(method, params).await {
         Ok(body) => {
-            let reply = lastfm::json::object(&body).ok_or_else(|| {
+            let reply = crate::json::object(&body).ok_or_else(|| {
                 let e = lastfm::Error::Malformed(format!("unreadable {method} reply"));
                 QueryError::Failed(explain(&e, what, reader.timeout))
             })?;

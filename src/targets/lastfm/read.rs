@@ -5,11 +5,11 @@
 use serde::Deserialize;
 
 use super::client::reply_body;
-use super::json::{Obj, Str};
 use super::recent::{self, PAGE_SIZE, RecentPage};
 use super::sign::Params;
 use super::{Client, Error, MAX_RECENT_PAGES, wire};
 use crate::http::percent_encode;
+use crate::json::{Obj, Str};
 use crate::targets::Heard;
 
 impl Client {

@@ -6,9 +6,9 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::json::{self, List, Number, Obj, Str, Text, present};
 use super::sign::Params;
 use super::{Error, Session};
+use crate::json::{self, List, Number, Obj, Str, Text, present};
 use crate::model::{Listen, Track};
 use crate::targets::{Heard, ItemOutcome};
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::page::{ListensPage, MAX_PAGE_BYTES, PAGE_SIZE, listens_page};
-use super::wire::{document, http_error, listen_json, parse_listens, track_metadata};
+use super::wire::{document, http_error, listen_json, parse_listens, playing_now_json};
 use super::{Error, Flavor, MAX_BATCH, MAX_LISTEN_PAGES};
 use crate::model::{Listen, Track};
 use crate::targets::Heard;
@@ -71,12 +71,7 @@ impl Client {
         if self.flavor == Flavor::Maloja {
             return Ok(());
         }
-        let body = document(
-            "playing_now",
-            [track_metadata(track, self.flavor)]
-                .into_iter()
-                .map(|m| json!({"track_metadata": m})),
-        );
+        let body = document("playing_now", &[playing_now_json(track, self.flavor)]);
         self.submit_raw(token, body).await
     }
 
@@ -91,7 +86,11 @@ impl Client {
         } else {
             "import"
         };
-        let body = document(kind, listens.iter().map(|l| listen_json(l, self.flavor)));
+        let payload: Vec<_> = listens
+            .iter()
+            .map(|l| listen_json(l, self.flavor))
+            .collect();
+        let body = document(kind, &payload);
         self.submit_raw(token, body).await
     }
 

@@ -1,7 +1,8 @@
-//! Lenient reading of Last.fm's JSON (docs/protocols.md, "Requests and replies"), shared by the
-//! scrobbling client and the metadata commands: a list may be an array, one
-//! bare object or `""`; text may be plain or under `#text`; numbers may be
-//! numbers or numeric strings.
+//! Lenient reading of JSON from outside into typed structs, for Last.fm's
+//! replies (docs/protocols.md, "Requests and replies"), shared by the
+//! scrobbling client and the metadata commands, and for import files: a list
+//! may be an array, one bare object or `""`; text may be plain or under
+//! `#text`; numbers may be numbers or numeric strings.
 //!
 //! Each type here reads any JSON value without failing, so one odd field
 //! never costs the rest of a reply: what is not of the expected shape reads
