@@ -52,6 +52,33 @@ impl<T: Default> Obj<T> {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Text(pub String);
 
+/// A value of type `T`, or `None` for a value of any other shape.
+#[derive(Debug)]
+pub(crate) struct Maybe<T>(pub Option<T>);
+
+impl<T> Default for Maybe<T> {
+    fn default() -> Self {
+        Maybe(None)
+    }
+}
+
+/// The shapes a [`Maybe`] tells apart.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MaybeShape<T> {
+    Good(T),
+    Other(#[allow(dead_code)] IgnoredAny),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Maybe<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match MaybeShape::deserialize(deserializer)? {
+            MaybeShape::Good(t) => Maybe(Some(t)),
+            MaybeShape::Other(_) => Maybe(None),
+        })
+    }
+}
+
 /// A plain string, or `None` for any other value.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Str(pub Option<String>);
@@ -385,6 +412,14 @@ mod tests {
         assert_eq!(read::<Number>(r#"{"a": [1]}"#).0, None);
         assert_eq!(read::<Str>(r#""s""#).0.as_deref(), Some("s"));
         assert_eq!(read::<Str>("7").0, None);
+        assert_eq!(read::<Maybe<bool>>("true").0, Some(true));
+        assert_eq!(read::<Maybe<bool>>(r#""true""#).0, None);
+        assert_eq!(read::<Maybe<u64>>("-1").0, None);
+        assert_eq!(
+            read::<Maybe<Vec<Str>>>(r#"["a", 1]"#).0.map(|v| v.len()),
+            Some(2)
+        );
+        assert!(read::<Maybe<Vec<Str>>>(r#"{"a": 1}"#).0.is_none());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::json::{self, Maybe, Obj, Str};
 
 use super::{Error, Flavor};
 use crate::model::{Listen, Track};
@@ -16,33 +17,67 @@ use crate::targets::Heard;
 const MAX_LISTEN_SIZE: usize = 10_240;
 const MAX_PAYLOAD_SIZE: usize = 10_240_000;
 
+/// A `/1/user/{user}/listens` reply, as far as checking deliveries needs it.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ListensReply {
+    payload: Obj<ListensPayload>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ListensPayload {
+    listens: Maybe<Vec<Obj<ListenRead>>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ListenRead {
+    listened_at: Maybe<u64>,
+    track_metadata: Obj<MetadataRead>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MetadataRead {
+    artist_name: Str,
+    track_name: Str,
+}
+
 /// The listens of a `/1/user/{user}/listens` reply.
 pub(super) fn parse_listens(body: &[u8]) -> Result<Vec<Heard>, Error> {
-    let v: Value = serde_json::from_slice(body)
+    let reply: Obj<ListensReply> = serde_json::from_slice(body)
         .map_err(|e| Error::Malformed(format!("listens reply is not JSON: {e}")))?;
-    let listens = v
-        .get("payload")
-        .and_then(|p| p.get("listens"))
-        .and_then(Value::as_array)
+    let listens = reply
+        .or_default()
+        .payload
+        .or_default()
+        .listens
+        .0
         .ok_or_else(|| Error::Malformed("listens reply has no payload.listens".into()))?;
     Ok(listens
-        .iter()
+        .into_iter()
         .filter_map(|l| {
-            let meta = l.get("track_metadata")?;
-            let name = |key: &str| meta.get(key).and_then(Value::as_str).map(str::to_owned);
+            let l = l.0?;
+            let meta = l.track_metadata.0?;
             Some(Heard {
-                artist: name("artist_name")?,
-                title: name("track_name")?,
-                at: l.get("listened_at")?.as_u64()?,
+                artist: meta.artist_name.0?,
+                title: meta.track_name.0?,
+                at: l.listened_at.0?,
             })
         })
         .collect())
 }
 
+/// An error body: `{"code": N, "error": ".."}`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ErrorBody {
+    error: Str,
+}
+
 pub(super) fn http_error(status: u16, body: &[u8], reset_in: Option<Duration>) -> Error {
-    let api_message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+    let api_message = json::object::<ErrorBody>(body).and_then(|b| b.error.0);
     // A 400 or 409 judges the listens only when the API itself says why.
     if api_message.is_none() && matches!(status, 400 | 409) {
         return Error::NotJson { status };
@@ -280,7 +315,7 @@ mod tests {
             "playing_now",
             &[playing_now_json(&track, Flavor::ListenBrainz)],
         );
-        let v: Value = serde_json::from_str(&body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["listen_type"], "playing_now");
         assert!(v["payload"][0].get("listened_at").is_none());
     }
