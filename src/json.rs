@@ -67,7 +67,7 @@ impl<T> Default for Maybe<T> {
 #[serde(untagged)]
 enum MaybeShape<T> {
     Good(T),
-    Other(#[allow(dead_code)] IgnoredAny),
+    Other(IgnoredAny),
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Maybe<T> {
@@ -182,9 +182,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum Shape<T> {
+    // Read only to be told apart from an object.
     Array(#[allow(dead_code)] Vec<IgnoredAny>),
     Object(T),
-    Other(#[allow(dead_code)] IgnoredAny),
+    Other(IgnoredAny),
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {

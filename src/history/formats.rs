@@ -8,7 +8,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::Record;
-use crate::json::{Obj, Str};
+use crate::json::{Maybe, Obj, Str};
 use crate::model::is_uuid;
 use crate::model::{Listen, Track};
 
@@ -165,46 +165,32 @@ struct ImportMetadata {
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct ImportInfo {
-    duration_ms: Count,
-    duration: Count,
-    tracknumber: Count,
+    duration_ms: Maybe<Count>,
+    duration: Maybe<Count>,
+    tracknumber: Maybe<Count>,
     albumartist: Str,
     recording_mbid: Str,
     release_mbid: Str,
     release_group_mbid: Str,
     track_mbid: Str,
-    artist_mbids: Strings,
+    /// The strings of an array; none for anything else.
+    artist_mbids: Maybe<Vec<Str>>,
 }
 
-/// A count: a number, or a string of digits.
-#[derive(Default, Deserialize)]
+/// A count: a number, or a string of digits (untrimmed, unlike Last.fm's
+/// [`crate::json::Number`]).
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum Count {
     Number(u64),
     Text(String),
-    #[default]
-    Other,
-    Unreadable(#[allow(dead_code)] IgnoredAny),
 }
 
-impl Count {
-    fn get(&self) -> Option<u64> {
-        match self {
-            Count::Number(n) => Some(*n),
-            Count::Text(s) => s.parse().ok(),
-            Count::Other | Count::Unreadable(_) => None,
-        }
+fn count(c: &Maybe<Count>) -> Option<u64> {
+    match c.0.as_ref()? {
+        Count::Number(n) => Some(*n),
+        Count::Text(s) => s.parse().ok(),
     }
-}
-
-/// The strings of an array; none for anything else.
-#[derive(Default, Deserialize)]
-#[serde(untagged)]
-enum Strings {
-    Array(Vec<Str>),
-    #[default]
-    Other,
-    Unreadable(#[allow(dead_code)] IgnoredAny),
 }
 
 /// `listened_at`: absent (or `null`), Unix seconds (a number or a string of
@@ -278,29 +264,25 @@ fn listen_from_json(listen: Obj<ImportListen>) -> Result<Listen, ListenProblem> 
     let title = text(meta.track_name).ok_or(ListenProblem::NoTitle)?;
     let info = meta.additional_info.or_default();
     let mbid = |s: Str| s.0.filter(|m| is_uuid(m));
-    let duration_secs = info
-        .duration_ms
-        .get()
+    let duration_secs = count(&info.duration_ms)
         .map(|ms| ms / 1000)
-        .or_else(|| info.duration.get())
+        .or_else(|| count(&info.duration))
         .filter(|d| *d > 0);
-    let artist_mbids = match info.artist_mbids {
-        Strings::Array(mbids) => mbids
-            .into_iter()
-            .filter_map(|m| m.0)
-            .filter(|m| is_uuid(m))
-            .collect(),
-        Strings::Other | Strings::Unreadable(_) => Vec::new(),
-    };
+    let artist_mbids = info
+        .artist_mbids
+        .0
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.0)
+        .filter(|m| is_uuid(m))
+        .collect();
     Ok(Listen {
         track: Track {
             artist,
             title,
             album: text(meta.release_name),
             album_artist: info.albumartist.0,
-            track_number: info
-                .tracknumber
-                .get()
+            track_number: count(&info.tracknumber)
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n > 0),
             duration_secs,
