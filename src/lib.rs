@@ -12,6 +12,7 @@ pub(crate) mod delivery;
 pub(crate) mod events;
 pub mod history;
 pub mod http;
+pub(crate) mod json;
 pub(crate) mod metrics;
 pub mod model;
 pub(crate) mod mpd;

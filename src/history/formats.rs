@@ -4,50 +4,77 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Value, json};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use super::Record;
+use crate::json::{Maybe, Obj, Str};
 use crate::model::is_uuid;
 use crate::model::{Listen, Track};
 
 /// A play in ListenBrainz's import shape (what `submit-listens` takes and
-/// ListenBrainz's export writes).
-pub fn listenbrainz_listen(listen: &Listen) -> Value {
+/// ListenBrainz's export writes). Fields are in the order of their names,
+/// as the export has always written them.
+#[derive(Debug, Serialize)]
+pub struct ListenBrainzListen<'a> {
+    listened_at: u64,
+    track_metadata: ExportMetadata<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExportMetadata<'a> {
+    additional_info: ExportInfo<'a>,
+    artist_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release_name: Option<&'a str>,
+    track_name: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct ExportInfo<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    albumartist: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    artist_mbids: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    media_player: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording_mbid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release_group_mbid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release_mbid: Option<&'a str>,
+    submission_client: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    track_mbid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracknumber: Option<u32>,
+}
+
+/// `listen` in ListenBrainz's import shape, to serialise.
+pub fn listenbrainz_listen(listen: &Listen) -> ListenBrainzListen<'_> {
     let t = &listen.track;
-    let mut info = serde_json::Map::new();
-    let mut put = |k: &str, v: Value| {
-        info.insert(k.to_owned(), v);
-    };
-    if let Some(d) = t.duration_secs {
-        put("duration_ms", json!(d * 1000));
+    ListenBrainzListen {
+        listened_at: listen.started_at,
+        track_metadata: ExportMetadata {
+            additional_info: ExportInfo {
+                albumartist: t.album_artist.as_deref(),
+                artist_mbids: &t.artist_mbids,
+                duration_ms: t.duration_secs.map(|d| d.saturating_mul(1000)),
+                media_player: "MPD",
+                recording_mbid: t.recording_mbid.as_deref(),
+                release_group_mbid: t.release_group_mbid.as_deref(),
+                release_mbid: t.release_mbid.as_deref(),
+                submission_client: "mpd-scrobbler",
+                track_mbid: t.track_mbid.as_deref(),
+                tracknumber: t.track_number,
+            },
+            artist_name: &t.artist,
+            release_name: t.album.as_deref(),
+            track_name: &t.title,
+        },
     }
-    if let Some(n) = t.track_number {
-        put("tracknumber", json!(n));
-    }
-    if let Some(a) = &t.album_artist {
-        put("albumartist", json!(a));
-    }
-    for (k, v) in [
-        ("recording_mbid", &t.recording_mbid),
-        ("release_mbid", &t.release_mbid),
-        ("release_group_mbid", &t.release_group_mbid),
-        ("track_mbid", &t.track_mbid),
-    ] {
-        if let Some(v) = v {
-            put(k, json!(v));
-        }
-    }
-    if !t.artist_mbids.is_empty() {
-        put("artist_mbids", json!(t.artist_mbids));
-    }
-    put("media_player", json!("MPD"));
-    put("submission_client", json!("mpd-scrobbler"));
-    let mut meta = json!({"artist_name": t.artist, "track_name": t.title});
-    if let Some(album) = &t.album {
-        meta["release_name"] = json!(album);
-    }
-    meta["additional_info"] = Value::Object(info);
-    json!({"listened_at": listen.started_at, "track_metadata": meta})
 }
 
 /// The header of the CSV export.
@@ -117,57 +144,153 @@ pub struct NotListens {
     pub cause: serde_json::Error,
 }
 
-fn listen_from_json(v: &Value) -> Result<Listen, ListenProblem> {
-    let started_at = match &v["listened_at"] {
-        Value::Null => return Err(ListenProblem::NoTime),
-        at => at
-            .as_u64()
-            .or_else(|| at.as_str().and_then(|s| s.trim().parse().ok()))
-            .ok_or_else(|| ListenProblem::NotATime(at.to_string()))?,
+/// One listen of an export file as read, each field as lenient as the
+/// formats ListenBrainz has written over the years.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ImportListen {
+    listened_at: Time,
+    track_metadata: Obj<ImportMetadata>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ImportMetadata {
+    artist_name: Str,
+    track_name: Str,
+    release_name: Str,
+    additional_info: Obj<ImportInfo>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ImportInfo {
+    duration_ms: Maybe<Count>,
+    duration: Maybe<Count>,
+    tracknumber: Maybe<Count>,
+    albumartist: Str,
+    recording_mbid: Str,
+    release_mbid: Str,
+    release_group_mbid: Str,
+    track_mbid: Str,
+    /// The strings of an array; none for anything else.
+    artist_mbids: Maybe<Vec<Str>>,
+}
+
+/// A count: a number, or a string of digits (untrimmed, unlike Last.fm's
+/// [`crate::json::Number`]).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Count {
+    Number(u64),
+    Text(String),
+}
+
+fn count(c: &Maybe<Count>) -> Option<u64> {
+    match c.0.as_ref()? {
+        Count::Number(n) => Some(*n),
+        Count::Text(s) => s.parse().ok(),
+    }
+}
+
+/// `listened_at`: absent (or `null`), Unix seconds (a number or a string of
+/// digits), or something else, kept as JSON for the message.
+#[derive(Debug, Default)]
+enum Time {
+    #[default]
+    Absent,
+    At(u64),
+    Not(String),
+}
+
+struct TimeVisitor;
+
+impl<'de> Visitor<'de> for TimeVisitor {
+    type Value = Time;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Time, E> {
+        Ok(Time::At(n))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Time, E> {
+        Ok(Time::Not(n.to_string()))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Time, E> {
+        Ok(Time::Not(
+            serde_json::Number::from_f64(f).map_or_else(|| f.to_string(), |n| n.to_string()),
+        ))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Time, E> {
+        Ok(match s.trim().parse() {
+            Ok(at) => Time::At(at),
+            Err(_) => Time::Not(serde_json::to_string(s).unwrap_or_default()),
+        })
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Time, E> {
+        Ok(Time::Not(b.to_string()))
+    }
+    fn visit_unit<E>(self) -> Result<Time, E> {
+        Ok(Time::Absent)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Time, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Time::Not("[…]".into()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Time, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Time::Not("{…}".into()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TimeVisitor)
+    }
+}
+
+fn listen_from_json(listen: Obj<ImportListen>) -> Result<Listen, ListenProblem> {
+    // What is not an object has no `listened_at`.
+    let listen = listen.or_default();
+    let started_at = match listen.listened_at {
+        Time::Absent => return Err(ListenProblem::NoTime),
+        Time::At(at) => at,
+        Time::Not(json) => return Err(ListenProblem::NotATime(json)),
     };
-    let meta = &v["track_metadata"];
-    let text = |k: &str| {
-        meta[k]
-            .as_str()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let artist = text("artist_name").ok_or(ListenProblem::NoArtist)?;
-    let title = text("track_name").ok_or(ListenProblem::NoTitle)?;
-    let info = &meta["additional_info"];
-    let number = |k: &str| {
-        info[k]
-            .as_u64()
-            .or_else(|| info[k].as_str().and_then(|s| s.parse().ok()))
-    };
-    let mbid = |k: &str| info[k].as_str().filter(|m| is_uuid(m)).map(str::to_owned);
-    let duration_secs = number("duration_ms")
+    let meta = listen.track_metadata.or_default();
+    let text = |s: Str| s.0.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let artist = text(meta.artist_name).ok_or(ListenProblem::NoArtist)?;
+    let title = text(meta.track_name).ok_or(ListenProblem::NoTitle)?;
+    let info = meta.additional_info.or_default();
+    let mbid = |s: Str| s.0.filter(|m| is_uuid(m));
+    let duration_secs = count(&info.duration_ms)
         .map(|ms| ms / 1000)
-        .or_else(|| number("duration"))
+        .or_else(|| count(&info.duration))
         .filter(|d| *d > 0);
+    let artist_mbids = info
+        .artist_mbids
+        .0
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.0)
+        .filter(|m| is_uuid(m))
+        .collect();
     Ok(Listen {
         track: Track {
             artist,
             title,
-            album: text("release_name"),
-            album_artist: info["albumartist"].as_str().map(str::to_owned),
-            track_number: number("tracknumber")
+            album: text(meta.release_name),
+            album_artist: info.albumartist.0,
+            track_number: count(&info.tracknumber)
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n > 0),
             duration_secs,
-            recording_mbid: mbid("recording_mbid"),
-            release_mbid: mbid("release_mbid"),
-            release_group_mbid: mbid("release_group_mbid"),
-            track_mbid: mbid("track_mbid"),
-            artist_mbids: info["artist_mbids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .filter(|m| is_uuid(m))
-                .map(str::to_owned)
-                .collect(),
+            recording_mbid: mbid(info.recording_mbid),
+            release_mbid: mbid(info.release_mbid),
+            release_group_mbid: mbid(info.release_group_mbid),
+            track_mbid: mbid(info.track_mbid),
+            artist_mbids,
             ..Track::default()
         },
         started_at,
@@ -181,7 +304,11 @@ fn listen_from_json(v: &Value) -> Result<Listen, ListenProblem> {
 /// the commas between its elements are read as spaces, so both shapes
 /// become a stream of JSON values.
 pub struct ExportReader<R: std::io::Read> {
-    values: serde_json::StreamDeserializer<'static, serde_json::de::IoRead<Flatten<R>>, Value>,
+    values: serde_json::StreamDeserializer<
+        'static,
+        serde_json::de::IoRead<Flatten<R>>,
+        Obj<ImportListen>,
+    >,
     index: usize,
 }
 
@@ -218,7 +345,7 @@ impl<R: std::io::Read> Iterator for ExportReader<R> {
             }
         };
         self.index += 1;
-        Some(Ok(listen_from_json(&v).map_err(|problem| Unreadable {
+        Some(Ok(listen_from_json(v).map_err(|problem| Unreadable {
             index: self.index,
             problem,
         })))
@@ -265,5 +392,132 @@ impl<R: std::io::Read> std::io::Read for Flatten<R> {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn read(file: &str) -> Vec<Result<Listen, ListenProblem>> {
+        ExportReader::new(file.as_bytes())
+            .map(|r| r.unwrap().map_err(|u| u.problem))
+            .collect()
+    }
+
+    #[test]
+    fn the_export_is_byte_for_byte_what_it_was() {
+        let listen = Listen {
+            track: Track {
+                artist: "Sigur Rós".into(),
+                title: "Hoppípolla".into(),
+                album: Some("Takk...".into()),
+                album_artist: Some("Sigur Rós".into()),
+                track_number: Some(2),
+                duration_secs: Some(268),
+                recording_mbid: Some("rec".into()),
+                release_mbid: Some("rel".into()),
+                release_group_mbid: Some("grp".into()),
+                track_mbid: Some("trk".into()),
+                artist_mbids: vec!["a1".into(), "a2".into()],
+                ..Track::default()
+            },
+            started_at: 1_700_000_000,
+        };
+        // As it was built before: a JSON value, whose keys serde_json keeps
+        // sorted.
+        let before = json!({"listened_at": 1_700_000_000, "track_metadata": {
+            "additional_info": {"albumartist": "Sigur Rós", "artist_mbids": ["a1", "a2"],
+                "duration_ms": 268_000, "media_player": "MPD", "recording_mbid": "rec",
+                "release_group_mbid": "grp", "release_mbid": "rel",
+                "submission_client": "mpd-scrobbler", "track_mbid": "trk", "tracknumber": 2},
+            "artist_name": "Sigur Rós", "release_name": "Takk...", "track_name": "Hoppípolla"}});
+        let now = listenbrainz_listen(&listen);
+        assert_eq!(serde_json::to_string(&now).unwrap(), before.to_string());
+        assert_eq!(
+            serde_json::to_string_pretty(&now).unwrap(),
+            serde_json::to_string_pretty(&before).unwrap()
+        );
+        let bare = Listen {
+            track: Track {
+                artist: "A".into(),
+                title: "T".into(),
+                ..Track::default()
+            },
+            started_at: 5,
+        };
+        let before = json!({"listened_at": 5, "track_metadata": {"additional_info":
+            {"media_player": "MPD", "submission_client": "mpd-scrobbler"},
+            "artist_name": "A", "track_name": "T"}});
+        assert_eq!(
+            serde_json::to_string(&listenbrainz_listen(&bare)).unwrap(),
+            before.to_string()
+        );
+    }
+
+    #[test]
+    fn each_listen_is_read_as_leniently_as_before() {
+        let uuid = "0a0b0c0d-0000-4000-8000-000000000000";
+        let file = format!(
+            r#"[
+            {{"listened_at": " 7 ", "track_metadata": {{"artist_name": " A ", "track_name": "T",
+              "release_name": "", "additional_info": {{"duration_ms": "999", "duration": 30,
+              "tracknumber": "3", "albumartist": "", "recording_mbid": "{uuid}",
+              "release_mbid": "not a uuid", "artist_mbids": ["{uuid}", 5, "x"]}}}}}},
+            {{"listened_at": 8, "track_metadata": {{"artist_name": "A", "track_name": "T",
+              "additional_info": {{"duration_ms": 1500, "tracknumber": " 4",
+              "artist_mbids": "{uuid}"}}}}}},
+            {{"listened_at": 9, "track_metadata": {{"artist_name": "A", "track_name": "T",
+              "additional_info": {{"duration": "60", "tracknumber": 0}}}}}},
+            5, "x", null, [1, 2],
+            {{"listened_at": null}},
+            {{"listened_at": "bad"}},
+            {{"listened_at": -1}},
+            {{"listened_at": 1.5}},
+            {{"listened_at": [1]}},
+            {{"listened_at": 1, "track_metadata": "x"}},
+            {{"listened_at": 1, "track_metadata": {{"artist_name": "A", "track_name": 5}}}}
+            ]"#
+        );
+        let got = read(&file);
+        let first = got[0].as_ref().unwrap();
+        assert_eq!(first.started_at, 7);
+        assert_eq!(first.track.artist, "A");
+        assert_eq!(first.track.album, None);
+        assert_eq!(first.track.album_artist.as_deref(), Some(""));
+        // 999 ms is under a second: not a duration, and `duration` is not
+        // looked at when `duration_ms` was there.
+        assert_eq!(first.track.duration_secs, None);
+        assert_eq!(first.track.track_number, Some(3));
+        assert_eq!(first.track.recording_mbid.as_deref(), Some(uuid));
+        assert_eq!(first.track.release_mbid, None);
+        assert_eq!(first.track.artist_mbids, [uuid]);
+        let second = got[1].as_ref().unwrap();
+        assert_eq!(second.track.duration_secs, Some(1));
+        assert_eq!(second.track.track_number, None, "digits only, untrimmed");
+        assert!(second.track.artist_mbids.is_empty(), "an array only");
+        let third = got[2].as_ref().unwrap();
+        assert_eq!(third.track.duration_secs, Some(60));
+        assert_eq!(third.track.track_number, None);
+        let problems: Vec<ListenProblem> =
+            got[3..].iter().map(|r| r.clone().unwrap_err()).collect();
+        assert_eq!(
+            problems,
+            [
+                ListenProblem::NoTime,
+                ListenProblem::NoTime,
+                ListenProblem::NoTime,
+                ListenProblem::NoTime,
+                ListenProblem::NoTime,
+                ListenProblem::NotATime("\"bad\"".into()),
+                ListenProblem::NotATime("-1".into()),
+                ListenProblem::NotATime("1.5".into()),
+                ListenProblem::NotATime("[…]".into()),
+                ListenProblem::NoArtist,
+                ListenProblem::NoTitle,
+            ]
+        );
     }
 }

@@ -302,7 +302,7 @@ mod tests {
         // JSON Lines, as ListenBrainz's newer exports, with a broken listen.
         let lines = format!(
             "{}\n{{\"listened_at\": 5, \"track_metadata\": {{}}}}\n",
-            listenbrainz_listen(&plain)
+            serde_json::to_string(&listenbrainz_listen(&plain)).unwrap()
         );
         let (back, bad) = parse_listenbrainz_export(&lines).unwrap();
         assert_eq!(back, [plain]);

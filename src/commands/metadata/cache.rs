@@ -8,25 +8,30 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use crate::json::Obj;
 
 use crate::model::unix_now;
 
 /// How long a second command waits for the cache held by another.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
-#[derive(Serialize, Deserialize)]
-struct Entry {
+/// An entry as stored: `{"at": <Unix seconds>, "body": <the reply's JSON>}`.
+/// [`Cache::put`] writes the reply's body as it came, so every release
+/// reads every other's entries.
+#[derive(Deserialize)]
+struct Entry<T> {
     at: u64,
-    body: Value,
+    body: T,
 }
 
 /// A cached reply.
-#[derive(Debug, Clone)]
-pub(crate) struct Hit {
+#[derive(Debug)]
+pub(crate) struct Hit<T> {
     /// The reply.
-    pub body: Value,
+    pub body: T,
     /// How old it is.
     pub age: Duration,
     /// Whether it is older than the time-to-live.
@@ -86,26 +91,32 @@ impl Cache {
         }
     }
 
-    /// The entry for `key`, fresh or not.
-    pub(crate) fn get(&self, key: &str) -> Option<Hit> {
+    /// The entry for `key`, fresh or not, read as `T`; `None` also when it
+    /// cannot be read (a damaged entry is a miss, not an error).
+    pub(crate) fn get<T: DeserializeOwned>(&self, key: &str) -> Option<Hit<T>> {
         let raw = self.db.as_ref()?.get(key).ok()??;
-        let entry: Entry = serde_json::from_slice(&raw).ok()?;
+        let entry: Entry<Obj<T>> = serde_json::from_slice(&raw).ok()?;
         let age = Duration::from_secs(unix_now().saturating_sub(entry.at));
         Some(Hit {
-            body: entry.body,
+            body: entry.body.0?,
             age,
             expired: age >= self.ttl,
         })
     }
 
-    /// Store a reply, evicting the oldest entries beyond the size bound.
-    pub(crate) fn put(&self, key: &str, body: &Value) {
+    /// Store the body of a reply, evicting the oldest entries beyond the
+    /// size bound. A body that is not JSON is not stored.
+    pub(crate) fn put(&self, key: &str, body: &[u8]) {
         let Some(db) = &self.db else { return };
-        let entry = serde_json::to_vec(&Entry {
-            at: unix_now(),
-            body: body.clone(),
-        })
-        .expect("JSON values serialise");
+        if serde_json::from_slice::<IgnoredAny>(body).is_err() {
+            tracing::debug!("not caching a reply that is not JSON");
+            return;
+        }
+        // The body goes in as it came rather than re-serialised: it is
+        // JSON (checked above), so the entry is too.
+        let mut entry = format!(r#"{{"at":{},"body":"#, unix_now()).into_bytes();
+        entry.extend_from_slice(body);
+        entry.push(b'}');
         if let Err(e) = db.insert(key, entry) {
             tracing::warn!("cannot write the cache: {e}");
             return;
@@ -116,7 +127,7 @@ impl Cache {
                 .iter()
                 .flatten()
                 .map(|(k, v)| {
-                    let at = serde_json::from_slice::<Entry>(&v).map_or(0, |e| e.at);
+                    let at = serde_json::from_slice::<Entry<IgnoredAny>>(&v).map_or(0, |e| e.at);
                     (at, k)
                 })
                 .collect();
@@ -150,7 +161,16 @@ pub(crate) fn key(method: &str, params: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Reply {
+        n: crate::json::Number,
+    }
+
+    fn n(hit: Option<Hit<Reply>>) -> Option<u64> {
+        hit.and_then(|h| h.body.n.0)
+    }
 
     #[test]
     fn keys_are_normalised() {
@@ -168,17 +188,17 @@ mod tests {
     fn hit_expiry_and_eviction() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path(), Duration::from_secs(3600), 3);
-        cache.put("a", &json!({"n": 1}));
-        let hit = cache.get("a").unwrap();
-        assert_eq!(hit.body["n"], 1);
+        cache.put("a", br#" {"n": 1}"#);
+        let hit = cache.get::<Reply>("a").unwrap();
+        assert_eq!(hit.body.n.0, Some(1));
         assert!(!hit.expired);
         for k in ["b", "c", "d"] {
-            cache.put(k, &json!({}));
+            cache.put(k, b"{}");
         }
         assert_eq!(cache.db.as_ref().unwrap().len(), 3, "bounded");
         drop(cache);
         let cache = Cache::open(dir.path(), Duration::ZERO, 3);
-        assert!(cache.get("d").unwrap().expired);
+        assert!(cache.get::<Reply>("d").unwrap().expired);
     }
 
     #[test]
@@ -189,7 +209,61 @@ mod tests {
         let second = Cache::open(dir.path(), Duration::from_secs(60), 10);
         assert!(second.db.is_none());
         assert!(started.elapsed() >= LOCK_WAIT);
-        second.put("x", &json!(1));
-        assert!(second.get("x").is_none());
+        second.put("x", b"{}");
+        assert!(second.get::<Reply>("x").is_none());
+    }
+
+    #[test]
+    fn entries_of_the_release_that_stored_json_values_are_still_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Duration::from_secs(3600), 10);
+        // As the release before stored it: an Entry {at, body: Value} put
+        // through serde_json::to_vec (keys sorted, no spaces).
+        let at = unix_now() - 60;
+        let old = format!(
+            r##"{{"at":{at},"body":{{"artist":{{"bio":{{"summary":"Cher."}},"image":[{{"#text":"s.png","size":"small"}}],"name":"Cher","stats":{{"listeners":"5","playcount":7}}}}}}}}"##
+        );
+        cache
+            .db
+            .as_ref()
+            .unwrap()
+            .insert("old", old.as_bytes())
+            .unwrap();
+        let hit = cache
+            .get::<crate::commands::metadata::info::ArtistReply>("old")
+            .unwrap();
+        assert!(!hit.expired && hit.age >= Duration::from_secs(60));
+        let a = crate::commands::metadata::info::artist(hit.body, false).unwrap();
+        assert_eq!(a.name, "Cher");
+        assert_eq!((a.listeners, a.playcount), (Some(5), Some(7)));
+        assert_eq!(a.image.as_deref(), Some("s.png"));
+        assert_eq!(a.bio, "Cher.");
+        // And what this release stores is the same shape, readable by it.
+        cache.put("new", br#"{"n": "3"}"#);
+        let raw = cache.db.as_ref().unwrap().get("new").unwrap().unwrap();
+        let raw = std::str::from_utf8(&raw).unwrap();
+        assert!(
+            raw.starts_with(r#"{"at":"#) && raw.ends_with(r#","body":{"n": "3"}}"#),
+            "{raw}"
+        );
+        assert_eq!(n(cache.get("new")), Some(3));
+    }
+
+    #[test]
+    fn damaged_entries_and_bodies_that_are_not_json_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Duration::from_secs(3600), 10);
+        cache.put("html", b"<html>");
+        assert!(cache.db.as_ref().unwrap().get("html").unwrap().is_none());
+        let db = cache.db.as_ref().unwrap();
+        for (key, raw) in [
+            ("cut", &br#"{"at":1,"body":{"n":"#[..]),
+            ("list", br#"{"at":1,"body":[1]}"#),
+            ("twice", br#"{"at":1,"body":{"n":1,"n":2}}"#),
+        ] {
+            db.insert(key, raw).unwrap();
+            assert_eq!(n(cache.get(key)), None, "{key}");
+            assert!(cache.get::<Reply>(key).is_none(), "{key}");
+        }
     }
 }

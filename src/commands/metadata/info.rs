@@ -5,30 +5,87 @@
 
 use std::fmt::Write;
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::targets::lastfm::json::{items, number as count, text};
+use crate::json::{List, Number, Obj, Str, Text, present};
 
-fn non_empty(s: String) -> Option<String> {
-    (!s.trim().is_empty()).then_some(s)
+fn non_empty(s: Text) -> Option<String> {
+    (!s.0.trim().is_empty()).then_some(s.0)
 }
 
 /// The largest image that is not empty.
-fn image(v: Option<&Value>) -> Option<String> {
-    items(v)
-        .iter()
+fn image(images: List<Text>) -> Option<String> {
+    images
+        .0
+        .into_iter()
         .rev()
-        .map(|i| text(Some(i)))
+        .map(|i| i.0)
         .find(|u| !u.is_empty())
 }
 
-fn names(v: Option<&Value>, inner: &str) -> Vec<String> {
-    items(v.and_then(|v| v.get(inner)))
+/// An element with a name: a tag, a similar artist.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Named {
+    name: Text,
+}
+
+fn names(list: List<Obj<Named>>) -> Vec<String> {
+    list.0
         .into_iter()
-        .map(|t| text(t.get("name")))
+        .map(|t| t.or_default().name.0)
         .filter(|n| !n.is_empty())
         .collect()
+}
+
+/// `{"tag": [..]}`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Tags {
+    tag: List<Obj<Named>>,
+}
+
+/// An `artist.getInfo` reply.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ArtistReply {
+    /// Present with any value: an artist whose fields are all unreadable
+    /// is still an answer.
+    #[serde(deserialize_with = "present")]
+    artist: Option<Obj<ArtistFields>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ArtistFields {
+    name: Text,
+    mbid: Text,
+    url: Text,
+    image: List<Text>,
+    stats: Obj<Stats>,
+    tags: Obj<Tags>,
+    similar: Obj<Similar>,
+    bio: Obj<Bio>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Stats {
+    listeners: Number,
+    playcount: Number,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Similar {
+    artist: List<Obj<Named>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Bio {
+    summary: Str,
+    content: Str,
 }
 
 /// `artist.getInfo`.
@@ -46,24 +103,64 @@ pub(crate) struct Artist {
 }
 
 /// Read `artist.getInfo`; `full` keeps the whole biography, not the summary.
-pub(crate) fn artist(reply: &Value, full: bool) -> Option<Artist> {
-    let a = reply.get("artist")?;
-    let bio = a.get("bio");
-    let raw = bio
-        .and_then(|b| b.get(if full { "content" } else { "summary" }))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+pub(crate) fn artist(reply: ArtistReply, full: bool) -> Option<Artist> {
+    let a = reply.artist?.or_default();
+    let bio = a.bio.or_default();
+    let raw = if full { bio.content } else { bio.summary };
+    let stats = a.stats.or_default();
     Some(Artist {
-        name: text(a.get("name")),
-        mbid: non_empty(text(a.get("mbid"))),
-        url: non_empty(text(a.get("url"))),
-        image: image(a.get("image")),
-        listeners: count(a.get("stats").and_then(|s| s.get("listeners"))),
-        playcount: count(a.get("stats").and_then(|s| s.get("playcount"))),
-        tags: names(a.get("tags"), "tag"),
-        similar: names(a.get("similar"), "artist"),
-        bio: plain_text(raw),
+        name: a.name.0,
+        mbid: non_empty(a.mbid),
+        url: non_empty(a.url),
+        image: image(a.image),
+        listeners: stats.listeners.0,
+        playcount: stats.playcount.0,
+        tags: names(a.tags.or_default().tag),
+        similar: names(a.similar.or_default().artist),
+        bio: plain_text(raw.0.as_deref().unwrap_or_default()),
     })
+}
+
+/// An `album.getInfo` reply.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct AlbumReply {
+    /// Present with any value, as [`ArtistReply::artist`].
+    #[serde(deserialize_with = "present")]
+    album: Option<Obj<AlbumFields>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AlbumFields {
+    name: Text,
+    artist: Text,
+    url: Text,
+    listeners: Number,
+    playcount: Number,
+    tags: Obj<Tags>,
+    tracks: Obj<AlbumTracks>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AlbumTracks {
+    track: List<Obj<AlbumTrackFields>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AlbumTrackFields {
+    #[serde(rename = "@attr")]
+    attr: Obj<Rank>,
+    name: Text,
+    duration: Number,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Rank {
+    rank: Number,
 }
 
 /// One track of an album.
@@ -87,23 +184,30 @@ pub(crate) struct Album {
 }
 
 /// Read `album.getInfo`.
-pub(crate) fn album(reply: &Value) -> Option<Album> {
-    let a = reply.get("album")?;
-    let tracks = items(a.get("tracks").and_then(|t| t.get("track")))
+pub(crate) fn album(reply: AlbumReply) -> Option<Album> {
+    let a = reply.album?.or_default();
+    let tracks = a
+        .tracks
+        .or_default()
+        .track
+        .0
         .into_iter()
-        .map(|t| AlbumTrack {
-            rank: count(t.get("@attr").and_then(|r| r.get("rank"))),
-            name: text(t.get("name")),
-            duration: count(t.get("duration")).filter(|d| *d > 0),
+        .map(|t| {
+            let t = t.or_default();
+            AlbumTrack {
+                rank: t.attr.or_default().rank.0,
+                name: t.name.0,
+                duration: t.duration.0.filter(|d| *d > 0),
+            }
         })
         .collect();
     Some(Album {
-        name: text(a.get("name")),
-        artist: text(a.get("artist")),
-        url: non_empty(text(a.get("url"))),
-        listeners: count(a.get("listeners")),
-        playcount: count(a.get("playcount")),
-        tags: names(a.get("tags"), "tag"),
+        name: a.name.0,
+        artist: a.artist.0,
+        url: non_empty(a.url),
+        listeners: a.listeners.0,
+        playcount: a.playcount.0,
+        tags: names(a.tags.or_default().tag),
         tracks,
     })
 }
@@ -119,38 +223,140 @@ pub(crate) struct Row {
     pub url: Option<String>,
 }
 
+/// An `artist.search` reply.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct SearchReply {
+    results: Obj<SearchResults>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SearchResults {
+    artistmatches: Obj<ArtistMatches>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ArtistMatches {
+    artist: List<Obj<Found>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Found {
+    name: Text,
+    listeners: Number,
+    url: Text,
+}
+
 /// Read `artist.search`.
-pub(crate) fn search(reply: &Value) -> Vec<Row> {
-    let found = reply
-        .get("results")
-        .and_then(|r| r.get("artistmatches"))
-        .and_then(|m| m.get("artist"));
-    items(found)
+pub(crate) fn search(reply: SearchReply) -> Vec<Row> {
+    let found = reply.results.or_default().artistmatches.or_default().artist;
+    found
+        .0
         .into_iter()
-        .enumerate()
-        .map(|(i, a)| Row {
-            rank: Some(i as u64 + 1),
-            artist: None,
-            name: text(a.get("name")),
-            count: count(a.get("listeners")),
-            url: non_empty(text(a.get("url"))),
+        .zip(1..)
+        .map(|(a, rank)| {
+            let a = a.or_default();
+            Row {
+                rank: Some(rank),
+                artist: None,
+                name: a.name.0,
+                count: a.listeners.0,
+                url: non_empty(a.url),
+            }
         })
         .collect()
 }
 
+/// A `user.getTopArtists` or `user.getTopTracks` reply.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct TopReply {
+    topartists: Obj<TopArtists>,
+    toptracks: Obj<TopTracks>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TopArtists {
+    artist: List<Obj<TopItem>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TopTracks {
+    track: List<Obj<TopItem>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TopItem {
+    #[serde(rename = "@attr")]
+    attr: Obj<Rank>,
+    artist: Text,
+    name: Text,
+    playcount: Number,
+    url: Text,
+}
+
 /// Read `user.getTopArtists` (`kind` "artist") or `user.getTopTracks` ("track").
-pub(crate) fn top(reply: &Value, kind: &str) -> Vec<Row> {
-    let list = reply.get(format!("top{kind}s")).and_then(|t| t.get(kind));
-    items(list)
+pub(crate) fn top(reply: TopReply, kind: &str) -> Vec<Row> {
+    let list = match kind {
+        "artist" => reply.topartists.or_default().artist,
+        "track" => reply.toptracks.or_default().track,
+        _ => List::default(),
+    };
+    list.0
         .into_iter()
-        .map(|t| Row {
-            rank: count(t.get("@attr").and_then(|a| a.get("rank"))),
-            artist: (kind == "track").then(|| text(t.get("artist"))),
-            name: text(t.get("name")),
-            count: count(t.get("playcount")),
-            url: non_empty(text(t.get("url"))),
+        .map(|t| {
+            let t = t.or_default();
+            Row {
+                rank: t.attr.or_default().rank.0,
+                artist: (kind == "track").then_some(t.artist.0),
+                name: t.name.0,
+                count: t.playcount.0,
+                url: non_empty(t.url),
+            }
         })
         .collect()
+}
+
+/// A `user.getRecentTracks` reply.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RecentReply {
+    recenttracks: Obj<RecentTracks>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RecentTracks {
+    track: List<Obj<RecentItem>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RecentItem {
+    #[serde(rename = "@attr")]
+    attr: Obj<RecentAttr>,
+    artist: Text,
+    name: Text,
+    album: Text,
+    date: Obj<Date>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RecentAttr {
+    nowplaying: Str,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Date {
+    uts: Number,
 }
 
 /// One recent track.
@@ -165,20 +371,22 @@ pub(crate) struct Recent {
 }
 
 /// Read `user.getRecentTracks`.
-pub(crate) fn recent(reply: &Value) -> Vec<Recent> {
-    let list = reply.get("recenttracks").and_then(|r| r.get("track"));
-    items(list)
+pub(crate) fn recent(reply: RecentReply) -> Vec<Recent> {
+    reply
+        .recenttracks
+        .or_default()
+        .track
+        .0
         .into_iter()
-        .map(|t| Recent {
-            artist: text(t.get("artist")),
-            name: text(t.get("name")),
-            album: non_empty(text(t.get("album"))),
-            date: count(t.get("date").and_then(|d| d.get("uts"))),
-            now_playing: t
-                .get("@attr")
-                .and_then(|a| a.get("nowplaying"))
-                .and_then(Value::as_str)
-                == Some("true"),
+        .map(|t| {
+            let t = t.or_default();
+            Recent {
+                artist: t.artist.0,
+                name: t.name.0,
+                album: non_empty(t.album),
+                date: t.date.or_default().uts.0,
+                now_playing: t.attr.or_default().nowplaying.0.as_deref() == Some("true"),
+            }
         })
         .collect()
 }
@@ -365,7 +573,13 @@ pub(crate) fn render_recent(tracks: &[Recent], local_time: impl Fn(u64) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::de::DeserializeOwned;
     use serde_json::json;
+
+    /// A reply body read as `T`.
+    fn read<T: DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).unwrap()
+    }
 
     #[test]
     fn quirks_single_object_text_strings_and_empty_lists() {
@@ -377,8 +591,9 @@ mod tests {
             "tags": "",
             "bio": {"summary": "Cher &amp; co. <a href=\"https://www.last.fm/music/Cher\">Read more on Last.fm</a>",
                     "content": "Long. User-contributed text is available under the Creative Commons By-SA License; additional terms may apply."}
-        }});
-        let a = artist(&reply, false).unwrap();
+        }})
+        .to_string();
+        let a = artist(read(&reply), false).unwrap();
         assert_eq!(a.mbid, None);
         assert_eq!(a.image.as_deref(), Some("small.png"));
         assert_eq!(
@@ -388,7 +603,7 @@ mod tests {
         assert_eq!(a.similar, ["Madonna"]);
         assert!(a.tags.is_empty());
         assert_eq!(a.bio, "Cher & co.");
-        assert_eq!(artist(&reply, true).unwrap().bio, "Long.");
+        assert_eq!(artist(read(&reply), true).unwrap().bio, "Long.");
     }
 
     #[test]
@@ -398,7 +613,7 @@ mod tests {
              "album": {"#text": "OK Computer"}},
             {"artist": {"#text": "Portishead"}, "name": "Glory Box", "album": {"#text": ""},
              "date": {"uts": "1718150100", "#text": "11 Jun 2024, 20:35"}}]}});
-        let r = recent(&reply);
+        let r = recent(read(&reply.to_string()));
         assert!(r[0].now_playing && r[0].date.is_none());
         assert_eq!(r[1].date, Some(1_718_150_100));
         assert_eq!(r[1].album, None);
@@ -413,14 +628,14 @@ mod tests {
     fn top_search_and_album_tolerate_shapes() {
         let tracks = json!({"toptracks": {"track": {"name": "Believe", "playcount": "12",
             "artist": {"name": "Cher"}, "@attr": {"rank": "1"}}, "@attr": {}}});
-        let t = top(&tracks, "track");
+        let t = top(read(&tracks.to_string()), "track");
         assert_eq!(t[0].artist.as_deref(), Some("Cher"));
         assert_eq!(t[0].count, Some(12));
-        assert!(search(&json!({"results": {"artistmatches": {"artist": []}}})).is_empty());
-        let al = album(
-            &json!({"album": {"name": "Takk...", "artist": "Sigur Rós", "tags": "",
-            "tracks": {"track": {"name": "Glósóli", "duration": "374", "@attr": {"rank": 1}}}}}),
-        )
+        assert!(search(read(r#"{"results": {"artistmatches": {"artist": []}}}"#)).is_empty());
+        let al = album(read(
+            r#"{"album": {"name": "Takk...", "artist": "Sigur Rós", "tags": "",
+            "tracks": {"track": {"name": "Glósóli", "duration": "374", "@attr": {"rank": 1}}}}}"#,
+        ))
         .unwrap();
         assert_eq!(al.tracks[0].duration, Some(374));
         let text = render_album(&al);

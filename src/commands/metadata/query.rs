@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use super::cache::{self, Cache};
 use super::info;
@@ -135,7 +135,7 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
                 params.push(("lang", l));
             }
             let reply = fetch(&reader, &cache, "artist.getInfo", &params, opts, &name).await?;
-            let a = info::artist(&reply, full).ok_or_else(|| {
+            let a = info::artist(reply, full).ok_or_else(|| {
                 QueryError::Failed(format!("Last.fm sent no artist for {name:?}"))
             })?;
             render(opts, &a, || info::render_artist(&a, width))
@@ -158,14 +158,14 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
             ];
             let what = format!("{artist} – {album}");
             let reply = fetch(&reader, &cache, "album.getInfo", &params, opts, &what).await?;
-            let a = info::album(&reply)
+            let a = info::album(reply)
                 .ok_or_else(|| QueryError::Failed(format!("Last.fm sent no album for {what:?}")))?;
             render(opts, &a, || info::render_album(&a))
         }
         Query::Search { query, limit } => {
             let params = [("artist", query.clone()), ("limit", limit.to_string())];
             let reply = fetch(&reader, &cache, "artist.search", &params, opts, &query).await?;
-            let rows = info::search(&reply);
+            let rows = info::search(reply);
             render(opts, &rows, || info::render_rows(&rows, "listeners"))
         }
         Query::Top {
@@ -186,14 +186,14 @@ pub(crate) async fn run(config: &Config, query: Query, opts: Options) -> Result<
                 ("limit", limit.to_string()),
             ];
             let reply = fetch(&reader, &cache, method, &params, opts, &who).await?;
-            let rows = info::top(&reply, kind);
+            let rows = info::top(reply, kind);
             render(opts, &rows, || info::render_rows(&rows, "plays"))
         }
         Query::Recent { limit, user: who } => {
             let who = user(who)?;
             let params = [("user", who.clone()), ("limit", limit.to_string())];
             let reply = fetch(&reader, &cache, "user.getRecentTracks", &params, opts, &who).await?;
-            let tracks = info::recent(&reply);
+            let tracks = info::recent(reply);
             render(opts, &tracks, || {
                 info::render_recent(&tracks, crate::time::local_time)
             })
@@ -217,26 +217,33 @@ struct Reader<'a> {
     timeout: std::time::Duration,
 }
 
-/// Ask Last.fm through the cache. A fresh entry answers without a request;
-/// when Last.fm cannot be reached, an expired one is shown with its age.
-async fn fetch(
+/// Ask Last.fm through the cache, and read the reply as `T`. A fresh entry
+/// answers without a request; when Last.fm cannot be reached, an expired one
+/// is shown with its age.
+async fn fetch<T: DeserializeOwned>(
     reader: &Reader<'_>,
     cache: &Cache,
     method: &str,
     params: &[(&str, String)],
     opts: Options,
     what: &str,
-) -> Result<Value, QueryError> {
+) -> Result<T, QueryError> {
     let key = cache::key(method, params);
-    let cached = cache.get(&key);
-    if let Some(hit) = cached.as_ref().filter(|h| !h.expired && !opts.refresh) {
-        tracing::debug!("{method}: from the cache ({} s old)", hit.age.as_secs());
-        return Ok(hit.body.clone());
-    }
+    let cached = match cache.get::<T>(&key) {
+        Some(hit) if !hit.expired && !opts.refresh => {
+            tracing::debug!("{method}: from the cache ({} s old)", hit.age.as_secs());
+            return Ok(hit.body);
+        }
+        cached => cached,
+    };
     match reader.client.read(method, params).await {
         Ok(body) => {
+            let reply = crate::json::object(&body).ok_or_else(|| {
+                let e = lastfm::Error::Malformed(format!("unreadable {method} reply"));
+                QueryError::Failed(explain(&e, what, reader.timeout))
+            })?;
             cache.put(&key, &body);
-            Ok(body)
+            Ok(reply)
         }
         Err(e)
             if matches!(

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use serde_json::Value;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::sign::{self, Params};
 use super::{Error, MAX_BATCH, Session, wire};
@@ -66,7 +66,7 @@ impl Client {
         let reply = self
             .call("track.updateNowPlaying", Some(session_key), params)
             .await?;
-        if let Some((code, message)) = wire::now_playing_ignored(&reply) {
+        if let Some((code, message)) = wire::now_playing_ignored(reply) {
             tracing::debug!(code, message, "server ignored the now-playing notice");
         }
         Ok(())
@@ -103,7 +103,7 @@ impl Client {
         let reply = self
             .call("track.scrobble", Some(session_key), params)
             .await?;
-        wire::scrobble_outcomes(&reply, listens.len())
+        wire::scrobble_outcomes(reply, listens.len())
     }
 
     /// Starts the desktop flow: requests a token (`auth.getToken`) for the
@@ -116,7 +116,7 @@ impl Client {
     /// Any failure of the call; see [`Error::kind`].
     pub(crate) async fn get_token(&self) -> Result<String, Error> {
         let reply = self.call("auth.getToken", None, Params::new()).await?;
-        wire::token(&reply)
+        wire::token(reply)
     }
 
     /// Finishes the desktop flow: exchanges an approved token for a session
@@ -131,7 +131,7 @@ impl Client {
     pub(crate) async fn get_session(&self, token: &str) -> Result<Session, Error> {
         let params = Params::from([("token".to_owned(), token.to_owned())]);
         let reply = self.call("auth.getSession", None, params).await?;
-        wire::session(&reply)
+        wire::session(reply)
     }
     /// Love or unlove a track (`track.love` / `track.unlove`).
     ///
@@ -149,7 +149,9 @@ impl Client {
             ("artist".to_owned(), track.artist.clone()),
             ("track".to_owned(), track.title.clone()),
         ]);
-        self.call(method, Some(session_key), params).await.map(drop)
+        self.call::<IgnoredAny>(method, Some(session_key), params)
+            .await
+            .map(drop)
     }
     /// The mobile flow: gets a session from a user name and password
     /// (`auth.getMobileSession`).
@@ -171,7 +173,7 @@ impl Client {
     ) -> Result<Session, Error> {
         let params = self.mobile_session_params(username, password);
         let reply = self.call("auth.getMobileSession", None, params).await?;
-        wire::session(&reply)
+        wire::session(reply)
     }
 
     /// The page where the user approves a desktop token:
@@ -224,17 +226,17 @@ impl Client {
         host == "ws.audioscrobbler.com" || host == "last.fm" || host.ends_with(".last.fm")
     }
 
-    /// Signs and POSTs a call, and returns the JSON of a successful reply.
-    pub(super) async fn call(
+    /// Signs and POSTs a call, and returns its successful reply read as `T`.
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         session_key: Option<&str>,
         params: Params,
-    ) -> Result<Value, Error> {
+    ) -> Result<T, Error> {
         // Only the method name: the body holds the session key or password.
         tracing::debug!(method, "Audioscrobbler request");
         let response = self.request(method, session_key, params).send().await?;
-        reply(response).await
+        wire::parse(&reply_body(response).await?)
     }
 
     /// The signed form POST for a call. Every call is a POST: writes and
@@ -263,20 +265,22 @@ impl fmt::Debug for Client {
             .finish_non_exhaustive()
     }
 }
-/// The JSON of a successful reply, or the error it reports; the body is read
-/// up to [`crate::http::MAX_BODY`].
-pub(super) async fn reply(response: reqwest::Response) -> Result<Value, Error> {
+/// The body of a successful reply (a JSON object, see
+/// [`wire::check_reply`]), or the error it reports; the body is read up to
+/// [`crate::http::MAX_BODY`].
+pub(super) async fn reply_body(response: reqwest::Response) -> Result<Vec<u8>, Error> {
     let status = response.status().as_u16();
     let retry_after = crate::http::retry_after(response.headers(), SystemTime::now());
     let body = crate::http::read_body(response).await?;
-    wire::read_reply(status, &body).map_err(|e| match e {
+    wire::check_reply(status, &body).map_err(|e| match e {
         Error::Http { status, body, .. } => Error::Http {
             status,
             body,
             retry_after,
         },
         e => e,
-    })
+    })?;
+    Ok(body)
 }
 
 /// Splits `https://user@host:port/path?query` into `("https", "host:port")`.

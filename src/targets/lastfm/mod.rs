@@ -9,7 +9,6 @@
 //! the replies, `sign` signs them, and `read` holds the read methods.
 
 mod client;
-pub(crate) mod json;
 mod read;
 mod recent;
 mod sign;

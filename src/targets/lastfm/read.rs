@@ -2,13 +2,14 @@
 //! `info` and `query`), the recent tracks of a user (to check what arrived)
 //! and the account behind a session.
 
-use serde_json::Value;
+use serde::Deserialize;
 
-use super::client::reply;
+use super::client::reply_body;
 use super::recent::{self, PAGE_SIZE, RecentPage};
 use super::sign::Params;
 use super::{Client, Error, MAX_RECENT_PAGES, wire};
 use crate::http::percent_encode;
+use crate::json::{Obj, Str};
 use crate::targets::Heard;
 
 impl Client {
@@ -23,18 +24,30 @@ impl Client {
     ///
     /// Any failure of the call; see [`Error::kind`].
     pub(crate) async fn session_user(&self, session_key: &str) -> Result<String, Error> {
-        let reply = self
+        #[derive(Default, Deserialize)]
+        #[serde(default)]
+        struct Reply {
+            user: Obj<User>,
+        }
+        #[derive(Default, Deserialize)]
+        #[serde(default)]
+        struct User {
+            name: Str,
+        }
+        let reply: Reply = self
             .call("user.getInfo", Some(session_key), Params::new())
             .await?;
         reply
-            .get("user")
-            .and_then(|u| u.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+            .user
+            .or_default()
+            .name
+            .0
             .ok_or_else(|| Error::Malformed("no user name in the user.getInfo reply".into()))
     }
     /// An unsigned read call (`artist.getInfo`, `user.getTopArtists`, ...)
-    /// by GET, returning the reply's JSON (docs/protocols.md, "Read methods").
+    /// by GET, returning the body of the reply, a JSON object
+    /// (docs/protocols.md, "Read methods"); the caller reads it into the
+    /// reply's type, or keeps it as it came (the metadata cache).
     ///
     /// # Errors
     ///
@@ -43,9 +56,9 @@ impl Client {
         &self,
         method: &str,
         params: &[(&str, String)],
-    ) -> Result<Value, Error> {
+    ) -> Result<Vec<u8>, Error> {
         let response = self.get(method, params).send().await?;
-        reply(response).await
+        reply_body(response).await
     }
 
     /// The GET of an unsigned read call. The API key is no secret (it is
@@ -96,19 +109,8 @@ impl Client {
             params.push(("from", after.to_string()));
         }
         let response = self.get("user.getRecentTracks", &params).send().await?;
-        let status = response.status().as_u16();
-        let retry_after =
-            crate::http::retry_after(response.headers(), std::time::SystemTime::now());
-        let body = crate::http::read_body(response).await?;
         // The envelope first: an API error, or whatever is not the API.
-        wire::read_reply(status, &body).map_err(|e| match e {
-            Error::Http { status, body, .. } => Error::Http {
-                status,
-                body,
-                retry_after,
-            },
-            e => e,
-        })?;
+        let body = reply_body(response).await?;
         recent::recent_page(&body)
     }
 
@@ -136,8 +138,8 @@ impl Client {
                 ("limit", "200".to_owned()),
                 ("page", page.to_string()),
             ];
-            let reply = self.read("user.getRecentTracks", &params).await?;
-            let (items, pages) = wire::recent_tracks(&reply)?;
+            let body = self.read("user.getRecentTracks", &params).await?;
+            let (items, pages) = wire::recent_tracks(wire::parse(&body)?)?;
             heard.extend(items);
             if page >= pages {
                 break;

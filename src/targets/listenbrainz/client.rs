@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::json::{self, Maybe, Str, present};
 use tokio::time::Instant;
 
 use super::page::{ListensPage, MAX_PAGE_BYTES, PAGE_SIZE, listens_page};
-use super::wire::{document, http_error, listen_json, parse_listens, track_metadata};
+use super::wire::{document, http_error, listen_json, parse_listens, playing_now_json};
 use super::{Error, Flavor, MAX_BATCH, MAX_LISTEN_PAGES};
 use crate::model::{Listen, Track};
 use crate::targets::Heard;
@@ -71,12 +74,7 @@ impl Client {
         if self.flavor == Flavor::Maloja {
             return Ok(());
         }
-        let body = document(
-            "playing_now",
-            [track_metadata(track, self.flavor)]
-                .into_iter()
-                .map(|m| json!({"track_metadata": m})),
-        );
+        let body = document("playing_now", &[playing_now_json(track, self.flavor)]);
         self.submit_raw(token, body).await
     }
 
@@ -91,7 +89,11 @@ impl Client {
         } else {
             "import"
         };
-        let body = document(kind, listens.iter().map(|l| listen_json(l, self.flavor)));
+        let payload: Vec<_> = listens
+            .iter()
+            .map(|l| listen_json(l, self.flavor))
+            .collect();
+        let body = document(kind, &payload);
         self.submit_raw(token, body).await
     }
 
@@ -102,11 +104,19 @@ impl Client {
         recording_mbid: &str,
         score: i8,
     ) -> Result<(), Error> {
+        #[derive(Serialize)]
+        struct Feedback<'a> {
+            recording_mbid: &'a str,
+            score: i8,
+        }
         let resp = self
             .http
             .post(format!("{}/1/feedback/recording-feedback", self.root))
             .header("Authorization", format!("Token {token}"))
-            .json(&json!({"recording_mbid": recording_mbid, "score": score}))
+            .json(&Feedback {
+                recording_mbid,
+                score,
+            })
             .send()
             .await
             .map_err(transport)?;
@@ -134,14 +144,16 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(http_error(status, &body, None));
         }
-        let v: Value = serde_json::from_slice(&body).map_err(|_| Error::NotJson { status })?;
-        match v.get("valid").and_then(Value::as_bool) {
-            Some(true) => Ok(Some(
-                v.get("user_name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            )),
+        #[derive(Default, Deserialize)]
+        #[serde(default)]
+        struct Validity {
+            valid: Maybe<bool>,
+            user_name: Str,
+        }
+        serde_json::from_slice::<IgnoredAny>(&body).map_err(|_| Error::NotJson { status })?;
+        let v = json::object::<Validity>(&body).unwrap_or_default();
+        match v.valid.0 {
+            Some(true) => Ok(Some(v.user_name.0.unwrap_or_default())),
             Some(false) => Ok(None),
             None => Err(Error::Malformed(
                 "validate-token reply has no `valid`".into(),
@@ -311,10 +323,17 @@ fn accepted(status: u16, body: &[u8], reset_in: Option<Duration>) -> Result<(), 
     if !(200..300).contains(&status) {
         return Err(http_error(status, body, reset_in));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v) if v.is_object() && v.get("error").is_none() => Ok(()),
-        Ok(v) if v.is_object() => Err(http_error(status, body, reset_in)),
-        _ => Err(Error::NotJson { status }),
+    /// Whether the reply has an `error`, whatever its value.
+    #[derive(Default, Deserialize)]
+    #[serde(default)]
+    struct ErrorKey {
+        #[serde(deserialize_with = "present")]
+        error: Option<IgnoredAny>,
+    }
+    match json::object::<ErrorKey>(body) {
+        Some(ErrorKey { error: None }) => Ok(()),
+        Some(ErrorKey { error: Some(_) }) => Err(http_error(status, body, reset_in)),
+        None => Err(Error::NotJson { status }),
     }
 }
 
