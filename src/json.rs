@@ -182,10 +182,29 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum Shape<T> {
-    // Read only to be told apart from an object.
-    Array(#[allow(dead_code)] Vec<IgnoredAny>),
+    Array(AnyArray),
     Object(T),
     Other(IgnoredAny),
+}
+
+/// An array, its elements skipped: only its shape matters.
+struct AnyArray;
+
+impl<'de> Deserialize<'de> for AnyArray {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Skip;
+        impl<'de> Visitor<'de> for Skip {
+            type Value = AnyArray;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyArray, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AnyArray)
+            }
+        }
+        deserializer.deserialize_seq(Skip)
+    }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
