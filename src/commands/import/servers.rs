@@ -236,17 +236,29 @@ impl Pages for LastFm<'_> {
     }
 }
 
+/// A refusal the import waits out and tries again, of either server;
+/// `None` for one that ends it.
+fn retry(
+    name: &str,
+    kind: ErrorKind,
+    retry_after: Option<std::time::Duration>,
+    e: &dyn std::fmt::Display,
+) -> Option<PageError> {
+    let trouble = match kind {
+        ErrorKind::RateLimited => Trouble::RateLimited(retry_after),
+        ErrorKind::Transient | ErrorKind::Unknown => Trouble::Transient(retry_after),
+        _ => return None,
+    };
+    Some(PageError::Retry(trouble, format!("{name}: {e}")))
+}
+
 impl LastFm<'_> {
     fn error(&self, e: lastfm::Error) -> PageError {
         let (name, user) = (&self.name, &self.user);
-        let retry_after = e.retry_after();
+        if let Some(retry) = retry(name, e.kind(), e.retry_after(), &e) {
+            return retry;
+        }
         match (e.kind(), &e) {
-            (ErrorKind::RateLimited, _) => {
-                PageError::Retry(Trouble::RateLimited(retry_after), format!("{name}: {e}"))
-            }
-            (ErrorKind::Transient | ErrorKind::Unknown, _) => {
-                PageError::Retry(Trouble::Transient(retry_after), format!("{name}: {e}"))
-            }
             (_, lastfm::Error::Api { code: 6, message }) => PageError::Fatal(ImportError::Refused(
                 format!("{name}: no user {user:?} ({message})"),
             )),
@@ -308,14 +320,10 @@ impl Pages for ListenBrainz {
 impl ListenBrainz {
     fn error(&self, e: listenbrainz::Error) -> PageError {
         let (name, user) = (&self.name, &self.user);
-        let retry_after = e.retry_after();
+        if let Some(retry) = retry(name, e.kind(), e.retry_after(), &e) {
+            return retry;
+        }
         match (e.kind(), &e) {
-            (ErrorKind::RateLimited, _) => {
-                PageError::Retry(Trouble::RateLimited(retry_after), format!("{name}: {e}"))
-            }
-            (ErrorKind::Transient | ErrorKind::Unknown, _) => {
-                PageError::Retry(Trouble::Transient(retry_after), format!("{name}: {e}"))
-            }
             (_, listenbrainz::Error::Http { status: 404, .. }) => PageError::Fatal(
                 ImportError::Refused(format!("{name}: no user {user:?} ({e})")),
             ),
